@@ -1,0 +1,303 @@
+/*
+ * base: error messages, checked arithmetic, file mapping, atomic output,
+ * timing, progress and a JSON writer. See base.h for the contracts.
+ *
+ * The error message is thread-local so that worker threads and the caller
+ * never overwrite each other's message.
+ */
+#include "base.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Thread_local char last_error[1024] = "no error";
+
+const char *dp_last_error(void) { return last_error; }
+
+dp_status dp_fail(dp_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    /* One line, always: newlines in user-provided names become spaces. */
+    for (char *p = last_error; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    return status;
+}
+
+_Noreturn void dp_assert_fail(const char *file, int line, const char *expr) {
+    fprintf(stderr, "depthprune: internal error at %s:%d: assertion '%s' failed\n", file, line, expr);
+    abort();
+}
+
+bool dp_mul_overflow(uint64_t a, uint64_t b, uint64_t *out) {
+    return __builtin_mul_overflow(a, b, out);
+}
+
+bool dp_add_overflow(uint64_t a, uint64_t b, uint64_t *out) {
+    return __builtin_add_overflow(a, b, out);
+}
+
+void *dp_malloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) dp_fail(DP_ERR_NOMEM, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *dp_calloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) dp_fail(DP_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+dp_status dp_map_open(const char *path, struct dp_map *out) {
+    memset(out, 0, sizeof *out);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return dp_fail(DP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return dp_fail(DP_ERR_IO, "%s: not a regular file", path);
+    }
+    out->size = (size_t)st.st_size;
+    if (out->size > 0) {
+        void *p = mmap(NULL, out->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return dp_fail(DP_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+        }
+        out->data = p;
+    }
+    close(fd);
+    out->path = strdup(path);
+    if (!out->path) {
+        dp_map_close(out);
+        return dp_fail(DP_ERR_NOMEM, "out of memory");
+    }
+    return DP_OK;
+}
+
+void dp_map_close(struct dp_map *map) {
+    if (!map) return;
+    if (map->data) munmap((void *)map->data, map->size);
+    free(map->path);
+    memset(map, 0, sizeof *map);
+}
+
+dp_status dp_read_file(const char *path, char **out, size_t *len) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return dp_fail(DP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (n + 1 < cap) {
+            if (ferror(f)) break;
+            if (feof(f)) break;
+            continue;
+        }
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (!buf) return dp_fail(DP_ERR_NOMEM, "%s: out of memory reading the file", path);
+    if (err) {
+        free(buf);
+        return dp_fail(DP_ERR_IO, "%s: read error", path);
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return DP_OK;
+}
+
+dp_status dp_out_open(const char *path, struct dp_out *out) {
+    memset(out, 0, sizeof *out);
+    size_t n = strlen(path) + 32;
+    out->path = strdup(path);
+    out->tmp = malloc(n);
+    if (!out->path || !out->tmp) {
+        free(out->path);
+        free(out->tmp);
+        return dp_fail(DP_ERR_NOMEM, "out of memory");
+    }
+    snprintf(out->tmp, n, "%s.tmp.%d", path, (int)getpid());
+    out->f = fopen(out->tmp, "wb");
+    if (!out->f) {
+        dp_status st = dp_fail(DP_ERR_IO, "%s: cannot create: %s", out->tmp, strerror(errno));
+        free(out->path);
+        free(out->tmp);
+        memset(out, 0, sizeof *out);
+        return st;
+    }
+    return DP_OK;
+}
+
+dp_status dp_out_commit(struct dp_out *out) {
+    dp_status st = DP_OK;
+    bool bad = ferror(out->f) != 0;
+    if (fclose(out->f) != 0) bad = true;
+    out->f = NULL;
+    if (bad) {
+        st = dp_fail(DP_ERR_IO, "%s: write error (disk full?)", out->tmp);
+        remove(out->tmp);
+    } else if (rename(out->tmp, out->path) != 0) {
+        st = dp_fail(DP_ERR_IO, "%s: cannot rename into place: %s", out->path, strerror(errno));
+        remove(out->tmp);
+    }
+    free(out->path);
+    free(out->tmp);
+    memset(out, 0, sizeof *out);
+    return st;
+}
+
+void dp_out_abort(struct dp_out *out) {
+    if (!out || !out->tmp) return;
+    if (out->f) fclose(out->f);
+    remove(out->tmp);
+    free(out->path);
+    free(out->tmp);
+    memset(out, 0, sizeof *out);
+}
+
+double dp_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double dp_peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
+}
+
+static int progress_enabled = -1;
+static double progress_last;
+
+void dp_progress(const char *what, int64_t done, int64_t total) {
+    if (progress_enabled < 0) {
+        const char *e = getenv("DP_PROGRESS");
+        progress_enabled = e ? atoi(e) != 0 : isatty(2);
+    }
+    if (!progress_enabled) return;
+    double t = dp_now();
+    if (done != total && t - progress_last < 0.2) return;
+    progress_last = t;
+    if (total > 0)
+        fprintf(stderr, "\r%s: %lld/%lld (%.0f%%)   ", what, (long long)done, (long long)total,
+                100.0 * (double)done / (double)total);
+    else
+        fprintf(stderr, "\r%s: %lld   ", what, (long long)done);
+}
+
+void dp_progress_end(void) {
+    if (progress_enabled > 0) fputc('\n', stderr);
+    progress_last = 0;
+}
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+void dp_json_init(struct dp_json *j, FILE *f) {
+    memset(j, 0, sizeof *j);
+    j->f = f;
+    j->first[0] = true;
+}
+
+void dp_json_write_string(FILE *f, const char *s, size_t n) {
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (c < 0x20 || c == 0x7f) fprintf(f, "\\u%04x", c);
+            else fputc(c, f);
+        }
+    }
+    fputc('"', f);
+}
+
+static void json_key(struct dp_json *j, const char *key) {
+    if (!j->first[j->depth]) fputc(',', j->f);
+    j->first[j->depth] = false;
+    if (key) {
+        dp_json_write_string(j->f, key, strlen(key));
+        fputc(':', j->f);
+    }
+}
+
+void dp_json_begin_obj(struct dp_json *j, const char *key) {
+    json_key(j, key);
+    fputc('{', j->f);
+    DP_ASSERT(j->depth + 1 < 64);
+    j->closers[j->depth] = '}';
+    j->first[++j->depth] = true;
+}
+
+void dp_json_begin_arr(struct dp_json *j, const char *key) {
+    json_key(j, key);
+    fputc('[', j->f);
+    DP_ASSERT(j->depth + 1 < 64);
+    j->closers[j->depth] = ']';
+    j->first[++j->depth] = true;
+}
+
+void dp_json_end(struct dp_json *j) {
+    DP_ASSERT(j->depth > 0);
+    j->depth--;
+    fputc(j->closers[j->depth], j->f);
+    if (j->depth == 0) fputc('\n', j->f);
+}
+
+void dp_json_num(struct dp_json *j, const char *key, double v) {
+    json_key(j, key);
+    if (isfinite(v)) fprintf(j->f, "%.10g", v);
+    else fputs("null", j->f);
+}
+
+void dp_json_int(struct dp_json *j, const char *key, int64_t v) {
+    json_key(j, key);
+    fprintf(j->f, "%lld", (long long)v);
+}
+
+void dp_json_bool(struct dp_json *j, const char *key, bool v) {
+    json_key(j, key);
+    fputs(v ? "true" : "false", j->f);
+}
+
+void dp_json_null(struct dp_json *j, const char *key) {
+    json_key(j, key);
+    fputs("null", j->f);
+}
+
+void dp_json_str(struct dp_json *j, const char *key, const char *s) {
+    json_key(j, key);
+    dp_json_write_string(j->f, s, strlen(s));
+}
+
+void dp_json_strn(struct dp_json *j, const char *key, const char *s, size_t n) {
+    json_key(j, key);
+    dp_json_write_string(j->f, s, n);
+}

@@ -1,0 +1,94 @@
+/*
+ * base: what every module needs and nothing more: the error message of the
+ * last failure (thread-local), checked size arithmetic, whole-file mapping,
+ * atomic output files, a small JSON writer and a progress line on stderr.
+ */
+#ifndef DP_BASE_H
+#define DP_BASE_H
+
+#include "depthprune.h"
+#include <stdarg.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define DP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define DP_PRINTF(a, b)
+#endif
+
+/* Record a one-line message for dp_last_error() and return `status`. */
+dp_status dp_fail(dp_status status, const char *fmt, ...) DP_PRINTF(2, 3);
+
+/* An always-on invariant check for internal bugs (never for bad input). */
+#define DP_ASSERT(x)                                                                   \
+    do {                                                                               \
+        if (!(x)) dp_assert_fail(__FILE__, __LINE__, #x);                              \
+    } while (0)
+_Noreturn void dp_assert_fail(const char *file, int line, const char *expr);
+
+/* Checked arithmetic: false on overflow. */
+bool dp_mul_overflow(uint64_t a, uint64_t b, uint64_t *out);
+bool dp_add_overflow(uint64_t a, uint64_t b, uint64_t *out);
+
+/* malloc/calloc that record DP_ERR_NOMEM with a message on failure. */
+void *dp_malloc(size_t n);
+void *dp_calloc(size_t n, size_t size);
+
+/* A read-only mapping of a whole file. */
+struct dp_map {
+    const uint8_t *data;
+    size_t size;
+    char *path;
+};
+dp_status dp_map_open(const char *path, struct dp_map *out);
+void dp_map_close(struct dp_map *map);
+
+/* Read a whole file into a NUL-terminated heap buffer (*len excludes the NUL). */
+dp_status dp_read_file(const char *path, char **out, size_t *len);
+
+/*
+ * Atomic output: dp_out_open creates "<path>.tmp.<pid>" for writing;
+ * dp_out_commit closes and renames it onto path; dp_out_abort removes it.
+ */
+struct dp_out {
+    FILE *f;
+    char *path, *tmp;
+};
+dp_status dp_out_open(const char *path, struct dp_out *out);
+dp_status dp_out_commit(struct dp_out *out);
+void dp_out_abort(struct dp_out *out);
+
+/* Monotonic time in seconds. */
+double dp_now(void);
+/* Peak resident set size of this process in MiB. */
+double dp_peak_rss_mb(void);
+
+/* Progress on stderr (only when stderr is a terminal or DP_PROGRESS=1). */
+void dp_progress(const char *what, int64_t done, int64_t total);
+void dp_progress_end(void);
+
+/*
+ * A minimal streaming JSON writer: nesting and commas are tracked for you.
+ *   dp_json_begin_obj(j, NULL); dp_json_num(j, "ppl", 4.06); dp_json_end(j);
+ * Keys are NULL inside arrays.
+ */
+struct dp_json {
+    FILE *f;
+    int depth;
+    bool first[64];
+    char closers[64];
+};
+void dp_json_init(struct dp_json *j, FILE *f);
+void dp_json_begin_obj(struct dp_json *j, const char *key);
+void dp_json_begin_arr(struct dp_json *j, const char *key);
+void dp_json_end(struct dp_json *j);
+void dp_json_num(struct dp_json *j, const char *key, double v);
+void dp_json_int(struct dp_json *j, const char *key, int64_t v);
+void dp_json_bool(struct dp_json *j, const char *key, bool v);
+void dp_json_null(struct dp_json *j, const char *key);
+void dp_json_str(struct dp_json *j, const char *key, const char *s);
+void dp_json_strn(struct dp_json *j, const char *key, const char *s, size_t n);
+/* Write a JSON string literal (quoted, escaped) of n bytes to f. */
+void dp_json_write_string(FILE *f, const char *s, size_t n);
+
+#endif
