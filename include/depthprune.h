@@ -11,11 +11,11 @@
  *         fprintf(stderr, "%s\n", dp_last_error());
  *     struct dp_pool *pool = dp_pool_new(2);
  *     struct dp_mask mask;  dp_mask_all(m, &mask);        // every unit kept
- *     dp_mask_parse(m, "b2,a4", &mask);                   // or some removed
+ *     dp_mask_drop(&mask, "b2,a4");                       // or some removed
  *     struct dp_session *s;
  *     dp_session_new(m, &mask, 512, &s);                  // KV cache for 512 positions
  *     int ids[64]; int n;
- *     dp_tokenize(dp_model_tokenizer(m), "Once upon a time", 1, ids, 64, &n);
+ *     dp_tokenize(dp_model_tokenizer(m), "Once upon a time", 16, DP_TOKENIZE_BOS, ids, 64, &n);
  *     float *logits = malloc(n * dp_model_config(m)->n_vocab * sizeof *logits);
  *     dp_session_forward(s, pool, ids, n, logits, DP_LOGITS_ALL); // prefill
  *     ...                                                 // then decode one token at a time
@@ -163,14 +163,29 @@ int dp_tokenizer_bos(const struct dp_tokenizer *t);
 int dp_tokenizer_eos(const struct dp_tokenizer *t);
 /* The piece of a token as stored in the vocabulary (NULL if out of range). */
 const char *dp_tokenizer_piece(const struct dp_tokenizer *t, int id);
+/* Flags of dp_tokenize. */
+enum {
+    DP_TOKENIZE_BOS = 1,      /* prepend BOS when the vocabulary wants it (SentencePiece: always) */
+    DP_TOKENIZE_SPECIAL = 2,  /* recognise special/control token texts such as "<s>" in the input */
+};
 /*
- * Tokenize `len` bytes of `text`, with BOS first when add_bos. Writes at most
- * cap ids and stores the total count in *n_out (which may exceed cap: call
- * again with a larger buffer).
+ * Tokenize `len` bytes of `text` (any bytes; invalid UTF-8 is handled). Writes
+ * at most cap ids and stores the total count in *n_out (which may exceed cap:
+ * call again with a larger buffer).
  */
-dp_status dp_tokenize(const struct dp_tokenizer *t, const char *text, size_t len, bool add_bos,
+dp_status dp_tokenize(const struct dp_tokenizer *t, const char *text, size_t len, unsigned flags,
                       int *ids, int cap, int *n_out);
-/* Append the text of token `id` (as generation prints it) to buf; returns bytes written. */
+/*
+ * The text of token `id` as generation prints it, given the previous token
+ * (SentencePiece drops the leading space of the first piece after BOS).
+ * Appends at most cap bytes to buf; returns the bytes the text needs.
+ */
 size_t dp_detokenize_token(const struct dp_tokenizer *t, int id, int prev_id, char *buf, size_t cap);
+/*
+ * Decode a whole id sequence back to text (special tokens rendered as their
+ * text, BOS/EOS omitted). Writes at most cap bytes, NUL-terminated when room;
+ * returns the length the text needs.
+ */
+size_t dp_detokenize(const struct dp_tokenizer *t, const int *ids, int n, char *buf, size_t cap);
 
 #endif
