@@ -62,6 +62,7 @@ static void *worker_main(void *p) {
 
 struct dp_pool *dp_pool_new(int n_threads) {
     if (n_threads < 1) n_threads = 1;
+    if (n_threads > 256) n_threads = 256;
     struct dp_pool *pool = dp_calloc(1, sizeof *pool);
     if (!pool) return NULL;
     pool->n_threads = n_threads;

@@ -1,0 +1,646 @@
+/*
+ * model: loading llama-family models (GGUF and llama2.c checkpoints), unit
+ * masks, statistics and the forward pass.
+ *
+ * Both formats end in the same `struct dp_model`: weights are views into the
+ * mapped file, so a llama2.c checkpoint and its GGUF conversion give the same
+ * object and bit-identical logits. Every tensor is checked against the
+ * configuration (shape and a supported type) when the model is opened, so the
+ * forward pass never meets a surprise.
+ *
+ * The forward pass reads like the architecture: for each block, a pre-norm
+ * attention sublayer and a pre-norm SwiGLU FFN, each added to the residual
+ * stream, each skipped when the unit mask removes it. RoPE follows llama.cpp
+ * (pairs (2i, 2i+1) for arch llama, (i, i+n_rot/2) for NEOX-style archs;
+ * angles by the same float recurrence). The KV cache holds f32 keys and values
+ * for the kept attention sublayers only.
+ */
+#include "model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- loading: GGUF ---- */
+
+static dp_status view(struct dp_model *m, const char *name, int64_t n_in, int64_t n_out, bool required,
+                      struct dp_weight *w) {
+    memset(w, 0, sizeof *w);
+    const struct dp_gguf_tensor *t = dp_gguf_find_tensor(m->gguf, name);
+    if (!t) {
+        if (required) return dp_fail(DP_ERR_FORMAT, "%s: tensor '%s' is missing", m->path, name);
+        return DP_OK;
+    }
+    bool vec = n_out == 1;
+    if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != 1 || t->ne[3] != 1 || (vec && t->n_dims > 2))
+        return dp_fail(DP_ERR_FORMAT, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                       m->path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                       (long long)t->ne[3], (long long)n_in, (long long)n_out);
+    if (!dp_kernels_supported(t->type) || (vec && t->type != DP_TYPE_F32 && t->type != DP_TYPE_F16 &&
+                                           t->type != DP_TYPE_BF16))
+        return dp_fail(DP_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which depthprune cannot compute with yet",
+                       m->path, name, dp_type_name(t->type));
+    w->data = t->data;
+    w->type = t->type;
+    w->n_in = n_in;
+    w->n_out = n_out;
+    w->name = t->name;
+    return DP_OK;
+}
+
+static dp_status arch_int(struct dp_model *m, const char *suffix, bool required, int64_t *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", m->cfg.arch, suffix);
+    return dp_gguf_get_int(m->gguf, key, required, out);
+}
+
+static dp_status arch_float(struct dp_model *m, const char *suffix, double *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", m->cfg.arch, suffix);
+    return dp_gguf_get_float(m->gguf, key, false, out);
+}
+
+static dp_status check_dim(struct dp_model *m, const char *what, int64_t v, int64_t max) {
+    if (v < 1 || v > max)
+        return dp_fail(DP_ERR_FORMAT, "%s: %s = %lld is out of range (1..%lld)", m->path, what, (long long)v,
+                       (long long)max);
+    return DP_OK;
+}
+
+static dp_status load_gguf_config(struct dp_model *m) {
+    struct dp_config *c = &m->cfg;
+    dp_status st = dp_gguf_get_str(m->gguf, "general.architecture", true, c->arch, sizeof c->arch);
+    if (st) return st;
+    if (strcmp(c->arch, "llama") && strcmp(c->arch, "mistral") && strcmp(c->arch, "qwen2"))
+        return dp_fail(DP_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama, mistral, qwen2 are)",
+                       m->path, c->arch);
+    int64_t n_layers = 0, n_embd = 0, n_head = 0, n_head_kv = -1, n_ff = 0, n_ctx = 2048, head_dim = -1, n_rot = -1;
+    if ((st = arch_int(m, "block_count", true, &n_layers)) || (st = arch_int(m, "embedding_length", true, &n_embd)) ||
+        (st = arch_int(m, "attention.head_count", true, &n_head)) ||
+        (st = arch_int(m, "attention.head_count_kv", false, &n_head_kv)) ||
+        (st = arch_int(m, "feed_forward_length", true, &n_ff)) || (st = arch_int(m, "context_length", false, &n_ctx)) ||
+        (st = arch_int(m, "attention.key_length", false, &head_dim)) ||
+        (st = arch_int(m, "rope.dimension_count", false, &n_rot)))
+        return st;
+    if (n_head_kv < 0) n_head_kv = n_head;
+    if ((st = check_dim(m, "block_count", n_layers, DP_MAX_LAYERS)) || (st = check_dim(m, "embedding_length", n_embd, 1 << 20)) ||
+        (st = check_dim(m, "attention.head_count", n_head, 4096)) ||
+        (st = check_dim(m, "attention.head_count_kv", n_head_kv, n_head)) ||
+        (st = check_dim(m, "feed_forward_length", n_ff, 1 << 22)) || (st = check_dim(m, "context_length", n_ctx, 1 << 24)))
+        return st;
+    if (n_head % n_head_kv)
+        return dp_fail(DP_ERR_FORMAT, "%s: %lld heads cannot share %lld KV heads", m->path, (long long)n_head,
+                       (long long)n_head_kv);
+    if (head_dim < 0) {
+        if (n_embd % n_head)
+            return dp_fail(DP_ERR_FORMAT, "%s: embedding_length %lld is not a multiple of head_count %lld", m->path,
+                           (long long)n_embd, (long long)n_head);
+        head_dim = n_embd / n_head;
+    }
+    if ((st = check_dim(m, "attention.key_length", head_dim, 1 << 14))) return st;
+    if (n_rot < 0) n_rot = head_dim;
+    if (n_rot < 0 || n_rot > head_dim || n_rot % 2)
+        return dp_fail(DP_ERR_FORMAT, "%s: rope.dimension_count %lld is invalid for head size %lld", m->path,
+                       (long long)n_rot, (long long)head_dim);
+    double base = 10000.0, eps = 1e-5;
+    if ((st = arch_float(m, "rope.freq_base", &base)) || (st = arch_float(m, "attention.layer_norm_rms_epsilon", &eps)))
+        return st;
+    if (!(base > 0) || !(eps > 0) || eps > 1)
+        return dp_fail(DP_ERR_FORMAT, "%s: invalid rope.freq_base or layer_norm_rms_epsilon", m->path);
+    c->n_layers = (int)n_layers;
+    c->n_embd = (int)n_embd;
+    c->n_head = (int)n_head;
+    c->n_head_kv = (int)n_head_kv;
+    c->head_dim = (int)head_dim;
+    c->n_ff = (int)n_ff;
+    c->n_ctx_train = (int)n_ctx;
+    c->n_rot = (int)n_rot;
+    c->rope_neox = !strcmp(c->arch, "qwen2");
+    c->rope_base = (float)base;
+    c->norm_eps = (float)eps;
+    return DP_OK;
+}
+
+static dp_status load_gguf_weights(struct dp_model *m) {
+    struct dp_config *c = &m->cfg;
+    dp_status st;
+    if ((st = view(m, "token_embd.weight", c->n_embd, c->n_vocab, true, &m->tok_embd)) ||
+        (st = view(m, "output_norm.weight", c->n_embd, 1, true, &m->output_norm)) ||
+        (st = view(m, "output.weight", c->n_embd, c->n_vocab, false, &m->output)))
+        return st;
+    c->tied_output = m->output.data == NULL;
+    if (c->tied_output) m->output = m->tok_embd;
+    for (int l = 0; l < c->n_layers; l++) {
+        struct dp_layer *L = &m->layers[l];
+        int64_t q = (int64_t)c->n_head * c->head_dim, kv = (int64_t)c->n_head_kv * c->head_dim, d = c->n_embd;
+        char n[16][64];
+        const char *sfx[16] = {"attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight",
+                               "attn_output.weight", "attn_q.bias", "attn_k.bias", "attn_v.bias",
+                               "attn_output.bias", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
+                               "ffn_down.weight", "ffn_down.bias", "", ""};
+        for (int i = 0; i < 14; i++) snprintf(n[i], sizeof n[i], "blk.%d.%s", l, sfx[i]);
+        if ((st = view(m, n[0], d, 1, true, &L->attn_norm)) || (st = view(m, n[1], d, q, true, &L->wq)) ||
+            (st = view(m, n[2], d, kv, true, &L->wk)) || (st = view(m, n[3], d, kv, true, &L->wv)) ||
+            (st = view(m, n[4], q, d, true, &L->wo)) || (st = view(m, n[5], q, 1, false, &L->bq)) ||
+            (st = view(m, n[6], kv, 1, false, &L->bk)) || (st = view(m, n[7], kv, 1, false, &L->bv)) ||
+            (st = view(m, n[8], d, 1, false, &L->bo)) || (st = view(m, n[9], d, 1, true, &L->ffn_norm)) ||
+            (st = view(m, n[10], d, c->n_ff, true, &L->w_gate)) || (st = view(m, n[11], d, c->n_ff, true, &L->w_up)) ||
+            (st = view(m, n[12], c->n_ff, d, true, &L->w_down)) || (st = view(m, n[13], d, 1, false, &L->b_down)))
+            return st;
+        L->shape = (struct dp_layer_shape){c->n_head, c->n_head_kv, c->n_ff};
+        L->has_attn = L->has_ffn = true;
+    }
+    return DP_OK;
+}
+
+static dp_status open_gguf(struct dp_model *m) {
+    dp_status st = dp_gguf_open(m->path, &m->gguf);
+    if (st) return st;
+    strcpy(m->format, "gguf");
+    if ((st = load_gguf_config(m))) return st;
+    if ((st = dp_tokenizer_from_gguf(m->gguf, &m->tok))) return st;
+    const struct dp_gguf_tensor *emb = dp_gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!emb) return dp_fail(DP_ERR_FORMAT, "%s: tensor 'token_embd.weight' is missing", m->path);
+    m->cfg.n_vocab = (int)emb->ne[1];
+    if (m->cfg.n_vocab != dp_tokenizer_n_vocab(m->tok))
+        return dp_fail(DP_ERR_FORMAT, "%s: token_embd has %d rows but the vocabulary has %d tokens", m->path,
+                       m->cfg.n_vocab, dp_tokenizer_n_vocab(m->tok));
+    m->layers = dp_calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    if (!m->layers) return DP_ERR_NOMEM;
+    return load_gguf_weights(m);
+}
+
+/* ---- loading: llama2.c checkpoints ---- */
+
+/*
+ * Layout (llama2.c run.c, legacy version 0): seven int32 (dim, hidden_dim,
+ * n_layers, n_heads, n_kv_heads, vocab_size, seq_len; a negative vocab_size
+ * means an unshared classifier), then f32 arrays: token embedding (vocab,
+ * dim), rms_att (L, dim), wq (L, dim, dim), wk, wv (L, kv_dim, dim), wo
+ * (L, dim, dim), rms_ffn (L, dim), w1 (L, hidden, dim), w2 (L, dim, hidden),
+ * w3 (L, hidden, dim), rms_final (dim), freq_cis_real and _imag
+ * (seq_len, head_size/2) each, then wcls (vocab, dim) when unshared.
+ */
+static dp_status open_llama2c(struct dp_model *m, const char *vocab_path) {
+    dp_status st = dp_map_open(m->path, &m->map);
+    if (st) return st;
+    strcpy(m->format, "llama2c");
+    if (m->map.size < 28) return dp_fail(DP_ERR_FORMAT, "%s: too short for a llama2.c checkpoint header", m->path);
+    int32_t h[7];
+    memcpy(h, m->map.data, sizeof h);
+    bool shared = h[5] > 0;
+    int64_t dim = h[0], hidden = h[1], L = h[2], nh = h[3], nkv = h[4], vocab = h[5] < 0 ? -(int64_t)h[5] : h[5],
+            seq = h[6];
+    struct dp_config *c = &m->cfg;
+    strcpy(c->arch, "llama");
+    if ((st = check_dim(m, "dim", dim, 1 << 16)) || (st = check_dim(m, "hidden_dim", hidden, 1 << 18)) ||
+        (st = check_dim(m, "n_layers", L, DP_MAX_LAYERS)) || (st = check_dim(m, "n_heads", nh, 1024)) ||
+        (st = check_dim(m, "n_kv_heads", nkv, nh)) || (st = check_dim(m, "vocab_size", vocab, 1 << 22)) ||
+        (st = check_dim(m, "seq_len", seq, 1 << 20)))
+        return st;
+    if (dim % nh || nh % nkv || (dim / nh) % 2)
+        return dp_fail(DP_ERR_FORMAT, "%s: dim %lld, %lld heads and %lld KV heads do not fit together", m->path,
+                       (long long)dim, (long long)nh, (long long)nkv);
+    int64_t hd = dim / nh, kvd = nkv * hd;
+    int64_t floats = vocab * dim + L * (dim + dim * dim + 2 * kvd * dim + dim * dim + dim + 3 * hidden * dim) + dim +
+                     seq * hd + (shared ? 0 : vocab * dim);
+    if ((uint64_t)m->map.size != 28 + (uint64_t)floats * 4)
+        return dp_fail(DP_ERR_FORMAT, "%s: size %zu does not match the header (expected %llu bytes)", m->path,
+                       m->map.size, (unsigned long long)(28 + (uint64_t)floats * 4));
+    *c = (struct dp_config){.n_layers = (int)L, .n_embd = (int)dim, .n_head = (int)nh, .n_head_kv = (int)nkv,
+                            .head_dim = (int)hd, .n_ff = (int)hidden, .n_vocab = (int)vocab, .n_ctx_train = (int)seq,
+                            .n_rot = (int)hd, .rope_neox = false, .rope_base = 10000.0f, .norm_eps = 1e-5f,
+                            .tied_output = shared};
+    strcpy(c->arch, "llama");
+    if (!vocab_path)
+        return dp_fail(DP_ERR_ARG, "%s: a llama2.c checkpoint needs its tokenizer file (--vocab tok512.bin)", m->path);
+    if ((st = dp_tokenizer_from_llama2c(vocab_path, c->n_vocab, &m->tok))) return st;
+    m->layers = dp_calloc((size_t)L, sizeof *m->layers);
+    if (!m->layers) return DP_ERR_NOMEM;
+    const float *p = (const float *)(m->map.data + 28);
+#define TAKE(w, nin, nout, nm) (w = (struct dp_weight){p, DP_TYPE_F32, (nin), (nout), (nm)}, p += (nin) * (nout))
+    TAKE(m->tok_embd, dim, vocab, "token_embedding_table");
+    for (int l = 0; l < L; l++) TAKE(m->layers[l].attn_norm, dim, 1, "rms_att_weight");
+    for (int l = 0; l < L; l++) TAKE(m->layers[l].wq, dim, dim, "wq");
+    for (int l = 0; l < L; l++) TAKE(m->layers[l].wk, dim, kvd, "wk");
+    for (int l = 0; l < L; l++) TAKE(m->layers[l].wv, dim, kvd, "wv");
+    for (int l = 0; l < L; l++) TAKE(m->layers[l].wo, dim, dim, "wo");
+    for (int l = 0; l < L; l++) TAKE(m->layers[l].ffn_norm, dim, 1, "rms_ffn_weight");
+    for (int l = 0; l < L; l++) TAKE(m->layers[l].w_gate, dim, hidden, "w1");
+    for (int l = 0; l < L; l++) TAKE(m->layers[l].w_down, hidden, dim, "w2");
+    for (int l = 0; l < L; l++) TAKE(m->layers[l].w_up, dim, hidden, "w3");
+    TAKE(m->output_norm, dim, 1, "rms_final_weight");
+    p += seq * hd; /* freq_cis_real and _imag: RoPE is computed, not read */
+    if (shared) m->output = m->tok_embd;
+    else TAKE(m->output, dim, vocab, "wcls");
+#undef TAKE
+    for (int l = 0; l < L; l++) {
+        m->layers[l].shape = (struct dp_layer_shape){c->n_head, c->n_head_kv, c->n_ff};
+        m->layers[l].has_attn = m->layers[l].has_ffn = true;
+    }
+    return DP_OK;
+}
+
+static bool is_gguf(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    if (!f) return false;
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && !memcmp(magic, "GGUF", 4);
+}
+
+dp_status dp_model_open(const char *path, const char *vocab_path, struct dp_model **out) {
+    *out = NULL;
+    struct dp_model *m = dp_calloc(1, sizeof *m);
+    if (!m) return DP_ERR_NOMEM;
+    m->path = strdup(path);
+    if (!m->path) {
+        free(m);
+        return dp_fail(DP_ERR_NOMEM, "out of memory");
+    }
+    FILE *f = fopen(path, "rb");
+    dp_status st;
+    if (!f) st = dp_fail(DP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    else {
+        fclose(f);
+        st = is_gguf(path) ? open_gguf(m) : open_llama2c(m, vocab_path);
+    }
+    if (!st) {
+        m->max_head = m->max_head_kv = m->max_ff = 0;
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            struct dp_layer_shape s = m->layers[l].shape;
+            if (s.n_head > m->max_head) m->max_head = s.n_head;
+            if (s.n_head_kv > m->max_head_kv) m->max_head_kv = s.n_head_kv;
+            if (s.n_ff > m->max_ff) m->max_ff = s.n_ff;
+        }
+    }
+    if (st) {
+        dp_model_close(m);
+        return st;
+    }
+    *out = m;
+    return DP_OK;
+}
+
+void dp_model_close(struct dp_model *m) {
+    if (!m) return;
+    dp_tokenizer_free(m->tok);
+    dp_gguf_close(m->gguf);
+    dp_map_close(&m->map);
+    free(m->layers);
+    free(m->path);
+    free(m);
+}
+
+const struct dp_config *dp_model_config(const struct dp_model *m) { return &m->cfg; }
+struct dp_layer_shape dp_model_layer_shape(const struct dp_model *m, int layer) {
+    DP_ASSERT(layer >= 0 && layer < m->cfg.n_layers);
+    return m->layers[layer].shape;
+}
+const struct dp_tokenizer *dp_model_tokenizer(const struct dp_model *m) { return m->tok; }
+const char *dp_model_format(const struct dp_model *m) { return m->format; }
+const char *dp_model_path(const struct dp_model *m) { return m->path; }
+
+/* ---- masks and statistics ---- */
+
+void dp_mask_all(const struct dp_model *m, struct dp_mask *mask) {
+    memset(mask, 0, sizeof *mask);
+    mask->n_layers = m->cfg.n_layers;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        mask->attn[l] = m->layers[l].has_attn;
+        mask->ffn[l] = m->layers[l].has_ffn;
+    }
+}
+
+dp_status dp_mask_drop(struct dp_mask *out, const char *units) {
+    struct dp_mask tmp = *out, *mask = &tmp; /* applied only when the whole list is valid */
+    const char *p = units;
+    while (*p) {
+        char kind = *p++;
+        char *end;
+        if (kind != 'b' && kind != 'a' && kind != 'f')
+            return dp_fail(DP_ERR_ARG, "unit list '%s': units are b<i>, a<i> or f<i>", units);
+        long i = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ','))
+            return dp_fail(DP_ERR_ARG, "unit list '%s': units are b<i>, a<i> or f<i>", units);
+        if (i < 0 || i >= mask->n_layers)
+            return dp_fail(DP_ERR_ARG, "unit list '%s': %c%ld does not exist (the model has %d blocks)", units, kind,
+                           i, mask->n_layers);
+        if (kind != 'f') mask->attn[i] = false;
+        if (kind != 'a') mask->ffn[i] = false;
+        p = *end ? end + 1 : end;
+        if (*end && !*p) return dp_fail(DP_ERR_ARG, "unit list '%s' ends with a comma", units);
+    }
+    *out = tmp;
+    return DP_OK;
+}
+
+void dp_mask_format(const struct dp_mask *mask, char *buf, size_t cap) {
+    size_t n = 0;
+    buf[0] = 0;
+    for (int l = 0; l < mask->n_layers; l++) {
+        char u[24];
+        if (!mask->attn[l] && !mask->ffn[l]) snprintf(u, sizeof u, "b%d", l);
+        else if (!mask->attn[l]) snprintf(u, sizeof u, "a%d", l);
+        else if (!mask->ffn[l]) snprintf(u, sizeof u, "f%d", l);
+        else continue;
+        int w = snprintf(buf + n, cap > n ? cap - n : 0, "%s%s", n ? "," : "", u);
+        if (w > 0) n += (size_t)w;
+        if (n >= cap) {
+            buf[cap - 1] = 0;
+            return;
+        }
+    }
+}
+
+static void count(struct dp_model_stats *s, const struct dp_weight *w) {
+    if (!w->data) return;
+    int64_t n = w->n_in * w->n_out;
+    size_t b = dp_type_row_bytes(w->type, w->n_in) * (size_t)w->n_out;
+    s->n_params += n;
+    s->n_bytes += (int64_t)b;
+    s->type_params[w->type] += n;
+    s->type_bytes[w->type] += (int64_t)b;
+}
+
+void dp_model_stats(const struct dp_model *m, const struct dp_mask *mask, struct dp_model_stats *out) {
+    memset(out, 0, sizeof *out);
+    count(out, &m->tok_embd);
+    count(out, &m->output_norm);
+    if (!m->cfg.tied_output) count(out, &m->output);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const struct dp_layer *L = &m->layers[l];
+        bool a = L->has_attn && (!mask || mask->attn[l]), f = L->has_ffn && (!mask || mask->ffn[l]);
+        if (a) {
+            const struct dp_weight *ws[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk, &L->bv, &L->bo};
+            for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) count(out, ws[i]);
+            out->kv_bytes_per_token += 2 * (int64_t)L->shape.n_head_kv * m->cfg.head_dim * (int64_t)sizeof(float);
+        }
+        if (f) {
+            const struct dp_weight *ws[] = {&L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down, &L->b_down};
+            for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) count(out, ws[i]);
+        }
+    }
+}
+
+/* ---- sessions ---- */
+
+#define MAX_BATCH 256
+
+struct dp_session {
+    const struct dp_model *m;
+    struct dp_mask mask;
+    int n_ctx, pos;
+    float **k_cache, **v_cache;   /* per layer: (n_ctx, n_head_kv*head_dim), NULL when removed */
+    /* scratch for a batch of up to MAX_BATCH tokens */
+    float *x;                     /* (B, dim) residual stream */
+    float *x_in;                  /* (B, dim) sublayer input copy for observers */
+    float *xb;                    /* (B, dim) normed input */
+    float *q;                     /* (B, n_head*hd) */
+    float *k, *v;                 /* (B, n_kv*hd) */
+    float *att;                   /* (B, n_head*hd) attention output */
+    float *gate, *up;             /* (B, n_ff) */
+    float *delta;                 /* (B, dim) sublayer output */
+    float *wvec;                  /* (max(dim, qd)) a dequantized norm or bias vector */
+    float *scores;                /* (n_threads_max, n_ctx) */
+    int scores_threads;
+};
+
+dp_status dp_session_new(const struct dp_model *m, const struct dp_mask *mask, int n_ctx, struct dp_session **out) {
+    *out = NULL;
+    const struct dp_config *c = &m->cfg;
+    if (n_ctx < 1 || n_ctx > (1 << 24)) return dp_fail(DP_ERR_ARG, "context size %d is out of range", n_ctx);
+    struct dp_session *s = dp_calloc(1, sizeof *s);
+    if (!s) return DP_ERR_NOMEM;
+    s->m = m;
+    if (mask) s->mask = *mask;
+    else dp_mask_all(m, &s->mask);
+    s->n_ctx = n_ctx;
+    s->k_cache = dp_calloc((size_t)c->n_layers, sizeof *s->k_cache);
+    s->v_cache = dp_calloc((size_t)c->n_layers, sizeof *s->v_cache);
+    bool ok = s->k_cache && s->v_cache;
+    for (int l = 0; ok && l < c->n_layers; l++) {
+        if (!s->mask.attn[l] || !m->layers[l].has_attn) continue;
+        size_t n = (size_t)n_ctx * m->layers[l].shape.n_head_kv * c->head_dim;
+        s->k_cache[l] = dp_malloc(n * sizeof(float));
+        s->v_cache[l] = dp_malloc(n * sizeof(float));
+        ok = s->k_cache[l] && s->v_cache[l];
+    }
+    size_t B = MAX_BATCH, qd = (size_t)m->max_head * c->head_dim, kvd = (size_t)m->max_head_kv * c->head_dim;
+    s->scores_threads = 256;
+    float **bufs[] = {&s->x, &s->x_in, &s->xb, &s->q, &s->k, &s->v, &s->att, &s->gate, &s->up, &s->delta, &s->scores, &s->wvec};
+    size_t sizes[] = {B * c->n_embd, B * c->n_embd, B * c->n_embd, B * qd, B * kvd, B * kvd, B * qd,
+                      B * m->max_ff, B * m->max_ff, B * c->n_embd, (size_t)s->scores_threads * n_ctx,
+                      (size_t)c->n_embd + qd + kvd};
+    for (size_t i = 0; ok && i < sizeof bufs / sizeof *bufs; i++) ok = (*bufs[i] = dp_malloc(sizes[i] * sizeof(float)));
+    if (!ok) {
+        dp_session_free(s);
+        return dp_fail(DP_ERR_NOMEM, "out of memory for a session of %d positions", n_ctx);
+    }
+    *out = s;
+    return DP_OK;
+}
+
+void dp_session_free(struct dp_session *s) {
+    if (!s) return;
+    for (int l = 0; s->k_cache && l < s->m->cfg.n_layers; l++) {
+        free(s->k_cache[l]);
+        free(s->v_cache[l]);
+    }
+    free(s->k_cache);
+    free(s->v_cache);
+    float *bufs[] = {s->x, s->x_in, s->xb, s->q, s->k, s->v, s->att, s->gate, s->up, s->delta, s->scores, s->wvec};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    free(s);
+}
+
+void dp_session_reset(struct dp_session *s) { s->pos = 0; }
+int dp_session_pos(const struct dp_session *s) { return s->pos; }
+
+/* ---- the forward pass ---- */
+
+/* out = x / rms(x) * w, row by row (w in f32/f16/bf16). */
+static void rmsnorm(float *out, const float *x, const struct dp_weight *w, int n, int dim, float eps, float *wbuf) {
+    dp_dequant_row(w->type, w->data, wbuf, dim);
+    for (int t = 0; t < n; t++) {
+        const float *xr = x + (size_t)t * dim;
+        float *o = out + (size_t)t * dim;
+        double ss = 0;
+        for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+        float scale = 1.0f / sqrtf((float)(ss / dim) + eps);
+        for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * wbuf[i];
+    }
+}
+
+static void add_bias(float *y, const struct dp_weight *b, int n, int width, float *wbuf) {
+    if (!b->data) return;
+    dp_dequant_row(b->type, b->data, wbuf, width);
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < width; i++) y[(size_t)t * width + i] += wbuf[i];
+}
+
+/* Rotate n_rot dims of each head of rows (n, n_heads*hd) at positions pos0.. as llama.cpp does. */
+static void rope(float *v, int n, int n_heads, const struct dp_config *c, int pos0) {
+    float theta_scale = powf(c->rope_base, -2.0f / (float)c->n_rot);
+    for (int t = 0; t < n; t++) {
+        for (int h = 0; h < n_heads; h++) {
+            float *r = v + ((size_t)t * n_heads + h) * c->head_dim;
+            float theta = (float)(pos0 + t);
+            for (int i = 0; i < c->n_rot; i += 2) {
+                float cs = cosf(theta), sn = sinf(theta);
+                int a = c->rope_neox ? i / 2 : i, b = c->rope_neox ? i / 2 + c->n_rot / 2 : i + 1;
+                float x0 = r[a], x1 = r[b];
+                r[a] = x0 * cs - x1 * sn;
+                r[b] = x0 * sn + x1 * cs;
+                theta *= theta_scale;
+            }
+        }
+    }
+}
+
+struct attn_job {
+    struct dp_session *s;
+    int layer, n, pos0;
+};
+
+/* Causal attention for (token, head) pairs split across threads. */
+static void attn_worker(void *ctx, int ith, int nth) {
+    const struct attn_job *j = ctx;
+    struct dp_session *s = j->s;
+    const struct dp_config *c = &s->m->cfg;
+    struct dp_layer_shape sh = s->m->layers[j->layer].shape;
+    int hd = c->head_dim, group = sh.n_head / sh.n_head_kv;
+    size_t kv_stride = (size_t)sh.n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    DP_ASSERT(ith < s->scores_threads);
+    float *sc = s->scores + (size_t)ith * s->n_ctx;
+    int64_t lo, hi;
+    dp_pool_split((int64_t)j->n * sh.n_head, ith, nth, &lo, &hi);
+    const float *K = s->k_cache[j->layer], *V = s->v_cache[j->layer];
+    for (int64_t w = lo; w < hi; w++) {
+        int t = (int)(w / sh.n_head), h = (int)(w % sh.n_head), kvh = h / group;
+        int n_keys = j->pos0 + t + 1;
+        const float *q = s->q + ((size_t)t * sh.n_head + h) * hd;
+        float mx = -INFINITY;
+        for (int p = 0; p < n_keys; p++) {
+            const float *k = K + p * kv_stride + (size_t)kvh * hd;
+            float d = 0;
+            for (int i = 0; i < hd; i++) d += q[i] * k[i];
+            sc[p] = d * scale;
+            if (sc[p] > mx) mx = sc[p];
+        }
+        double sum = 0;
+        for (int p = 0; p < n_keys; p++) {
+            sc[p] = expf(sc[p] - mx);
+            sum += sc[p];
+        }
+        float inv = (float)(1.0 / sum);
+        float *o = s->att + ((size_t)t * sh.n_head + h) * hd;
+        for (int i = 0; i < hd; i++) o[i] = 0;
+        for (int p = 0; p < n_keys; p++) {
+            const float *v = V + p * kv_stride + (size_t)kvh * hd;
+            float a = sc[p] * inv;
+            for (int i = 0; i < hd; i++) o[i] += a * v[i];
+        }
+    }
+}
+
+static void attention_sublayer(struct dp_session *s, struct dp_pool *pool, int l, int n, float *wbuf) {
+    const struct dp_model *m = s->m;
+    const struct dp_config *c = &m->cfg;
+    const struct dp_layer *L = &m->layers[l];
+    int dim = c->n_embd, hd = c->head_dim;
+    int qd = L->shape.n_head * hd, kvd = L->shape.n_head_kv * hd;
+    rmsnorm(s->xb, s->x, &L->attn_norm, n, dim, c->norm_eps, wbuf);
+    dp_matmul(pool, L->wq.data, L->wq.type, dim, qd, s->xb, n, s->q);   /* q (n, qd) */
+    dp_matmul(pool, L->wk.data, L->wk.type, dim, kvd, s->xb, n, s->k);  /* k (n, kvd) */
+    dp_matmul(pool, L->wv.data, L->wv.type, dim, kvd, s->xb, n, s->v);  /* v (n, kvd) */
+    add_bias(s->q, &L->bq, n, qd, wbuf);
+    add_bias(s->k, &L->bk, n, kvd, wbuf);
+    add_bias(s->v, &L->bv, n, kvd, wbuf);
+    rope(s->q, n, L->shape.n_head, c, s->pos);
+    rope(s->k, n, L->shape.n_head_kv, c, s->pos);
+    memcpy(s->k_cache[l] + (size_t)s->pos * kvd, s->k, (size_t)n * kvd * sizeof(float));
+    memcpy(s->v_cache[l] + (size_t)s->pos * kvd, s->v, (size_t)n * kvd * sizeof(float));
+    struct attn_job job = {s, l, n, s->pos};
+    dp_pool_run(pool, attn_worker, &job);                                /* att (n, qd) */
+    dp_matmul(pool, L->wo.data, L->wo.type, qd, dim, s->att, n, s->delta); /* delta (n, dim) */
+    add_bias(s->delta, &L->bo, n, dim, wbuf);
+}
+
+static void ffn_sublayer(struct dp_session *s, struct dp_pool *pool, int l, int n, float *wbuf) {
+    const struct dp_config *c = &s->m->cfg;
+    const struct dp_layer *L = &s->m->layers[l];
+    int dim = c->n_embd, ff = L->shape.n_ff;
+    rmsnorm(s->xb, s->x, &L->ffn_norm, n, dim, c->norm_eps, wbuf);
+    dp_matmul(pool, L->w_gate.data, L->w_gate.type, dim, ff, s->xb, n, s->gate); /* (n, ff) */
+    dp_matmul(pool, L->w_up.data, L->w_up.type, dim, ff, s->xb, n, s->up);       /* (n, ff) */
+    for (size_t i = 0; i < (size_t)n * ff; i++) {
+        float g = s->gate[i];
+        s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];                          /* SwiGLU */
+    }
+    dp_matmul(pool, L->w_down.data, L->w_down.type, ff, dim, s->gate, n, s->delta); /* (n, dim) */
+    add_bias(s->delta, &L->b_down, n, dim, wbuf);
+}
+
+/* Residual add of a sublayer's output, with the observer seeing input and output. */
+static void residual(struct dp_session *s, int unit, bool kept, int n, const struct dp_hooks *hooks) {
+    int dim = s->m->cfg.n_embd;
+    size_t len = (size_t)n * dim;
+    if (hooks && hooks->observe) memcpy(s->x_in, s->x, len * sizeof(float));
+    if (kept)
+        for (size_t i = 0; i < len; i++) s->x[i] += s->delta[i];
+    if (hooks && hooks->observe) hooks->observe(hooks->ctx, unit, s->x_in, s->x, n, dim, s->pos);
+}
+
+static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const int *tokens, int n, float *logits,
+                               enum dp_logits_mode mode, const struct dp_hooks *hooks, bool last_batch) {
+    const struct dp_model *m = s->m;
+    const struct dp_config *c = &m->cfg;
+    int dim = c->n_embd;
+    float *nb = s->wvec;
+    size_t erow = dp_type_row_bytes(m->tok_embd.type, dim);
+    for (int t = 0; t < n; t++)
+        dp_dequant_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * erow,
+                       s->x + (size_t)t * dim, dim);
+    for (int l = 0; l < c->n_layers; l++) {
+        bool a = s->mask.attn[l] && m->layers[l].has_attn, f = s->mask.ffn[l] && m->layers[l].has_ffn;
+        if (a) attention_sublayer(s, pool, l, n, nb);
+        residual(s, 2 * l, a, n, hooks);
+        if (f) ffn_sublayer(s, pool, l, n, nb);
+        residual(s, 2 * l + 1, f, n, hooks);
+    }
+    if (mode == DP_LOGITS_ALL || (mode == DP_LOGITS_LAST && last_batch)) {
+        int first = mode == DP_LOGITS_ALL ? 0 : n - 1, rows = n - first;
+        rmsnorm(s->xb, s->x + (size_t)first * dim, &m->output_norm, rows, dim, c->norm_eps, nb);
+        dp_matmul(pool, m->output.data, m->output.type, dim, c->n_vocab, s->xb, rows, logits);
+    }
+    s->pos += n;
+    return DP_OK;
+}
+
+dp_status dp_session_forward_hooked(struct dp_session *s, struct dp_pool *pool, const int *tokens, int n,
+                                    float *logits, enum dp_logits_mode mode, const struct dp_hooks *hooks) {
+    const struct dp_config *c = &s->m->cfg;
+    if (n < 1) return dp_fail(DP_ERR_ARG, "forward pass of %d tokens", n);
+    if (n > s->n_ctx - s->pos)
+        return dp_fail(DP_ERR_ARG, "%d tokens do not fit: %d of %d context positions are used", n, s->pos, s->n_ctx);
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= c->n_vocab)
+            return dp_fail(DP_ERR_ARG, "token id %d is outside the vocabulary (%d tokens)", tokens[t], c->n_vocab);
+    for (int done = 0; done < n;) {
+        int b = n - done < MAX_BATCH ? n - done : MAX_BATCH;
+        float *lg = mode == DP_LOGITS_ALL ? logits + (size_t)done * c->n_vocab : logits;
+        dp_status st = forward_batch(s, pool, tokens + done, b, lg, mode, hooks, done + b == n);
+        if (st) return st;
+        done += b;
+    }
+    return DP_OK;
+}
+
+dp_status dp_session_forward(struct dp_session *s, struct dp_pool *pool, const int *tokens, int n, float *logits,
+                             enum dp_logits_mode mode) {
+    return dp_session_forward_hooked(s, pool, tokens, n, logits, mode, NULL);
+}

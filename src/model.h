@@ -1,0 +1,64 @@
+/*
+ * model (internal side): the loaded weights as typed views into the mapped
+ * file, and the forward pass with its extension points.
+ *
+ * A model is a configuration plus one `struct dp_weight` per tensor, each a
+ * pointer into the mapping with its type and shape; nothing is copied. The
+ * forward pass (model.c) runs a batch of tokens layer by layer under a unit
+ * mask. Later modules hook into it through `struct dp_hooks`: an observer
+ * sees each sublayer's input and output residual stream, and a replacement
+ * stands in for a removed sublayer (a constant or low-rank update).
+ */
+#ifndef DP_MODEL_H
+#define DP_MODEL_H
+
+#include "gguf.h"
+#include "kernels.h"
+#include "tokenizer.h"
+
+/* A matrix or vector in the mapping: n_out rows of n_in elements in `type`. */
+struct dp_weight {
+    const void *data;     /* NULL when the tensor is absent */
+    uint32_t type;
+    int64_t n_in, n_out;
+    const char *name;     /* for messages (static or owned by the model) */
+};
+
+struct dp_layer {
+    struct dp_weight attn_norm;         /* (dim) */
+    struct dp_weight wq, wk, wv, wo;    /* (n_head*hd, dim) (n_kv*hd, dim) x2, (dim, n_head*hd) */
+    struct dp_weight bq, bk, bv, bo;    /* optional biases */
+    struct dp_weight ffn_norm;          /* (dim) */
+    struct dp_weight w_gate, w_up;      /* (n_ff, dim) */
+    struct dp_weight w_down, b_down;    /* (dim, n_ff), optional bias (dim) */
+    struct dp_layer_shape shape;
+    bool has_attn, has_ffn;             /* present in the file (deci files may lack them) */
+};
+
+struct dp_model {
+    char format[8];                     /* "gguf" or "llama2c" */
+    char *path;
+    struct dp_gguf *gguf;               /* GGUF files */
+    struct dp_map map;                  /* llama2.c checkpoints */
+    struct dp_config cfg;
+    struct dp_tokenizer *tok;
+    struct dp_weight tok_embd;          /* (vocab, dim) */
+    struct dp_weight output_norm;       /* (dim) */
+    struct dp_weight output;            /* (vocab, dim); == tok_embd when tied */
+    struct dp_layer *layers;            /* n_layers */
+    int max_head, max_head_kv, max_ff;  /* over layers: scratch sizes */
+};
+
+/* Observer of a sublayer: x is its input residual (n x dim), y its output. */
+struct dp_hooks {
+    void *ctx;
+    /* unit: 2*layer for attention, 2*layer+1 for FFN; called also for removed units (y == x). */
+    void (*observe)(void *ctx, int unit, const float *x, const float *y, int n, int dim, int pos0);
+};
+
+/* Run a batch like dp_session_forward, with hooks (may be NULL). */
+dp_status dp_session_forward_hooked(struct dp_session *s, struct dp_pool *pool, const int *tokens,
+                                    int n, float *logits, enum dp_logits_mode mode,
+                                    const struct dp_hooks *hooks);
+
+#endif
