@@ -1,0 +1,98 @@
+/*
+ * eval: perplexity (see eval.h). One session per evaluation, reset between
+ * chunks; logits of a whole chunk are computed in one batch.
+ */
+#include "eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+double dp_log_softmax_at(const float *logits, int n_vocab, int target) {
+    float mx = logits[0];
+    for (int i = 1; i < n_vocab; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - mx);
+    return (double)logits[target] - mx - log(sum);
+}
+
+dp_status dp_eval_ppl_paper(const struct dp_model *m, const struct dp_mask *mask, struct dp_pool *pool,
+                            const struct dp_chunks *ch, struct dp_ppl *out) {
+    memset(out, 0, sizeof *out);
+    int V = m->cfg.n_vocab, ctx = ch->ctx;
+    struct dp_session *s;
+    dp_status st = dp_session_new(m, mask, ctx, &s);
+    if (st) return st;
+    float *logits = dp_malloc((size_t)ctx * V * sizeof *logits);
+    if (!logits) {
+        dp_session_free(s);
+        return DP_ERR_NOMEM;
+    }
+    double total = 0, seq_sum = 0;
+    for (int q = 0; q < ch->n_seqs && !st; q++) {
+        const int *ids = ch->ids + (size_t)q * ctx;
+        dp_session_reset(s);
+        st = dp_session_forward(s, pool, ids, ctx, logits, DP_LOGITS_ALL);
+        if (st) break;
+        double ce = 0;
+        for (int t = 0; t + 1 < ctx; t++) ce -= dp_log_softmax_at(logits + (size_t)t * V, V, ids[t + 1]);
+        total += ce;
+        seq_sum += exp(ce / (ctx - 1));
+        dp_progress("perplexity", q + 1, ch->n_seqs);
+    }
+    dp_progress_end();
+    free(logits);
+    dp_session_free(s);
+    if (st) return st;
+    out->n_seqs = ch->n_seqs;
+    out->n_tokens = (int64_t)ch->n_seqs * (ctx - 1);
+    out->nll = total / (double)out->n_tokens;
+    out->ppl = exp(out->nll);
+    out->ppl_seq = seq_sum / ch->n_seqs;
+    return DP_OK;
+}
+
+dp_status dp_eval_ppl_llamacpp(const struct dp_model *m, const struct dp_mask *mask, struct dp_pool *pool,
+                               const int *ids, int n_ids, int ctx, struct dp_ppl *out) {
+    memset(out, 0, sizeof *out);
+    if (ctx < 4) return dp_fail(DP_ERR_ARG, "context %d is too small for the llamacpp protocol", ctx);
+    if (n_ids < 2 * ctx)
+        return dp_fail(DP_ERR_ARG, "the text has %d tokens; the llamacpp protocol needs at least 2*ctx = %d", n_ids,
+                       2 * ctx);
+    int V = m->cfg.n_vocab, n_chunks = n_ids / ctx, first = ctx / 2;
+    struct dp_session *s;
+    dp_status st = dp_session_new(m, mask, ctx, &s);
+    if (st) return st;
+    float *logits = dp_malloc((size_t)ctx * V * sizeof *logits);
+    int *chunk = dp_malloc((size_t)ctx * sizeof *chunk);
+    if (!logits || !chunk) st = DP_ERR_NOMEM;
+    double nll = 0, nll2 = 0;
+    int64_t count = 0;
+    for (int c = 0; c < n_chunks && !st; c++) {
+        memcpy(chunk, ids + (size_t)c * ctx, (size_t)ctx * sizeof *chunk);
+        chunk[0] = dp_tokenizer_bos(m->tok);
+        dp_session_reset(s);
+        st = dp_session_forward(s, pool, chunk, ctx, logits, DP_LOGITS_ALL);
+        for (int t = first; t < ctx - 1 && !st; t++) {
+            double v = -dp_log_softmax_at(logits + (size_t)t * V, V, chunk[t + 1]);
+            nll += v;
+            nll2 += v * v;
+            count++;
+        }
+        dp_progress("perplexity", c + 1, n_chunks);
+    }
+    dp_progress_end();
+    free(logits);
+    free(chunk);
+    dp_session_free(s);
+    if (st) return st;
+    out->n_seqs = n_chunks;
+    out->n_tokens = count;
+    out->nll = nll / count;
+    out->ppl = exp(out->nll);
+    double var = nll2 / count - out->nll * out->nll;
+    out->ppl_pm = var > 0 && count > 1 ? sqrt(var / (count - 1)) * out->ppl : 0;
+    out->ppl_seq = NAN;
+    return DP_OK;
+}
