@@ -1,0 +1,13 @@
+#!/bin/sh
+# Install what depthprune needs to build and test (Debian 12): a C compiler,
+# make, and the optional libraries it uses. Does nothing when all are present.
+set -e
+need=""
+command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
+command -v make >/dev/null 2>&1 || need="$need make"
+if [ -n "$need" ]; then
+    echo "setup: installing$need" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
+fi
