@@ -457,6 +457,11 @@ void dp_session_free(struct dp_session *s) {
 }
 
 void dp_session_reset(struct dp_session *s) { s->pos = 0; }
+void dp_session_rewind(struct dp_session *s, int pos) {
+    DP_ASSERT(pos >= 0 && pos <= s->pos);
+    s->pos = pos;
+}
+const struct dp_mask *dp_session_mask(const struct dp_session *s) { return &s->mask; }
 int dp_session_pos(const struct dp_session *s) { return s->pos; }
 
 /* ---- the forward pass ---- */
@@ -585,30 +590,42 @@ static void ffn_sublayer(struct dp_session *s, struct dp_pool *pool, int l, int 
     add_bias(s->delta, &L->b_down, n, dim, wbuf);
 }
 
-/* Residual add of a sublayer's output, with the observer seeing input and output. */
+/*
+ * Residual add of a sublayer's output (or of a removed unit's replacement),
+ * with the observer seeing input and output.
+ */
 static void residual(struct dp_session *s, int unit, bool kept, int n, const struct dp_hooks *hooks) {
     int dim = s->m->cfg.n_embd;
     size_t len = (size_t)n * dim;
     if (hooks && hooks->observe) memcpy(s->x_in, s->x, len * sizeof(float));
+    if (!kept && hooks && hooks->replace) kept = hooks->replace(hooks->ctx, unit, s->x, s->delta, n, dim, s->pos);
     if (kept)
         for (size_t i = 0; i < len; i++) s->x[i] += s->delta[i];
     if (hooks && hooks->observe) hooks->observe(hooks->ctx, unit, s->x_in, s->x, n, dim, s->pos);
 }
 
-static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const int *tokens, int n, float *logits,
-                               enum dp_logits_mode mode, const struct dp_hooks *hooks, bool last_batch) {
+static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const int *tokens, const float *start_x,
+                               int n, float *logits, enum dp_logits_mode mode, const struct dp_hooks *hooks,
+                               bool last_batch) {
     const struct dp_model *m = s->m;
     const struct dp_config *c = &m->cfg;
     int dim = c->n_embd;
     float *nb = s->wvec;
-    size_t erow = dp_type_row_bytes(m->tok_embd.type, dim);
-    for (int t = 0; t < n; t++)
-        dp_dequant_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * erow,
-                       s->x + (size_t)t * dim, dim);
-    for (int l = 0; l < c->n_layers; l++) {
+    int start = hooks ? hooks->start_unit : 0;
+    if (start_x) {
+        memcpy(s->x, start_x, (size_t)n * dim * sizeof(float));
+    } else {
+        size_t erow = dp_type_row_bytes(m->tok_embd.type, dim);
+        for (int t = 0; t < n; t++)
+            dp_dequant_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * erow,
+                           s->x + (size_t)t * dim, dim);
+    }
+    for (int l = start / 2; l < c->n_layers; l++) {
         bool a = s->mask.attn[l] && m->layers[l].has_attn, f = s->mask.ffn[l] && m->layers[l].has_ffn;
-        if (a) attention_sublayer(s, pool, l, n, nb);
-        residual(s, 2 * l, a, n, hooks);
+        if (2 * l >= start) {
+            if (a) attention_sublayer(s, pool, l, n, nb);
+            residual(s, 2 * l, a, n, hooks);
+        }
         if (f) ffn_sublayer(s, pool, l, n, nb);
         residual(s, 2 * l + 1, f, n, hooks);
     }
@@ -625,15 +642,19 @@ dp_status dp_session_forward_hooked(struct dp_session *s, struct dp_pool *pool, 
                                     float *logits, enum dp_logits_mode mode, const struct dp_hooks *hooks) {
     const struct dp_config *c = &s->m->cfg;
     if (n < 1) return dp_fail(DP_ERR_ARG, "forward pass of %d tokens", n);
+    int start = hooks ? hooks->start_unit : 0;
+    if (start < 0 || start > 2 * c->n_layers || (start > 0) != (hooks && hooks->start_x != NULL))
+        return dp_fail(DP_ERR_ARG, "start unit %d needs a residual stream", start);
     if (n > s->n_ctx - s->pos)
         return dp_fail(DP_ERR_ARG, "%d tokens do not fit: %d of %d context positions are used", n, s->pos, s->n_ctx);
-    for (int t = 0; t < n; t++)
+    for (int t = 0; !start && t < n; t++)
         if (tokens[t] < 0 || tokens[t] >= c->n_vocab)
             return dp_fail(DP_ERR_ARG, "token id %d is outside the vocabulary (%d tokens)", tokens[t], c->n_vocab);
     for (int done = 0; done < n;) {
         int b = n - done < MAX_BATCH ? n - done : MAX_BATCH;
         float *lg = mode == DP_LOGITS_ALL ? logits + (size_t)done * c->n_vocab : logits;
-        dp_status st = forward_batch(s, pool, tokens + done, b, lg, mode, hooks, done + b == n);
+        const float *sx = start ? hooks->start_x + (size_t)done * c->n_embd : NULL;
+        dp_status st = forward_batch(s, pool, tokens ? tokens + done : NULL, sx, b, lg, mode, hooks, done + b == n);
         if (st) return st;
         done += b;
     }

@@ -49,12 +49,40 @@ struct dp_model {
     int max_head, max_head_kv, max_ff;  /* over layers: scratch sizes */
 };
 
-/* Observer of a sublayer: x is its input residual (n x dim), y its output. */
+/*
+ * Extension points of the forward pass (all optional; zero-initialise).
+ * Units are numbered 2*layer for attention and 2*layer+1 for the FFN.
+ */
 struct dp_hooks {
     void *ctx;
-    /* unit: 2*layer for attention, 2*layer+1 for FFN; called also for removed units (y == x). */
+    /*
+     * Observer: x is the unit's input residual (n x dim), y its output, for
+     * tokens at positions pos0..pos0+n-1; called for removed units too (y == x
+     * unless a replacement applied).
+     */
     void (*observe)(void *ctx, int unit, const float *x, const float *y, int n, int dim, int pos0);
+    /*
+     * Replacement of a removed unit: given its input residual x (n x dim),
+     * write the update to add into delta (n x dim) and return true; return
+     * false to leave the unit an identity.
+     */
+    bool (*replace)(void *ctx, int unit, const float *x, float *delta, int n, int dim, int pos0);
+    /*
+     * Start the pass at unit start_unit with the residual stream start_x
+     * ((tokens of this call) x dim, the input of that unit) instead of the
+     * embedding: units before it are not run (their KV caches are not
+     * filled), which is exact when the caller reuses the stream of a pass
+     * that was identical up to there. start_unit 0 with start_x NULL is the
+     * normal pass.
+     */
+    int start_unit;
+    const float *start_x;
 };
+
+/* Move the session back to position pos (<= the current one): later cache entries are overwritten. */
+void dp_session_rewind(struct dp_session *s, int pos);
+/* The mask a session runs under. */
+const struct dp_mask *dp_session_mask(const struct dp_session *s);
 
 /* Run a batch like dp_session_forward, with hooks (may be NULL). */
 dp_status dp_session_forward_hooked(struct dp_session *s, struct dp_pool *pool, const int *tokens,

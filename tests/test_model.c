@@ -46,6 +46,65 @@ static float *run(struct dp_model *m, const char *drop, int n_threads, bool incr
     return lg;
 }
 
+/* Observer that keeps the input residual of one unit. */
+struct snap {
+    int unit;
+    float *x;
+};
+static void keep_input(void *ctx, int unit, const float *x, const float *y, int n, int dim, int pos0) {
+    struct snap *sn = ctx;
+    (void)y;
+    if (unit == sn->unit) memcpy(sn->x + (size_t)pos0 * dim, x, (size_t)n * dim * sizeof *x);
+}
+
+/* A replacement adding a constant update c to the removed unit. */
+static bool add_const(void *ctx, int unit, const float *x, float *delta, int n, int dim, int pos0) {
+    (void)x; (void)pos0;
+    const float *c = ctx;
+    if (unit != 5) return false;
+    for (int t = 0; t < n; t++) memcpy(delta + (size_t)t * dim, c, (size_t)dim * sizeof *c);
+    return true;
+}
+
+/* Prefix reuse: a pass started at unit 4 from the full model's stream equals a whole pass. */
+static void test_hooks(struct dp_model *m, const float *lg_d) {
+    struct dp_mask full, drop;
+    dp_mask_all(m, &full);
+    drop = full;
+    dp_mask_drop(&drop, "b2");
+    struct snap sn = {4, calloc(16 * 64, sizeof(float))};
+    struct dp_hooks h = {.ctx = &sn, .observe = keep_input};
+    struct dp_session *s;
+    float *lg = malloc(16 * 512 * sizeof *lg), *lg2 = malloc(16 * 512 * sizeof *lg);
+    CHECK(dp_session_new(m, &full, 64, &s) == DP_OK);
+    CHECK(dp_session_forward_hooked(s, NULL, ids, 16, lg, DP_LOGITS_ALL, &h) == DP_OK);
+    dp_session_free(s);
+    struct dp_hooks start = {.start_unit = 4, .start_x = sn.x};
+    CHECK(dp_session_new(m, &drop, 64, &s) == DP_OK);
+    CHECK(dp_session_forward_hooked(s, NULL, NULL, 16, lg, DP_LOGITS_ALL, &start) == DP_OK);
+    CHECK(!memcmp(lg, lg_d, 16 * 512 * sizeof *lg));
+    /* a replacement of f2 by a zero constant is the same as removing it */
+    float zero[64] = {0};
+    struct dp_hooks rep = {.ctx = zero, .replace = add_const};
+    struct dp_mask nof2 = full;
+    dp_mask_drop(&nof2, "f2");
+    dp_session_reset(s);
+    dp_session_free(s);
+    CHECK(dp_session_new(m, &nof2, 64, &s) == DP_OK);
+    CHECK(dp_session_forward_hooked(s, NULL, ids, 16, lg, DP_LOGITS_ALL, &rep) == DP_OK);
+    dp_session_reset(s);
+    CHECK(dp_session_forward(s, NULL, ids, 16, lg2, DP_LOGITS_ALL) == DP_OK);
+    CHECK(!memcmp(lg, lg2, 16 * 512 * sizeof *lg));
+    /* rewinding and replaying the tail gives the same logits */
+    dp_session_rewind(s, 10);
+    CHECK(dp_session_forward(s, NULL, ids + 10, 6, lg, DP_LOGITS_ALL) == DP_OK);
+    CHECK_CLOSE_ARR(lg, lg2 + 10 * 512, 6 * 512, 1e-5, 0);
+    dp_session_free(s);
+    free(sn.x);
+    free(lg);
+    free(lg2);
+}
+
 int main(void) {
     struct dp_model *g = NULL, *b = NULL;
     dp_status st = dp_model_open(test_shared("models/stories260K/stories260K.gguf"), NULL, &g);
@@ -82,6 +141,8 @@ int main(void) {
     /* sublayer masks: dropping a2 and f2 equals dropping b2 */
     float *l_af = run(g, "a2,f2", 1, false);
     CHECK(l_af && !memcmp(l_af, lg_d, 16 * 512 * sizeof *l_af));
+
+    test_hooks(g, lg_d);
 
     /* bad unit lists */
     struct dp_mask mask;
