@@ -47,11 +47,18 @@ struct cli_common {
     {"--json", NULL, true, &(c).json, "one JSON object on stdout"}
 
 /* Open the model, build the mask and the pool from the common options; prints errors. */
+struct dp_hooks;
 struct cli_model {
     struct dp_model *m;
     struct dp_mask mask;
     struct dp_pool *pool;
     int n_threads;
+    /*
+     * Replacements of removed units (recoveries from --plan/--recover), or
+     * NULL: pass to dp_session_forward_hooked (src/model.h) in every forward
+     * pass of the pruned model so recovered units take effect.
+     */
+    const struct dp_hooks *hooks;
 };
 int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out);
 void cli_close(struct cli_model *cm);
