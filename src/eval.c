@@ -17,8 +17,8 @@ double dp_log_softmax_at(const float *logits, int n_vocab, int target) {
     return (double)logits[target] - mx - log(sum);
 }
 
-dp_status dp_eval_ppl_paper(const struct dp_model *m, const struct dp_mask *mask, struct dp_pool *pool,
-                            const struct dp_chunks *ch, struct dp_ppl *out) {
+dp_status dp_eval_ppl_paper(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                            struct dp_pool *pool, const struct dp_chunks *ch, struct dp_ppl *out) {
     memset(out, 0, sizeof *out);
     int V = m->cfg.n_vocab, ctx = ch->ctx;
     struct dp_session *s;
@@ -33,7 +33,7 @@ dp_status dp_eval_ppl_paper(const struct dp_model *m, const struct dp_mask *mask
     for (int q = 0; q < ch->n_seqs && !st; q++) {
         const int *ids = ch->ids + (size_t)q * ctx;
         dp_session_reset(s);
-        st = dp_session_forward(s, pool, ids, ctx, logits, DP_LOGITS_ALL);
+        st = dp_session_forward_hooked(s, pool, ids, ctx, logits, DP_LOGITS_ALL, hooks);
         if (st) break;
         double ce = 0;
         for (int t = 0; t + 1 < ctx; t++) ce -= dp_log_softmax_at(logits + (size_t)t * V, V, ids[t + 1]);
@@ -53,8 +53,8 @@ dp_status dp_eval_ppl_paper(const struct dp_model *m, const struct dp_mask *mask
     return DP_OK;
 }
 
-dp_status dp_eval_ppl_llamacpp(const struct dp_model *m, const struct dp_mask *mask, struct dp_pool *pool,
-                               const int *ids, int n_ids, int ctx, struct dp_ppl *out) {
+dp_status dp_eval_ppl_llamacpp(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                               struct dp_pool *pool, const int *ids, int n_ids, int ctx, struct dp_ppl *out) {
     memset(out, 0, sizeof *out);
     if (ctx < 4) return dp_fail(DP_ERR_ARG, "context %d is too small for the llamacpp protocol", ctx);
     if (n_ids < 2 * ctx)
@@ -73,7 +73,7 @@ dp_status dp_eval_ppl_llamacpp(const struct dp_model *m, const struct dp_mask *m
         memcpy(chunk, ids + (size_t)c * ctx, (size_t)ctx * sizeof *chunk);
         chunk[0] = dp_tokenizer_bos(m->tok);
         dp_session_reset(s);
-        st = dp_session_forward(s, pool, chunk, ctx, logits, DP_LOGITS_ALL);
+        st = dp_session_forward_hooked(s, pool, chunk, ctx, logits, DP_LOGITS_ALL, hooks);
         for (int t = first; t < ctx - 1 && !st; t++) {
             double v = -dp_log_softmax_at(logits + (size_t)t * V, V, chunk[t + 1]);
             nll += v;

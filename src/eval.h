@@ -25,10 +25,11 @@ struct dp_ppl {
 /* log p(target | logits) for one row of n_vocab logits. */
 double dp_log_softmax_at(const float *logits, int n_vocab, int target);
 
-dp_status dp_eval_ppl_paper(const struct dp_model *m, const struct dp_mask *mask, struct dp_pool *pool,
-                            const struct dp_chunks *ch, struct dp_ppl *out);
+/* hooks: replacements of removed units (recoveries) or NULL. */
+dp_status dp_eval_ppl_paper(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                            struct dp_pool *pool, const struct dp_chunks *ch, struct dp_ppl *out);
 /* ids: the whole text's tokens (BOS first). */
-dp_status dp_eval_ppl_llamacpp(const struct dp_model *m, const struct dp_mask *mask, struct dp_pool *pool,
-                               const int *ids, int n_ids, int ctx, struct dp_ppl *out);
+dp_status dp_eval_ppl_llamacpp(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                               struct dp_pool *pool, const int *ids, int n_ids, int ctx, struct dp_ppl *out);
 
 #endif

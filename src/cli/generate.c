@@ -6,6 +6,8 @@
  */
 #include "cli.h"
 
+#include "model.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +75,7 @@ int cmd_generate(int argc, char **argv) {
     if (!st && n_prompt == 0) st = dp_fail(DP_ERR_ARG, "the prompt gives no tokens");
     if (!st) st = dp_session_new(cm.m, &cm.mask, n_ctx, &s);
     double t0 = dp_now(), t_prefill = 0;
-    if (!st) st = dp_session_forward(s, cm.pool, ids, n_prompt, logits, DP_LOGITS_LAST);
+    if (!st) st = dp_session_forward_hooked(s, cm.pool, ids, n_prompt, logits, DP_LOGITS_LAST, cm.hooks);
     t_prefill = dp_now() - t0;
     /* the prompt as text, then each new token's text */
     int prev = -1, n_gen = 0;
@@ -105,7 +107,7 @@ int cmd_generate(int argc, char **argv) {
             out_len = 0;
         }
         prev = id;
-        if (i >= n_prompt && i + 1 < n_prompt + n_new) st = dp_session_forward(s, cm.pool, &id, 1, logits, DP_LOGITS_LAST);
+        if (i >= n_prompt && i + 1 < n_prompt + n_new) st = dp_session_forward_hooked(s, cm.pool, &id, 1, logits, DP_LOGITS_LAST, cm.hooks);
     }
     double t_total = dp_now() - t0;
     if (st) rc = cli_error("generate", 1, "%s", st == DP_ERR_NOMEM ? "out of memory" : dp_last_error());

@@ -22,7 +22,7 @@ static int ppl_llamacpp(struct cli_model *cm, const char *file, int ctx, struct 
     int *ids = malloc((size_t)cap * sizeof *ids);
     dp_status st = ids ? dp_tokenize(t, text, len, DP_TOKENIZE_BOS, ids, cap, &n) : DP_ERR_NOMEM;
     if (!st && n > cap) st = dp_fail(DP_ERR_FORMAT, "%s: more tokens than bytes", file);
-    if (!st) st = dp_eval_ppl_llamacpp(cm->m, &cm->mask, cm->pool, ids, n, ctx, r);
+    if (!st) st = dp_eval_ppl_llamacpp(cm->m, &cm->mask, cm->hooks, cm->pool, ids, n, ctx, r);
     if (st && st != DP_ERR_NOMEM && !strstr(dp_last_error(), file)) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", dp_last_error());
@@ -72,7 +72,7 @@ int cmd_ppl(int argc, char **argv) {
     if (paper) {
         dp_status st = dp_corpus_read(file, &corpus);
         if (!st) st = dp_chunks_paper(dp_model_tokenizer(cm.m), corpus, lo, hi, (int)ctx, (int)max_seqs, &ch);
-        if (!st) st = dp_eval_ppl_paper(cm.m, &cm.mask, cm.pool, ch, &r);
+        if (!st) st = dp_eval_ppl_paper(cm.m, &cm.mask, cm.hooks, cm.pool, ch, &r);
         if (st) rc = cli_error("ppl", 1, "%s", dp_last_error());
     } else {
         rc = ppl_llamacpp(&cm, file, (int)ctx, &r);
