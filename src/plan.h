@@ -1,0 +1,40 @@
+/*
+ * plan: a pruning plan as saved and reloaded by every command (--plan FILE).
+ *
+ * A plan is the list of removed units in removal order, with where it came
+ * from (metric, scheme, scores file) and an optional recovery file (a GGUF
+ * written by src/recover.c holding the replacement of each removed unit).
+ * On disk it is JSON:
+ *
+ *   {"depthprune_plan": 1, "model": "stories260K.gguf", "n_blocks": 5,
+ *    "removed": ["b2", "a4"], "metric": "loo_loss", "scheme": "block",
+ *    "recover": {"kind": "mean", "file": "plan.recover.gguf"}}   (or null)
+ *
+ * A relative recovery path is relative to the plan file's folder.
+ */
+#ifndef DP_PLAN_H
+#define DP_PLAN_H
+
+#include "base.h"
+
+#define DP_PLAN_MAX_UNITS (2 * DP_MAX_LAYERS)
+
+struct dp_plan {
+    int n_blocks;                         /* of the model the plan was made for (0: unknown) */
+    int n_units;
+    char units[DP_PLAN_MAX_UNITS][16];    /* "b2", "a4", ... in removal order */
+    char metric[64], scheme[16];
+    char model[1024];                     /* source model path as given */
+    char recover_kind[64];                /* "" when none */
+    char recover_file[1024];              /* resolved path, "" when none */
+};
+
+dp_status dp_plan_load(const char *path, struct dp_plan *out);
+/* Write atomically; recover_file is stored relative to the plan's folder when inside it. */
+dp_status dp_plan_save(const struct dp_plan *p, const char *path);
+/* Remove the plan's units from mask (fails naming the plan when a unit does not exist). */
+dp_status dp_plan_apply(const struct dp_plan *p, struct dp_mask *mask);
+/* Append a unit ("b3") to the plan. */
+dp_status dp_plan_push(struct dp_plan *p, const char *unit);
+
+#endif
