@@ -611,7 +611,7 @@ static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const
     const struct dp_config *c = &m->cfg;
     int dim = c->n_embd;
     float *nb = s->wvec;
-    int start = hooks ? hooks->start_unit : 0;
+    int start = hooks ? hooks->start_unit : 0, n_rows = n;
     if (start_x) {
         memcpy(s->x, start_x, (size_t)n * dim * sizeof(float));
     } else {
@@ -626,11 +626,16 @@ static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const
             if (a) attention_sublayer(s, pool, l, n, nb);
             residual(s, 2 * l, a, n, hooks);
         }
-        if (f) ffn_sublayer(s, pool, l, n, nb);
-        residual(s, 2 * l + 1, f, n, hooks);
+        if (l == c->n_layers - 1 && mode == DP_LOGITS_LAST && last_batch && n > 1 && !hooks) {
+            /* only the last row reaches the logits: the last FFN runs for it alone (as llama.cpp) */
+            memmove(s->x, s->x + (size_t)(n - 1) * dim, (size_t)dim * sizeof(float));
+            n_rows = 1;
+        }
+        if (f) ffn_sublayer(s, pool, l, n_rows, nb);
+        residual(s, 2 * l + 1, f, n_rows, hooks);
     }
     if (mode == DP_LOGITS_ALL || (mode == DP_LOGITS_LAST && last_batch)) {
-        int first = mode == DP_LOGITS_ALL ? 0 : n - 1, rows = n - first;
+        int first = mode == DP_LOGITS_ALL ? 0 : n_rows - 1, rows = n_rows - first;
         rmsnorm(s->xb, s->x + (size_t)first * dim, &m->output_norm, rows, dim, c->norm_eps, nb);
         dp_matmul(pool, m->output.data, m->output.type, dim, c->n_vocab, s->xb, rows, logits);
     }
