@@ -195,7 +195,12 @@ int64_t dp_gguf_arr_i64(const struct dp_gguf_value *val, uint64_t i) {
     struct dp_gguf_value tmp;
     scalar_load(val->elem_type, val->raw + i * dp_gguf_vtype_size(val->elem_type), &tmp);
     switch (val->elem_type) {
-    case DP_GGUF_F32: case DP_GGUF_F64: return (int64_t)tmp.v.f;
+    case DP_GGUF_F32: case DP_GGUF_F64:
+        /* saturate: converting NaN or an out-of-range float to int64 is undefined */
+        if (tmp.v.f != tmp.v.f) return 0;
+        if (tmp.v.f >= 0x1p63) return INT64_MAX;
+        if (tmp.v.f < -0x1p63) return INT64_MIN;
+        return (int64_t)tmp.v.f;
     case DP_GGUF_I8: case DP_GGUF_I16: case DP_GGUF_I32: case DP_GGUF_I64: return tmp.v.i;
     case DP_GGUF_BOOL: return tmp.v.b;
     default: return (int64_t)tmp.v.u;
@@ -323,6 +328,8 @@ dp_status dp_gguf_parse(const uint8_t *data, size_t size, const char *name, stru
     struct dp_gguf *g = dp_calloc(1, sizeof *g);
     if (!g) return DP_ERR_NOMEM;
     g->path = name;
+    g->data = data;
+    g->size = size;
     dp_status st = rd_u32(&c, &g->version, "version");
     if (!st && (g->version < 2 || g->version > 3))
         st = dp_fail(DP_ERR_FORMAT, "%s: GGUF version %u is not supported (2 and 3 are)", name, g->version);
@@ -486,7 +493,7 @@ struct buf {
 };
 
 static void buf_put(struct buf *b, const void *src, size_t n) {
-    if (b->oom) return;
+    if (b->oom || n == 0) return; /* src may be NULL when n is 0 (an empty array) */
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->n + n) cap *= 2;
@@ -631,9 +638,7 @@ void dp_gguf_set_arr_str(struct dp_gguf_writer *w, const char *key, const char *
 void dp_gguf_copy_kv(struct dp_gguf_writer *w, const struct dp_gguf *src,
                      const struct dp_gguf_kv *kv, const char *key) {
     struct wkv *s = slot(w, key ? key : kv->key, kv->val.type);
-    if (s)
-        buf_put(&s->val, src->map.data ? src->map.data + kv->val.raw_begin : NULL,
-                kv->val.raw_end - kv->val.raw_begin);
+    if (s) buf_put(&s->val, src->data + kv->val.raw_begin, kv->val.raw_end - kv->val.raw_begin);
 }
 
 void dp_gguf_remove_kv(struct dp_gguf_writer *w, const char *key) {
@@ -687,10 +692,14 @@ static size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
 dp_status dp_gguf_writer_write(struct dp_gguf_writer *w, const char *path) {
     size_t alignment = GGUF_DEFAULT_ALIGNMENT;
-    for (size_t i = 0; i < w->n_kv; i++)
-        if (!strcmp(w->kv[i].key, "general.alignment") && w->kv[i].type == DP_GGUF_U32 &&
-            w->kv[i].val.n == 4)
-            alignment = (size_t)rd_le(w->kv[i].val.p, 4);
+    /* never write what the reader refuses: empty keys, a general.alignment not u32 */
+    for (size_t i = 0; i < w->n_kv; i++) {
+        if (!w->kv[i].key[0]) return dp_fail(DP_ERR_ARG, "%s: a metadata key is empty", path);
+        if (strcmp(w->kv[i].key, "general.alignment")) continue;
+        if (w->kv[i].type != DP_GGUF_U32 || w->kv[i].val.n != 4)
+            return dp_fail(DP_ERR_ARG, "%s: general.alignment must be a u32", path);
+        alignment = (size_t)rd_le(w->kv[i].val.p, 4);
+    }
     if (alignment == 0 || (alignment & (alignment - 1)) || alignment > 4096)
         return dp_fail(DP_ERR_ARG, "%s: general.alignment %zu is not a power of two", path, alignment);
     struct buf h = {0};

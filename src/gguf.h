@@ -78,6 +78,8 @@ struct dp_gguf_tensor {
 struct dp_gguf {
     struct dp_map map;
     const char *path;             /* == map.path */
+    const uint8_t *data;          /* the parsed bytes: the mapping, or the caller's buffer */
+    size_t size;
     uint32_t version;
     uint64_t n_kv, n_tensors;
     struct dp_gguf_kv *kv;
@@ -111,7 +113,10 @@ dp_status dp_gguf_get_bool(const struct dp_gguf *g, const char *key, bool requir
 /* Copies into buf (NUL-terminated, truncated to cap-1 bytes). */
 dp_status dp_gguf_get_str(const struct dp_gguf *g, const char *key, bool required, char *buf,
                           size_t cap);
-/* Element i of a numeric array value as double / int64 (i < val->n). */
+/*
+ * Element i of a numeric array value as double / int64 (i < val->n). Floats
+ * become int64 truncated toward zero, saturating at the int64 range; NaN gives 0.
+ */
 double dp_gguf_arr_f64(const struct dp_gguf_value *val, uint64_t i);
 int64_t dp_gguf_arr_i64(const struct dp_gguf_value *val, uint64_t i);
 /* Size in bytes of one element of a scalar type, 0 for string/array. */
