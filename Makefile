@@ -73,11 +73,12 @@ bench: depthprune
 	@sh bench/run.sh
 
 fuzz:
-	$(MAKE) CC=clang BUILD=build-fuzz OPT="-O1 -fsanitize=fuzzer-no-link,address,undefined" \
+	$(MAKE) CC=clang BUILD=build-fuzz OPT="-O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
 	    $(BUILD:build=build-fuzz)/libdepthprune.a
-	clang -std=c11 -D_GNU_SOURCE -O1 -g -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -Iinclude -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	    -o build-fuzz/fuzz_gguf tests/fuzz/fuzz_gguf.c build-fuzz/libdepthprune.a -lm -lpthread
-	@echo "run: build-fuzz/fuzz_gguf -max_total_time=60 tests/fuzz/corpus"
+	@mkdir -p build-fuzz/corpus
+	@echo "run: build-fuzz/fuzz_gguf -max_total_time=60 build-fuzz/corpus tests/fuzz/corpus"
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz depthprune
