@@ -68,10 +68,10 @@ struct dp_config {
     char arch[32];        /* "llama" (the GGUF general.architecture) */
     int n_layers;         /* blocks */
     int n_embd;           /* residual width (dim) */
-    int n_head;           /* query heads (of layer 0; see dp_layer_shape) */
-    int n_head_kv;        /* key/value heads */
+    int n_head;           /* query heads (most over blocks; see dp_layer_shape) */
+    int n_head_kv;        /* key/value heads (most over blocks) */
     int head_dim;         /* per-head width */
-    int n_ff;             /* FFN hidden width (of layer 0) */
+    int n_ff;             /* FFN hidden width (most over blocks) */
     int n_vocab;
     int n_ctx_train;      /* trained context length */
     int n_rot;            /* RoPE dimension count */

@@ -14,6 +14,12 @@
  * (pairs (2i, 2i+1) for arch llama, (i, i+n_rot/2) for NEOX-style archs;
  * angles by the same float recurrence). The KV cache holds f32 keys and values
  * for the kept attention sublayers only.
+ *
+ * Arch `deci` (what export writes for sublayer removal, EXPORT.md) has
+ * per-block head counts and FFN widths: a block with 0 heads has no
+ * attention (and no cache), one with heads but 0 KV heads has linear
+ * attention x + wo.(attn_norm . RMSNorm(x)), and FFNs may carry gate/up
+ * biases. Such blocks load as has_attn/has_ffn false or as their shapes say.
  */
 #include "model.h"
 
@@ -61,10 +67,71 @@ static dp_status arch_float(struct dp_model *m, const char *suffix, double *out)
     return dp_gguf_get_float(m->gguf, key, false, out);
 }
 
+static dp_status check_range(struct dp_model *m, const char *what, int64_t v, int64_t min, int64_t max) {
+    if (v < min || v > max)
+        return dp_fail(DP_ERR_FORMAT, "%s: %s = %lld is out of range (%lld..%lld)", m->path, what, (long long)v,
+                       (long long)min, (long long)max);
+    return DP_OK;
+}
+
 static dp_status check_dim(struct dp_model *m, const char *what, int64_t v, int64_t max) {
-    if (v < 1 || v > max)
-        return dp_fail(DP_ERR_FORMAT, "%s: %s = %lld is out of range (1..%lld)", m->path, what, (long long)v,
-                       (long long)max);
+    return check_range(m, what, v, 1, max);
+}
+
+/*
+ * A per-layer hyperparameter `<arch>.<suffix>`: one integer for every block,
+ * or an integer array of block_count entries (deci files, where blocks
+ * differ). Absent and not required: `dflt` for every block.
+ */
+static dp_status layer_ints(struct dp_model *m, const char *suffix, bool required, int64_t dflt, int64_t *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", m->cfg.arch, suffix);
+    const struct dp_gguf_kv *kv = dp_gguf_find_kv(m->gguf, key);
+    int n = m->cfg.n_layers;
+    if (kv && kv->val.type == DP_GGUF_ARRAY) {
+        uint32_t et = kv->val.elem_type;
+        bool integer = et <= DP_GGUF_I32 || et == DP_GGUF_U64 || et == DP_GGUF_I64;
+        if (!integer || kv->val.n != (uint64_t)n)
+            return dp_fail(DP_ERR_FORMAT, "%s: %s must be an integer or an integer array of %d entries (block_count)",
+                           m->path, key, n);
+        for (int l = 0; l < n; l++) out[l] = dp_gguf_arr_i64(&kv->val, (uint64_t)l);
+        return DP_OK;
+    }
+    int64_t v = dflt;
+    dp_status st = dp_gguf_get_int(m->gguf, key, required, &v);
+    for (int l = 0; l < n; l++) out[l] = v;
+    return st;
+}
+
+/*
+ * Per-block head counts and FFN widths. Only arch deci may have blocks
+ * without attention (0 heads), linear attention (heads but 0 KV heads) or
+ * without an FFN (width 0); other archs need every count >= 1.
+ */
+static dp_status load_layer_shapes(struct dp_model *m) {
+    int64_t nh[DP_MAX_LAYERS], nkv[DP_MAX_LAYERS], nff[DP_MAX_LAYERS];
+    dp_status st;
+    if ((st = layer_ints(m, "attention.head_count", true, 0, nh)) ||
+        (st = layer_ints(m, "attention.head_count_kv", false, -1, nkv)) ||
+        (st = layer_ints(m, "feed_forward_length", true, 0, nff)))
+        return st;
+    int lo = strcmp(m->cfg.arch, "deci") ? 1 : 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        char what[64];
+        if (nkv[l] < 0) nkv[l] = nh[l];
+        snprintf(what, sizeof what, "attention.head_count[%d]", l);
+        if ((st = check_range(m, what, nh[l], lo, 4096))) return st;
+        snprintf(what, sizeof what, "attention.head_count_kv[%d]", l);
+        if ((st = check_range(m, what, nkv[l], lo, nh[l]))) return st;
+        snprintf(what, sizeof what, "feed_forward_length[%d]", l);
+        if ((st = check_range(m, what, nff[l], lo, 1 << 22))) return st;
+        if (nkv[l] && nh[l] % nkv[l])
+            return dp_fail(DP_ERR_FORMAT, "%s: block %d: %lld heads cannot share %lld KV heads", m->path, l,
+                           (long long)nh[l], (long long)nkv[l]);
+        if (!nh[l] && nkv[l])
+            return dp_fail(DP_ERR_FORMAT, "%s: block %d has KV heads but no heads", m->path, l);
+        m->layers[l].shape = (struct dp_layer_shape){(int)nh[l], (int)nkv[l], (int)nff[l]};
+    }
     return DP_OK;
 }
 
@@ -72,26 +139,33 @@ static dp_status load_gguf_config(struct dp_model *m) {
     struct dp_config *c = &m->cfg;
     dp_status st = dp_gguf_get_str(m->gguf, "general.architecture", true, c->arch, sizeof c->arch);
     if (st) return st;
-    if (strcmp(c->arch, "llama") && strcmp(c->arch, "mistral") && strcmp(c->arch, "qwen2"))
-        return dp_fail(DP_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama, mistral, qwen2 are)",
+    if (strcmp(c->arch, "llama") && strcmp(c->arch, "mistral") && strcmp(c->arch, "qwen2") && strcmp(c->arch, "deci"))
+        return dp_fail(DP_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama, mistral, qwen2, deci are)",
                        m->path, c->arch);
-    int64_t n_layers = 0, n_embd = 0, n_head = 0, n_head_kv = -1, n_ff = 0, n_ctx = 2048, head_dim = -1, n_rot = -1;
+    int64_t n_layers = 0, n_embd = 0, n_ctx = 2048, head_dim = -1, n_rot = -1;
     if ((st = arch_int(m, "block_count", true, &n_layers)) || (st = arch_int(m, "embedding_length", true, &n_embd)) ||
-        (st = arch_int(m, "attention.head_count", true, &n_head)) ||
-        (st = arch_int(m, "attention.head_count_kv", false, &n_head_kv)) ||
-        (st = arch_int(m, "feed_forward_length", true, &n_ff)) || (st = arch_int(m, "context_length", false, &n_ctx)) ||
+        (st = arch_int(m, "context_length", false, &n_ctx)) ||
         (st = arch_int(m, "attention.key_length", false, &head_dim)) ||
         (st = arch_int(m, "rope.dimension_count", false, &n_rot)))
         return st;
-    if (n_head_kv < 0) n_head_kv = n_head;
     if ((st = check_dim(m, "block_count", n_layers, DP_MAX_LAYERS)) || (st = check_dim(m, "embedding_length", n_embd, 1 << 20)) ||
-        (st = check_dim(m, "attention.head_count", n_head, 4096)) ||
-        (st = check_dim(m, "attention.head_count_kv", n_head_kv, n_head)) ||
-        (st = check_dim(m, "feed_forward_length", n_ff, 1 << 22)) || (st = check_dim(m, "context_length", n_ctx, 1 << 24)))
+        (st = check_dim(m, "context_length", n_ctx, 1 << 24)))
         return st;
-    if (n_head % n_head_kv)
-        return dp_fail(DP_ERR_FORMAT, "%s: %lld heads cannot share %lld KV heads", m->path, (long long)n_head,
-                       (long long)n_head_kv);
+    c->n_layers = (int)n_layers;
+    m->layers = dp_calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers) return DP_ERR_NOMEM;
+    if ((st = load_layer_shapes(m))) return st;
+    /* the config shows the largest counts; head_dim comes from the first block with attention */
+    int first_attn = -1;
+    for (int l = 0; l < c->n_layers; l++) {
+        struct dp_layer_shape s = m->layers[l].shape;
+        if (first_attn < 0 && s.n_head) first_attn = l;
+        if (s.n_head > c->n_head) c->n_head = s.n_head;
+        if (s.n_head_kv > c->n_head_kv) c->n_head_kv = s.n_head_kv;
+        if (s.n_ff > c->n_ff) c->n_ff = s.n_ff;
+    }
+    if (first_attn < 0) return dp_fail(DP_ERR_FORMAT, "%s: no block has attention heads", m->path);
+    int64_t n_head = m->layers[first_attn].shape.n_head;
     if (head_dim < 0) {
         if (n_embd % n_head)
             return dp_fail(DP_ERR_FORMAT, "%s: embedding_length %lld is not a multiple of head_count %lld", m->path,
@@ -108,12 +182,8 @@ static dp_status load_gguf_config(struct dp_model *m) {
         return st;
     if (!(base > 0) || !(eps > 0) || eps > 1)
         return dp_fail(DP_ERR_FORMAT, "%s: invalid rope.freq_base or layer_norm_rms_epsilon", m->path);
-    c->n_layers = (int)n_layers;
     c->n_embd = (int)n_embd;
-    c->n_head = (int)n_head;
-    c->n_head_kv = (int)n_head_kv;
     c->head_dim = (int)head_dim;
-    c->n_ff = (int)n_ff;
     c->n_ctx_train = (int)n_ctx;
     c->n_rot = (int)n_rot;
     c->rope_neox = !strcmp(c->arch, "qwen2");
@@ -133,23 +203,36 @@ static dp_status load_gguf_weights(struct dp_model *m) {
     if (c->tied_output) m->output = m->tok_embd;
     for (int l = 0; l < c->n_layers; l++) {
         struct dp_layer *L = &m->layers[l];
-        int64_t q = (int64_t)c->n_head * c->head_dim, kv = (int64_t)c->n_head_kv * c->head_dim, d = c->n_embd;
+        struct dp_layer_shape sh = L->shape;
+        int64_t q = (int64_t)sh.n_head * c->head_dim, kv = (int64_t)sh.n_head_kv * c->head_dim, d = c->n_embd;
         char n[16][64];
         const char *sfx[16] = {"attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight",
                                "attn_output.weight", "attn_q.bias", "attn_k.bias", "attn_v.bias",
                                "attn_output.bias", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
-                               "ffn_down.weight", "ffn_down.bias", "", ""};
-        for (int i = 0; i < 14; i++) snprintf(n[i], sizeof n[i], "blk.%d.%s", l, sfx[i]);
-        if ((st = view(m, n[0], d, 1, true, &L->attn_norm)) || (st = view(m, n[1], d, q, true, &L->wq)) ||
-            (st = view(m, n[2], d, kv, true, &L->wk)) || (st = view(m, n[3], d, kv, true, &L->wv)) ||
-            (st = view(m, n[4], q, d, true, &L->wo)) || (st = view(m, n[5], q, 1, false, &L->bq)) ||
-            (st = view(m, n[6], kv, 1, false, &L->bk)) || (st = view(m, n[7], kv, 1, false, &L->bv)) ||
-            (st = view(m, n[8], d, 1, false, &L->bo)) || (st = view(m, n[9], d, 1, true, &L->ffn_norm)) ||
-            (st = view(m, n[10], d, c->n_ff, true, &L->w_gate)) || (st = view(m, n[11], d, c->n_ff, true, &L->w_up)) ||
-            (st = view(m, n[12], c->n_ff, d, true, &L->w_down)) || (st = view(m, n[13], d, 1, false, &L->b_down)))
+                               "ffn_down.weight", "ffn_down.bias", "ffn_gate.bias", "ffn_up.bias"};
+        for (int i = 0; i < 16; i++) snprintf(n[i], sizeof n[i], "blk.%d.%s", l, sfx[i]);
+        L->has_attn = sh.n_head > 0;
+        L->has_ffn = sh.n_ff > 0;
+        if (L->has_attn && !sh.n_head_kv) {
+            /* linear attention (deci): x + W (attn_norm . RMSNorm(x)), W square, no bias */
+            if (q != d)
+                return dp_fail(DP_ERR_FORMAT, "%s: block %d: linear attention needs head_count * head size == %lld",
+                               m->path, l, (long long)d);
+            if ((st = view(m, n[0], d, 1, true, &L->attn_norm)) || (st = view(m, n[4], d, d, true, &L->wo))) return st;
+        } else if (L->has_attn) {
+            if ((st = view(m, n[0], d, 1, true, &L->attn_norm)) || (st = view(m, n[1], d, q, true, &L->wq)) ||
+                (st = view(m, n[2], d, kv, true, &L->wk)) || (st = view(m, n[3], d, kv, true, &L->wv)) ||
+                (st = view(m, n[4], q, d, true, &L->wo)) || (st = view(m, n[5], q, 1, false, &L->bq)) ||
+                (st = view(m, n[6], kv, 1, false, &L->bk)) || (st = view(m, n[7], kv, 1, false, &L->bv)) ||
+                (st = view(m, n[8], d, 1, false, &L->bo)))
+                return st;
+        }
+        if (L->has_ffn &&
+            ((st = view(m, n[9], d, 1, true, &L->ffn_norm)) || (st = view(m, n[10], d, sh.n_ff, true, &L->w_gate)) ||
+             (st = view(m, n[11], d, sh.n_ff, true, &L->w_up)) || (st = view(m, n[12], sh.n_ff, d, true, &L->w_down)) ||
+             (st = view(m, n[13], d, 1, false, &L->b_down)) || (st = view(m, n[14], sh.n_ff, 1, false, &L->b_gate)) ||
+             (st = view(m, n[15], sh.n_ff, 1, false, &L->b_up))))
             return st;
-        L->shape = (struct dp_layer_shape){c->n_head, c->n_head_kv, c->n_ff};
-        L->has_attn = L->has_ffn = true;
     }
     return DP_OK;
 }
@@ -166,8 +249,6 @@ static dp_status open_gguf(struct dp_model *m) {
     if (m->cfg.n_vocab != dp_tokenizer_n_vocab(m->tok))
         return dp_fail(DP_ERR_FORMAT, "%s: token_embd has %d rows but the vocabulary has %d tokens", m->path,
                        m->cfg.n_vocab, dp_tokenizer_n_vocab(m->tok));
-    m->layers = dp_calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
-    if (!m->layers) return DP_ERR_NOMEM;
     return load_gguf_weights(m);
 }
 
@@ -379,7 +460,8 @@ void dp_model_stats(const struct dp_model *m, const struct dp_mask *mask, struct
             out->kv_bytes_per_token += 2 * (int64_t)L->shape.n_head_kv * m->cfg.head_dim * (int64_t)sizeof(float);
         }
         if (f) {
-            const struct dp_weight *ws[] = {&L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down, &L->b_down};
+            const struct dp_weight *ws[] = {&L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down, &L->b_down, &L->b_gate,
+                                            &L->b_up};
             for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) count(out, ws[i]);
         }
     }
@@ -403,7 +485,7 @@ struct dp_session {
     float *att;                   /* (B, n_head*hd) attention output */
     float *gate, *up;             /* (B, n_ff) */
     float *delta;                 /* (B, dim) sublayer output */
-    float *wvec;                  /* (max(dim, qd)) a dequantized norm or bias vector */
+    float *wvec;                  /* (max(dim, qd, n_ff)) a dequantized norm or bias vector */
     float *scores;                /* (n_threads_max, n_ctx) */
     int scores_threads;
 };
@@ -422,7 +504,7 @@ dp_status dp_session_new(const struct dp_model *m, const struct dp_mask *mask, i
     s->v_cache = dp_calloc((size_t)c->n_layers, sizeof *s->v_cache);
     bool ok = s->k_cache && s->v_cache;
     for (int l = 0; ok && l < c->n_layers; l++) {
-        if (!s->mask.attn[l] || !m->layers[l].has_attn) continue;
+        if (!s->mask.attn[l] || !m->layers[l].has_attn || !m->layers[l].shape.n_head_kv) continue;
         size_t n = (size_t)n_ctx * m->layers[l].shape.n_head_kv * c->head_dim;
         s->k_cache[l] = dp_malloc(n * sizeof(float));
         s->v_cache[l] = dp_malloc(n * sizeof(float));
@@ -433,7 +515,7 @@ dp_status dp_session_new(const struct dp_model *m, const struct dp_mask *mask, i
     float **bufs[] = {&s->x, &s->x_in, &s->xb, &s->q, &s->k, &s->v, &s->att, &s->gate, &s->up, &s->delta, &s->scores, &s->wvec};
     size_t sizes[] = {B * c->n_embd, B * c->n_embd, B * c->n_embd, B * qd, B * kvd, B * kvd, B * qd,
                       B * m->max_ff, B * m->max_ff, B * c->n_embd, (size_t)s->scores_threads * n_ctx,
-                      (size_t)c->n_embd + qd + kvd};
+                      (size_t)c->n_embd + qd + kvd + m->max_ff};
     for (size_t i = 0; ok && i < sizeof bufs / sizeof *bufs; i++) ok = (*bufs[i] = dp_malloc(sizes[i] * sizeof(float)));
     if (!ok) {
         dp_session_free(s);
@@ -559,6 +641,10 @@ static void attention_sublayer(struct dp_session *s, struct dp_pool *pool, int l
     int dim = c->n_embd, hd = c->head_dim;
     int qd = L->shape.n_head * hd, kvd = L->shape.n_head_kv * hd;
     rmsnorm(s->xb, s->x, &L->attn_norm, n, dim, c->norm_eps, wbuf);
+    if (!kvd) { /* linear attention (deci): no keys, no values, no cache */
+        dp_matmul(pool, L->wo.data, L->wo.type, dim, dim, s->xb, n, s->delta); /* delta (n, dim) */
+        return;
+    }
     dp_matmul(pool, L->wq.data, L->wq.type, dim, qd, s->xb, n, s->q);   /* q (n, qd) */
     dp_matmul(pool, L->wk.data, L->wk.type, dim, kvd, s->xb, n, s->k);  /* k (n, kvd) */
     dp_matmul(pool, L->wv.data, L->wv.type, dim, kvd, s->xb, n, s->v);  /* v (n, kvd) */
@@ -582,6 +668,8 @@ static void ffn_sublayer(struct dp_session *s, struct dp_pool *pool, int l, int 
     rmsnorm(s->xb, s->x, &L->ffn_norm, n, dim, c->norm_eps, wbuf);
     dp_matmul(pool, L->w_gate.data, L->w_gate.type, dim, ff, s->xb, n, s->gate); /* (n, ff) */
     dp_matmul(pool, L->w_up.data, L->w_up.type, dim, ff, s->xb, n, s->up);       /* (n, ff) */
+    add_bias(s->gate, &L->b_gate, n, ff, wbuf);
+    add_bias(s->up, &L->b_up, n, ff, wbuf);
     for (size_t i = 0; i < (size_t)n * ff; i++) {
         float g = s->gate[i];
         s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];                          /* SwiGLU */

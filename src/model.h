@@ -31,7 +31,8 @@ struct dp_layer {
     struct dp_weight ffn_norm;          /* (dim) */
     struct dp_weight w_gate, w_up;      /* (n_ff, dim) */
     struct dp_weight w_down, b_down;    /* (dim, n_ff), optional bias (dim) */
-    struct dp_layer_shape shape;
+    struct dp_weight b_gate, b_up;      /* optional biases (n_ff) (deci files written by export) */
+    struct dp_layer_shape shape;        /* n_head_kv == 0 < n_head: linear attention x + wo.attn_norm(x) */
     bool has_attn, has_ffn;             /* present in the file (deci files may lack them) */
 };
 
