@@ -1,33 +1,41 @@
 /*
- * kernels: scalar reference kernels, the dispatch table and the threaded
- * matrix product (see kernels.h).
+ * kernels: the scalar reference kernels, the dispatch table and the threaded
+ * matrix product (see kernels.h for the two summation orders).
  *
- * The matrix product works on tiles: a thread takes its share of output
- * rows, dequantizes DP_TILE_ROWS of them into a private f32 buffer and
- * multiplies that tile with a block of tokens, so each weight byte is read
- * once per token block rather than once per token. Tiling never changes what
- * an output element is: always one dot product over the whole row.
+ * The scalar set is written to be read: every product is a plain loop of
+ * fmaf in the documented order, on rows dequantized by the plain per-type
+ * decoders below. The SIMD sets must give the same bits.
+ *
+ * dp_matmul picks the order from n_tok alone. Decode (few tokens) splits the
+ * output rows into fixed contiguous shares and streams the quantized rows
+ * through vecdot. Prefill runs in two pool passes: the tokens are packed
+ * k-major in blocks of `nr` (pass 1, shared), then each thread takes whole
+ * panels of `mr` rows, packs a panel DP_GEMM_KC columns at a time and runs
+ * the micro-kernel over every token block, carrying partial sums in Y from
+ * one column block to the next (a stored f32 partial sum is exact, so the
+ * chain of fused multiply-adds is the same as without blocking).
  */
 #include "kernels.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define TILE_ROWS 16
-#define TILE_TOKENS 64
-
 /* ---- scalar reference ---- */
 
-/* Eight interleaved partial sums, added pairwise: the order the SIMD twins use. */
+float dp_kernels_reduce16(const float l[16]) {
+    float s8[8], s4[4];
+    for (int j = 0; j < 8; j++) s8[j] = l[j] + l[j + 8];
+    for (int j = 0; j < 4; j++) s4[j] = s8[j] + s8[j + 4];
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
 static float dot_scalar(const float *a, const float *b, int64_t n) {
-    float acc[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
-    for (int k = 0; i < n; i++, k++) acc[k] += a[i] * b[i];
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    float l[16] = {0};
+    for (int64_t i = 0; i < n; i++) l[i & 15] = fmaf(a[i], b[i], l[i & 15]);
+    return dp_kernels_reduce16(l);
 }
 
 static void dequant_f32(const void *row, float *out, int64_t n) {
@@ -44,7 +52,7 @@ static void dequant_bf16(const void *row, float *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = dp_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
 }
 
-/* Q8_0 block: f16 scale d, 32 int8 q; x = d*q. */
+/* Q8_0 block: f16 scale d, 32 int8 q; x = d*q (exact in f32: 11 x 8 significant bits). */
 static void dequant_q8_0(const void *row, float *out, int64_t n) {
     const uint8_t *p = row;
     for (int64_t b = 0; b < n / 32; b++, p += 34) {
@@ -65,6 +73,76 @@ static void dequant_q4_0(const void *row, float *out, int64_t n) {
     }
 }
 
+static const dp_dequant_fn scalar_dequant[DP_TYPE_COUNT] = {
+    [DP_TYPE_F32] = dequant_f32, [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
+    [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,
+};
+
+/* Start of element k0 of a row (k0 a multiple of the block size). */
+static const uint8_t *row_at(uint32_t type, const void *row, int64_t k0) {
+    const struct dp_type_traits *tr = dp_type_traits(type);
+    return (const uint8_t *)row + (size_t)(k0 / tr->block_size) * tr->block_bytes;
+}
+
+/* The dot order on rows dequantized 32 elements at a time. */
+static void vecdot_ref(uint32_t type, const void *W, size_t row_bytes, int n_rows, const float *X, int64_t ldx,
+                       int n_tok, int64_t n, float *Y, int64_t ldy) {
+    DP_ASSERT(n_tok <= DP_VEC_MAX_TOK);
+    float w[32];
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *row = (const uint8_t *)W + (size_t)r * row_bytes;
+        float l[DP_VEC_MAX_TOK][16] = {{0}};
+        for (int64_t k0 = 0; k0 < n; k0 += 32) {
+            int len = n - k0 < 32 ? (int)(n - k0) : 32;
+            scalar_dequant[type](row_at(type, row, k0), w, len);
+            for (int t = 0; t < n_tok; t++)
+                for (int j = 0; j < len; j++) l[t][j & 15] = fmaf(w[j], X[t * ldx + k0 + j], l[t][j & 15]);
+        }
+        for (int t = 0; t < n_tok; t++) Y[t * ldy + r] = dp_kernels_reduce16(l[t]);
+    }
+}
+
+/* Panel packing on rows dequantized 32 elements at a time. */
+static void pack_ref(uint32_t type, const void *W, size_t row_bytes, int n_rows, int mr, int64_t k0, int64_t kc,
+                     float *P) {
+    float w[32];
+    for (int i = 0; i < mr; i++) {
+        const uint8_t *row = (const uint8_t *)W + (size_t)i * row_bytes;
+        for (int64_t c = 0; c < kc; c += 32) {
+            int len = kc - c < 32 ? (int)(kc - c) : 32;
+            if (i < n_rows) scalar_dequant[type](row_at(type, row, k0 + c), w, len);
+            for (int j = 0; j < len; j++) P[(c + j) * mr + i] = i < n_rows ? w[j] : 0.0f;
+        }
+    }
+}
+
+#define SCALAR_TYPED(T, NAME)                                                                            \
+    static void vecdot_ref_##NAME(const void *W, size_t rb, int nr, const float *X, int64_t ldx, int nt, \
+                                  int64_t n, float *Y, int64_t ldy) {                                    \
+        vecdot_ref(T, W, rb, nr, X, ldx, nt, n, Y, ldy);                                                 \
+    }                                                                                                    \
+    static void pack_ref_##NAME(const void *W, size_t rb, int nr, int mr, int64_t k0, int64_t kc, float *P) { \
+        pack_ref(T, W, rb, nr, mr, k0, kc, P);                                                           \
+    }
+SCALAR_TYPED(DP_TYPE_F32, f32)
+SCALAR_TYPED(DP_TYPE_F16, f16)
+SCALAR_TYPED(DP_TYPE_BF16, bf16)
+SCALAR_TYPED(DP_TYPE_Q8_0, q8_0)
+SCALAR_TYPED(DP_TYPE_Q4_0, q4_0)
+
+#define SCALAR_MR 8
+#define SCALAR_NR 4
+
+static void gemm_scalar(const float *P, const float *Xp, int nr_b, int64_t kc, int n_tok, int n_rows, float *Y,
+                        int64_t ldy, bool acc) {
+    for (int t = 0; t < n_tok; t++)
+        for (int i = 0; i < n_rows; i++) {
+            float s = acc ? Y[t * ldy + i] : 0.0f;
+            for (int64_t k = 0; k < kc; k++) s = fmaf(P[k * SCALAR_MR + i], Xp[k * nr_b + t], s);
+            Y[t * ldy + i] = s;
+        }
+}
+
 static const struct dp_kernel_ops scalar_ops = {
     .name = "scalar",
     .dot = dot_scalar,
@@ -72,7 +150,16 @@ static const struct dp_kernel_ops scalar_ops = {
         [DP_TYPE_F32] = dequant_f32, [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
         [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,
     },
-    .gemm_f32 = NULL,
+    .vecdot = {
+        [DP_TYPE_F32] = vecdot_ref_f32, [DP_TYPE_F16] = vecdot_ref_f16, [DP_TYPE_BF16] = vecdot_ref_bf16,
+        [DP_TYPE_Q8_0] = vecdot_ref_q8_0, [DP_TYPE_Q4_0] = vecdot_ref_q4_0,
+    },
+    .pack = {
+        [DP_TYPE_F32] = pack_ref_f32, [DP_TYPE_F16] = pack_ref_f16, [DP_TYPE_BF16] = pack_ref_bf16,
+        [DP_TYPE_Q8_0] = pack_ref_q8_0, [DP_TYPE_Q4_0] = pack_ref_q4_0,
+    },
+    .gemm = gemm_scalar,
+    .mr = SCALAR_MR, .nr = SCALAR_NR, .nr_step = 1,
 };
 
 /* ---- dispatch ---- */
@@ -100,12 +187,12 @@ const struct dp_kernel_ops *dp_kernels(void) {
     return k;
 }
 
-bool dp_kernels_supported(uint32_t type) { return type < DP_TYPE_COUNT && scalar_ops.dequant[type]; }
+bool dp_kernels_supported(uint32_t type) { return type < DP_TYPE_COUNT && scalar_dequant[type]; }
 
 void dp_dequant_row(uint32_t type, const void *row, float *out, int64_t n) {
     const struct dp_kernel_ops *k = dp_kernels();
-    DP_ASSERT(type < DP_TYPE_COUNT && scalar_ops.dequant[type]);
-    (k->dequant[type] ? k->dequant[type] : scalar_ops.dequant[type])(row, out, n);
+    DP_ASSERT(dp_kernels_supported(type));
+    (k->dequant[type] ? k->dequant[type] : scalar_dequant[type])(row, out, n);
 }
 
 /* ---- quantization (llama.cpp's reference rounding) ---- */
@@ -174,57 +261,115 @@ struct matmul_job {
     const float *X;
     int n_tok;
     float *Y;
+    float *Xp;       /* gemm: tokens packed k-major in blocks of k->nr (the last block narrower) */
+    int64_t n_kpack; /* gemm: column chunks per token block in the packing pass */
 };
 
-/* Per-thread scratch for a dequantized tile, grown on demand (never shrunk). */
-static _Thread_local float *tile_buf;
-static _Thread_local size_t tile_cap;
+/* Rows per unit of the decode split: shares start on a multiple of it. */
+#define VEC_UNIT 16
+/* Columns per unit of the token-packing pass. */
+#define XPACK_COLS 256
 
-static float *tile_scratch(size_t n) {
-    if (n > tile_cap) {
-        free(tile_buf);
-        tile_buf = malloc(n * sizeof *tile_buf);
-        DP_ASSERT(tile_buf);
-        tile_cap = n;
-    }
-    return tile_buf;
-}
-
-static void matmul_worker(void *ctx, int ith, int nth) {
+static void decode_worker(void *ctx, int ith, int nth) {
     const struct matmul_job *j = ctx;
     int64_t lo, hi;
-    dp_pool_split(j->n_out, ith, nth, &lo, &hi);
+    dp_pool_split((j->n_out + VEC_UNIT - 1) / VEC_UNIT, ith, nth, &lo, &hi);
+    lo *= VEC_UNIT;
+    hi = hi * VEC_UNIT < j->n_out ? hi * VEC_UNIT : j->n_out;
     if (lo >= hi) return;
-    bool f32 = j->type == DP_TYPE_F32;
-    dp_dequant_fn deq = j->k->dequant[j->type] ? j->k->dequant[j->type] : scalar_ops.dequant[j->type];
-    float *tile = f32 ? NULL : tile_scratch((size_t)(TILE_ROWS * j->n_in));
-    for (int64_t r0 = lo; r0 < hi; r0 += TILE_ROWS) {
-        int nr = (int)(hi - r0 < TILE_ROWS ? hi - r0 : TILE_ROWS);
-        const float *Wt;
-        if (f32) {
-            Wt = (const float *)(j->W + (size_t)r0 * j->row_bytes);
-        } else {
-            for (int r = 0; r < nr; r++) deq(j->W + (size_t)(r0 + r) * j->row_bytes, tile + r * j->n_in, j->n_in);
-            Wt = tile;
-        }
-        for (int t0 = 0; t0 < j->n_tok; t0 += TILE_TOKENS) {
-            int nt = j->n_tok - t0 < TILE_TOKENS ? j->n_tok - t0 : TILE_TOKENS;
-            const float *X = j->X + (size_t)t0 * j->n_in;
-            float *Y = j->Y + (size_t)t0 * j->n_out + r0;
-            if (j->k->gemm_f32) {
-                j->k->gemm_f32(Wt, nr, X, j->n_in, nt, j->n_in, Y, j->n_out);
-            } else {
-                for (int t = 0; t < nt; t++)
-                    for (int r = 0; r < nr; r++)
-                        Y[(size_t)t * j->n_out + r] = j->k->dot(Wt + (size_t)r * j->n_in, X + (size_t)t * j->n_in, j->n_in);
+    dp_vecdot_fn f = j->k->vecdot[j->type] ? j->k->vecdot[j->type] : scalar_ops.vecdot[j->type];
+    for (int t0 = 0; t0 < j->n_tok; t0 += DP_VEC_MAX_TOK) {
+        int nt = j->n_tok - t0 < DP_VEC_MAX_TOK ? j->n_tok - t0 : DP_VEC_MAX_TOK;
+        f(j->W + (size_t)lo * j->row_bytes, j->row_bytes, (int)(hi - lo), j->X + (size_t)t0 * j->n_in, j->n_in, nt,
+          j->n_in, j->Y + (size_t)t0 * j->n_out + lo, j->n_out);
+    }
+}
+
+/* Token block b: first token, tokens, packed width, offset in Xp. */
+static void token_block(const struct matmul_job *j, int64_t b, int *t0, int *nt, int *w, size_t *off) {
+    int nr = j->k->nr, step = j->k->nr_step;
+    *t0 = (int)b * nr;
+    *nt = j->n_tok - *t0 < nr ? j->n_tok - *t0 : nr;
+    *w = (*nt + step - 1) / step * step;
+    *off = (size_t)*t0 * (size_t)j->n_in;
+}
+
+static void xpack_worker(void *ctx, int ith, int nth) {
+    const struct matmul_job *j = ctx;
+    int64_t n_blocks = (j->n_tok + j->k->nr - 1) / j->k->nr, lo, hi;
+    dp_pool_split(n_blocks * j->n_kpack, ith, nth, &lo, &hi);
+    for (int64_t u = lo; u < hi; u++) {
+        int t0, nt, w;
+        size_t off;
+        token_block(j, u / j->n_kpack, &t0, &nt, &w, &off);
+        int64_t k0 = u % j->n_kpack * XPACK_COLS, k1 = k0 + XPACK_COLS < j->n_in ? k0 + XPACK_COLS : j->n_in;
+        float *dst = j->Xp + off;
+        for (int64_t k = k0; k < k1; k++)
+            for (int t = 0; t < w; t++) dst[k * w + t] = t < nt ? j->X[(size_t)(t0 + t) * j->n_in + k] : 0.0f;
+    }
+}
+
+/* Per-thread weight panel: DP_GEMM_KC columns of up to DP_GEMM_MR_MAX rows. */
+static _Thread_local _Alignas(64) float panel_buf[DP_GEMM_KC * DP_GEMM_MR_MAX];
+
+static void gemm_worker(void *ctx, int ith, int nth) {
+    const struct matmul_job *j = ctx;
+    const struct dp_kernel_ops *k = j->k;
+    int mr = k->mr;
+    int64_t lo, hi, n_blocks = (j->n_tok + k->nr - 1) / k->nr;
+    dp_pool_split((j->n_out + mr - 1) / mr, ith, nth, &lo, &hi);
+    dp_pack_fn pack = k->pack[j->type] ? k->pack[j->type] : scalar_ops.pack[j->type];
+    for (int64_t p = lo; p < hi; p++) {
+        int64_t r0 = p * mr;
+        int n_rows = j->n_out - r0 < mr ? (int)(j->n_out - r0) : mr;
+        for (int64_t k0 = 0; k0 < j->n_in; k0 += DP_GEMM_KC) {
+            int64_t kc = j->n_in - k0 < DP_GEMM_KC ? j->n_in - k0 : DP_GEMM_KC;
+            pack(j->W + (size_t)r0 * j->row_bytes, j->row_bytes, n_rows, mr, k0, kc, panel_buf);
+            for (int64_t b = 0; b < n_blocks; b++) {
+                int t0, nt, w;
+                size_t off;
+                token_block(j, b, &t0, &nt, &w, &off);
+                k->gemm(panel_buf, j->Xp + off + (size_t)k0 * w, w, kc, nt, n_rows, j->Y + (size_t)t0 * j->n_out + r0,
+                        j->n_out, k0 > 0);
             }
         }
     }
 }
 
+/* The calling thread's packed-token buffer, grown on demand and freed when the thread ends. */
+static pthread_key_t xp_key;
+static pthread_once_t xp_once = PTHREAD_ONCE_INIT;
+static void xp_free(void *p) { free(p); }
+static void xp_key_init(void) { DP_ASSERT(pthread_key_create(&xp_key, xp_free) == 0); }
+
+static float *xp_scratch(size_t n) {
+    static _Thread_local float *buf;
+    static _Thread_local size_t cap;
+    if (n > cap) {
+        pthread_once(&xp_once, xp_key_init);
+        free(buf);
+        size_t bytes = (n * sizeof *buf + 63) / 64 * 64;
+        buf = aligned_alloc(64, bytes);
+        DP_ASSERT(buf);
+        cap = n;
+        pthread_setspecific(xp_key, buf);
+    }
+    return buf;
+}
+
 void dp_matmul(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
                const float *X, int n_tok, float *Y) {
     DP_ASSERT(dp_kernels_supported(type));
-    struct matmul_job j = {dp_kernels(), W, type, n_in, n_out, dp_type_row_bytes(type, n_in), X, n_tok, Y};
-    dp_pool_run(pool, matmul_worker, &j);
+    const struct dp_kernel_ops *k = dp_kernels();
+    struct matmul_job j = {k, W, type, n_in, n_out, dp_type_row_bytes(type, n_in), X, n_tok, Y, NULL, 0};
+    if (n_tok < DP_GEMM_MIN_TOK) {
+        dp_pool_run(pool, decode_worker, &j);
+        return;
+    }
+    DP_ASSERT(k->mr <= DP_GEMM_MR_MAX && k->nr <= DP_GEMM_NR_MAX);
+    size_t padded = ((size_t)n_tok + (size_t)k->nr_step - 1) / (size_t)k->nr_step * (size_t)k->nr_step;
+    j.Xp = xp_scratch(padded * (size_t)n_in);
+    j.n_kpack = (n_in + XPACK_COLS - 1) / XPACK_COLS;
+    dp_pool_run(pool, xpack_worker, &j);
+    dp_pool_run(pool, gemm_worker, &j);
 }

@@ -1,14 +1,29 @@
 /*
- * kernels: the arithmetic on weights. Rows of every supported tensor type are
- * dequantized to f32 and multiplied with f32 activations (the exact mode:
- * dequantized weights are exact in f32, so only the order of the sums
- * differs from a textbook product). The scalar code in kernels.c is the
- * reference; SIMD variants (kernels_avx2.c, kernels_avx512.c) fill the same
- * table and are picked at start-up unless DP_SCALAR=1 forces the reference.
+ * kernels: the arithmetic on weights. Weights stay in their file type (F32,
+ * F16, BF16, Q8_0, Q4_0) and are dequantized on the fly; activations are f32.
+ * Dequantized weights are exact in f32, so a product differs from a textbook
+ * one only by the order of its sums, and that order is fixed here:
  *
- * Matrix products split the output rows into fixed contiguous shares per
- * thread, and every output element is one dot product computed start to end
- * by one thread, so results are identical for any thread count.
+ *  - the dot order (decode, dp_matmul with n_tok < DP_GEMM_MIN_TOK, and the
+ *    `dot` op): element k of a row goes to lane k mod 16; each lane is a
+ *    chain of fused multiply-adds in increasing k starting from +0; the
+ *    sixteen lanes are then added as a tree, lane j with lane j+8, then j+4,
+ *    j+2, j+1 (dp_kernels_reduce16 spells it out);
+ *  - the gemm order (prefill, n_tok >= DP_GEMM_MIN_TOK): every output element
+ *    is one chain of fused multiply-adds over k = 0, 1, ..., n_in-1 from +0.
+ *
+ * Both orders depend only on n_in, never on the thread count, the tile an
+ * element falls into, or the instruction set: the scalar reference (fmaf)
+ * and the SIMD variants (kernels_avx2.c, kernels_avx512.c) give the same
+ * bits, and tests/test_kernels.c holds them to it. The SIMD set is picked at
+ * start-up unless DP_SCALAR=1 forces the reference.
+ *
+ * Prefill runs a register-blocked outer-product kernel: a thread packs `mr`
+ * weight rows, dequantized and transposed, into a panel of `kc` columns
+ * (k-major), the tokens are packed `nr` at a time (k-major, shared by all
+ * threads), and the micro-kernel keeps an mr x nr block of outputs in
+ * registers while it walks k. Decode reads the quantized rows directly and
+ * dequantizes in registers, so it is bound by memory bandwidth.
  */
 #ifndef DP_KERNELS_H
 #define DP_KERNELS_H
@@ -16,27 +31,54 @@
 #include "pool.h"
 #include "types.h"
 
-typedef void (*dp_dequant_fn)(const void *row, float *out, int64_t n);
-typedef void (*dp_quant_fn)(const float *x, void *row, int64_t n);
+/* dp_matmul uses the gemm order from this many tokens on, the dot order below it. */
+#define DP_GEMM_MIN_TOK 4
+/* Most tokens one vecdot call takes. */
+#define DP_VEC_MAX_TOK 4
+/* Columns of k per packed weight panel (a multiple of 32, so quantized blocks never straddle). */
+#define DP_GEMM_KC 512
+/* Largest register tile any variant uses. */
+#define DP_GEMM_MR_MAX 32
+#define DP_GEMM_NR_MAX 16
 
-/* One implementation of the kernel set. */
+typedef void (*dp_dequant_fn)(const void *row, float *out, int64_t n);
+/*
+ * Y[t*ldy + r] = W_r . X_t in the dot order, for r < n_rows and t < n_tok
+ * (n_tok <= DP_VEC_MAX_TOK); W_r is row r of `type`, rows row_bytes apart,
+ * X_t = X + t*ldx holds n elements.
+ */
+typedef void (*dp_vecdot_fn)(const void *W, size_t row_bytes, int n_rows, const float *X, int64_t ldx,
+                             int n_tok, int64_t n, float *Y, int64_t ldy);
+/*
+ * Pack columns [k0, k0+kc) of rows 0..n_rows-1 (n_rows <= mr) of W, rows
+ * row_bytes apart, into P[k*mr + i] (k < kc, i < mr), dequantized; rows
+ * n_rows..mr-1 are zero. For quantized types k0 and kc are multiples of 32.
+ */
+typedef void (*dp_pack_fn)(const void *W, size_t row_bytes, int n_rows, int mr, int64_t k0, int64_t kc, float *P);
+/*
+ * The micro-kernel: for i < n_rows (<= mr) and t < n_tok (<= nr_b),
+ * Y[t*ldy + i] = (acc ? Y[t*ldy + i] : 0) + sum over k < kc of P[k*mr + i] * Xp[k*nr_b + t],
+ * one fused multiply-add per k in increasing k. nr_b (the width of the packed
+ * token block) is a multiple of nr_step and at most nr.
+ */
+typedef void (*dp_gemm_fn)(const float *P, const float *Xp, int nr_b, int64_t kc, int n_tok, int n_rows,
+                           float *Y, int64_t ldy, bool acc);
+
+/* One implementation of the kernel set. NULL entries fall back to the scalar set (same bits). */
 struct dp_kernel_ops {
     const char *name;                        /* "scalar", "avx2", "avx512" */
-    float (*dot)(const float *a, const float *b, int64_t n);
-    dp_dequant_fn dequant[DP_TYPE_COUNT];    /* NULL: type not supported */
-    /*
-     * Optional fast path for a tile: Y[t*ldy + r] = W_r . X_t for r < n_rows,
-     * t < n_tok, where W holds n_rows f32 rows of n (already dequantized).
-     * NULL falls back to calls of dot.
-     */
-    void (*gemm_f32)(const float *W, int n_rows, const float *X, int64_t ldx, int n_tok,
-                     int64_t n, float *Y, int64_t ldy);
+    float (*dot)(const float *a, const float *b, int64_t n); /* dot order */
+    dp_dequant_fn dequant[DP_TYPE_COUNT];
+    dp_vecdot_fn vecdot[DP_TYPE_COUNT];
+    dp_pack_fn pack[DP_TYPE_COUNT];
+    dp_gemm_fn gemm;
+    int mr, nr, nr_step;                     /* register tile of gemm */
 };
 
 /* The scalar reference set, and the set in use (SIMD unless DP_SCALAR=1 or absent). */
 const struct dp_kernel_ops *dp_kernels_scalar(void);
 const struct dp_kernel_ops *dp_kernels_best(void);
-/* Set the kernels in use (tests); NULL restores the best. */
+/* Set the kernels in use (tests, benchmarks); NULL restores the best. */
 void dp_kernels_use(const struct dp_kernel_ops *ops);
 const struct dp_kernel_ops *dp_kernels(void);
 
@@ -46,10 +88,13 @@ bool dp_kernels_supported(uint32_t type);
 void dp_dequant_row(uint32_t type, const void *row, float *out, int64_t n);
 /* Quantize n f32 values into a row of `type` (F32, F16, BF16, Q8_0, Q4_0), as llama.cpp rounds. */
 dp_status dp_quantize_row(uint32_t type, const float *x, void *row, int64_t n);
+/* The tree that ends the dot order: (l0+l8) with (l4+l12) ... as described above. */
+float dp_kernels_reduce16(const float l[16]);
 
 /*
  * Y (n_tok x n_out, row stride n_out) = X (n_tok x n_in, row stride n_in) W^T,
  * W (n_out x n_in) in `type` with row bytes dp_type_row_bytes(type, n_in).
+ * Same bits for every pool size and every kernel set.
  */
 void dp_matmul(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
                const float *X, int n_tok, float *Y);

@@ -1,25 +1,291 @@
 /*
- * kernels_avx2: AVX2+FMA+F16C variants of the kernel set (see kernels.h).
- * Compiled with -mavx2 -mfma -mf16c; used only when the CPU reports them.
+ * kernels_avx2: AVX2 + FMA + F16C variants of the kernel set, bit-identical
+ * to the scalar reference (see kernels.h for the two orders). Used only when
+ * the CPU reports the extensions and AVX-512 is absent.
+ *
+ * The sixteen lanes of the dot order take two ymm registers per output
+ * (lanes 0-7 and 8-15), so decode tiles are small (2 rows x 2 tokens or
+ * 1 row x 4 tokens) to stay within the sixteen ymm registers. Prefill packs
+ * 16 rows through 8 x 8 register transposes; the micro-kernel holds 16 rows
+ * x 6 tokens (12 ymm accumulators).
  */
 #include "kernels.h"
 
 #include <immintrin.h>
+#include <string.h>
 
-static float dot_avx2(const float *a, const float *b, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-    float lanes[8];
-    _mm256_storeu_ps(lanes, acc);
-    for (int k = 0; i < n; i++, k++) lanes[k] += a[i] * b[i];
-    return ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---- eight weights at a time ---- */
+
+INLINE float f16_scale(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+
+/* Elements k..k+7 of a row (k a multiple of 8). */
+INLINE __m256 load8(uint32_t type, const uint8_t *row, int64_t k) {
+    switch (type) {
+    case DP_TYPE_F32: return _mm256_loadu_ps((const float *)row + k);
+    case DP_TYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * k)));
+    case DP_TYPE_BF16:
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * k))), 16));
+    case DP_TYPE_Q8_0: {
+        const uint8_t *p = row + (k >> 5) * 34;
+        __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 2 + (k & 31)))));
+        return _mm256_mul_ps(q, _mm256_set1_ps(f16_scale(p)));
+    }
+    default: { /* Q4_0: elements 0-15 are the low nibbles of bytes 0-15, 16-31 the high ones */
+        const uint8_t *p = row + (k >> 5) * 18;
+        __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 2 + (k & 15))));
+        if (k & 16) b = _mm256_srli_epi32(b, 4);
+        b = _mm256_sub_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0xF)), _mm256_set1_epi32(8));
+        return _mm256_mul_ps(_mm256_cvtepi32_ps(b), _mm256_set1_ps(f16_scale(p)));
+    }
+    }
 }
 
-static struct dp_kernel_ops avx2_ops = {.name = "avx2", .dot = dot_avx2};
+/* Element k of an F32, F16 or BF16 row. */
+INLINE float load1(uint32_t type, const uint8_t *row, int64_t k) {
+    if (type == DP_TYPE_F32) {
+        float f;
+        memcpy(&f, row + 4 * k, 4);
+        return f;
+    }
+    unsigned short h = (unsigned short)(row[2 * k] | row[2 * k + 1] << 8);
+    if (type == DP_TYPE_F16) return _cvtsh_ss(h);
+    return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128((int)h << 16)));
+}
+
+/* The tree of the dot order, lanes 0-7 in lo and 8-15 in hi. */
+INLINE float reduce16(__m256 lo, __m256 hi) {
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+}
+
+/* Lanes below m set. */
+INLINE __m256i lanes_below(int m) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* acc lanes < m (m may be <= 0 or >= 8) get fma(w, x, acc); the others keep their value. */
+INLINE __m256 fma_lanes(__m256 w, __m256 x, __m256 acc, int m) {
+    return _mm256_blendv_ps(acc, _mm256_fmadd_ps(w, x, acc), _mm256_castsi256_ps(lanes_below(m)));
+}
+
+static float dot_avx2(const float *a, const float *b, int64_t n) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), hi);
+    }
+    if (i < n) {
+        float ta[16] = {0}, tb[16] = {0};
+        int m = (int)(n - i);
+        memcpy(ta, a + i, (size_t)m * sizeof *a);
+        memcpy(tb, b + i, (size_t)m * sizeof *b);
+        lo = fma_lanes(_mm256_loadu_ps(ta), _mm256_loadu_ps(tb), lo, m);
+        hi = fma_lanes(_mm256_loadu_ps(ta + 8), _mm256_loadu_ps(tb + 8), hi, m - 8);
+    }
+    return reduce16(lo, hi);
+}
+
+/* ---- dequantization of whole rows ---- */
+
+INLINE void dequant_row(uint32_t type, const void *row, float *out, int64_t n) {
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(out + k, load8(type, row, k));
+    for (; k < n; k++) out[k] = load1(type, row, k);
+}
+
+static void dequant_f16(const void *row, float *out, int64_t n) { dequant_row(DP_TYPE_F16, row, out, n); }
+static void dequant_bf16(const void *row, float *out, int64_t n) { dequant_row(DP_TYPE_BF16, row, out, n); }
+static void dequant_q8_0(const void *row, float *out, int64_t n) { dequant_row(DP_TYPE_Q8_0, row, out, n); }
+static void dequant_q4_0(const void *row, float *out, int64_t n) { dequant_row(DP_TYPE_Q4_0, row, out, n); }
+
+/* ---- decode: R rows x T tokens in the dot order ---- */
+
+INLINE void vecdot_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb, const float *X, int64_t ldx,
+                        int64_t n, float *Y, int64_t ldy) {
+    __m256 lo[2][DP_VEC_MAX_TOK], hi[2][DP_VEC_MAX_TOK];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) lo[r][t] = hi[r][t] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            __m256 w = load8(type, W + r * rb, k);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) lo[r][t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(X + t * ldx + k), lo[r][t]);
+            w = load8(type, W + r * rb, k + 8);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) hi[r][t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(X + t * ldx + k + 8), hi[r][t]);
+        }
+    }
+    if (k < n) { /* F32, F16, BF16 only */
+        int m = (int)(n - k);
+        for (int r = 0; r < R; r++) {
+            float w[16] = {0};
+            for (int j = 0; j < m; j++) w[j] = load1(type, W + r * rb, k + j);
+            for (int t = 0; t < T; t++) {
+                float x[16] = {0};
+                memcpy(x, X + t * ldx + k, (size_t)m * sizeof *x);
+                lo[r][t] = fma_lanes(_mm256_loadu_ps(w), _mm256_loadu_ps(x), lo[r][t], m);
+                hi[r][t] = fma_lanes(_mm256_loadu_ps(w + 8), _mm256_loadu_ps(x + 8), hi[r][t], m - 8);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) Y[t * ldy + r] = reduce16(lo[r][t], hi[r][t]);
+}
+
+INLINE void vecdot_rows(uint32_t type, int R, int T, const uint8_t *W, size_t rb, int n_rows, const float *X,
+                        int64_t ldx, int64_t n, float *Y, int64_t ldy) {
+    int r = 0;
+    for (; r + R <= n_rows; r += R) vecdot_tile(type, R, T, W + r * rb, rb, X, ldx, n, Y + r, ldy);
+    for (; r < n_rows; r++) vecdot_tile(type, 1, T, W + r * rb, rb, X, ldx, n, Y + r, ldy);
+}
+
+INLINE void vecdot(uint32_t type, const void *W, size_t rb, int n_rows, const float *X, int64_t ldx, int n_tok,
+                   int64_t n, float *Y, int64_t ldy) {
+    switch (n_tok) {
+    case 1: vecdot_rows(type, 2, 1, W, rb, n_rows, X, ldx, n, Y, ldy); break;
+    case 2: vecdot_rows(type, 2, 2, W, rb, n_rows, X, ldx, n, Y, ldy); break;
+    case 3: vecdot_rows(type, 1, 3, W, rb, n_rows, X, ldx, n, Y, ldy); break;
+    default: vecdot_rows(type, 1, 4, W, rb, n_rows, X, ldx, n, Y, ldy); break;
+    }
+}
+
+/* ---- prefill: packing 8 x 8 blocks through a register transpose ---- */
+
+INLINE void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int p = 0; p < 4; p++) {
+        t[2 * p] = _mm256_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+        t[2 * p + 1] = _mm256_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+    }
+    /* u[4q+m], 128-bit lane L: rows 4q..4q+3 at column 4L+m */
+    for (int q = 0; q < 2; q++) {
+        u[4 * q + 0] = _mm256_shuffle_ps(t[4 * q], t[4 * q + 2], 0x44);
+        u[4 * q + 1] = _mm256_shuffle_ps(t[4 * q], t[4 * q + 2], 0xEE);
+        u[4 * q + 2] = _mm256_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0x44);
+        u[4 * q + 3] = _mm256_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0xEE);
+    }
+    for (int m = 0; m < 4; m++) {
+        r[m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x20);
+        r[4 + m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x31);
+    }
+}
+
+INLINE void pack(uint32_t type, const void *W, size_t rb, int n_rows, int mr, int64_t k0, int64_t kc, float *P) {
+    const uint8_t *w = W;
+    for (int i0 = 0; i0 < mr; i0 += 8) {
+        for (int64_t c = 0; c < kc; c += 8) {
+            int64_t len = kc - c < 8 ? kc - c : 8;
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) {
+                if (i0 + i >= n_rows) {
+                    r[i] = _mm256_setzero_ps();
+                } else if (len == 8) {
+                    r[i] = load8(type, w + (i0 + i) * rb, k0 + c);
+                } else {
+                    float tmp[8] = {0};
+                    for (int j = 0; j < len; j++) tmp[j] = load1(type, w + (i0 + i) * rb, k0 + c + j);
+                    r[i] = _mm256_loadu_ps(tmp);
+                }
+            }
+            transpose8(r);
+            for (int j = 0; j < len; j++) _mm256_storeu_ps(P + (c + j) * mr + i0, r[j]);
+        }
+    }
+}
+
+#define TYPED(T, NAME)                                                                                    \
+    static void vecdot_##NAME(const void *W, size_t rb, int nr, const float *X, int64_t ldx, int nt, int64_t n, \
+                              float *Y, int64_t ldy) {                                                    \
+        vecdot(T, W, rb, nr, X, ldx, nt, n, Y, ldy);                                                      \
+    }                                                                                                     \
+    static void pack_##NAME(const void *W, size_t rb, int nr, int mr, int64_t k0, int64_t kc, float *P) {  \
+        pack(T, W, rb, nr, mr, k0, kc, P);                                                                \
+    }
+TYPED(DP_TYPE_F32, f32)
+TYPED(DP_TYPE_F16, f16)
+TYPED(DP_TYPE_BF16, bf16)
+TYPED(DP_TYPE_Q8_0, q8_0)
+TYPED(DP_TYPE_Q4_0, q4_0)
+
+/* ---- prefill: the 16 x NR micro-kernel ---- */
+
+#define MR 16
+#define NR 6
+
+INLINE void gemm_tile(int nr, const float *P, const float *Xp, int64_t kc, int n_tok, int n_rows, float *Y,
+                      int64_t ldy, bool acc) {
+    __m256 c0[NR], c1[NR];
+    __m256i m0 = lanes_below(n_rows), m1 = lanes_below(n_rows - 8);
+#pragma GCC unroll 6
+    for (int t = 0; t < nr; t++) {
+        if (acc && t < n_tok) {
+            c0[t] = _mm256_maskload_ps(Y + t * ldy, m0);
+            c1[t] = _mm256_maskload_ps(Y + t * ldy + 8, m1);
+        } else {
+            c0[t] = c1[t] = _mm256_setzero_ps();
+        }
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 w0 = _mm256_load_ps(P + k * MR), w1 = _mm256_load_ps(P + k * MR + 8);
+#pragma GCC unroll 6
+        for (int t = 0; t < nr; t++) {
+            __m256 x = _mm256_broadcast_ss(Xp + k * nr + t);
+            c0[t] = _mm256_fmadd_ps(w0, x, c0[t]);
+            c1[t] = _mm256_fmadd_ps(w1, x, c1[t]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int t = 0; t < nr; t++) {
+        if (t < n_tok) {
+            _mm256_maskstore_ps(Y + t * ldy, m0, c0[t]);
+            _mm256_maskstore_ps(Y + t * ldy + 8, m1, c1[t]);
+        }
+    }
+}
+
+static void gemm_avx2(const float *P, const float *Xp, int nr_b, int64_t kc, int n_tok, int n_rows, float *Y,
+                      int64_t ldy, bool acc) {
+    switch (nr_b) {
+    case 2: gemm_tile(2, P, Xp, kc, n_tok, n_rows, Y, ldy, acc); break;
+    case 4: gemm_tile(4, P, Xp, kc, n_tok, n_rows, Y, ldy, acc); break;
+    default: gemm_tile(NR, P, Xp, kc, n_tok, n_rows, Y, ldy, acc); break;
+    }
+}
+
+static const struct dp_kernel_ops avx2_ops = {
+    .name = "avx2",
+    .dot = dot_avx2,
+    .dequant = {
+        [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
+        [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,
+    },
+    .vecdot = {
+        [DP_TYPE_F32] = vecdot_f32, [DP_TYPE_F16] = vecdot_f16, [DP_TYPE_BF16] = vecdot_bf16,
+        [DP_TYPE_Q8_0] = vecdot_q8_0, [DP_TYPE_Q4_0] = vecdot_q4_0,
+    },
+    .pack = {
+        [DP_TYPE_F32] = pack_f32, [DP_TYPE_F16] = pack_f16, [DP_TYPE_BF16] = pack_bf16,
+        [DP_TYPE_Q8_0] = pack_q8_0, [DP_TYPE_Q4_0] = pack_q4_0,
+    },
+    .gemm = gemm_avx2,
+    .mr = MR, .nr = NR, .nr_step = 2,
+};
 
 const struct dp_kernel_ops *dp_kernels_avx2(void) {
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return NULL;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("f16c"))
+        return NULL;
     return &avx2_ops;
 }

@@ -1,28 +1,274 @@
 /*
- * kernels_avx512: AVX-512 (F, BW, VL, DQ, VNNI, BF16) variants of the kernel
- * set (see kernels.h). Used only when the CPU reports them.
+ * kernels_avx512: AVX-512 (F, BW, VL, DQ) + F16C variants of the kernel set,
+ * bit-identical to the scalar reference (see kernels.h for the two orders).
+ * Used only when the CPU reports the extensions.
+ *
+ * One zmm register holds the sixteen lanes of the dot order, so decode is a
+ * straight walk along the rows: 16 weights are dequantized in registers
+ * (F16 by vcvtph2ps, BF16 by a shift, Q8_0 and Q4_0 by widening the integers
+ * and multiplying by the block scale, all exact) and fused into R x T
+ * accumulators, R rows by T tokens, so each weight byte is read once per
+ * call. Prefill packs 32 rows at a time by dequantizing 16 x 16 blocks and
+ * transposing them in registers; the micro-kernel holds 32 rows x 12 tokens
+ * (24 zmm accumulators) and per k loads two weight vectors and broadcasts
+ * each token's activation.
  */
 #include "kernels.h"
 
 #include <immintrin.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---- sixteen weights at a time ---- */
+
+INLINE float f16_scale(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+
+/* Elements k..k+15 of a row (k a multiple of 16; for block types the half of block k/32). */
+INLINE __m512 load16(uint32_t type, const uint8_t *row, int64_t k) {
+    switch (type) {
+    case DP_TYPE_F32: return _mm512_loadu_ps((const float *)row + k);
+    case DP_TYPE_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * k)));
+    case DP_TYPE_BF16:
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(row + 2 * k))), 16));
+    case DP_TYPE_Q8_0: {
+        const uint8_t *p = row + (k >> 5) * 34;
+        __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 2 + (k & 16)))));
+        return _mm512_mul_ps(q, _mm512_set1_ps(f16_scale(p)));
+    }
+    default: { /* Q4_0 */
+        const uint8_t *p = row + (k >> 5) * 18;
+        __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 2)));
+        if (k & 16) b = _mm512_srli_epi32(b, 4);
+        b = _mm512_sub_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0xF)), _mm512_set1_epi32(8));
+        return _mm512_mul_ps(_mm512_cvtepi32_ps(b), _mm512_set1_ps(f16_scale(p)));
+    }
+    }
+}
+
+/* The first m elements of k..k+15, zeros after (F32, F16, BF16 only). */
+INLINE __m512 load16_tail(uint32_t type, const uint8_t *row, int64_t k, __mmask16 m) {
+    switch (type) {
+    case DP_TYPE_F32: return _mm512_maskz_loadu_ps(m, (const float *)row + k);
+    case DP_TYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * k));
+    default:
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + 2 * k)), 16));
+    }
+}
+
+INLINE __mmask16 tail_mask(int64_t m) { return (__mmask16)((1u << m) - 1); }
+
+/* The tree of the dot order: lanes j + j+8, then j + j+4, j + j+2, j + j+1. */
+INLINE float reduce16(__m512 v) {
+    __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+}
 
 static float dot_avx512(const float *a, const float *b, int64_t n) {
     __m512 acc = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
     if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc);
+        __mmask16 m = tail_mask(n - i);
+        acc = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc, m);
     }
-    return _mm512_reduce_add_ps(acc);
+    return reduce16(acc);
 }
 
-static struct dp_kernel_ops avx512_ops = {.name = "avx512", .dot = dot_avx512};
+/* ---- dequantization of whole rows ---- */
+
+INLINE void dequant_row(uint32_t type, const void *row, float *out, int64_t n) {
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) _mm512_storeu_ps(out + k, load16(type, row, k));
+    if (k < n) _mm512_mask_storeu_ps(out + k, tail_mask(n - k), load16_tail(type, row, k, tail_mask(n - k)));
+}
+
+static void dequant_f16(const void *row, float *out, int64_t n) { dequant_row(DP_TYPE_F16, row, out, n); }
+static void dequant_bf16(const void *row, float *out, int64_t n) { dequant_row(DP_TYPE_BF16, row, out, n); }
+static void dequant_q8_0(const void *row, float *out, int64_t n) { dequant_row(DP_TYPE_Q8_0, row, out, n); }
+static void dequant_q4_0(const void *row, float *out, int64_t n) { dequant_row(DP_TYPE_Q4_0, row, out, n); }
+
+/* ---- decode: R rows x T tokens in the dot order ---- */
+
+INLINE void vecdot_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb, const float *X, int64_t ldx,
+                        int64_t n, float *Y, int64_t ldy) {
+    __m512 acc[4][DP_VEC_MAX_TOK];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 w = load16(type, W + r * rb, k);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) acc[r][t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(X + t * ldx + k), acc[r][t]);
+        }
+    }
+    if (k < n) {
+        __mmask16 m = tail_mask(n - k);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 w = load16_tail(type, W + r * rb, k, m);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                acc[r][t] = _mm512_mask3_fmadd_ps(w, _mm512_maskz_loadu_ps(m, X + t * ldx + k), acc[r][t], m);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) Y[t * ldy + r] = reduce16(acc[r][t]);
+}
+
+INLINE void vecdot_rows(uint32_t type, int T, const uint8_t *W, size_t rb, int n_rows, const float *X, int64_t ldx,
+                        int64_t n, float *Y, int64_t ldy) {
+    int r = 0;
+    for (; r + 4 <= n_rows; r += 4) vecdot_tile(type, 4, T, W + r * rb, rb, X, ldx, n, Y + r, ldy);
+    for (; r < n_rows; r++) vecdot_tile(type, 1, T, W + r * rb, rb, X, ldx, n, Y + r, ldy);
+}
+
+INLINE void vecdot(uint32_t type, const void *W, size_t rb, int n_rows, const float *X, int64_t ldx, int n_tok,
+                   int64_t n, float *Y, int64_t ldy) {
+    switch (n_tok) {
+    case 1: vecdot_rows(type, 1, W, rb, n_rows, X, ldx, n, Y, ldy); break;
+    case 2: vecdot_rows(type, 2, W, rb, n_rows, X, ldx, n, Y, ldy); break;
+    case 3: vecdot_rows(type, 3, W, rb, n_rows, X, ldx, n, Y, ldy); break;
+    default: vecdot_rows(type, 4, W, rb, n_rows, X, ldx, n, Y, ldy); break;
+    }
+}
+
+/* ---- prefill: packing 16 x 16 blocks through a register transpose ---- */
+
+/* r[i][j] -> r[j][i] for a 16 x 16 block. */
+INLINE void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int p = 0; p < 8; p++) {
+        t[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+        t[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+    }
+    /* u[4q+m], 128-bit lane L: rows 4q..4q+3 at column 4L+m */
+    for (int q = 0; q < 4; q++) {
+        u[4 * q + 0] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], 0x44);
+        u[4 * q + 1] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], 0xEE);
+        u[4 * q + 2] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0x44);
+        u[4 * q + 3] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0xEE);
+    }
+    /* a 4 x 4 transpose of 128-bit lanes across u[m], u[4+m], u[8+m], u[12+m] */
+    for (int m = 0; m < 4; m++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88), v1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xDD);
+        __m512 v2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88), v3 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xDD);
+        r[m] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        r[4 + m] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        r[8 + m] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+        r[12 + m] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+    }
+}
+
+INLINE void pack(uint32_t type, const void *W, size_t rb, int n_rows, int mr, int64_t k0, int64_t kc, float *P) {
+    const uint8_t *w = W;
+    for (int i0 = 0; i0 < mr; i0 += 16) {
+        for (int64_t c = 0; c < kc; c += 16) {
+            int64_t len = kc - c < 16 ? kc - c : 16;
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) {
+                if (i0 + i >= n_rows) r[i] = _mm512_setzero_ps();
+                else if (len == 16) r[i] = load16(type, w + (i0 + i) * rb, k0 + c);
+                else r[i] = load16_tail(type, w + (i0 + i) * rb, k0 + c, tail_mask(len));
+            }
+            transpose16(r);
+            for (int j = 0; j < len; j++) _mm512_storeu_ps(P + (c + j) * mr + i0, r[j]);
+        }
+    }
+}
+
+#define TYPED(T, NAME)                                                                                    \
+    static void vecdot_##NAME(const void *W, size_t rb, int nr, const float *X, int64_t ldx, int nt, int64_t n, \
+                              float *Y, int64_t ldy) {                                                    \
+        vecdot(T, W, rb, nr, X, ldx, nt, n, Y, ldy);                                                      \
+    }                                                                                                     \
+    static void pack_##NAME(const void *W, size_t rb, int nr, int mr, int64_t k0, int64_t kc, float *P) {  \
+        pack(T, W, rb, nr, mr, k0, kc, P);                                                                \
+    }
+TYPED(DP_TYPE_F32, f32)
+TYPED(DP_TYPE_F16, f16)
+TYPED(DP_TYPE_BF16, bf16)
+TYPED(DP_TYPE_Q8_0, q8_0)
+TYPED(DP_TYPE_Q4_0, q4_0)
+
+/* ---- prefill: the 32 x NR micro-kernel ---- */
+
+#define MR 32
+#define NR 12
+
+INLINE void gemm_tile(int nr, const float *P, const float *Xp, int64_t kc, int n_tok, int n_rows, float *Y,
+                      int64_t ldy, bool acc) {
+    __m512 c0[NR], c1[NR];
+    __mmask16 m0 = n_rows >= 16 ? 0xFFFF : tail_mask(n_rows), m1 = n_rows >= 32 ? 0xFFFF : n_rows > 16 ? tail_mask(n_rows - 16) : 0;
+#pragma GCC unroll 12
+    for (int t = 0; t < nr; t++) {
+        if (acc && t < n_tok) {
+            c0[t] = _mm512_maskz_loadu_ps(m0, Y + t * ldy);
+            c1[t] = _mm512_maskz_loadu_ps(m1, Y + t * ldy + 16);
+        } else {
+            c0[t] = c1[t] = _mm512_setzero_ps();
+        }
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 w0 = _mm512_load_ps(P + k * MR), w1 = _mm512_load_ps(P + k * MR + 16);
+#pragma GCC unroll 12
+        for (int t = 0; t < nr; t++) {
+            __m512 x = _mm512_set1_ps(Xp[k * nr + t]);
+            c0[t] = _mm512_fmadd_ps(w0, x, c0[t]);
+            c1[t] = _mm512_fmadd_ps(w1, x, c1[t]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int t = 0; t < nr; t++) {
+        if (t < n_tok) {
+            _mm512_mask_storeu_ps(Y + t * ldy, m0, c0[t]);
+            _mm512_mask_storeu_ps(Y + t * ldy + 16, m1, c1[t]);
+        }
+    }
+}
+
+static void gemm_avx512(const float *P, const float *Xp, int nr_b, int64_t kc, int n_tok, int n_rows, float *Y,
+                        int64_t ldy, bool acc) {
+    switch (nr_b) {
+    case 4: gemm_tile(4, P, Xp, kc, n_tok, n_rows, Y, ldy, acc); break;
+    case 8: gemm_tile(8, P, Xp, kc, n_tok, n_rows, Y, ldy, acc); break;
+    default: gemm_tile(NR, P, Xp, kc, n_tok, n_rows, Y, ldy, acc); break;
+    }
+}
+
+static const struct dp_kernel_ops avx512_ops = {
+    .name = "avx512",
+    .dot = dot_avx512,
+    .dequant = {
+        [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
+        [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,
+    },
+    .vecdot = {
+        [DP_TYPE_F32] = vecdot_f32, [DP_TYPE_F16] = vecdot_f16, [DP_TYPE_BF16] = vecdot_bf16,
+        [DP_TYPE_Q8_0] = vecdot_q8_0, [DP_TYPE_Q4_0] = vecdot_q4_0,
+    },
+    .pack = {
+        [DP_TYPE_F32] = pack_f32, [DP_TYPE_F16] = pack_f16, [DP_TYPE_BF16] = pack_bf16,
+        [DP_TYPE_Q8_0] = pack_q8_0, [DP_TYPE_Q4_0] = pack_q4_0,
+    },
+    .gemm = gemm_avx512,
+    .mr = MR, .nr = NR, .nr_step = 4,
+};
 
 const struct dp_kernel_ops *dp_kernels_avx512(void) {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
-        !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512vnni"))
+        !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq") ||
+        !__builtin_cpu_supports("f16c") || !__builtin_cpu_supports("fma"))
         return NULL;
     return &avx512_ops;
 }
