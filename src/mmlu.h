@@ -1,0 +1,67 @@
+/*
+ * mmlu: 5-shot MMLU by the research's protocol (METHODS.md section 6).
+ *
+ * Prompt of test question q of subject s with k shots:
+ *
+ *   "The following are multiple choice questions (with answers) about" + " "
+ *   + s's name with every "_"-separated word prefixed by a space + ".\n\n"
+ *   then for each of the first k dev rows:
+ *     question + "\nA. " + A + "\nB. " + B + "\nC. " + C + "\nD. " + D
+ *     + "\nAnswer:" + " " + gold letter + "\n\n"
+ *   then the test row the same way, ending at "\nAnswer:".
+ *
+ * The prompt is tokenized whole with BOS. While it is longer than ctx_limit
+ * tokens the last shot is dropped; when even 0 shots do not fit, BOS and the
+ * last ctx_limit-1 tokens are kept and the question counts as truncated.
+ * Each choice X is scored by the log-likelihood of its continuation " X":
+ * the tokens of prompt + " X" after their longest common prefix with the
+ * prompt's tokens (one token such as "▁A" for Llama 2 and Mistral, so the
+ * four logits of one forward pass decide; "▁" + "A" for stories260K, whose
+ * log-probabilities are summed). Argmax, first on ties. Accuracy is
+ * micro-averaged over all questions.
+ *
+ * Questions run through loglik.h, so a subject's header and shots are
+ * evaluated once and every question continues from their KV cache.
+ */
+#ifndef DP_MMLU_H
+#define DP_MMLU_H
+
+#include "loglik.h"
+#include "tasks.h"
+
+#include <stdio.h>
+
+#define DP_MMLU_MAX_SHOTS 16
+
+struct dp_mmlu_opts {
+    int shots;           /* k, at most DP_MMLU_MAX_SHOTS (capped at the dev rows) */
+    int ctx_limit;       /* tokens a prompt may hold (BOS included) */
+    bool prefix_cache;   /* false: every question from an empty cache (for checks) */
+    FILE *dump;          /* JSON lines {"subject","index","shots","prompt","label"} or NULL */
+};
+
+struct dp_mmlu_subject_result {
+    int n, n_correct;
+};
+
+struct dp_mmlu_result {
+    int n, n_correct;
+    int n_truncated;                          /* prompts cut on the left even with 0 shots */
+    int shots_used[DP_MMLU_MAX_SHOTS + 1];    /* questions per number of shots kept */
+    int64_t tokens_evaluated, tokens_naive;
+    int n_subjects;
+    struct dp_mmlu_subject_result *subjects;  /* per subject of the data, in order */
+    bool *correct;                            /* (n) per question, subject by subject */
+    int *pred;                                /* (n) chosen letter 0..3 */
+};
+
+/* The prompt text of test row q of subject s with k shots (heap string, *len bytes). */
+dp_status dp_mmlu_prompt(const struct dp_mmlu_subject *s, int q, int k, char **out, size_t *len);
+
+/* Evaluate every test row of `data` under mask (+ hooks, may be NULL). */
+dp_status dp_mmlu_eval(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                       struct dp_pool *pool, const struct dp_mmlu_data *data, const struct dp_mmlu_opts *opts,
+                       struct dp_mmlu_result **out);
+void dp_mmlu_result_free(struct dp_mmlu_result *r);
+
+#endif
