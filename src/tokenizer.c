@@ -43,6 +43,8 @@
 
 #include "unicode.h"
 
+#define SPACE_MARK "\xe2\x96\x81" /* U+2581, SentencePiece's space */
+
 /* Token attributes (llama_token_attr). */
 enum {
     ATTR_UNKNOWN = 1 << 0,
@@ -81,8 +83,11 @@ struct dp_tokenizer {
     uint32_t map_mask;
     int bos, eos, unk;   /* -1 when absent */
     bool add_bos, add_eos, add_space_prefix, ignore_merges;
+    bool spm_local;      /* SPM: no token joins "x" and a following U+2581 (see spm_fragment) */
     int *special;        /* ids of control/user-defined/unknown tokens, longest first */
     int n_special;
+    int32_t special_by_byte[257]; /* specials (as indices k of special[k]) grouped by first byte: */
+    int32_t *special_k;           /* special_k[special_by_byte[b] .. special_by_byte[b + 1]) */
     int byte_token[256]; /* SPM: <0xXX> (or the byte itself) for byte fallback */
     int bpe_byte[256];   /* BPE: token of the byte-level character of each byte */
     int raw_byte[256];   /* BPE: token whose text is the single raw byte */
@@ -197,6 +202,15 @@ static dp_status build_specials(struct dp_tokenizer *t) {
     qsort(order, (size_t)t->n_special, sizeof *order, cmp_len_id);
     for (int k = 0; k < t->n_special; k++) t->special[k] = order[k].id;
     free(order);
+    t->special_k = dp_malloc(((size_t)t->n_special + 1) * sizeof *t->special_k);
+    if (!t->special_k) return DP_ERR_NOMEM;
+    int32_t n = 0;
+    for (int b = 0; b < 256; b++) {
+        t->special_by_byte[b] = n;
+        for (int k = 0; k < t->n_special; k++)
+            if ((uint8_t)tok_text(t, t->special[k])[0] == b) t->special_k[n++] = k;
+    }
+    t->special_by_byte[256] = n;
     return DP_OK;
 }
 
@@ -265,7 +279,7 @@ static dp_status build_pieces(struct dp_tokenizer *t) {
             ok = buf_add(&buf, &len, &cap, s, n);
         } else if (a & ATTR_NORMAL && t->kind == KIND_SPM) {
             for (size_t i = 0; i < n && ok; i++) {
-                if (i + 3 <= n && !memcmp(s + i, "\xe2\x96\x81", 3)) {
+                if (i + 3 <= n && !memcmp(s + i, SPACE_MARK, 3)) {
                     ok = buf_add(&buf, &len, &cap, " ", 1);
                     i += 2;
                 } else {
@@ -393,6 +407,7 @@ void dp_tokenizer_free(struct dp_tokenizer *t) {
     free(t->attr);
     free(t->map);
     free(t->special);
+    free(t->special_k);
     free(t->merges);
     free(t->smerges);
     free(t->smap);
@@ -422,11 +437,23 @@ static struct dp_tokenizer *tokenizer_new(int n, size_t text_bytes) {
     return t;
 }
 
+/* Whether no token has a U+2581 inside that follows anything but another U+2581. */
+static bool spaces_only_lead(const struct dp_tokenizer *t) {
+    for (int id = 0; id < t->n_vocab; id++) {
+        const char *s = tok_text(t, id), *p = s;
+        size_t n = tok_len(t, id);
+        while ((p = memmem(p + 1, n - (size_t)(p + 1 - s), SPACE_MARK, 3)))
+            if (p - s < 3 || memcmp(p - 3, SPACE_MARK, 3)) return false;
+    }
+    return true;
+}
+
 /* What every loader does once texts, scores and attributes are in place. */
 static dp_status tokenizer_finish(struct dp_tokenizer *t) {
     dp_status st;
     if ((st = build_map(t)) || (st = build_specials(t))) return st;
     build_byte_tables(t);
+    t->spm_local = t->kind == KIND_SPM && spaces_only_lead(t);
     return DP_OK;
 }
 
@@ -671,7 +698,7 @@ dp_status dp_tokenizer_from_llama2c(const char *path, int n_vocab, struct dp_tok
         if (len == 0) off += (size_t)snprintf(t->text + off, 24, "[EMPTY_%d]", i);
         for (int k = 0; k < len; k++) {
             if (s[k] == ' ') {
-                memcpy(t->text + off, "\xe2\x96\x81", 3);
+                memcpy(t->text + off, SPACE_MARK, 3);
                 off += 3;
             } else {
                 t->text[off++] = s[k];
@@ -794,12 +821,31 @@ static struct bigram heap_pop(struct work *w) {
 
 static bool c_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
-/* llama.cpp's tokenizer_st_partition over the fragment list. */
-static void partition(const struct dp_tokenizer *t, const char *text, bool parse_special, struct work *w) {
+/*
+ * llama.cpp's tokenizer_st_partition over the fragment list: for each special
+ * token in turn, every occurrence in every raw fragment is cut out. One scan
+ * of the text first finds the special tokens that occur in it at all, so
+ * that vocabularies with thousands of them (DeepSeek's) search only for those.
+ */
+static void partition(const struct dp_tokenizer *t, const char *text, size_t text_len, bool parse_special,
+                      struct work *w) {
+    uint8_t *present = calloc((size_t)t->n_special + 1, 1);
+    if (!present) {
+        w->nomem = true;
+        return;
+    }
+    for (size_t i = 0; i < text_len; i++) {
+        uint8_t b = (uint8_t)text[i];
+        for (int32_t j = t->special_by_byte[b]; j < t->special_by_byte[b + 1]; j++) {
+            int k = t->special_k[j], id = t->special[k];
+            size_t sl = tok_len(t, id);
+            if (!present[k] && sl <= text_len - i && !memcmp(text + i, tok_text(t, id), sl)) present[k] = 1;
+        }
+    }
     for (int k = 0; k < t->n_special && !w->nomem; k++) {
         int id = t->special[k];
         unsigned a = t->attr[id];
-        if (!parse_special && (a & (ATTR_CONTROL | ATTR_UNKNOWN))) continue;
+        if (!present[k] || (!parse_special && (a & (ATTR_CONTROL | ATTR_UNKNOWN)))) continue;
         const char *s = tok_text(t, id);
         size_t sl = tok_len(t, id), n2 = 0;
         for (size_t f = 0; f < w->n_frags; f++) {
@@ -841,6 +887,7 @@ static void partition(const struct dp_tokenizer *t, const char *text, bool parse
         w->frags2_cap = xc;
         w->n_frags = n2;
     }
+    free(present);
 }
 
 /* SentencePiece: add the bigram (l, r) if its text is a token. */
@@ -852,7 +899,43 @@ static void spm_try(const struct dp_tokenizer *t, struct work *w, int32_t l, int
     heap_push(w, (struct bigram){-(double)t->score[id], l, r, id, size});
 }
 
-/* SentencePiece over one raw fragment (llm_tokenizer_spm_session). */
+/* SentencePiece over the symbols [a, b) (llm_tokenizer_spm_session). */
+static void spm_region(const struct dp_tokenizer *t, struct work *w, int32_t a, int32_t b) {
+    for (int32_t i = a; i < b; i++) {
+        w->sym[i].prev = i > a ? i - 1 : -1;
+        w->sym[i].next = i + 1 < b ? i + 1 : -1;
+    }
+    w->n_heap = 0;
+    for (int32_t i = a + 1; i < b; i++) spm_try(t, w, i - 1, i);
+    while (w->n_heap && !w->nomem) {
+        struct bigram g = heap_pop(w);
+        struct symbol *L = &w->sym[g.left], *R = &w->sym[g.right];
+        if (!L->len || !R->len || L->len + R->len != g.size) continue;
+        L->len += R->len;
+        R->len = 0;
+        L->next = R->next;
+        if (R->next >= 0) w->sym[R->next].prev = g.left;
+        spm_try(t, w, L->prev, g.left);
+        spm_try(t, w, g.left, L->next);
+    }
+    for (int32_t i = a; i != -1; i = w->sym[i].next) {
+        const struct symbol *y = &w->sym[i];
+        int id = find(t, w->text + y->start, y->len);
+        if (id >= 0) {
+            put(w, id);
+            continue;
+        }
+        for (uint32_t k = 0; k < y->len; k++) put(w, t->byte_token[(uint8_t)w->text[y->start + k]]);
+    }
+}
+
+/*
+ * SentencePiece over one raw fragment: escape, split into UTF-8 characters,
+ * merge. Merging is local, so when no token can join a character to a
+ * following U+2581 (t->spm_local), each word "U+2581..." is merged on its
+ * own: the same result as merging the whole fragment at once (no bigram
+ * ever crosses such a boundary), with small heaps instead of one huge one.
+ */
 static void spm_fragment(const struct dp_tokenizer *t, const char *s, size_t len, bool prefix,
                          struct work *w) {
     size_t n = 0;
@@ -861,12 +944,12 @@ static void spm_fragment(const struct dp_tokenizer *t, const char *s, size_t len
         return;
     }
     if (prefix) {
-        memcpy(w->text, "\xe2\x96\x81", 3);
+        memcpy(w->text, SPACE_MARK, 3);
         n = 3;
     }
     for (size_t i = 0; i < len; i++) {
         if (s[i] == ' ') {
-            memcpy(w->text + n, "\xe2\x96\x81", 3);
+            memcpy(w->text + n, SPACE_MARK, 3);
             n += 3;
         } else {
             w->text[n++] = s[i];
@@ -880,31 +963,19 @@ static void spm_fragment(const struct dp_tokenizer *t, const char *s, size_t len
     for (size_t off = 0; off < n; n_sym++) {
         size_t l = dp_unicode_seq_len((uint8_t)w->text[off]);
         if (l > n - off) l = n - off;
-        w->sym[n_sym] = (struct symbol){(uint32_t)off, (uint32_t)l, n_sym - 1, -1, -1};
+        w->sym[n_sym] = (struct symbol){(uint32_t)off, (uint32_t)l, -1, -1, -1};
         off += l;
-        if (off < n) w->sym[n_sym].next = n_sym + 1;
     }
-    w->n_heap = 0;
-    for (int32_t i = 1; i < n_sym; i++) spm_try(t, w, i - 1, i);
-    while (w->n_heap && !w->nomem) {
-        struct bigram b = heap_pop(w);
-        struct symbol *L = &w->sym[b.left], *R = &w->sym[b.right];
-        if (!L->len || !R->len || L->len + R->len != b.size) continue;
-        L->len += R->len;
-        R->len = 0;
-        L->next = R->next;
-        if (R->next >= 0) w->sym[R->next].prev = b.left;
-        spm_try(t, w, L->prev, b.left);
-        spm_try(t, w, b.left, L->next);
-    }
-    for (int32_t i = n_sym ? 0 : -1; i != -1; i = w->sym[i].next) {
-        const struct symbol *y = &w->sym[i];
-        int id = find(t, w->text + y->start, y->len);
-        if (id >= 0) {
-            put(w, id);
-            continue;
+    int32_t a = 0;
+    for (int32_t i = 1; i <= n_sym && !w->nomem; i++) {
+        if (i < n_sym) {
+            const char *p = w->text + w->sym[i].start;
+            bool word = t->spm_local && w->sym[i].len == 3 && !memcmp(p, SPACE_MARK, 3) &&
+                        !(w->sym[i].start >= 3 && !memcmp(p - 3, SPACE_MARK, 3));
+            if (!word) continue;
         }
-        for (uint32_t k = 0; k < y->len; k++) put(w, t->byte_token[(uint8_t)w->text[y->start + k]]);
+        spm_region(t, w, a, i);
+        a = i;
     }
 }
 
@@ -1015,7 +1086,7 @@ dp_status dp_tokenize(const struct dp_tokenizer *t, const char *text, size_t len
         else {
             w.frags[0] = (struct frag){0, len, -1};
             w.n_frags = 1;
-            partition(t, text, flags & DP_TOKENIZE_SPECIAL, &w);
+            partition(t, text, len, flags & DP_TOKENIZE_SPECIAL, &w);
         }
     }
     if ((flags & DP_TOKENIZE_BOS) && t->add_bos) put(&w, t->bos);
