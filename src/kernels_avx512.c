@@ -16,44 +16,68 @@
 #include "kernels.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* ---- sixteen weights at a time ---- */
+/* ---- sixteen and thirty-two weights at a time ---- */
 
-INLINE float f16_scale(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+/* The f16 scale at p, in all lanes. */
+INLINE __m512 f16_scale(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _mm512_cvtph_ps(_mm256_set1_epi16((short)h));
+}
 
-/* Elements k..k+15 of a row (k a multiple of 16; for block types the half of block k/32). */
-INLINE __m512 load16(uint32_t type, const uint8_t *row, int64_t k) {
+/*
+ * Elements k..k+31 of a row (k a multiple of 32) into lo (k..k+15) and hi,
+ * each the exact product of the scale and the integer, as in the scalar code.
+ */
+INLINE void load32(uint32_t type, const uint8_t *row, int64_t k, __m512 *lo, __m512 *hi) {
     switch (type) {
-    case DP_TYPE_F32: return _mm512_loadu_ps((const float *)row + k);
-    case DP_TYPE_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * k)));
+    case DP_TYPE_F32:
+        *lo = _mm512_loadu_ps((const float *)row + k);
+        *hi = _mm512_loadu_ps((const float *)row + k + 16);
+        break;
+    case DP_TYPE_F16:
+        *lo = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * k)));
+        *hi = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * k + 32)));
+        break;
     case DP_TYPE_BF16:
-        return _mm512_castsi512_ps(
+        *lo = _mm512_castsi512_ps(
             _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(row + 2 * k))), 16));
+        *hi = _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(row + 2 * k + 32))), 16));
+        break;
     case DP_TYPE_Q8_0: {
         const uint8_t *p = row + (k >> 5) * 34;
-        __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 2 + (k & 16)))));
-        return _mm512_mul_ps(q, _mm512_set1_ps(f16_scale(p)));
+        __m512 d = f16_scale(p);
+        *lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 2)))), d);
+        *hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 18)))), d);
+        break;
     }
-    default: { /* Q4_0 */
+    default: { /* Q4_0: low nibbles are elements 0..15, high nibbles 16..31 */
         const uint8_t *p = row + (k >> 5) * 18;
+        /* a table of the sixteen products d*(q-8), looked up by vpermps (low four bits of each lane) */
+        const __m512 q8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+        __m512 table = _mm512_mul_ps(q8, f16_scale(p));
         __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 2)));
-        if (k & 16) b = _mm512_srli_epi32(b, 4);
-        b = _mm512_sub_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0xF)), _mm512_set1_epi32(8));
-        return _mm512_mul_ps(_mm512_cvtepi32_ps(b), _mm512_set1_ps(f16_scale(p)));
+        *lo = _mm512_permutexvar_ps(b, table);
+        *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table);
+        break;
     }
     }
 }
 
-/* The first m elements of k..k+15, zeros after (F32, F16, BF16 only). */
-INLINE __m512 load16_tail(uint32_t type, const uint8_t *row, int64_t k, __mmask16 m) {
+/* The first m elements (0 < m <= 16) of k..k+15, zeros after (F32, F16, BF16 only). */
+INLINE __m512 load16_part(uint32_t type, const uint8_t *row, int64_t k, int64_t m) {
+    __mmask16 mask = (__mmask16)((1u << m) - 1);
     switch (type) {
-    case DP_TYPE_F32: return _mm512_maskz_loadu_ps(m, (const float *)row + k);
-    case DP_TYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * k));
+    case DP_TYPE_F32: return _mm512_maskz_loadu_ps(mask, (const float *)row + k);
+    case DP_TYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row + 2 * k));
     default:
         return _mm512_castsi512_ps(
-            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + 2 * k)), 16));
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, row + 2 * k)), 16));
     }
 }
 
@@ -82,8 +106,16 @@ static float dot_avx512(const float *a, const float *b, int64_t n) {
 
 INLINE void dequant_row(uint32_t type, const void *row, float *out, int64_t n) {
     int64_t k = 0;
-    for (; k + 16 <= n; k += 16) _mm512_storeu_ps(out + k, load16(type, row, k));
-    if (k < n) _mm512_mask_storeu_ps(out + k, tail_mask(n - k), load16_tail(type, row, k, tail_mask(n - k)));
+    for (; k + 32 <= n; k += 32) {
+        __m512 lo, hi;
+        load32(type, row, k, &lo, &hi);
+        _mm512_storeu_ps(out + k, lo);
+        _mm512_storeu_ps(out + k + 16, hi);
+    }
+    for (; k < n; k += 16) { /* F32, F16, BF16 */
+        int64_t m = n - k < 16 ? n - k : 16;
+        _mm512_mask_storeu_ps(out + k, tail_mask(m), load16_part(type, row, k, m));
+    }
 }
 
 static void dequant_f16(const void *row, float *out, int64_t n) { dequant_row(DP_TYPE_F16, row, out, n); }
@@ -93,33 +125,56 @@ static void dequant_q4_0(const void *row, float *out, int64_t n) { dequant_row(D
 
 /* ---- decode: R rows x T tokens in the dot order ---- */
 
+/* Bytes of 32 elements. */
+INLINE int64_t bytes32(uint32_t type) {
+    switch (type) {
+    case DP_TYPE_F32: return 128;
+    case DP_TYPE_F16: case DP_TYPE_BF16: return 64;
+    case DP_TYPE_Q8_0: return 34;
+    default: return 18;
+    }
+}
+
+/*
+ * R rows x T tokens. The rows of a tile are R short streams that the
+ * hardware prefetcher learns too late, so the loop sweeps the next tile's
+ * bytes (next, R*rb of them) into the cache in step with its own progress.
+ */
 INLINE void vecdot_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb, const float *X, int64_t ldx,
-                        int64_t n, float *Y, int64_t ldy) {
-    __m512 acc[4][DP_VEC_MAX_TOK];
-#pragma GCC unroll 4
+                        int64_t n, float *Y, int64_t ldy, const uint8_t *next) {
+    __m512 acc[8][DP_VEC_MAX_TOK];
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     int64_t k = 0;
-    for (; k + 16 <= n; k += 16) {
-#pragma GCC unroll 4
+    for (; k + 32 <= n; k += 32) {
+        const uint8_t *pf = next + (k >> 5) * R * bytes32(type);
+#pragma GCC unroll 16
+        for (int64_t b = 0; b < R * bytes32(type); b += 64) _mm_prefetch((const char *)pf + b, _MM_HINT_T0);
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            __m512 w = load16(type, W + r * rb, k);
+            __m512 lo, hi;
+            load32(type, W + r * rb, k, &lo, &hi);
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++) acc[r][t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(X + t * ldx + k), acc[r][t]);
+            for (int t = 0; t < T; t++) {
+                acc[r][t] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(X + t * ldx + k), acc[r][t]);
+                acc[r][t] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(X + t * ldx + k + 16), acc[r][t]);
+            }
         }
     }
-    if (k < n) {
-        __mmask16 m = tail_mask(n - k);
-#pragma GCC unroll 4
+    for (; k < n; k += 16) { /* F32, F16, BF16 */
+        int64_t m = n - k < 16 ? n - k : 16;
+        __mmask16 mask = tail_mask(m);
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            __m512 w = load16_tail(type, W + r * rb, k, m);
+            __m512 w = load16_part(type, W + r * rb, k, m);
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++)
-                acc[r][t] = _mm512_mask3_fmadd_ps(w, _mm512_maskz_loadu_ps(m, X + t * ldx + k), acc[r][t], m);
+                acc[r][t] = _mm512_mask3_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, X + t * ldx + k), acc[r][t], mask);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) Y[t * ldy + r] = reduce16(acc[r][t]);
@@ -128,8 +183,10 @@ INLINE void vecdot_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb
 INLINE void vecdot_rows(uint32_t type, int T, const uint8_t *W, size_t rb, int n_rows, const float *X, int64_t ldx,
                         int64_t n, float *Y, int64_t ldy) {
     int r = 0;
-    for (; r + 4 <= n_rows; r += 4) vecdot_tile(type, 4, T, W + r * rb, rb, X, ldx, n, Y + r, ldy);
-    for (; r < n_rows; r++) vecdot_tile(type, 1, T, W + r * rb, rb, X, ldx, n, Y + r, ldy);
+    if (T == 1)
+        for (; r + 8 <= n_rows; r += 8) vecdot_tile(type, 8, T, W + r * rb, rb, X, ldx, n, Y + r, ldy, W + (r + 8) * rb);
+    for (; r + 4 <= n_rows; r += 4) vecdot_tile(type, 4, T, W + r * rb, rb, X, ldx, n, Y + r, ldy, W + (r + 4) * rb);
+    for (; r < n_rows; r++) vecdot_tile(type, 1, T, W + r * rb, rb, X, ldx, n, Y + r, ldy, W + (r + 1) * rb);
 }
 
 INLINE void vecdot(uint32_t type, const void *W, size_t rb, int n_rows, const float *X, int64_t ldx, int n_tok,
@@ -172,16 +229,25 @@ INLINE void transpose16(__m512 r[16]) {
 INLINE void pack(uint32_t type, const void *W, size_t rb, int n_rows, int mr, int64_t k0, int64_t kc, float *P) {
     const uint8_t *w = W;
     for (int i0 = 0; i0 < mr; i0 += 16) {
-        for (int64_t c = 0; c < kc; c += 16) {
-            int64_t len = kc - c < 16 ? kc - c : 16;
-            __m512 r[16];
+        for (int64_t c = 0; c < kc; c += 32) {
+            int64_t len = kc - c < 32 ? kc - c : 32;
+            __m512 a[16], b[16];
             for (int i = 0; i < 16; i++) {
-                if (i0 + i >= n_rows) r[i] = _mm512_setzero_ps();
-                else if (len == 16) r[i] = load16(type, w + (i0 + i) * rb, k0 + c);
-                else r[i] = load16_tail(type, w + (i0 + i) * rb, k0 + c, tail_mask(len));
+                const uint8_t *row = w + (i0 + i) * rb;
+                if (i0 + i >= n_rows) {
+                    a[i] = b[i] = _mm512_setzero_ps();
+                } else if (len == 32) {
+                    load32(type, row, k0 + c, &a[i], &b[i]);
+                } else { /* F32, F16, BF16 */
+                    a[i] = load16_part(type, row, k0 + c, len < 16 ? len : 16);
+                    b[i] = len > 16 ? load16_part(type, row, k0 + c + 16, len - 16) : _mm512_setzero_ps();
+                }
             }
-            transpose16(r);
-            for (int j = 0; j < len; j++) _mm512_storeu_ps(P + (c + j) * mr + i0, r[j]);
+            transpose16(a);
+            for (int j = 0; j < len && j < 16; j++) _mm512_storeu_ps(P + (c + j) * mr + i0, a[j]);
+            if (len <= 16) continue;
+            transpose16(b);
+            for (int j = 16; j < len; j++) _mm512_storeu_ps(P + (c + j) * mr + i0, b[j - 16]);
         }
     }
 }

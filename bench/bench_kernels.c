@@ -1,0 +1,152 @@
+/*
+ * bench_kernels: speed of dp_matmul on 7B-like shapes, per weight type,
+ * thread count and kernel set.
+ *
+ *   build/bench/bench_kernels [-t 1,2] [--tok 1,512] [--in 4096] [--out 4096,14336]
+ *                             [--types F32,F16,BF16,Q8_0,Q4_0] [--sets simd,scalar]
+ *                             [--min-time SECONDS] [--scalar-tok N] [--hot]
+ *
+ * Each row is the best of repeated calls lasting at least --min-time in all.
+ * GFLOP/s counts 2 n_in n_out n_tok; GB/s counts the weight bytes read once
+ * per call, the figure that bounds decode. Several copies of the weights
+ * (256 MiB or more in all) are used in turn so that decode reads from
+ * memory, not from the last-level cache (--hot: one copy, which stays in
+ * cache when it is small enough: the compute-bound rate). The scalar reference is slow:
+ * its prefill rows use --scalar-tok tokens (default 16) instead of the
+ * --tok figure above 3, which keeps the gemm order and shows its rate.
+ */
+#include "kernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Comma-separated integers into v (at most cap); returns the count. */
+static int parse_list(const char *s, long *v, int cap) {
+    int n = 0;
+    while (*s && n < cap) {
+        char *end;
+        v[n++] = strtol(s, &end, 10);
+        s = *end == ',' ? end + 1 : end;
+        if (end == s && *s) break;
+    }
+    return n;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static float rndf(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((int32_t)(rng >> 16) % 65536) / 65536.0f;
+}
+
+int main(int argc, char **argv) {
+    long threads[8] = {1, 2}, toks[8] = {1, 512}, outs[8] = {4096, 14336}, n_in = 4096;
+    int n_threads = 2, n_toks = 2, n_outs = 2, scalar_tok = 16;
+    const char *type_list = "F32,F16,BF16,Q8_0,Q4_0", *set_list = "simd,scalar";
+    double min_time = 0.5;
+    bool hot = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "bench_kernels: %s needs a value\n", a);
+            return 2;
+        }
+        if (!strcmp(a, "--hot")) {
+            hot = true;
+            continue;
+        }
+        if (!strcmp(a, "-t")) n_threads = parse_list(v, threads, 8);
+        else if (!strcmp(a, "--tok")) n_toks = parse_list(v, toks, 8);
+        else if (!strcmp(a, "--out")) n_outs = parse_list(v, outs, 8);
+        else if (!strcmp(a, "--in")) n_in = strtol(v, NULL, 10);
+        else if (!strcmp(a, "--types")) type_list = v;
+        else if (!strcmp(a, "--sets")) set_list = v;
+        else if (!strcmp(a, "--min-time")) min_time = strtod(v, NULL);
+        else if (!strcmp(a, "--scalar-tok")) scalar_tok = atoi(v);
+        else {
+            fprintf(stderr, "bench_kernels: unknown option %s\n", a);
+            return 2;
+        }
+        i++;
+    }
+    if (n_in <= 0 || n_in % 32) {
+        fprintf(stderr, "bench_kernels: --in must be a positive multiple of 32\n");
+        return 2;
+    }
+    long max_tok = scalar_tok;
+    for (int i = 0; i < n_toks; i++) max_tok = toks[i] > max_tok ? toks[i] : max_tok;
+    float *X = malloc((size_t)max_tok * (size_t)n_in * sizeof *X), *Y = NULL;
+    for (long i = 0; i < max_tok * n_in; i++) X[i] = rndf();
+    const struct dp_kernel_ops *simd = dp_kernels_best();
+    if (getenv("DP_SCALAR")) fprintf(stderr, "note: DP_SCALAR is set, so 'simd' is the scalar set\n");
+    printf("kernels: simd = %s; n_in = %ld; best of >= %.2f s per row\n\n", simd->name, n_in, min_time);
+    printf("| type | n_out | tok | threads | kernels | ms/call | GFLOP/s | weight GB/s |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    fflush(stdout);
+
+    char types_buf[256];
+    snprintf(types_buf, sizeof types_buf, "%s", type_list);
+    for (char *save = NULL, *tn = strtok_r(types_buf, ",", &save); tn; tn = strtok_r(NULL, ",", &save)) {
+        int type = dp_type_from_name(tn);
+        if (type < 0 || !dp_kernels_supported((uint32_t)type)) {
+            fprintf(stderr, "bench_kernels: no kernels for type %s\n", tn);
+            return 2;
+        }
+        for (int io = 0; io < n_outs; io++) {
+            long n_out = outs[io];
+            size_t rb = dp_type_row_bytes((uint32_t)type, n_in), bytes = rb * (size_t)n_out;
+            int copies = hot ? 1 : (int)((256u << 20) / bytes) + 1;
+            uint8_t *W = malloc(bytes * (size_t)copies);
+            float *row = malloc((size_t)n_in * sizeof *row);
+            for (long r = 0; r < n_out; r++) {
+                for (long k = 0; k < n_in; k++) row[k] = rndf();
+                dp_quantize_row((uint32_t)type, row, W + (size_t)r * rb, n_in);
+            }
+            for (int c = 1; c < copies; c++) memcpy(W + (size_t)c * bytes, W, bytes);
+            free(row);
+            free(Y);
+            Y = malloc((size_t)max_tok * (size_t)n_out * sizeof *Y);
+            for (int it = 0; it < n_toks; it++)
+                for (int ith = 0; ith < n_threads; ith++) {
+                    struct dp_pool *pool = dp_pool_new((int)threads[ith]);
+                    char sets_buf[64];
+                    snprintf(sets_buf, sizeof sets_buf, "%s", set_list);
+                    for (char *s2 = NULL, *sn = strtok_r(sets_buf, ",", &s2); sn; sn = strtok_r(NULL, ",", &s2)) {
+                        bool scalar = !strcmp(sn, "scalar");
+                        int nt = (int)toks[it];
+                        if (scalar && nt >= DP_GEMM_MIN_TOK) nt = scalar_tok;
+                        dp_kernels_use(scalar ? dp_kernels_scalar() : simd);
+                        double best = 1e30, total = 0;
+                        for (int rep = 0; total < min_time || rep < 2; rep++) {
+                            const uint8_t *w = W + (size_t)(rep % copies) * bytes;
+                            double t0 = now();
+                            dp_matmul(pool, w, (uint32_t)type, n_in, n_out, X, nt, Y);
+                            double dt = now() - t0;
+                            total += dt;
+                            if (rep > 0 && dt < best) best = dt; /* the first call warms up */
+                        }
+                        double flop = 2.0 * (double)n_in * (double)n_out * nt;
+                        printf("| %s | %ld | %d | %ld | %s | %.3f | %.1f | %.1f |\n", tn, n_out, nt, threads[ith],
+                               scalar ? "scalar" : simd->name, best * 1e3, flop / best * 1e-9,
+                               (double)bytes / best * 1e-9);
+                        fflush(stdout);
+                    }
+                    dp_pool_free(pool);
+                }
+            free(W);
+        }
+    }
+    dp_kernels_use(NULL);
+    free(X);
+    free(Y);
+    return 0;
+}
