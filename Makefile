@@ -84,3 +84,8 @@ clean:
 	rm -rf build build-asan build-tsan build-fuzz depthprune
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Benchmark programs: make build/bench/bench_kernels
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libdepthprune.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdepthprune.a $(LDLIBS)
