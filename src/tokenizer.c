@@ -821,6 +821,14 @@ static struct bigram heap_pop(struct work *w) {
 
 static bool c_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
+static void push_frag(struct work *w, size_t *n, struct frag f) {
+    if (!grow((void **)&w->frags2, &w->frags2_cap, *n + 1, sizeof *w->frags2)) {
+        w->nomem = true;
+        return;
+    }
+    w->frags2[(*n)++] = f;
+}
+
 /*
  * llama.cpp's tokenizer_st_partition over the fragment list: for each special
  * token in turn, every occurrence in every raw fragment is cut out. One scan
@@ -848,30 +856,24 @@ static void partition(const struct dp_tokenizer *t, const char *text, size_t tex
         if (!present[k] || (!parse_special && (a & (ATTR_CONTROL | ATTR_UNKNOWN)))) continue;
         const char *s = tok_text(t, id);
         size_t sl = tok_len(t, id), n2 = 0;
-        for (size_t f = 0; f < w->n_frags; f++) {
+        for (size_t f = 0; f < w->n_frags && !w->nomem; f++) {
             struct frag fr = w->frags[f];
-            /* at most two more fragments per match, a match per sl bytes */
-            size_t need = n2 + (fr.id < 0 ? 2 * (fr.len / sl) + 1 : 1);
-            if (!grow((void **)&w->frags2, &w->frags2_cap, need, sizeof *w->frags2)) {
-                w->nomem = true;
-                return;
-            }
             if (fr.id >= 0) {
-                w->frags2[n2++] = fr;
+                push_frag(w, &n2, fr);
                 continue;
             }
             size_t base = fr.off, len = fr.len;
             while (len > 0) {
                 const char *m = memmem(text + base, len, s, sl);
                 if (!m) {
-                    w->frags2[n2++] = (struct frag){base, len, -1};
+                    push_frag(w, &n2, (struct frag){base, len, -1});
                     break;
                 }
                 size_t at = (size_t)(m - text), left = at - base;
                 if (a & ATTR_LSTRIP)
                     while (left > 0 && c_space(text[base + left - 1])) left--;
-                if (left > 0) w->frags2[n2++] = (struct frag){base, left, -1};
-                w->frags2[n2++] = (struct frag){at, sl, id};
+                if (left > 0) push_frag(w, &n2, (struct frag){base, left, -1});
+                push_frag(w, &n2, (struct frag){at, sl, id});
                 size_t right = at + sl, rlen = base + len - right;
                 if (a & ATTR_RSTRIP)
                     while (rlen > 0 && c_space(text[right])) right++, rlen--;
@@ -1080,6 +1082,8 @@ dp_status dp_tokenize(const struct dp_tokenizer *t, const char *text, size_t len
     *n_out = 0;
     if (!t || (!text && len) || cap < 0 || (!ids && cap > 0))
         return dp_fail(DP_ERR_ARG, "dp_tokenize: invalid arguments");
+    if (len > (1u << 30))
+        return dp_fail(DP_ERR_ARG, "dp_tokenize: %zu bytes is more than one call takes (1 GiB)", len);
     struct work w = {.ids = ids, .cap = cap};
     if (len) {
         if (!grow((void **)&w.frags, &w.frags_cap, 1, sizeof *w.frags)) w.nomem = true;

@@ -251,6 +251,34 @@ static void test_special(void) {
     dp_gguf_close(g);
 }
 
+/*
+ * Phi-3 (general.name "Phi3"): special tokens swallow the white space after
+ * them (llama.cpp's rstrip); MPT's runs of spaces are user-defined tokens,
+ * cut out even without DP_TOKENIZE_SPECIAL.
+ */
+static void test_strip(void) {
+    struct dp_gguf *g = NULL;
+    struct dp_tokenizer *t = open_vocab(test_shared("tokenizers/ggml-vocab-phi-3.gguf"), &g);
+    CHECK(t != NULL);
+    if (t) {
+        const char *s = "<|user|>\nHello<|end|>\n";
+        int n, *ids = tokenize(t, s, strlen(s), DP_TOKENIZE_SPECIAL, &n);
+        CHECK(ids && n == 3 && ids[0] == 32010 && ids[1] == 15043 && ids[2] == 32007);
+        free(ids);
+    }
+    dp_tokenizer_free(t);
+    dp_gguf_close(g);
+    t = open_vocab(test_shared("tokenizers/ggml-vocab-mpt.gguf"), &g);
+    CHECK(t != NULL);
+    if (t) {
+        int n, *ids = tokenize(t, "a       b", 9, 0, &n);
+        CHECK(ids && n == 3 && ids[1] == 50271 && !strcmp(dp_tokenizer_piece(t, 50271), "       "));
+        free(ids);
+    }
+    dp_tokenizer_free(t);
+    dp_gguf_close(g);
+}
+
 /* A random code point from a mix of scripts (no surrogates, no control characters but white space). */
 static uint32_t random_cp(uint64_t *x) {
     static const uint32_t base[] = {0x20, 0x20, 0x20, 0xA0, 0x400, 0x4E00, 0xAC00, 0x1F300, 0x2000, 0x0};
@@ -379,6 +407,7 @@ int main(void) {
     for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) test_vectors(vocabs[v]);
     test_stories();
     test_special();
+    test_strip();
     test_garbage();
     test_errors();
     return TEST_END();
