@@ -1,12 +1,38 @@
 /*
  * info: what a model is: architecture, shape, parameters and bytes per
- * tensor type, KV cache per token, and the effect of --drop on them.
+ * tensor type, KV cache per token, and the effect of --drop on them. A file
+ * written by `prune` is shown against the model it came from (its
+ * depthprune.* provenance keys).
  */
 #include "cli.h"
 
+#include "model.h"
 #include "types.h"
 
 #include <string.h>
+
+/* Provenance of an exported file: its source and removed units; false for other files. */
+struct source {
+    char file[256], sha256[65], recover[64], removed[4096];
+    int64_t n_blocks, n_params, kv_bytes_per_token;
+};
+static bool export_source(const struct dp_model *m, struct source *s) {
+    memset(s, 0, sizeof *s);
+    const struct dp_gguf *g = m->gguf;
+    const struct dp_gguf_kv *rm = g ? dp_gguf_find_kv(g, "depthprune.removed") : NULL;
+    if (!rm || dp_gguf_get_str(g, "depthprune.source.file", true, s->file, sizeof s->file)) return false;
+    dp_gguf_get_str(g, "depthprune.source.sha256", false, s->sha256, sizeof s->sha256);
+    dp_gguf_get_str(g, "depthprune.recover", false, s->recover, sizeof s->recover);
+    dp_gguf_get_int(g, "depthprune.source.block_count", false, &s->n_blocks);
+    dp_gguf_get_int(g, "depthprune.source.n_params", false, &s->n_params);
+    dp_gguf_get_int(g, "depthprune.source.kv_bytes_per_token", false, &s->kv_bytes_per_token);
+    for (uint64_t i = 0; rm->val.type == DP_GGUF_ARRAY && rm->val.elem_type == DP_GGUF_STRING && i < rm->val.n; i++) {
+        size_t len = strlen(s->removed);
+        snprintf(s->removed + len, sizeof s->removed - len, "%s%.*s", i ? "," : "", (int)rm->val.strs[i].len,
+                 rm->val.strs[i].data);
+    }
+    return true;
+}
 
 int cmd_info(int argc, char **argv) {
     struct cli_common c = {0};
@@ -22,6 +48,14 @@ int cmd_info(int argc, char **argv) {
     dp_model_stats(cm.m, &cm.mask, &now);
     char removed[4096];
     dp_mask_format(&cm.mask, removed, sizeof removed);
+    struct source src;
+    bool exported = export_source(cm.m, &src);
+    if (exported && !c.drop) {
+        /* against the original: what the export removed, the original's size */
+        snprintf(removed, sizeof removed, "%s", src.removed);
+        full.n_params = src.n_params;
+        full.kv_bytes_per_token = src.kv_bytes_per_token;
+    }
     if (c.json) {
         struct dp_json j;
         dp_json_init(&j, stdout);
@@ -54,6 +88,17 @@ int cmd_info(int argc, char **argv) {
             p += n + (e ? 1 : 0);
         }
         dp_json_end(&j);
+        if (exported) {
+            dp_json_begin_obj(&j, "source");
+            dp_json_str(&j, "file", src.file);
+            dp_json_str(&j, "sha256", src.sha256);
+            dp_json_int(&j, "n_blocks", src.n_blocks);
+            dp_json_int(&j, "n_params", src.n_params);
+            dp_json_int(&j, "kv_bytes_per_token", src.kv_bytes_per_token);
+            dp_json_str(&j, "removed", src.removed);
+            dp_json_str(&j, "recover", src.recover);
+            dp_json_end(&j);
+        }
         dp_json_begin_obj(&j, "types");
         for (int t = 0; t < 64; t++)
             if (now.type_params[t]) {
@@ -72,6 +117,9 @@ int cmd_info(int argc, char **argv) {
                cf->n_ctx_train);
         printf("rope         %s pairs, %d dims, base %g; rms eps %g; output %s\n", cf->rope_neox ? "neox" : "adjacent",
                cf->n_rot, cf->rope_base, cf->norm_eps, cf->tied_output ? "tied to the embedding" : "separate");
+        if (exported)
+            printf("exported     from %s (sha256 %.16s..., %lld blocks): removed %s, recovery %s\n", src.file,
+                   src.sha256, (long long)src.n_blocks, src.removed[0] ? src.removed : "none", src.recover);
         printf("parameters   %lld (%.1f MiB)", (long long)now.n_params, now.n_bytes / 1048576.0);
         if (removed[0]) printf(" of %lld (%.1f%% removed)", (long long)full.n_params,
                                100.0 * (full.n_params - now.n_params) / full.n_params);
