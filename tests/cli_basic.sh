@@ -89,7 +89,7 @@ fails "not a model" info -m "$T"
 fails "bin without vocab" info -m $S/models/stories260K/stories260K.bin
 fails "bad unit" ppl -m $M -f $T --drop b9
 fails "bad protocol" ppl -m $M -f $T --protocol nope
-fails "too short text" ppl -m $M -f $T --protocol llamacpp --ctx 4096
+fails "too short text" ppl -m $M -f $T --protocol llamacpp --ctx 2048
 fails "bad ctx" ppl -m $M -f $T --ctx abc
 fails "unknown option" info -m $M --bogus
 fails "missing corpus" ppl -m $M -f "$TMP/nothing.txt"
