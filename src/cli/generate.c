@@ -124,6 +124,7 @@ int cmd_generate(int argc, char **argv) {
         fputc('\n', stdout);
     } else {
         printf("\n");
+        fflush(stdout);
         fprintf(stderr, "%d prompt tokens, %d generated, %.1f tokens/s\n", n_prompt, n_gen,
                 t_total > t_prefill && n_gen ? n_gen / (t_total - t_prefill) : 0.0);
     }
