@@ -37,7 +37,7 @@ struct out_block {
     const struct dp_unit_recovery *lr;  /* FFN_LOWRANK: the map */
     const char *norm;                   /* FFN_LOWRANK: "attn_norm" or "ffn_norm" of block src */
     float *bias;                        /* (dim) constant for ffn_down.bias, or NULL */
-    char what[48];                      /* provenance: "b3", "b3 -attn", "a3 lowrank:8" */
+    char what[64];                      /* provenance: "b3", "b3 -attn", "a3 lowrank:8" */
 };
 
 struct plan {
@@ -91,7 +91,7 @@ static const struct dp_unit_recovery *find_rec(const struct dp_recovery *rec, ch
 static dp_status replace_unit(struct plan *p, int k, const struct dp_unit_recovery *u, const char *norm) {
     if (!u) return DP_OK;
     if (u->rank == 0) return add_constant(p, u->c);
-    char what[48];
+    char what[64];
     snprintf(what, sizeof what, "%s lowrank:%d", u->unit, u->rank);
     struct out_block *b = emit(p, k, ATTN_NONE, FFN_LOWRANK, what);
     b->lr = u;
@@ -126,7 +126,7 @@ static dp_status make_plan(const struct dp_model *m, const struct dp_mask *mask,
         const struct dp_unit_recovery *ra = L->has_attn && !ka ? find_rec(rec, 'a', k) : NULL;
         const struct dp_unit_recovery *rf = L->has_ffn && !kf ? find_rec(rec, 'f', k) : NULL;
         const struct dp_unit_recovery *rb = !ka && !kf ? find_rec(rec, 'b', k) : NULL;
-        char name[40];
+        char name[64];
         if (!ka && !kf) {
             if (rb) st = replace_unit(p, k, rb, "attn_norm");
             else if (!(st = replace_unit(p, k, ra, "attn_norm"))) st = replace_unit(p, k, rf, "ffn_norm");
@@ -322,7 +322,7 @@ static dp_status write_block(struct ctx *x, int i) {
     dp_status st = DP_OK;
     for (uint64_t t = 0; t < x->g->n_tensors && !st; t++) {
         const struct dp_gguf_tensor *T = &x->g->tensors[t];
-        const char *rest;
+        const char *rest = NULL;
         if (block_of(T->name, &rest) != b->src) continue;
         bool attn = !strncmp(rest, "attn_", 5), ffn = !strncmp(rest, "ffn_", 4);
         bool take = attn ? b->attn == ATTN_ORIG : ffn ? b->ffn == FFN_ORIG : (b->attn == ATTN_ORIG || b->ffn == FFN_ORIG);
@@ -527,7 +527,7 @@ dp_status dp_export(const struct dp_model *m, const struct dp_mask *mask, const 
     if (!st) st = write_provenance(&x, mask, rec, o, sha);
     for (uint64_t i = 0; !st && i < m->gguf->n_tensors; i++) {
         const struct dp_gguf_tensor *T = &m->gguf->tensors[i];
-        const char *rest;
+        const char *rest = NULL;
         if (block_of(T->name, &rest) >= 0) continue;
         st = !strcmp(T->name, "token_embd.weight") ? write_embedding(&x) : copy_tensor(&x, T, T->name);
     }
