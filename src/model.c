@@ -475,7 +475,7 @@ struct dp_session {
     const struct dp_model *m;
     struct dp_mask mask;
     int n_ctx, pos;
-    float **k_cache, **v_cache;   /* per layer: (n_ctx, n_head_kv*head_dim), NULL when removed */
+    float **k_cache, **v_cache;   /* per layer: (n_head_kv, n_ctx, head_dim), NULL when removed */
     /* scratch for a batch of up to MAX_BATCH tokens */
     float *x;                     /* (B, dim) residual stream */
     float *x_in;                  /* (B, dim) sublayer input copy for observers */
@@ -592,30 +592,33 @@ struct attn_job {
     int layer, n, pos0;
 };
 
-/* Causal attention for (token, head) pairs split across threads. */
+/*
+ * Causal attention for (token, head) pairs split across threads. The cache is
+ * head-major, (n_head_kv, n_ctx, head_dim), so each head's keys and values
+ * stream contiguously; scores use the kernels' dot product. Memory is linear
+ * in the context: one row of scores per thread.
+ */
 static void attn_worker(void *ctx, int ith, int nth) {
     const struct attn_job *j = ctx;
     struct dp_session *s = j->s;
     const struct dp_config *c = &s->m->cfg;
     struct dp_layer_shape sh = s->m->layers[j->layer].shape;
     int hd = c->head_dim, group = sh.n_head / sh.n_head_kv;
-    size_t kv_stride = (size_t)sh.n_head_kv * hd;
     float scale = 1.0f / sqrtf((float)hd);
+    float (*dot)(const float *, const float *, int64_t) = dp_kernels()->dot;
     DP_ASSERT(ith < s->scores_threads);
     float *sc = s->scores + (size_t)ith * s->n_ctx;
     int64_t lo, hi;
     dp_pool_split((int64_t)j->n * sh.n_head, ith, nth, &lo, &hi);
-    const float *K = s->k_cache[j->layer], *V = s->v_cache[j->layer];
     for (int64_t w = lo; w < hi; w++) {
         int t = (int)(w / sh.n_head), h = (int)(w % sh.n_head), kvh = h / group;
         int n_keys = j->pos0 + t + 1;
         const float *q = s->q + ((size_t)t * sh.n_head + h) * hd;
+        const float *K = s->k_cache[j->layer] + (size_t)kvh * s->n_ctx * hd;  /* (n_ctx, hd) */
+        const float *V = s->v_cache[j->layer] + (size_t)kvh * s->n_ctx * hd;  /* (n_ctx, hd) */
         float mx = -INFINITY;
         for (int p = 0; p < n_keys; p++) {
-            const float *k = K + p * kv_stride + (size_t)kvh * hd;
-            float d = 0;
-            for (int i = 0; i < hd; i++) d += q[i] * k[i];
-            sc[p] = d * scale;
+            sc[p] = dot(q, K + (size_t)p * hd, hd) * scale;
             if (sc[p] > mx) mx = sc[p];
         }
         double sum = 0;
@@ -627,11 +630,18 @@ static void attn_worker(void *ctx, int ith, int nth) {
         float *o = s->att + ((size_t)t * sh.n_head + h) * hd;
         for (int i = 0; i < hd; i++) o[i] = 0;
         for (int p = 0; p < n_keys; p++) {
-            const float *v = V + p * kv_stride + (size_t)kvh * hd;
+            const float *v = V + (size_t)p * hd;
             float a = sc[p] * inv;
             for (int i = 0; i < hd; i++) o[i] += a * v[i];
         }
     }
+}
+
+/* Append n rows of keys or values (n, n_kv*hd) to a head-major cache at position pos. */
+static void cache_store(float *cache, const float *rows, int n, int n_kv, int hd, int n_ctx, int pos) {
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < n_kv; h++)
+            memcpy(cache + ((size_t)h * n_ctx + pos + t) * hd, rows + ((size_t)t * n_kv + h) * hd, (size_t)hd * sizeof(float));
 }
 
 static void attention_sublayer(struct dp_session *s, struct dp_pool *pool, int l, int n, float *wbuf) {
@@ -653,8 +663,8 @@ static void attention_sublayer(struct dp_session *s, struct dp_pool *pool, int l
     add_bias(s->v, &L->bv, n, kvd, wbuf);
     rope(s->q, n, L->shape.n_head, c, s->pos);
     rope(s->k, n, L->shape.n_head_kv, c, s->pos);
-    memcpy(s->k_cache[l] + (size_t)s->pos * kvd, s->k, (size_t)n * kvd * sizeof(float));
-    memcpy(s->v_cache[l] + (size_t)s->pos * kvd, s->v, (size_t)n * kvd * sizeof(float));
+    cache_store(s->k_cache[l], s->k, n, L->shape.n_head_kv, hd, s->n_ctx, s->pos);
+    cache_store(s->v_cache[l], s->v, n, L->shape.n_head_kv, hd, s->n_ctx, s->pos);
     struct attn_job job = {s, l, n, s->pos};
     dp_pool_run(pool, attn_worker, &job);                                /* att (n, qd) */
     dp_matmul(pool, L->wo.data, L->wo.type, qd, dim, s->att, n, s->delta); /* delta (n, dim) */
