@@ -19,6 +19,18 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -Iinclude -Isrc -MMD -MP
 LDLIBS  += -lm -lpthread
 BUILD   ?= build
 
+# LAPACKE over OpenBLAS (Debian: liblapacke-dev libopenblas-dev; tools/setup.sh
+# installs them) for the closed-form lowrank:R recovery. Without them the rest
+# builds and lowrank:R with R > 0 fails with a message saying what to install.
+LAPACKE_OK := $(shell printf '\043include <lapacke.h>\n\043include <cblas.h>\nint main(void){return 0;}\n' | \
+                $(CC) -x c - -o /dev/null -llapacke -lopenblas 2>/dev/null && echo yes)
+ifeq ($(LAPACKE_OK),yes)
+override LDLIBS += -llapacke -lopenblas
+else
+CFLAGS  += -DDP_NO_LAPACKE
+$(warning LAPACKE/OpenBLAS not found: building without closed-form lowrank:R recovery; run tools/setup.sh (apt-get install liblapacke-dev libopenblas-dev))
+endif
+
 SIMD_AVX2   = -mavx2 -mfma -mf16c
 SIMD_AVX512 = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
               -mavx512vnni -mavx512bf16

@@ -5,6 +5,9 @@ set -e
 need=""
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v make >/dev/null 2>&1 || need="$need make"
+# LAPACKE over OpenBLAS: closed-form low-rank recovery (lowrank:R)
+[ -f /usr/include/lapacke.h ] || need="$need liblapacke-dev"
+{ ls /usr/lib/*/libopenblas.so >/dev/null 2>&1 || [ -f /usr/lib/libopenblas.so ]; } || need="$need libopenblas-dev"
 if [ -n "$need" ]; then
     echo "setup: installing$need" >&2
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

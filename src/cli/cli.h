@@ -38,16 +38,49 @@ bool cli_double(const char *cmd, const char *opt, const char *value, double lo, 
 /* The options every model command shares. */
 struct cli_common {
     const char *model, *vocab, *drop, *threads, *json;
+    /* plans and recoveries (handled by cli_open) */
+    const char *plan, *save_plan, *recover, *calib, *calib_docs, *calib_ctx, *calib_max_seqs, *recover_stats,
+        *recover_init, *ridge, *objective, *steps, *lr, *batch, *seed;
+    /*
+     * Set by a command before cli_open: its evaluated corpus's --ctx, --docs
+     * and --max-seqs (the calibration defaults, DESIGN.md), or NULL.
+     */
+    const char *ctx, *docs, *max_seqs;
+    /* Set by a command that fits recoveries itself (e.g. a comma list of kinds): cli_open then ignores --recover. */
+    bool own_recover;
 };
 #define CLI_COMMON_OPTS(c)                                                                         \
     {"-m", "--model", false, &(c).model, "model file (GGUF or llama2.c .bin)"},                    \
     {"--vocab", NULL, false, &(c).vocab, "tokenizer of a llama2.c checkpoint (tok512.bin)"},      \
     {"--drop", NULL, false, &(c).drop, "units to remove, e.g. b2,a4,f0"},                         \
     {"-t", "--threads", false, &(c).threads, "threads (default: all cores)"},                      \
-    {"--json", NULL, true, &(c).json, "one JSON object on stdout"}
+    {"--json", NULL, true, &(c).json, "one JSON object on stdout"},                                \
+    CLI_RECOVER_OPTS(c)
+#define CLI_RECOVER_OPTS(c)                                                                        \
+    {"--plan", NULL, false, &(c).plan, "saved plan: units in removal order (+ recovery file)"},   \
+    {"--save-plan", NULL, false, &(c).save_plan, "write the removed units (+ recovery) as a plan"}, \
+    {"--recover", NULL, false, &(c).recover, "none, mean, lowrank:R, bias-trained, lowrank-trained:R"}, \
+    {"--calib", NULL, false, &(c).calib, "calibration corpus of --recover"},                        \
+    {"--calib-docs", NULL, false, &(c).calib_docs, "calibration documents A:B (default: as --docs)"}, \
+    {"--calib-ctx", NULL, false, &(c).calib_ctx, "calibration sequence length (default: as --ctx)"}, \
+    {"--calib-max-seqs", NULL, false, &(c).calib_max_seqs, "at most N calibration sequences"},      \
+    {"--recover-stats", NULL, false, &(c).recover_stats, "full (default) or sequential"},           \
+    {"--recover-init", NULL, false, &(c).recover_init, "trained kinds start from zero (default) or mean"}, \
+    {"--ridge", NULL, false, &(c).ridge, "lowrank ridge lambda (default 1e-4)"},                   \
+    {"--objective", NULL, false, &(c).objective, "trained kinds: ce (default) or kl"},            \
+    {"--steps", NULL, false, &(c).steps, "trained kinds: Adam steps (default 200)"},              \
+    {"--lr", NULL, false, &(c).lr, "trained kinds: learning rate (default 1e-2)"},                \
+    {"--batch", NULL, false, &(c).batch, "trained kinds: sequences per step (default 8)"},        \
+    {"--seed", NULL, false, &(c).seed, "seed (trained recovery; sampling where a command samples)"}
 
-/* Open the model, build the mask and the pool from the common options; prints errors. */
+/*
+ * Open the model, build the mask and the pool from the common options, and
+ * the plan and recovery of --plan/--recover (fitted or loaded, saved with
+ * --save-plan); prints errors.
+ */
 struct dp_hooks;
+struct dp_plan;
+struct dp_recovery;
 struct cli_model {
     struct dp_model *m;
     struct dp_mask mask;
@@ -59,6 +92,9 @@ struct cli_model {
      * pass of the pruned model so recovered units take effect.
      */
     const struct dp_hooks *hooks;
+    struct dp_plan *plan;             /* removed units in removal order (from --plan or --drop) */
+    struct dp_recovery *recovery;     /* the recovery behind hooks, or NULL */
+    void *hooks_store;                /* (owned) */
 };
 int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out);
 void cli_close(struct cli_model *cm);

@@ -1,7 +1,17 @@
 /*
  * common: option parsing and model opening shared by the subcommands.
+ *
+ * cli_open also turns --drop/--plan into a plan (units in removal order) and
+ * --recover into replacement hooks: it fits the recovery on --calib (or loads
+ * the recovery file a plan names, without refitting) and, with --save-plan,
+ * writes the plan and its recovery file. Every command that passes cm.hooks
+ * to its forward passes gets recovered units for free.
  */
 #include "cli.h"
+
+#include "data.h"
+#include "plan.h"
+#include "recover.h"
 
 #include <errno.h>
 #include <math.h>
@@ -39,23 +49,30 @@ int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts
         }
         const char *eq = strchr(a, '=');
         size_t len = eq && a[1] == '-' ? (size_t)(eq - a) : strlen(a);
-        const struct cli_opt *o = opts;
-        for (; o->name; o++)
-            if ((strlen(o->name) == len && !strncmp(o->name, a, len)) ||
-                (o->alias && strlen(o->alias) == len && !strncmp(o->alias, a, len)))
-                break;
-        if (!o->name) {
+        /* Every entry of that name gets the value (a command may share a common option, e.g. --seed). */
+        const char *value = NULL;
+        bool found = false, took_next = false;
+        for (const struct cli_opt *o = opts; o->name; o++) {
+            if (!((strlen(o->name) == len && !strncmp(o->name, a, len)) ||
+                  (o->alias && strlen(o->alias) == len && !strncmp(o->alias, a, len))))
+                continue;
+            if (!found) {
+                if (o->flag) value = "1";
+                else if (eq && a[1] == '-') value = eq + 1;
+                else {
+                    if (i + 1 >= argc) return cli_error(cmd, 2, "option %s needs a value", o->name);
+                    value = argv[i + 1];
+                    took_next = true;
+                }
+                found = true;
+            }
+            *o->value = value;
+        }
+        if (!found) {
             if (!strcmp(a, "-h") || !strcmp(a, "--help")) return 2;
             return cli_error(cmd, 2, "unknown option '%s' (see depthprune %s --help)", a, cmd);
         }
-        if (o->flag) {
-            *o->value = "1";
-        } else if (eq && a[1] == '-') {
-            *o->value = eq + 1;
-        } else {
-            if (i + 1 >= argc) return cli_error(cmd, 2, "option %s needs a value", o->name);
-            *o->value = argv[++i];
-        }
+        if (took_next) i++;
     }
     return 0;
 }
@@ -84,9 +101,174 @@ bool cli_double(const char *cmd, const char *opt, const char *value, double lo, 
     return true;
 }
 
+/* ---- plans and recoveries ---- */
+
+static void recover_log(void *ctx, const char *line) { fprintf(stderr, "depthprune %s: %s\n", (const char *)ctx, line); }
+
+/* The plan of --plan, or one made from --drop (removal order as listed). */
+static int open_plan(const char *cmd, const struct cli_common *c, struct cli_model *out) {
+    out->plan = calloc(1, sizeof *out->plan);
+    if (!out->plan) return cli_error(cmd, 1, "out of memory");
+    struct dp_plan *p = out->plan;
+    if (c->plan) {
+        if (dp_plan_load(c->plan, p)) return cli_error(cmd, 1, "%s", dp_last_error());
+        if (dp_plan_apply(p, &out->mask)) return cli_error(cmd, 2, "--plan %s: %s", c->plan, dp_last_error());
+        return 0;
+    }
+    p->n_blocks = dp_model_config(out->m)->n_layers;
+    snprintf(p->model, sizeof p->model, "%s", c->model);
+    for (const char *s = c->drop; s && *s;) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        char unit[32];
+        snprintf(unit, sizeof unit, "%.*s", (int)(n < sizeof unit ? n : sizeof unit - 1), s);
+        if (dp_plan_push(p, unit)) return cli_error(cmd, 2, "--drop: %s", dp_last_error());
+        s = e ? e + 1 : s + n;
+    }
+    return 0;
+}
+
+/* Calibration chunks of --calib with the --calib-* settings (defaults: the command's corpus settings). */
+static int open_calib(const char *cmd, const struct cli_common *c, const struct dp_model *m, struct dp_chunks **out) {
+    const char *ctx_s = c->calib_ctx ? c->calib_ctx : c->ctx, *docs = c->calib_docs ? c->calib_docs : c->docs;
+    const char *max_s = c->calib_max_seqs ? c->calib_max_seqs : c->max_seqs;
+    const struct dp_config *cf = dp_model_config(m);
+    long ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048, max_seqs = 0;
+    int lo = 0, hi = -1;
+    if ((ctx_s && !cli_int(cmd, "--calib-ctx", ctx_s, 2, 1 << 20, &ctx)) ||
+        (max_s && !cli_int(cmd, "--calib-max-seqs", max_s, 1, 1L << 30, &max_seqs)))
+        return 2;
+    if (docs && dp_parse_range(docs, &lo, &hi)) return cli_error(cmd, 2, "--calib-docs: %s", dp_last_error());
+    struct dp_corpus *corpus;
+    if (dp_corpus_read(c->calib, &corpus)) return cli_error(cmd, 1, "%s", dp_last_error());
+    dp_status st = dp_chunks_paper(dp_model_tokenizer(m), corpus, lo, hi, (int)ctx, (int)max_seqs, out);
+    dp_corpus_free(corpus);
+    return st ? cli_error(cmd, 1, "--calib: %s", dp_last_error()) : 0;
+}
+
+static int parse_recover_opts(const char *cmd, const struct cli_common *c, struct dp_recover_opts *o) {
+    dp_recover_opts_default(o);
+    long v;
+    if (c->recover_stats) {
+        if (!strcmp(c->recover_stats, "sequential")) o->sequential = true;
+        else if (strcmp(c->recover_stats, "full"))
+            return cli_error(cmd, 2, "--recover-stats must be full or sequential, not '%s'", c->recover_stats);
+    }
+    if (c->recover_init) {
+        if (!strcmp(c->recover_init, "mean")) o->init_mean = true;
+        else if (strcmp(c->recover_init, "zero"))
+            return cli_error(cmd, 2, "--recover-init must be zero or mean, not '%s'", c->recover_init);
+    }
+    if (c->objective) {
+        if (!strcmp(c->objective, "kl")) o->objective = DP_OBJECTIVE_KL;
+        else if (strcmp(c->objective, "ce"))
+            return cli_error(cmd, 2, "--objective must be ce or kl, not '%s'", c->objective);
+    }
+    if (c->ridge && !cli_double(cmd, "--ridge", c->ridge, 0, 1e6, &o->ridge)) return 2;
+    if (c->lr && !cli_double(cmd, "--lr", c->lr, 1e-12, 1e3, &o->lr)) return 2;
+    if (c->steps) {
+        if (!cli_int(cmd, "--steps", c->steps, 0, 100000000, &v)) return 2;
+        o->steps = (int)v;
+    }
+    if (c->batch) {
+        if (!cli_int(cmd, "--batch", c->batch, 1, 1000000, &v)) return 2;
+        o->batch = (int)v;
+    }
+    if (c->seed) {
+        if (!cli_int(cmd, "--seed", c->seed, 0, 0x7fffffffL, &v)) return 2;
+        o->seed = (uint64_t)v;
+    }
+    o->log = recover_log;
+    o->log_ctx = (void *)cmd;
+    return 0;
+}
+
+/* Fit --recover on the plan's units. */
+static int fit_recovery(const char *cmd, const struct cli_common *c, struct cli_model *out) {
+    struct dp_recover_opts o;
+    int rc = parse_recover_opts(cmd, c, &o);
+    if (rc) return rc;
+    if (!c->calib) return cli_error(cmd, 2, "--recover %s needs --calib CORPUS", c->recover);
+    if (out->plan->n_units == 0) return cli_error(cmd, 2, "--recover %s needs removed units (--drop or --plan)", c->recover);
+    struct dp_chunks *ch = NULL;
+    if ((rc = open_calib(cmd, c, out->m, &ch))) return rc;
+    const char *order[DP_PLAN_MAX_UNITS];
+    for (int i = 0; i < out->plan->n_units; i++) order[i] = out->plan->units[i];
+    double t0 = dp_now();
+    dp_status st = dp_recovery_fit(out->m, &out->mask, order, out->plan->n_units, c->recover, ch, &o, out->pool,
+                                   &out->recovery);
+    if (!st)
+        fprintf(stderr, "depthprune %s: recovery %s of %d unit%s fitted on %d sequences of %d tokens in %.1f s\n", cmd,
+                c->recover, out->plan->n_units, out->plan->n_units == 1 ? "" : "s", ch->n_seqs, ch->ctx,
+                dp_now() - t0);
+    dp_chunks_free(ch);
+    if (st) return cli_error(cmd, st == DP_ERR_ARG || st == DP_ERR_UNSUPPORTED ? 2 : 1, "%s", dp_last_error());
+    for (int i = 0; out->recovery && i < out->recovery->n; i++)
+        if (!isnan(out->recovery->units[i].explained_var))
+            fprintf(stderr, "depthprune %s: %s: %s explains %.4f of the update's variance\n", cmd,
+                    out->recovery->units[i].unit, c->recover, out->recovery->units[i].explained_var);
+    return 0;
+}
+
+/* The recovery file of a plan: every unit it replaces must be removed by the plan. */
+static int load_recovery(const char *cmd, struct cli_model *out) {
+    const struct dp_plan *p = out->plan;
+    if (dp_recovery_load(p->recover_file, out->m, &out->recovery)) return cli_error(cmd, 1, "%s", dp_last_error());
+    for (int i = 0; i < out->recovery->n; i++) {
+        bool found = false;
+        for (int j = 0; j < p->n_units && !found; j++) found = !strcmp(p->units[j], out->recovery->units[i].unit);
+        if (!found)
+            return cli_error(cmd, 1, "%s: unit %s is not removed by the plan %s", p->recover_file,
+                             out->recovery->units[i].unit, p->recover_file);
+    }
+    return 0;
+}
+
+/* --save-plan FILE: the plan, and its recovery as FILE's stem + ".recover.gguf". */
+static int save_plan(const char *cmd, const char *path, struct cli_model *out) {
+    struct dp_plan *p = out->plan;
+    p->recover_kind[0] = p->recover_file[0] = 0;
+    if (out->recovery) {
+        size_t n = strlen(path);
+        if (n > 5 && !strcmp(path + n - 5, ".json")) n -= 5;
+        if (n + 14 >= sizeof p->recover_file) return cli_error(cmd, 2, "--save-plan: path too long");
+        snprintf(p->recover_file, sizeof p->recover_file, "%.*s.recover.gguf", (int)n, path);
+        snprintf(p->recover_kind, sizeof p->recover_kind, "%s", out->recovery->kind);
+        if (dp_recovery_save(out->recovery, p->recover_file)) return cli_error(cmd, 1, "%s", dp_last_error());
+    }
+    if (dp_plan_save(p, path)) return cli_error(cmd, 1, "%s", dp_last_error());
+    return 0;
+}
+
+static int open_recovery(const char *cmd, const struct cli_common *c, struct cli_model *out) {
+    bool tuning = c->calib || c->calib_docs || c->calib_ctx || c->calib_max_seqs || c->recover_stats ||
+                  c->recover_init || c->ridge || c->objective || c->steps || c->lr || c->batch;
+    if (c->own_recover) return 0;
+    enum dp_recover_method method = DP_RECOVER_NONE;
+    int rank, rc;
+    if (c->recover && dp_recover_parse_kind(c->recover, &method, &rank))
+        return cli_error(cmd, 2, "--recover: %s", dp_last_error());
+    if (method == DP_RECOVER_NONE && tuning)
+        return cli_error(cmd, 2, "--calib and the recovery options need --recover KIND");
+    if (method != DP_RECOVER_NONE) {
+        if ((rc = fit_recovery(cmd, c, out))) return rc;
+    } else if (!c->recover && out->plan->recover_file[0]) {
+        if ((rc = load_recovery(cmd, out))) return rc;
+    }
+    if (out->recovery) {
+        struct dp_hooks *h = calloc(1, sizeof *h);
+        if (!h) return cli_error(cmd, 1, "out of memory");
+        dp_recovery_hooks(out->recovery, out->m, h);
+        out->hooks_store = h;
+        out->hooks = h;
+    }
+    return 0;
+}
+
 int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out) {
     memset(out, 0, sizeof *out);
     if (!c->model) return cli_error(cmd, 2, "missing -m MODEL");
+    if (c->plan && c->drop) return cli_error(cmd, 2, "--plan and --drop cannot be combined");
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
     if (c->threads && !cli_int(cmd, "-t", c->threads, 1, 256, &threads)) return 2;
@@ -102,12 +284,23 @@ int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out)
         cli_close(out);
         return cli_error(cmd, 1, "cannot start %ld threads", threads);
     }
-    return 0;
+    int rc = open_plan(cmd, c, out);
+    if (!rc) rc = open_recovery(cmd, c, out);
+    if (!rc && c->save_plan) rc = save_plan(cmd, c->save_plan, out);
+    if (rc) cli_close(out);
+    return rc;
 }
 
 void cli_close(struct cli_model *cm) {
+    dp_recovery_free(cm->recovery);
+    free(cm->hooks_store);
+    free(cm->plan);
     dp_pool_free(cm->pool);
     dp_model_close(cm->m);
+    cm->recovery = NULL;
+    cm->hooks_store = NULL;
+    cm->hooks = NULL;
+    cm->plan = NULL;
     cm->pool = NULL;
     cm->m = NULL;
 }

@@ -7,6 +7,7 @@
 #include "data.h"
 #include "eval.h"
 #include "model.h"
+#include "recover.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -46,7 +47,7 @@ int cmd_ppl(int argc, char **argv) {
         CLI_END};
     const char *pos[1];
     int n_pos, rc = cli_parse("ppl", argc, argv, opts, pos, 0, &n_pos);
-    const char *syn = "-m MODEL -f CORPUS [--ctx N] [--protocol paper|llamacpp] [--docs A:B] [--max-seqs N] [--drop UNITS]";
+    const char *syn = "-m MODEL -f CORPUS [--ctx N] [--protocol paper|llamacpp] [--docs A:B] [--max-seqs N] [--drop UNITS | --plan FILE] [--recover KIND --calib CORPUS]";
     if (rc) return rc == 2 && !c.model ? cli_usage("ppl", syn, opts) : rc;
     bool paper = !strcmp(protocol, "paper");
     if (!paper && strcmp(protocol, "llamacpp"))
@@ -60,6 +61,9 @@ int cmd_ppl(int argc, char **argv) {
     if (docs && dp_parse_range(docs, &lo, &hi)) return cli_error("ppl", 2, "--docs: %s", dp_last_error());
     if (!paper && (docs || max_seqs_s))
         return cli_error("ppl", 2, "--docs and --max-seqs apply to the paper protocol only");
+    c.ctx = ctx_s; /* the calibration corpus of --recover defaults to these settings */
+    c.docs = docs;
+    c.max_seqs = max_seqs_s;
     struct cli_model cm;
     if ((rc = cli_open("ppl", &c, &cm))) return rc;
     const struct dp_config *cf = dp_model_config(cm.m);
@@ -95,6 +99,8 @@ int cmd_ppl(int argc, char **argv) {
             dp_json_int(&j, "n_seqs", r.n_seqs);
             if (ch) dp_json_int(&j, "n_docs", ch->n_docs);
             dp_json_str(&j, "removed", removed);
+            if (cm.recovery) dp_json_str(&j, "recover", cm.recovery->kind);
+            else dp_json_null(&j, "recover");
             dp_json_num(&j, "seconds", secs);
             dp_json_end(&j);
             fputc('\n', stdout);
