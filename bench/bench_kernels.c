@@ -4,16 +4,19 @@
  *
  *   build/bench/bench_kernels [-t 1,2] [--tok 1,512] [--in 4096] [--out 4096,14336]
  *                             [--types F32,F16,BF16,Q8_0,Q4_0] [--sets simd,scalar]
- *                             [--min-time SECONDS] [--scalar-tok N] [--hot]
+ *                             [--min-time SECONDS] [--scalar-tok N] [--hot] [--cpu-time]
  *
- * Each row is the best of repeated calls lasting at least --min-time in all.
- * GFLOP/s counts 2 n_in n_out n_tok; GB/s counts the weight bytes read once
- * per call, the figure that bounds decode. Several copies of the weights
- * (256 MiB or more in all) are used in turn so that decode reads from
- * memory, not from the last-level cache (--hot: one copy, which stays in
- * cache when it is small enough: the compute-bound rate). The scalar reference is slow:
- * its prefill rows use --scalar-tok tokens (default 16) instead of the
- * --tok figure above 3, which keeps the gemm order and shows its rate.
+ * Each row is the best of repeated calls lasting at least --min-time in all
+ * (the first call warms up and is not counted). GFLOP/s counts
+ * 2 n_in n_out n_tok; GB/s counts the weight bytes read once per call, the
+ * figure that bounds decode. Several copies of the weights (256 MiB or more
+ * in all) are used in turn so that decode reads from memory, not from the
+ * last-level cache; --hot uses one copy, which stays in cache when small
+ * enough (the compute-bound rate). On a shared machine, --cpu-time times
+ * single-threaded rows by the process's CPU time, which leaves out the time
+ * other processes hold the core. The scalar reference (--sets simd,scalar)
+ * is slow: its rows for token counts in the gemm order use --scalar-tok
+ * tokens (default DP_GEMM_MIN_TOK, the fewest that take the gemm order).
  */
 #include "kernels.h"
 
@@ -22,9 +25,12 @@
 #include <string.h>
 #include <time.h>
 
+static bool cpu_clock;
+
+/* Wall time, or with --cpu-time the process's CPU time. */
 static double now(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(cpu_clock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -50,19 +56,23 @@ static float rndf(void) {
 
 int main(int argc, char **argv) {
     long threads[8] = {1, 2}, toks[8] = {1, 512}, outs[8] = {4096, 14336}, n_in = 4096;
-    int n_threads = 2, n_toks = 2, n_outs = 2, scalar_tok = 16;
-    const char *type_list = "F32,F16,BF16,Q8_0,Q4_0", *set_list = "simd,scalar";
+    int n_threads = 2, n_toks = 2, n_outs = 2, scalar_tok = DP_GEMM_MIN_TOK;
+    const char *type_list = "F32,F16,BF16,Q8_0,Q4_0", *set_list = "simd";
     double min_time = 0.5;
     bool hot = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) {
-            fprintf(stderr, "bench_kernels: %s needs a value\n", a);
-            return 2;
-        }
         if (!strcmp(a, "--hot")) {
             hot = true;
             continue;
+        }
+        if (!strcmp(a, "--cpu-time")) {
+            cpu_clock = true;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "bench_kernels: %s needs a value\n", a);
+            return 2;
         }
         if (!strcmp(a, "-t")) n_threads = parse_list(v, threads, 8);
         else if (!strcmp(a, "--tok")) n_toks = parse_list(v, toks, 8);
@@ -88,7 +98,8 @@ int main(int argc, char **argv) {
     for (long i = 0; i < max_tok * n_in; i++) X[i] = rndf();
     const struct dp_kernel_ops *simd = dp_kernels_best();
     if (getenv("DP_SCALAR")) fprintf(stderr, "note: DP_SCALAR is set, so 'simd' is the scalar set\n");
-    printf("kernels: simd = %s; n_in = %ld; best of >= %.2f s per row\n\n", simd->name, n_in, min_time);
+    printf("kernels: simd = %s; n_in = %ld; best of >= %.2f s per row%s\n\n", simd->name, n_in, min_time,
+           cpu_clock ? " (CPU time)" : "");
     printf("| type | n_out | tok | threads | kernels | ms/call | GFLOP/s | weight GB/s |\n");
     printf("|---|---|---|---|---|---|---|---|\n");
     fflush(stdout);

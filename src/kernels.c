@@ -84,21 +84,25 @@ static const uint8_t *row_at(uint32_t type, const void *row, int64_t k0) {
     return (const uint8_t *)row + (size_t)(k0 / tr->block_size) * tr->block_bytes;
 }
 
-/* The dot order on rows dequantized 32 elements at a time. */
+/* The dot order on rows dequantized 32 elements at a time, VEC_TOK tokens per pass. */
+#define VEC_TOK 8
 static void vecdot_ref(uint32_t type, const void *W, size_t row_bytes, int n_rows, const float *X, int64_t ldx,
                        int n_tok, int64_t n, float *Y, int64_t ldy) {
-    DP_ASSERT(n_tok <= DP_VEC_MAX_TOK);
     float w[32];
     for (int r = 0; r < n_rows; r++) {
         const uint8_t *row = (const uint8_t *)W + (size_t)r * row_bytes;
-        float l[DP_VEC_MAX_TOK][16] = {{0}};
-        for (int64_t k0 = 0; k0 < n; k0 += 32) {
-            int len = n - k0 < 32 ? (int)(n - k0) : 32;
-            scalar_dequant[type](row_at(type, row, k0), w, len);
-            for (int t = 0; t < n_tok; t++)
-                for (int j = 0; j < len; j++) l[t][j & 15] = fmaf(w[j], X[t * ldx + k0 + j], l[t][j & 15]);
+        for (int t0 = 0; t0 < n_tok; t0 += VEC_TOK) {
+            int nt = n_tok - t0 < VEC_TOK ? n_tok - t0 : VEC_TOK;
+            const float *x = X + t0 * ldx;
+            float l[VEC_TOK][16] = {{0}};
+            for (int64_t k0 = 0; k0 < n; k0 += 32) {
+                int len = n - k0 < 32 ? (int)(n - k0) : 32;
+                scalar_dequant[type](row_at(type, row, k0), w, len);
+                for (int t = 0; t < nt; t++)
+                    for (int j = 0; j < len; j++) l[t][j & 15] = fmaf(w[j], x[t * ldx + k0 + j], l[t][j & 15]);
+            }
+            for (int t = 0; t < nt; t++) Y[(t0 + t) * ldy + r] = dp_kernels_reduce16(l[t]);
         }
-        for (int t = 0; t < n_tok; t++) Y[t * ldy + r] = dp_kernels_reduce16(l[t]);
     }
 }
 
@@ -276,12 +280,11 @@ static void decode_worker(void *ctx, int ith, int nth) {
     dp_pool_split((j->n_out + VEC_UNIT - 1) / VEC_UNIT, ith, nth, &lo, &hi);
     lo *= VEC_UNIT;
     hi = hi * VEC_UNIT < j->n_out ? hi * VEC_UNIT : j->n_out;
-    if (lo >= hi) return;
     dp_vecdot_fn f = j->k->vecdot[j->type] ? j->k->vecdot[j->type] : scalar_ops.vecdot[j->type];
-    for (int t0 = 0; t0 < j->n_tok; t0 += DP_VEC_MAX_TOK) {
-        int nt = j->n_tok - t0 < DP_VEC_MAX_TOK ? j->n_tok - t0 : DP_VEC_MAX_TOK;
-        f(j->W + (size_t)lo * j->row_bytes, j->row_bytes, (int)(hi - lo), j->X + (size_t)t0 * j->n_in, j->n_in, nt,
-          j->n_in, j->Y + (size_t)t0 * j->n_out + lo, j->n_out);
+    /* a block of rows at a time, so that it stays in cache while every token passes over it */
+    for (int64_t r0 = lo; r0 < hi; r0 += VEC_UNIT) {
+        int nr = hi - r0 < VEC_UNIT ? (int)(hi - r0) : VEC_UNIT;
+        f(j->W + (size_t)r0 * j->row_bytes, j->row_bytes, nr, j->X, j->n_in, j->n_tok, j->n_in, j->Y + r0, j->n_out);
     }
 }
 

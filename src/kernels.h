@@ -32,9 +32,7 @@
 #include "types.h"
 
 /* dp_matmul uses the gemm order from this many tokens on, the dot order below it. */
-#define DP_GEMM_MIN_TOK 4
-/* Most tokens one vecdot call takes. */
-#define DP_VEC_MAX_TOK 4
+#define DP_GEMM_MIN_TOK 64
 /* Columns of k per packed weight panel (a multiple of 32, so quantized blocks never straddle). */
 #define DP_GEMM_KC 512
 /* Largest register tile any variant uses. */
@@ -43,9 +41,9 @@
 
 typedef void (*dp_dequant_fn)(const void *row, float *out, int64_t n);
 /*
- * Y[t*ldy + r] = W_r . X_t in the dot order, for r < n_rows and t < n_tok
- * (n_tok <= DP_VEC_MAX_TOK); W_r is row r of `type`, rows row_bytes apart,
- * X_t = X + t*ldx holds n elements.
+ * Y[t*ldy + r] = W_r . X_t in the dot order, for r < n_rows and t < n_tok;
+ * W_r is row r of `type`, rows row_bytes apart, X_t = X + t*ldx holds n
+ * elements.
  */
 typedef void (*dp_vecdot_fn)(const void *W, size_t row_bytes, int n_rows, const float *X, int64_t ldx,
                              int n_tok, int64_t n, float *Y, int64_t ldy);

@@ -108,7 +108,7 @@ static void dequant_q4_0(const void *row, float *out, int64_t n) { dequant_row(D
 
 INLINE void vecdot_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb, const float *X, int64_t ldx,
                         int64_t n, float *Y, int64_t ldy) {
-    __m256 lo[2][DP_VEC_MAX_TOK], hi[2][DP_VEC_MAX_TOK];
+    __m256 lo[2][4], hi[2][4];
 #pragma GCC unroll 2
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
@@ -153,11 +153,15 @@ INLINE void vecdot_rows(uint32_t type, int R, int T, const uint8_t *W, size_t rb
 
 INLINE void vecdot(uint32_t type, const void *W, size_t rb, int n_rows, const float *X, int64_t ldx, int n_tok,
                    int64_t n, float *Y, int64_t ldy) {
-    switch (n_tok) {
-    case 1: vecdot_rows(type, 2, 1, W, rb, n_rows, X, ldx, n, Y, ldy); break;
-    case 2: vecdot_rows(type, 2, 2, W, rb, n_rows, X, ldx, n, Y, ldy); break;
-    case 3: vecdot_rows(type, 1, 3, W, rb, n_rows, X, ldx, n, Y, ldy); break;
-    default: vecdot_rows(type, 1, 4, W, rb, n_rows, X, ldx, n, Y, ldy); break;
+    for (int t = 0; t < n_tok; t += 4) {
+        const float *x = X + t * ldx;
+        float *y = Y + t * ldy;
+        switch (n_tok - t < 4 ? n_tok - t : 4) {
+        case 1: vecdot_rows(type, 2, 1, W, rb, n_rows, x, ldx, n, y, ldy); break;
+        case 2: vecdot_rows(type, 2, 2, W, rb, n_rows, x, ldx, n, y, ldy); break;
+        case 3: vecdot_rows(type, 1, 3, W, rb, n_rows, x, ldx, n, y, ldy); break;
+        default: vecdot_rows(type, 1, 4, W, rb, n_rows, x, ldx, n, y, ldy); break;
+        }
     }
 }
 

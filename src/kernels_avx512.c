@@ -142,10 +142,10 @@ INLINE int64_t bytes32(uint32_t type) {
  */
 INLINE void vecdot_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb, const float *X, int64_t ldx,
                         int64_t n, float *Y, int64_t ldy, const uint8_t *next) {
-    __m512 acc[8][DP_VEC_MAX_TOK];
+    __m512 acc[8][5];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     int64_t k = 0;
     for (; k + 32 <= n; k += 32) {
@@ -156,7 +156,7 @@ INLINE void vecdot_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb
         for (int r = 0; r < R; r++) {
             __m512 lo, hi;
             load32(type, W + r * rb, k, &lo, &hi);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 acc[r][t] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(X + t * ldx + k), acc[r][t]);
                 acc[r][t] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(X + t * ldx + k + 16), acc[r][t]);
@@ -169,34 +169,56 @@ INLINE void vecdot_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             __m512 w = load16_part(type, W + r * rb, k, m);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int t = 0; t < T; t++)
                 acc[r][t] = _mm512_mask3_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, X + t * ldx + k), acc[r][t], mask);
         }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) Y[t * ldy + r] = reduce16(acc[r][t]);
 }
 
-INLINE void vecdot_rows(uint32_t type, int T, const uint8_t *W, size_t rb, int n_rows, const float *X, int64_t ldx,
-                        int64_t n, float *Y, int64_t ldy) {
-    int r = 0;
-    if (T == 1)
-        for (; r + 8 <= n_rows; r += 8) vecdot_tile(type, 8, T, W + r * rb, rb, X, ldx, n, Y + r, ldy, W + (r + 8) * rb);
-    for (; r + 4 <= n_rows; r += 4) vecdot_tile(type, 4, T, W + r * rb, rb, X, ldx, n, Y + r, ldy, W + (r + 4) * rb);
-    for (; r < n_rows; r++) vecdot_tile(type, 1, T, W + r * rb, rb, X, ldx, n, Y + r, ldy, W + (r + 1) * rb);
+/* R-row tiles over all tokens, T at a time; a tile's rows stay in cache while the tokens pass. */
+INLINE void vecdot_rows(uint32_t type, int R, int T, const uint8_t *W, size_t rb, int n_rows, const float *X,
+                        int64_t ldx, int n_tok, int64_t n, float *Y, int64_t ldy) {
+    for (int r = 0; r < n_rows;) {
+        int nr = n_rows - r >= R ? R : 1;
+        const uint8_t *w = W + r * rb, *next = W + (r + nr) * rb;
+        for (int t = 0; t < n_tok; t += T) {
+            const float *x = X + t * ldx;
+            float *y = Y + t * ldy + r;
+            if (T == 1) {
+                if (nr == R) vecdot_tile(type, R, 1, w, rb, x, ldx, n, y, ldy, next);
+                else vecdot_tile(type, 1, 1, w, rb, x, ldx, n, y, ldy, next);
+            } else if (nr == R) {
+                switch (n_tok - t < T ? n_tok - t : T) {
+                case 1: vecdot_tile(type, R, 1, w, rb, x, ldx, n, y, ldy, next); break;
+                case 2: vecdot_tile(type, R, 2, w, rb, x, ldx, n, y, ldy, next); break;
+                case 3: vecdot_tile(type, R, 3, w, rb, x, ldx, n, y, ldy, next); break;
+                case 4: vecdot_tile(type, R, 4, w, rb, x, ldx, n, y, ldy, next); break;
+                default: vecdot_tile(type, R, T, w, rb, x, ldx, n, y, ldy, next); break;
+                }
+            } else {
+                switch (n_tok - t < T ? n_tok - t : T) {
+                case 1: vecdot_tile(type, 1, 1, w, rb, x, ldx, n, y, ldy, next); break;
+                case 2: vecdot_tile(type, 1, 2, w, rb, x, ldx, n, y, ldy, next); break;
+                case 3: vecdot_tile(type, 1, 3, w, rb, x, ldx, n, y, ldy, next); break;
+                case 4: vecdot_tile(type, 1, 4, w, rb, x, ldx, n, y, ldy, next); break;
+                default: vecdot_tile(type, 1, T, w, rb, x, ldx, n, y, ldy, next); break;
+                }
+            }
+        }
+        r += nr;
+    }
 }
 
+/* 8 rows x 1 token for decode proper; 4 rows x up to 5 tokens otherwise (20 of the 32 zmm registers). */
 INLINE void vecdot(uint32_t type, const void *W, size_t rb, int n_rows, const float *X, int64_t ldx, int n_tok,
                    int64_t n, float *Y, int64_t ldy) {
-    switch (n_tok) {
-    case 1: vecdot_rows(type, 1, W, rb, n_rows, X, ldx, n, Y, ldy); break;
-    case 2: vecdot_rows(type, 2, W, rb, n_rows, X, ldx, n, Y, ldy); break;
-    case 3: vecdot_rows(type, 3, W, rb, n_rows, X, ldx, n, Y, ldy); break;
-    default: vecdot_rows(type, 4, W, rb, n_rows, X, ldx, n, Y, ldy); break;
-    }
+    if (n_tok == 1) vecdot_rows(type, 8, 1, W, rb, n_rows, X, ldx, n_tok, n, Y, ldy);
+    else vecdot_rows(type, 4, 5, W, rb, n_rows, X, ldx, n_tok, n, Y, ldy);
 }
 
 /* ---- prefill: packing 16 x 16 blocks through a register transpose ---- */

@@ -281,9 +281,10 @@ static void test_dot(void) {
 static void test_vecdot_pack(void) {
     static const int64_t ns_any[] = {1, 15, 16, 17, 100, 4099}, ns_blk[] = {32, 96, 4096};
     enum { MAXN = 4099, ROWS = 9 };
-    static float X[DP_VEC_MAX_TOK * MAXN], Ya[DP_VEC_MAX_TOK * ROWS], Yb[DP_VEC_MAX_TOK * ROWS];
+    enum { VT = 12 };
+    static float X[VT * MAXN], Ya[VT * ROWS], Yb[VT * ROWS];
     static float Pa[DP_GEMM_KC * DP_GEMM_MR_MAX], Pb[DP_GEMM_KC * DP_GEMM_MR_MAX];
-    for (int i = 0; i < DP_VEC_MAX_TOK * MAXN; i++) X[i] = rndf();
+    for (int i = 0; i < VT * MAXN; i++) X[i] = rndf();
     const struct dp_kernel_ops *ref = dp_kernels_scalar();
     for (int ti = 0; ti < N_TYPES; ti++) {
         uint32_t t = types[ti];
@@ -295,7 +296,7 @@ static void test_vecdot_pack(void) {
             size_t rb = dp_type_row_bytes(t, n);
             for (int s = 0; s < n_sets; s++) {
                 const struct dp_kernel_ops *k = sets[s];
-                for (int nt = 1; nt <= DP_VEC_MAX_TOK; nt++)
+                for (int nt = 1; nt <= VT; nt++)
                     for (int nr = 1; nr <= ROWS; nr += 3) {
                         ref->vecdot[t](W, rb, nr, X, MAXN, nt, n, Ya, ROWS);
                         k->vecdot[t](W, rb, nr, X, MAXN, nt, n, Yb, ROWS);
@@ -347,7 +348,9 @@ static void naive(uint32_t t, const void *W, int64_t n_in, int64_t n_out, const 
 
 static void test_matmul(void) {
     struct dp_pool *pools[3] = {dp_pool_new(1), dp_pool_new(2), dp_pool_new(3)};
-    static const int toks[] = {1, 2, 3, 4, 5, 12, 13, 17, 40};
+    /* both orders, tiles cut in every way */
+    enum { G = DP_GEMM_MIN_TOK };
+    static const int toks[] = {1, 2, 3, 4, 5, 6, 12, 13, 17, G - 1, G, G + 1, G + 13};
     struct shape {
         int64_t n_in, n_out;
     } shapes_any[] = {{67, 33}, {515, 70}, {1029, 7}}, shapes_blk[] = {{64, 33}, {544, 70}, {1056, 5}};
@@ -356,7 +359,7 @@ static void test_matmul(void) {
         for (int si = 0; si < 3; si++) {
             struct shape sh = is_block_type(t) ? shapes_blk[si] : shapes_any[si];
             void *W = random_row(t, sh.n_in * sh.n_out);
-            int max_tok = 40;
+            int max_tok = G + 13;
             float *X = malloc((size_t)max_tok * sh.n_in * sizeof *X);
             for (int64_t i = 0; i < max_tok * sh.n_in; i++) X[i] = rndf();
             size_t ny = (size_t)max_tok * sh.n_out;
