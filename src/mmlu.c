@@ -115,7 +115,6 @@ static void dump_prompt(FILE *f, const char *subject, int index, int shots, cons
     char l[2] = {(char)('A' + label), 0};
     dp_json_str(&j, "label", l);
     dp_json_end(&j);
-    fputc('\n', f);
 }
 
 /* One question: fills *pred; counts truncation and shots in r. */

@@ -45,3 +45,16 @@ void dp_stats_paired(const bool *a, const bool *b, int64_t n, struct dp_paired *
     out->diff_stderr = var > 0 ? sqrt(var / dn) : 0;
     out->mcnemar_p = dp_stats_mcnemar_exact(out->a_only, out->b_only);
 }
+
+void dp_stats_paired_json(struct dp_json *j, const char *key, const struct dp_paired *p) {
+    dp_json_begin_obj(j, key);
+    dp_json_num(j, "accuracy_a", 100 * p->acc_a);
+    dp_json_num(j, "accuracy_b", 100 * p->acc_b);
+    dp_json_num(j, "diff", 100 * p->diff);
+    dp_json_num(j, "diff_stderr", 100 * p->diff_stderr);
+    dp_json_int(j, "a_only", p->a_only);
+    dp_json_int(j, "b_only", p->b_only);
+    dp_json_int(j, "n", p->n);
+    dp_json_num(j, "mcnemar_p", p->mcnemar_p);
+    dp_json_end(j);
+}

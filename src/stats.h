@@ -34,4 +34,10 @@ struct dp_paired {
 /* Paired comparison of per-question correctness a[i], b[i] (i < n). */
 void dp_stats_paired(const bool *a, const bool *b, int64_t n, struct dp_paired *out);
 
+/*
+ * Write p as a JSON object under `key`: accuracy_a, accuracy_b, diff,
+ * diff_stderr (percent), a_only, b_only, n, mcnemar_p.
+ */
+void dp_stats_paired_json(struct dp_json *j, const char *key, const struct dp_paired *p);
+
 #endif

@@ -16,6 +16,9 @@ static const struct {
     {"ppl", cmd_ppl, "perplexity (paper or llamacpp protocol)"},
     {"synth", cmd_synth, "write a synthetic llama-shaped GGUF model"},
     {"bench", cmd_bench, "prefill/decode speed and memory"},
+    {"compare", cmd_compare, "KL divergence and top-1 agreement against the base model"},
+    {"mmlu", cmd_mmlu, "5-shot MMLU accuracy (the research's protocol)"},
+    {"mc", cmd_mc, "multiple-choice tasks: hellaswag, arc, piqa, winogrande, boolq"},
 };
 
 static int usage(void) {

@@ -1,0 +1,135 @@
+/*
+ * compare: KL divergence, top-1 agreement and perplexity ratio of a
+ * candidate (the base model under --drop, or another model file) against
+ * the base model on the same tokens, chunked as llama-perplexity does
+ * (src/kld.h). Writes and reads llama.cpp's base-logits files so results can
+ * be exchanged with `llama-perplexity --kl-divergence`.
+ */
+#include "cli.h"
+
+#include "kld.h"
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SYNOPSIS                                                                                            \
+    "-m BASE (--drop UNITS | --candidate MODEL2) -f TEXT [--ctx 512] [--save-base FILE] [--json]\n"         \
+    "       depthprune compare -m MODEL [--drop UNITS] --kld-base FILE   (base log-probabilities from llama.cpp's file)"
+
+/* Tokens of a text file as llama-perplexity reads it: one trailing newline removed, BOS first. */
+static dp_status read_tokens(const struct dp_model *m, const char *file, int **ids, int *n) {
+    char *text;
+    size_t len;
+    *ids = NULL;
+    dp_status st = dp_read_file(file, &text, &len);
+    if (st) return st;
+    if (len && text[len - 1] == '\n') len--;
+    int cap = (int)(len < 1 << 28 ? len : 1 << 28) + 16;
+    *ids = dp_malloc((size_t)cap * sizeof **ids);
+    st = *ids ? dp_tokenize(dp_model_tokenizer(m), text, len, DP_TOKENIZE_BOS, *ids, cap, n) : DP_ERR_NOMEM;
+    if (!st && *n > cap) st = dp_fail(DP_ERR_FORMAT, "%s: more tokens than bytes", file);
+    free(text);
+    return st;
+}
+
+static void print_result(const struct dp_kld_result *r, bool json, bool have_cand, const char *what) {
+    if (json) {
+        struct dp_json j;
+        dp_json_init(&j, stdout);
+        dp_json_begin_obj(&j, NULL);
+        dp_json_str(&j, "candidate", what);
+        dp_json_int(&j, "ctx", r->ctx);
+        dp_json_int(&j, "n_chunks", r->n_chunks);
+        dp_json_int(&j, "n_tokens", r->n);
+        dp_json_num(&j, "ppl_base", r->ppl_base);
+        if (have_cand) {
+            dp_json_num(&j, "ppl", r->ppl);
+            dp_json_num(&j, "ppl_ratio", r->ppl_ratio);
+            dp_json_num(&j, "kld_mean", r->kld_mean);
+            dp_json_num(&j, "kld_stderr", r->kld_stderr);
+            dp_json_num(&j, "kld_median", r->kld_median);
+            dp_json_num(&j, "kld_p99", r->kld_p99);
+            dp_json_num(&j, "kld_max", r->kld_max);
+            dp_json_num(&j, "top1_agree", 100 * r->top1);
+            dp_json_num(&j, "top1_stderr", 100 * r->top1_stderr);
+        }
+        dp_json_end(&j);
+        return;
+    }
+    if (!have_cand) {
+        printf("base ppl %.4f (ctx %d, %d chunks, %lld predictions)\n", r->ppl_base, r->ctx, r->n_chunks,
+               (long long)r->n);
+        return;
+    }
+    printf("candidate %s: ctx %d, %d chunks, %lld predictions\n", what, r->ctx, r->n_chunks, (long long)r->n);
+    printf("ppl base %.4f  candidate %.4f  ratio %.4f\n", r->ppl_base, r->ppl, r->ppl_ratio);
+    printf("KL divergence mean %.6f +/- %.6f  median %.6f  p99 %.6f  max %.6f\n", r->kld_mean, r->kld_stderr,
+           r->kld_median, r->kld_p99, r->kld_max);
+    printf("same top-1 token %.2f%% +/- %.2f\n", 100 * r->top1, 100 * r->top1_stderr);
+}
+
+int cmd_compare(int argc, char **argv) {
+    struct cli_common c = {0};
+    const char *file = NULL, *ctx_s = NULL, *candidate = NULL, *kld_base = NULL, *save_base = NULL, *progress = NULL;
+    const struct cli_opt opts[] = {
+        CLI_COMMON_OPTS(c),
+        {"--candidate", NULL, false, &candidate, "a second model file with the same vocabulary"},
+        {"-f", "--file", false, &file, "text (tokenized whole, as llama-perplexity reads it)"},
+        {"--ctx", NULL, false, &ctx_s, "chunk size (default 512)"},
+        {"--kld-base", NULL, false, &kld_base, "read the base log-probabilities from llama.cpp's file instead"},
+        {"--save-base", NULL, false, &save_base, "write the base log-probabilities in llama.cpp's format"},
+        {"--progress", NULL, true, &progress, "progress on stderr even with --json"},
+        CLI_END};
+    const char *pos[1];
+    int n_pos, rc = cli_parse("compare", argc, argv, opts, pos, 0, &n_pos);
+    if (rc) return rc == 2 && !c.model ? cli_usage("compare", SYNOPSIS, opts) : rc;
+    if (candidate && c.drop) return cli_error("compare", 2, "give --drop or --candidate, not both");
+    if (kld_base && (file || ctx_s || save_base || candidate))
+        return cli_error("compare", 2, "--kld-base takes tokens and ctx from the file: no -f, --ctx, --save-base or --candidate");
+    if (!kld_base && !file) return cli_error("compare", 2, "missing -f TEXT");
+    if (!kld_base && !candidate && !c.drop && !save_base)
+        return cli_error("compare", 2, "nothing to compare: give --drop UNITS or --candidate MODEL (or --save-base FILE)");
+    long ctx = 512;
+    if (ctx_s && !cli_int("compare", "--ctx", ctx_s, 4, 1 << 20, &ctx)) return 2;
+    if (progress) setenv("DP_PROGRESS", "1", 1);
+    else if (c.json) setenv("DP_PROGRESS", "0", 0);
+    struct cli_model cm;
+    if ((rc = cli_open("compare", &c, &cm))) return rc;
+    struct dp_model *m2 = NULL;
+    struct dp_mask full, mask2;
+    dp_mask_all(cm.m, &full);
+    struct dp_kld_model base = {cm.m, &full, NULL}, cand = {cm.m, &cm.mask, cm.hooks};
+    char what[4096];
+    dp_mask_format(&cm.mask, what, sizeof what);
+    if (!what[0]) snprintf(what, sizeof what, "%s", "(nothing removed)");
+    struct dp_kld_result r;
+    int *ids = NULL, n = 0;
+    dp_status st = DP_OK;
+    if (candidate) {
+        st = dp_model_open(candidate, c.vocab, &m2);
+        if (!st) {
+            dp_mask_all(m2, &mask2);
+            cand = (struct dp_kld_model){m2, &mask2, NULL};
+            snprintf(what, sizeof what, "%s", candidate);
+        }
+    }
+    bool have_cand = candidate || c.drop || kld_base;
+    if (!st && kld_base) {
+        st = dp_kld_eval_file(kld_base, &cand, cm.pool, &r);
+    } else if (!st) {
+        st = read_tokens(cm.m, file, &ids, &n);
+        if (!st) st = dp_kld_eval(&base, have_cand ? &cand : NULL, cm.pool, ids, n, (int)ctx, save_base, &r);
+        if (st && st != DP_ERR_NOMEM && !strstr(dp_last_error(), file)) {
+            char msg[900];
+            snprintf(msg, sizeof msg, "%s", dp_last_error());
+            dp_fail(st, "%s: %s", file, msg);
+        }
+    }
+    if (st) rc = cli_error("compare", 1, "%s", dp_last_error());
+    else print_result(&r, c.json != NULL, have_cand, what);
+    free(ids);
+    dp_model_close(m2);
+    cli_close(&cm);
+    return rc;
+}
