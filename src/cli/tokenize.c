@@ -4,6 +4,8 @@
  */
 #include "cli.h"
 
+#include "tokenizer.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,12 +29,32 @@ int cmd_tokenize(int argc, char **argv) {
     size_t len;
     if (file && dp_read_file(file, &text, &len)) return cli_error("tokenize", 1, "%s", dp_last_error());
     if (prompt) len = strlen(prompt);
-    struct cli_model cm;
-    if ((rc = cli_open("tokenize", &c, &cm))) {
+    /*
+     * A GGUF file needs only its tokenizer metadata (vocabulary-only files
+     * work); a llama2.c checkpoint is opened as a model with its --vocab.
+     */
+    struct cli_model cm = {0};
+    struct dp_gguf *g = NULL;
+    struct dp_tokenizer *own = NULL;
+    const struct dp_tokenizer *t;
+    if (!c.model) {
         free(text);
-        return rc;
+        return cli_error("tokenize", 2, "missing -m MODEL");
     }
-    const struct dp_tokenizer *t = dp_model_tokenizer(cm.m);
+    if (!c.vocab && dp_gguf_open(c.model, &g) == DP_OK) {
+        if (dp_tokenizer_from_gguf(g, &own)) {
+            dp_gguf_close(g);
+            free(text);
+            return cli_error("tokenize", 1, "%s", dp_last_error());
+        }
+        t = own;
+    } else {
+        if ((rc = cli_open("tokenize", &c, &cm))) {
+            free(text);
+            return rc;
+        }
+        t = dp_model_tokenizer(cm.m);
+    }
     unsigned flags = (no_bos ? 0 : DP_TOKENIZE_BOS) | (no_special ? 0 : DP_TOKENIZE_SPECIAL);
     int n = 0, cap = (int)(len < 1 << 28 ? len : 1 << 28) + 16;
     int *ids = malloc((size_t)cap * sizeof *ids);
@@ -65,6 +87,8 @@ int cmd_tokenize(int argc, char **argv) {
     }
     free(ids);
     free(text);
+    dp_tokenizer_free(own);
+    dp_gguf_close(g);
     cli_close(&cm);
     return rc;
 }
