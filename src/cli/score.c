@@ -1,0 +1,226 @@
+/*
+ * score: how much each block or sublayer matters (METHODS.md sections 3-4;
+ * src/metrics.h), written as a scores file (-o, JSON), a CSV (--csv), one
+ * JSON object on stdout (--json) or a table with bars.
+ *
+ * With -o FILE, progress is checkpointed to FILE.ckpt (or --checkpoint) and a
+ * rerun with the same arguments continues from it; the checkpoint is removed
+ * once the outputs are written. DP_SCORE_STOP_AFTER=N (tests) interrupts the
+ * run after N forward passes, leaving the checkpoint behind.
+ */
+#include "cli.h"
+
+#include "data.h"
+#include "metrics.h"
+#include "model.h"
+#include "score_report.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const SYN =
+    "-m MODEL -f CALIB --metric M[,M...] [--unit block|sublayer] [--ctx N] [--docs A:B] [--max-seqs N]\n"
+    "       [--samples K] [--subsets K] [--seed S] [--tol T] [--exact] [--span N] [-o FILE] [--csv FILE] [--json]\n"
+    "  metrics: cosine rel_l1 rel_l2 angular loo_loss loo_logit banzhaf_loss banzhaf_logit shapley_loss\n"
+    "           shapley_logit mmlu_shapley, or all";
+
+/* "all" or a comma list into want[]; false (message printed) on an unknown name. */
+static bool parse_metrics(const char *list, enum dp_unit_kind kind, bool *want) {
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == 3 && !memcmp(p, "all", 3)) {
+            for (int k = 0; k < DP_N_METRICS; k++)
+                want[k] = want[k] || (k != DP_METRIC_MMLU_SHAPLEY && (k != DP_METRIC_ANGULAR || kind == DP_UNITS_BLOCK));
+        } else {
+            int k = dp_metric_parse(p, n);
+            if (k < 0) {
+                cli_error("score", 2, "unknown metric '%.*s' (cosine, rel_l1, rel_l2, angular, loo_loss, loo_logit, "
+                          "banzhaf_loss, banzhaf_logit, shapley_loss, shapley_logit, mmlu_shapley, all)", (int)n, p);
+                return false;
+            }
+            want[k] = true;
+        }
+        if (!comma) break;
+        p = comma + 1;
+        if (!*p) {
+            cli_error("score", 2, "--metric list ends with a comma");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A byte count such as 4096, 512M, 8G. */
+static bool parse_bytes(const char *s, int64_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm') mul = 1048576.0, end++;
+    else if (*end == 'G' || *end == 'g') mul = 1073741824.0, end++;
+    else if (*end == 'T' || *end == 't') mul = 1099511627776.0, end++;
+    if (end == s || *end || errno || !(v > 0) || v * mul > 9e18) {
+        cli_error("score", 2, "--max-mem must be a size such as 512M or 8G, not '%s'", s);
+        return false;
+    }
+    *out = (int64_t)(v * mul);
+    return true;
+}
+
+static dp_status write_json_file(const char *path, const struct dp_scores *s, const struct dp_score_info *info) {
+    struct dp_out out;
+    dp_status st = dp_out_open(path, &out);
+    if (st) return st;
+    dp_score_report_json(out.f, s, info);
+    return dp_out_commit(&out);
+}
+
+static dp_status write_csv_file(const char *path, const struct dp_scores *s) {
+    struct dp_out out;
+    dp_status st = dp_out_open(path, &out);
+    if (st) return st;
+    dp_score_report_csv(out.f, s);
+    return dp_out_commit(&out);
+}
+
+int cmd_score(int argc, char **argv) {
+    struct cli_common c = {0};
+    const char *file = NULL, *metric = NULL, *unit = "block", *ctx_s = NULL, *docs = NULL, *max_seqs_s = NULL,
+               *samples_s = NULL, *subsets_s = NULL, *tol_s = NULL, *span_s = NULL, *out_path = NULL,
+               *csv_path = NULL, *exact = NULL, *ckpt = NULL, *ckpt_every_s = NULL, *max_mem_s = NULL,
+               *no_reuse = NULL, *min_pairs_s = NULL, *mmlu = NULL, *mmlu_limit = NULL, *iterative = NULL, *parallel = "auto";
+    const struct cli_opt opts[] = {
+        CLI_COMMON_OPTS(c),
+        {"-f", "--file", false, &file, "calibration corpus (text with <|endoftext|> separators, or .jsonl)"},
+        {"--metric", NULL, false, &metric, "metrics, comma-separated, or all"},
+        {"--unit", NULL, false, &unit, "block (default) or sublayer"},
+        {"--ctx", NULL, false, &ctx_s, "tokens per calibration sequence (default 2048 capped at the model's)"},
+        {"--docs", NULL, false, &docs, "documents A:B of the corpus"},
+        {"--max-seqs", NULL, false, &max_seqs_s, "at most N sequences"},
+        {"--samples", NULL, false, &samples_s, "shapley: at most K permutations (default 200)"},
+        {"--subsets", NULL, false, &subsets_s, "banzhaf: random subsets per sequence (default 10)"},
+        {"--tol", NULL, false, &tol_s, "shapley: stop when every stderr is below T (default 0.01; 0: never early)"},
+        {"--min-pairs", NULL, false, &min_pairs_s, "shapley: antithetic pairs before an early stop (default 8)"},
+        {"--exact", NULL, true, &exact, "shapley: exact values by enumerating every coalition (<= 24 units)"},
+        {"--span", NULL, false, &span_s, "angular: only spans of N blocks (default: every N)"},
+        {"-o", "--output", false, &out_path, "scores file (JSON) for sweep and prune"},
+        {"--csv", NULL, false, &csv_path, "CSV, one row per unit"},
+        {"--checkpoint", NULL, false, &ckpt, "checkpoint file (default: OUTPUT.ckpt with -o)"},
+        {"--checkpoint-every", NULL, false, &ckpt_every_s, "seconds between checkpoints (default 60)"},
+        {"--max-mem", NULL, false, &max_mem_s, "fail when residual snapshots and logits need more (e.g. 8G)"},
+        {"--no-reuse", NULL, true, &no_reuse, "run every pass from the embedding (checks prefix reuse)"},
+        {"--parallel", NULL, false, &parallel, "auto (default), seqs (a sequence per thread) or matmul"},
+        {"--mmlu", NULL, false, &mmlu, "mmlu_shapley: MMLU folder (dev/, test/)"},
+        {"--mmlu-limit", NULL, false, &mmlu_limit, "mmlu_shapley: questions per subject"},
+        {"--iterative", NULL, true, &iterative, "mmlu_shapley: re-estimate after each removal"},
+        CLI_END};
+    const char *pos[1];
+    int n_pos, rc = cli_parse("score", argc, argv, opts, pos, 0, &n_pos);
+    if (rc) return rc == 2 && !c.model ? cli_usage("score", SYN, opts) : rc;
+    if (!file) return cli_error("score", 2, "missing -f CALIB");
+    if (!metric) return cli_error("score", 2, "missing --metric (e.g. --metric loo_loss,cosine or --metric all)");
+    struct dp_score_opts o;
+    dp_score_opts_default(&o);
+    if (!strcmp(unit, "block")) o.kind = DP_UNITS_BLOCK;
+    else if (!strcmp(unit, "sublayer")) o.kind = DP_UNITS_SUBLAYER;
+    else return cli_error("score", 2, "--unit must be block or sublayer, not '%s'", unit);
+    if (!parse_metrics(metric, o.kind, o.want)) return 2;
+    if (o.want[DP_METRIC_ANGULAR] && o.kind != DP_UNITS_BLOCK)
+        return cli_error("score", 2, "angular scores spans of blocks: use --unit block");
+    if (o.want[DP_METRIC_MMLU_SHAPLEY] || mmlu || mmlu_limit || iterative)
+        return cli_error("score", 2, "mmlu_shapley is not implemented yet (see README)");
+    long ctx = 0, max_seqs = 0, samples = o.shapley_perms, subsets = o.banzhaf_subsets, span = 0,
+         min_pairs = o.shapley_min_pairs;
+    double tol = o.shapley_tol, every = o.checkpoint_every;
+    unsigned long long seed = o.seed;
+    int lo = 0, hi = -1;
+    if ((ctx_s && !cli_int("score", "--ctx", ctx_s, 2, 1 << 20, &ctx)) ||
+        (max_seqs_s && !cli_int("score", "--max-seqs", max_seqs_s, 1, 1L << 30, &max_seqs)) ||
+        (samples_s && !cli_int("score", "--samples", samples_s, 2, 1L << 30, &samples)) ||
+        (subsets_s && !cli_int("score", "--subsets", subsets_s, 1, 1 << 20, &subsets)) ||
+        (span_s && !cli_int("score", "--span", span_s, 1, DP_MAX_LAYERS, &span)) ||
+        (min_pairs_s && !cli_int("score", "--min-pairs", min_pairs_s, 2, 1L << 30, &min_pairs)) ||
+        (tol_s && !cli_double("score", "--tol", tol_s, 0, 1e300, &tol)) ||
+        (ckpt_every_s && !cli_double("score", "--checkpoint-every", ckpt_every_s, 0, 1e9, &every)))
+        return 2;
+    const char *seed_s = c.seed; /* --seed is a common option */
+    if (seed_s) {
+        char *end;
+        errno = 0;
+        seed = strtoull(seed_s, &end, 10);
+        if (!*seed_s || *end || errno || *seed_s == '-')
+            return cli_error("score", 2, "--seed must be a non-negative integer, not '%s'", seed_s);
+    }
+    if (max_mem_s && !parse_bytes(max_mem_s, &o.max_mem)) return 2;
+    if (docs && dp_parse_range(docs, &lo, &hi)) return cli_error("score", 2, "--docs: %s", dp_last_error());
+    o.shapley_perms = (int)samples;
+    o.banzhaf_subsets = (int)subsets;
+    o.span = (int)span;
+    o.shapley_min_pairs = (int)min_pairs;
+    o.shapley_tol = tol;
+    o.shapley_exact = exact != NULL;
+    o.seed = seed;
+    o.no_reuse = no_reuse != NULL;
+    o.checkpoint_every = every;
+    if (!strcmp(parallel, "auto")) o.parallel = DP_SCORE_PAR_AUTO;
+    else if (!strcmp(parallel, "seqs")) o.parallel = DP_SCORE_PAR_SEQS;
+    else if (!strcmp(parallel, "matmul")) o.parallel = DP_SCORE_PAR_MATMUL;
+    else return cli_error("score", 2, "--parallel must be auto, seqs or matmul, not '%s'", parallel);
+    const char *stop = getenv("DP_SCORE_STOP_AFTER");
+    if (stop) o.stop_after_passes = atoll(stop);
+    char *ckpt_path = NULL;
+    if (ckpt) ckpt_path = strdup(ckpt);
+    else if (out_path) {
+        size_t n = strlen(out_path) + 6;
+        ckpt_path = malloc(n);
+        if (ckpt_path) snprintf(ckpt_path, n, "%s.ckpt", out_path);
+    }
+    if ((ckpt || out_path) && !ckpt_path) return cli_error("score", 1, "out of memory");
+    o.checkpoint = ckpt_path;
+
+    c.ctx = ctx_s; /* the calibration corpus of --recover defaults to these settings */
+    c.docs = docs;
+    c.max_seqs = max_seqs_s;
+    struct cli_model cm;
+    if ((rc = cli_open("score", &c, &cm))) {
+        free(ckpt_path);
+        return rc;
+    }
+    const struct dp_config *cf = dp_model_config(cm.m);
+    if (!ctx) ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048;
+    if (ctx > cf->n_ctx_train)
+        fprintf(stderr, "depthprune score: warning: --ctx %ld exceeds the model's trained context %d\n", ctx,
+                cf->n_ctx_train);
+    struct dp_corpus *corpus = NULL;
+    struct dp_chunks *ch = NULL;
+    struct dp_scores *s = NULL;
+    double t0 = dp_now();
+    dp_status st = dp_corpus_read(file, &corpus);
+    if (!st) st = dp_chunks_paper(dp_model_tokenizer(cm.m), corpus, lo, hi, (int)ctx, (int)max_seqs, &ch);
+    if (!st) st = dp_metrics_score(cm.m, &cm.mask, cm.hooks, cm.pool, ch, &o, &s);
+    if (st) rc = cli_error("score", st == DP_ERR_ARG ? 2 : 1, "%s", dp_last_error());
+    char removed[4096];
+    dp_mask_format(&cm.mask, removed, sizeof removed);
+    struct dp_score_info info = {.model = c.model, .n_blocks = cf->n_layers, .removed = removed, .file = file,
+                                 .docs = docs, .n_docs = ch ? ch->n_docs : 0, .seed = o.seed, .tol = o.shapley_tol,
+                                 .n_threads = cm.n_threads, .seconds = dp_now() - t0};
+    if (!rc && out_path && write_json_file(out_path, s, &info))
+        rc = cli_error("score", 1, "%s", dp_last_error());
+    if (!rc && csv_path && write_csv_file(csv_path, s)) rc = cli_error("score", 1, "%s", dp_last_error());
+    if (!rc) {
+        if (c.json) dp_score_report_json(stdout, s, &info);
+        else dp_score_report_table(stdout, s, &info);
+        if (ckpt_path) remove(ckpt_path);
+    }
+    dp_scores_free(s);
+    dp_chunks_free(ch);
+    dp_corpus_free(corpus);
+    cli_close(&cm);
+    free(ckpt_path);
+    return rc;
+}

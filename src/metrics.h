@@ -1,0 +1,159 @@
+/*
+ * metrics: how much each unit matters (METHODS.md sections 3 and 4).
+ *
+ * The units scored ("players") are the blocks b<i> or the sublayers a<i>,
+ * f<i> that the base mask keeps (a block counts when either of its sublayers
+ * is kept), so scoring an already-pruned model ranks what is left.
+ *
+ * Static metrics (cosine, rel_l1, rel_l2, angular) come from one forward pass
+ * per sequence with an observer that sees every sublayer's input and output:
+ * all units and all four metrics at once, means over positions then over
+ * sequences, double accumulators.
+ *
+ * Adaptive metrics (leave-one-out, Banzhaf, Shapley; loss and logit variants)
+ * evaluate "coalitions": networks that keep a subset of the players. Every
+ * coalition value is a per-sequence mean (CE over the ctx-1 predictions, or
+ * the mean L2 distance of the raw logits to the base model's) averaged over
+ * sequences. They are computed sequence by sequence: a pass of the base model
+ * records the residual stream entering every sublayer, then the coalitions are
+ * run in lexicographic order of their masks (in model order, kept before
+ * removed), each starting at the first sublayer where it differs from the
+ * coalition run before it, from the stream that pass left. Lexicographic order
+ * makes the predecessor the coalition that shares the longest prefix, so this
+ * is prefix reuse generalised from "the base model" to "any earlier pass": a
+ * trie walk. It is exact: a pass is bit-identical to one from the embedding.
+ * cost.unit_evals counts the sublayers actually computed, cost.naive_unit_evals
+ * what passes from the embedding would have computed (base pass included).
+ *
+ * Shapley values are estimated by antithetic permutation sampling (a
+ * permutation and its reverse form one sample) with a cache of coalition
+ * values, in batches of 8 pairs; the stopping rule is checked after every
+ * pair, so batching never changes the result. Everything random is drawn from
+ * a seeded generator outside the forward passes, so results are identical for
+ * any thread count.
+ *
+ * Long runs write a checkpoint (an exact binary image of the accumulators) at
+ * sequence boundaries; a rerun with the same key resumes from it.
+ */
+#ifndef DP_METRICS_H
+#define DP_METRICS_H
+
+#include "data.h"
+#include "model.h"
+
+enum dp_metric {
+    DP_METRIC_COSINE,
+    DP_METRIC_REL_L1,
+    DP_METRIC_REL_L2,
+    DP_METRIC_ANGULAR,
+    DP_METRIC_LOO_LOSS,
+    DP_METRIC_LOO_LOGIT,
+    DP_METRIC_BANZHAF_LOSS,
+    DP_METRIC_BANZHAF_LOGIT,
+    DP_METRIC_SHAPLEY_LOSS,
+    DP_METRIC_SHAPLEY_LOGIT,
+    DP_METRIC_MMLU_SHAPLEY,
+    DP_N_METRICS
+};
+
+/* "cosine", "loo_loss", ... (NULL when out of range). */
+const char *dp_metric_name(int metric);
+/* The metric named by the n bytes of s, or -1. */
+int dp_metric_parse(const char *s, size_t n);
+/* Whether the metric is a random estimate (it has standard errors). */
+bool dp_metric_random(int metric);
+
+enum dp_unit_kind { DP_UNITS_BLOCK = 0, DP_UNITS_SUBLAYER = 1 };
+
+/* What a family of passes cost, in sublayer evaluations (attention or FFN). */
+struct dp_cost {
+    int64_t unit_evals;        /* sublayers actually computed */
+    int64_t naive_unit_evals;  /* what passes from the embedding would have computed */
+    int64_t passes;            /* forward passes (one sequence each), the base passes included */
+    double seconds;            /* wall time (this run; 0 for work restored from a checkpoint) */
+};
+
+struct dp_score_opts {
+    enum dp_unit_kind kind;
+    bool want[DP_N_METRICS];   /* metrics to compute (mmlu_shapley is not computed here) */
+    int span;                  /* angular: only spans of this many blocks (0: every n) */
+    int banzhaf_subsets;       /* random subsets per sequence (default 10) */
+    int shapley_perms;         /* at most this many permutations (rounded up to pairs; default 200) */
+    int shapley_min_pairs;     /* no early stop before this many pairs (default 8) */
+    double shapley_tol;        /* stop when every standard error is below (0: never early; default 0.01) */
+    bool shapley_exact;        /* exact values by enumerating every coalition (at most 24 units) */
+    bool shapley_all_perms;    /* "sample" every permutation once (at most 9 units; a check of the sampler) */
+    uint64_t seed;             /* default 1 */
+    bool no_reuse;             /* run every pass from the embedding (a check of prefix reuse) */
+    int64_t max_mem;           /* fail when snapshots and logits need more bytes (0: no limit) */
+    const char *checkpoint;    /* checkpoint file, or NULL */
+    const char *checkpoint_key;/* identifies the run (arguments); the library adds the data shape */
+    double checkpoint_every;   /* seconds between checkpoints (default 60; 0: at every sequence) */
+    int64_t stop_after_passes; /* tests: fail with DP_ERR_IO after this many passes (0: never) */
+    enum dp_score_parallel {
+        DP_SCORE_PAR_AUTO,     /* sequences for models of width <= 1024, else matrix products */
+        DP_SCORE_PAR_SEQS,     /* one sequence per thread, single-threaded passes */
+        DP_SCORE_PAR_MATMUL,   /* one sequence at a time, passes on the pool */
+    } parallel;
+};
+void dp_score_opts_default(struct dp_score_opts *o);
+
+/* A span of n consecutive present blocks starting at present block `first`. */
+struct dp_span {
+    int first_block, last_block;   /* model block indices (names b<first>..b<last>) */
+    int n;
+    double distance;               /* mean over sequences of arccos(cos(h_in, h_out))/pi at the last position */
+};
+
+struct dp_scores {
+    enum dp_unit_kind kind;
+    int n_units;
+    char (*names)[16];                 /* (n_units) "b3" / "a3" / "f3" */
+    bool has[DP_N_METRICS];
+    double *influence[DP_N_METRICS];   /* (n_units) when has */
+    double *std_err[DP_N_METRICS];     /* (n_units) for random metrics, else NULL */
+    double *value[DP_N_METRICS];       /* loo: D_i, the mean CE or logit distance with unit i removed */
+    int *order[DP_N_METRICS];          /* (n_units) ascending influence, ties by index */
+    /* angular (block units only): every span considered, and the best one per n */
+    int n_spans;
+    struct dp_span *spans;
+    int n_best;
+    int *best;                         /* (n_best) index into spans of the best span of each n, ascending n */
+    /* shapley_loss [0], shapley_logit [1] */
+    struct {
+        int pairs;                     /* antithetic pairs used (0 when exact) */
+        bool converged;                /* every stderr below the tolerance */
+        bool exact;
+        double v_all, v_none;          /* v(S) = -D(S) of all units and of none */
+        int64_t coalitions;            /* distinct coalitions evaluated */
+    } shapley[2];
+    int banzhaf_subsets;
+    double base_ce;                    /* mean CE of the base model (when an adaptive metric ran) */
+    /* cost per metric; metrics computed from the same passes share one figure */
+    struct dp_cost cost[DP_N_METRICS];
+    int64_t unit_evals, naive_unit_evals;   /* all families together */
+    int64_t snapshot_bytes, logits_bytes;   /* what the adaptive passes need */
+    int n_seqs, ctx;
+    int workers;                       /* sequences evaluated at once */
+    bool resumed;                      /* continued from a checkpoint */
+};
+void dp_scores_free(struct dp_scores *s);
+
+/*
+ * Bytes the adaptive metrics need beyond the model and one session: the
+ * residual-stream snapshots (every sublayer's input for ctx tokens) and two
+ * logit buffers (ctx x n_vocab f32 each).
+ */
+void dp_metrics_memory(const struct dp_model *m, int ctx, int64_t *snapshot_bytes, int64_t *logits_bytes);
+
+/*
+ * Score the units of the base mask (hooks: replacements of removed units, or
+ * NULL; its observer and start fields are ignored) on the calibration chunks.
+ * The result is owned by the caller (dp_scores_free). Fails on bad options,
+ * on memory above opts->max_mem, or on an unreadable checkpoint.
+ */
+dp_status dp_metrics_score(const struct dp_model *m, const struct dp_mask *base, const struct dp_hooks *hooks,
+                           struct dp_pool *pool, const struct dp_chunks *ch, const struct dp_score_opts *opts,
+                           struct dp_scores **out);
+
+#endif
