@@ -25,7 +25,8 @@
  *    the full model, with gradients from the tape of backward.c. Each step
  *    takes `batch` calibration sequences in a seeded shuffled order; the
  *    residual stream entering the lowest recovered unit comes from a pass of
- *    the unpruned-below model (which also gives the teacher logits for KL).
+ *    the model below it (for KL, of the full model, which also gives the
+ *    teacher logits).
  *
  * "The full model" for statistics is the given mask with the recovered units
  * put back. With sequential statistics, unit k of the removal order is
@@ -852,6 +853,12 @@ static dp_status train(const struct dp_model *m, const struct dp_mask *mask, str
         if (u->kind != 'a') base.ffn[u->layer] = m->layers[u->layer].has_ffn;
         if (input_slot(u) < start) start = input_slot(u);
     }
+    /* CE needs only the stream entering `start`: the capture pass skips every unit from there on */
+    struct dp_mask below = base;
+    for (int u = start; u < 2 * m->cfg.n_layers; u++) {
+        if (u & 1) below.ffn[u / 2] = false;
+        else below.attn[u / 2] = false;
+    }
     dp_status st = DP_OK;
     if (o->init_mean) st = fit_stats(m, mask, r, false, calib, o, pool);
     if (st) return st;
@@ -864,7 +871,7 @@ static dp_status train(const struct dp_model *m, const struct dp_mask *mask, str
     for (int i = 0; i < r->n; i++) un[i] = r->units[i].unit;
     if ((st = dp_recovery_new(m, r->kind, un, r->n, R, &t.g)) || (st = dp_recovery_new(m, r->kind, un, r->n, R, &t.m1)) ||
         (st = dp_recovery_new(m, r->kind, un, r->n, R, &t.m2)) || (st = dp_tape_new(m, mask, r, start, ctx, &t.tape)) ||
-        (st = dp_session_new(m, &base, ctx, &t.sess))) {
+        (st = dp_session_new(m, o->objective == DP_OBJECTIVE_KL ? &base : &below, ctx, &t.sess))) {
         free(un);
         trainer_free(&t);
         return st;
