@@ -3,7 +3,7 @@
  * thread count and kernel set.
  *
  *   build/bench/bench_kernels [-t 1,2] [--tok 1,512] [--in 4096] [--out 4096,14336]
- *                             [--types F32,F16,BF16,Q8_0,Q4_0] [--sets simd,scalar]
+ *                             [--types F32,F16,BF16,Q8_0,Q4_0] [--sets simd,avx2,avx512,scalar]
  *                             [--min-time SECONDS] [--scalar-tok N] [--hot] [--cpu-time]
  *
  * Each row is the best of repeated calls lasting at least --min-time in all
@@ -133,9 +133,17 @@ int main(int argc, char **argv) {
                     snprintf(sets_buf, sizeof sets_buf, "%s", set_list);
                     for (char *s2 = NULL, *sn = strtok_r(sets_buf, ",", &s2); sn; sn = strtok_r(NULL, ",", &s2)) {
                         bool scalar = !strcmp(sn, "scalar");
+                        const struct dp_kernel_ops *ops = scalar                ? dp_kernels_scalar()
+                                                          : !strcmp(sn, "avx2")   ? dp_kernels_avx2()
+                                                          : !strcmp(sn, "avx512") ? dp_kernels_avx512()
+                                                                                  : simd;
+                        if (!ops) {
+                            fprintf(stderr, "bench_kernels: no %s kernels on this machine\n", sn);
+                            continue;
+                        }
                         int nt = (int)toks[it];
                         if (scalar && nt >= DP_GEMM_MIN_TOK) nt = scalar_tok;
-                        dp_kernels_use(scalar ? dp_kernels_scalar() : simd);
+                        dp_kernels_use(ops);
                         double best = 1e30, total = 0;
                         for (int rep = 0; total < min_time || rep < 2; rep++) {
                             const uint8_t *w = W + (size_t)(rep % copies) * bytes;
@@ -147,7 +155,7 @@ int main(int argc, char **argv) {
                         }
                         double flop = 2.0 * (double)n_in * (double)n_out * nt;
                         printf("| %s | %ld | %d | %ld | %s | %.3f | %.1f | %.1f |\n", tn, n_out, nt, threads[ith],
-                               scalar ? "scalar" : simd->name, best * 1e3, flop / best * 1e-9,
+                               ops->name, best * 1e3, flop / best * 1e-9,
                                (double)bytes / best * 1e-9);
                         fflush(stdout);
                     }

@@ -4,8 +4,8 @@
  * the CPU reports the extensions and AVX-512 is absent.
  *
  * The sixteen lanes of the dot order take two ymm registers per output
- * (lanes 0-7 and 8-15), so decode tiles are small (2 rows x 2 tokens or
- * 1 row x 4 tokens) to stay within the sixteen ymm registers. Prefill packs
+ * (lanes 0-7 and 8-15), so decode tiles are small (4 rows x 1 token,
+ * 2 x 2 or 1 x 4) to stay within the sixteen ymm registers. Prefill packs
  * 16 rows through 8 x 8 register transposes; the micro-kernel holds 16 rows
  * x 6 tokens (12 ymm accumulators).
  */
@@ -40,6 +40,51 @@ INLINE __m256 load8(uint32_t type, const uint8_t *row, int64_t k) {
         b = _mm256_sub_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0xF)), _mm256_set1_epi32(8));
         return _mm256_mul_ps(_mm256_cvtepi32_ps(b), _mm256_set1_ps(f16_scale(p)));
     }
+    }
+}
+
+/* The f16 scale at p, in all lanes. */
+INLINE __m256 f16_scale8(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
+}
+
+/* Elements k..k+31 of a row (k a multiple of 32) into w[0..3], eight each. */
+INLINE void load32(uint32_t type, const uint8_t *row, int64_t k, __m256 w[4]) {
+    switch (type) {
+    case DP_TYPE_Q8_0: {
+        const uint8_t *p = row + (k >> 5) * 34;
+        __m256 d = f16_scale8(p);
+        for (int i = 0; i < 4; i++)
+            w[i] = _mm256_mul_ps(
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 2 + 8 * i)))), d);
+        break;
+    }
+    case DP_TYPE_Q4_0: { /* q - 8 as signed bytes: low nibbles are elements 0..15, high ones 16..31 */
+        const uint8_t *p = row + (k >> 5) * 18;
+        __m256 d = f16_scale8(p);
+        __m128i b = _mm_loadu_si128((const __m128i *)(p + 2)), m = _mm_set1_epi8(0xF), e = _mm_set1_epi8(8);
+        __m128i q0 = _mm_sub_epi8(_mm_and_si128(b, m), e), q1 = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m), e);
+        w[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q0)), d);
+        w[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q0, q0))), d);
+        w[2] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q1)), d);
+        w[3] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q1, q1))), d);
+        break;
+    }
+    default:
+        for (int i = 0; i < 4; i++) w[i] = load8(type, row, k + 8 * i);
+        break;
+    }
+}
+
+/* Bytes of 32 elements. */
+INLINE int64_t bytes32(uint32_t type) {
+    switch (type) {
+    case DP_TYPE_F32: return 128;
+    case DP_TYPE_F16: case DP_TYPE_BF16: return 64;
+    case DP_TYPE_Q8_0: return 34;
+    default: return 18;
     }
 }
 
@@ -95,6 +140,11 @@ static float dot_avx2(const float *a, const float *b, int64_t n) {
 
 INLINE void dequant_row(uint32_t type, const void *row, float *out, int64_t n) {
     int64_t k = 0;
+    for (; k + 32 <= n; k += 32) {
+        __m256 w[4];
+        load32(type, row, k, w);
+        for (int i = 0; i < 4; i++) _mm256_storeu_ps(out + k + 8 * i, w[i]);
+    }
     for (; k + 8 <= n; k += 8) _mm256_storeu_ps(out + k, load8(type, row, k));
     for (; k < n; k++) out[k] = load1(type, row, k);
 }
@@ -106,27 +156,38 @@ static void dequant_q4_0(const void *row, float *out, int64_t n) { dequant_row(D
 
 /* ---- decode: R rows x T tokens in the dot order ---- */
 
+/*
+ * R rows x T tokens. As in kernels_avx512.c, the loop sweeps the next tile's
+ * bytes (next, R*rb of them) into the cache in step with its own progress.
+ */
 INLINE void vecdot_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb, const float *X, int64_t ldx,
-                        int64_t n, float *Y, int64_t ldy) {
-    __m256 lo[2][4], hi[2][4];
-#pragma GCC unroll 2
+                        int64_t n, float *Y, int64_t ldy, const uint8_t *next) {
+    __m256 lo[4][4], hi[4][4];
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) lo[r][t] = hi[r][t] = _mm256_setzero_ps();
     int64_t k = 0;
-    for (; k + 16 <= n; k += 16) {
-#pragma GCC unroll 2
+    for (; k + 32 <= n; k += 32) {
+        const uint8_t *pf = next + (k >> 5) * R * bytes32(type);
+#pragma GCC unroll 8
+        for (int64_t b = 0; b < R * bytes32(type); b += 64) _mm_prefetch((const char *)pf + b, _MM_HINT_T0);
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            __m256 w = load8(type, W + r * rb, k);
+            __m256 w[4];
+            load32(type, W + r * rb, k, w);
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++) lo[r][t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(X + t * ldx + k), lo[r][t]);
-            w = load8(type, W + r * rb, k + 8);
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) hi[r][t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(X + t * ldx + k + 8), hi[r][t]);
+            for (int t = 0; t < T; t++) {
+                const float *x = X + t * ldx + k;
+                lo[r][t] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(x), lo[r][t]);
+                hi[r][t] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(x + 8), hi[r][t]);
+                lo[r][t] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(x + 16), lo[r][t]);
+                hi[r][t] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x + 24), hi[r][t]);
+            }
         }
     }
-    if (k < n) { /* F32, F16, BF16 only */
-        int m = (int)(n - k);
+    for (; k < n; k += 16) { /* F32, F16, BF16 */
+        int m = n - k < 16 ? (int)(n - k) : 16;
         for (int r = 0; r < R; r++) {
             float w[16] = {0};
             for (int j = 0; j < m; j++) w[j] = load1(type, W + r * rb, k + j);
@@ -138,31 +199,38 @@ INLINE void vecdot_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb
             }
         }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) Y[t * ldy + r] = reduce16(lo[r][t], hi[r][t]);
 }
 
+/* R-row tiles over all tokens, T at a time; a tile's rows stay in cache while the tokens pass. */
 INLINE void vecdot_rows(uint32_t type, int R, int T, const uint8_t *W, size_t rb, int n_rows, const float *X,
-                        int64_t ldx, int64_t n, float *Y, int64_t ldy) {
-    int r = 0;
-    for (; r + R <= n_rows; r += R) vecdot_tile(type, R, T, W + r * rb, rb, X, ldx, n, Y + r, ldy);
-    for (; r < n_rows; r++) vecdot_tile(type, 1, T, W + r * rb, rb, X, ldx, n, Y + r, ldy);
+                        int64_t ldx, int n_tok, int64_t n, float *Y, int64_t ldy) {
+    for (int r = 0; r < n_rows;) {
+        int nr = n_rows - r >= R ? R : 1;
+        const uint8_t *w = W + r * rb, *next = W + (r + nr) * rb;
+        for (int t = 0; t < n_tok; t += T) {
+            const float *x = X + t * ldx;
+            float *y = Y + t * ldy + r;
+            int nt = n_tok - t < T ? n_tok - t : T;
+            if (nr == R && nt == T) vecdot_tile(type, R, T, w, rb, x, ldx, n, y, ldy, next);
+            else if (nt == 1) vecdot_tile(type, 1, 1, w, rb, x, ldx, n, y, ldy, next);
+            else if (nt == 2) vecdot_tile(type, 1, 2, w, rb, x, ldx, n, y, ldy, next);
+            else if (nt == 3) vecdot_tile(type, 1, 3, w, rb, x, ldx, n, y, ldy, next);
+            else vecdot_tile(type, 1, 4, w, rb, x, ldx, n, y, ldy, next);
+        }
+        r += nr;
+    }
 }
 
+/* 4 rows x 1 token, 2 rows x 2 tokens, or 1 row x 4 tokens: 8 of the 16 ymm registers as accumulators. */
 INLINE void vecdot(uint32_t type, const void *W, size_t rb, int n_rows, const float *X, int64_t ldx, int n_tok,
                    int64_t n, float *Y, int64_t ldy) {
-    for (int t = 0; t < n_tok; t += 4) {
-        const float *x = X + t * ldx;
-        float *y = Y + t * ldy;
-        switch (n_tok - t < 4 ? n_tok - t : 4) {
-        case 1: vecdot_rows(type, 2, 1, W, rb, n_rows, x, ldx, n, y, ldy); break;
-        case 2: vecdot_rows(type, 2, 2, W, rb, n_rows, x, ldx, n, y, ldy); break;
-        case 3: vecdot_rows(type, 1, 3, W, rb, n_rows, x, ldx, n, y, ldy); break;
-        default: vecdot_rows(type, 1, 4, W, rb, n_rows, x, ldx, n, y, ldy); break;
-        }
-    }
+    if (n_tok == 1) vecdot_rows(type, 4, 1, W, rb, n_rows, X, ldx, n_tok, n, Y, ldy);
+    else if (n_tok == 2) vecdot_rows(type, 2, 2, W, rb, n_rows, X, ldx, n_tok, n, Y, ldy);
+    else vecdot_rows(type, 1, 4, W, rb, n_rows, X, ldx, n_tok, n, Y, ldy);
 }
 
 /* ---- prefill: packing 8 x 8 blocks through a register transpose ---- */
