@@ -268,6 +268,73 @@ static int make_tied(const char *in, const char *out) {
     return rc;
 }
 
+/*
+ * A copy of a model file whose per-layer hyperparameters are INT32 arrays
+ * (as llama.cpp writes them), plus an array llama.test.per_layer = 10, 11, ...
+ */
+static int make_arrays(const char *in, const char *out) {
+    struct dp_gguf *g;
+    if (dp_gguf_open(in, &g)) return -1;
+    struct dp_gguf_writer *w = dp_gguf_writer_new();
+    int64_t n_layers = 0;
+    dp_gguf_get_int(g, "llama.block_count", true, &n_layers);
+    const char *keys[] = {"llama.attention.head_count", "llama.attention.head_count_kv", "llama.feed_forward_length"};
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        int k = 0;
+        while (k < 3 && strcmp(g->kv[i].key, keys[k])) k++;
+        if (k == 3) {
+            dp_gguf_copy_kv(w, g, &g->kv[i], NULL);
+            continue;
+        }
+        int32_t v[16];
+        for (int l = 0; l < n_layers; l++) v[l] = (int32_t)g->kv[i].val.v.u;
+        dp_gguf_set_arr(w, keys[k], DP_GGUF_I32, v, (uint64_t)n_layers);
+    }
+    int32_t pl[16];
+    for (int l = 0; l < n_layers; l++) pl[l] = 10 + l;
+    dp_gguf_set_arr(w, "llama.test.per_layer", DP_GGUF_I32, pl, (uint64_t)n_layers);
+    int rc = 0;
+    for (uint64_t i = 0; i < g->n_tensors && !rc; i++) {
+        const struct dp_gguf_tensor *t = &g->tensors[i];
+        rc = dp_gguf_add_tensor(w, t->name, t->type, (int)t->n_dims, t->ne, t->data, t->nbytes);
+    }
+    if (!rc) rc = dp_gguf_writer_write(w, out);
+    dp_gguf_writer_free(w);
+    dp_gguf_close(g);
+    return rc;
+}
+
+static void test_arrays(struct dp_pool *pool) {
+    struct dp_model *a = NULL;
+    CHECK(make_arrays(test_shared("models/stories260K/stories260K.gguf"), tmp("arrays.gguf")) == 0 &&
+          dp_model_open(tmp("arrays.gguf"), NULL, &a) == DP_OK);
+    if (!a) return;
+    /* every array of block_count entries is filtered through the surviving blocks */
+    struct dp_model *e = roundtrip(a, pool, "b1,b3", -1, DP_TYPE_F32, true, 0, "llama", 3, tmp("arrays-b13.gguf"));
+    if (e) {
+        const struct dp_gguf_kv *pl = dp_gguf_find_kv(gguf_of(e), "llama.test.per_layer");
+        const struct dp_gguf_kv *ff = dp_gguf_find_kv(gguf_of(e), "llama.feed_forward_length");
+        CHECK(pl && pl->val.elem_type == DP_GGUF_I32 && pl->val.n == 3 && dp_gguf_arr_i64(&pl->val, 0) == 10 &&
+              dp_gguf_arr_i64(&pl->val, 1) == 12 && dp_gguf_arr_i64(&pl->val, 2) == 14);
+        CHECK(ff && ff->val.type == DP_GGUF_ARRAY && ff->val.elem_type == DP_GGUF_I32 && ff->val.n == 3 &&
+              dp_gguf_arr_i64(&ff->val, 2) == 172);
+        dp_model_close(e);
+    }
+    /* into deci: llama's arrays renamed and filtered, an inserted block repeats its block's entries */
+    e = roundtrip(a, pool, "a2,f4", 4, DP_TYPE_F32, false, 1e-5, "deci", 6, tmp("arrays-deci.gguf"));
+    if (e) {
+        const struct dp_gguf_kv *pl = dp_gguf_find_kv(gguf_of(e), "deci.test.per_layer");
+        CHECK(pl && pl->val.n == 6 && dp_gguf_arr_i64(&pl->val, 2) == 12 && dp_gguf_arr_i64(&pl->val, 3) == 12 &&
+              dp_gguf_arr_i64(&pl->val, 5) == 14);
+        CHECK(dp_gguf_find_kv(gguf_of(e), "llama.test.per_layer") == NULL);
+        const struct dp_gguf_kv *ff = dp_gguf_find_kv(gguf_of(e), "deci.feed_forward_length");
+        CHECK(ff && ff->val.n == 6 && dp_gguf_arr_i64(&ff->val, 2) == 4 && dp_gguf_arr_i64(&ff->val, 3) == 172 &&
+              dp_gguf_arr_i64(&ff->val, 5) == 4);
+        dp_model_close(e);
+    }
+    dp_model_close(a);
+}
+
 static void test_stories(struct dp_pool *pool) {
     struct dp_model *m;
     if (dp_model_open(test_shared("models/stories260K/stories260K.gguf"), NULL, &m)) {
@@ -431,6 +498,7 @@ int main(void) {
     test_sha256();
     struct dp_pool *pool = dp_pool_new(2);
     test_stories(pool);
+    test_arrays(pool);
     dp_pool_free(pool);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
