@@ -92,6 +92,7 @@ int cmd_compare(int argc, char **argv) {
         return cli_error("compare", 2, "nothing to compare: give --drop UNITS or --candidate MODEL (or --save-base FILE)");
     long ctx = 512;
     if (ctx_s && !cli_int("compare", "--ctx", ctx_s, 4, 1 << 20, &ctx)) return 2;
+    c.ctx = ctx_s; /* the calibration default of --recover */
     if (progress) setenv("DP_PROGRESS", "1", 1);
     else if (c.json) setenv("DP_PROGRESS", "0", 0);
     struct cli_model cm;
