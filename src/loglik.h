@@ -17,10 +17,13 @@
  *   few-shot examples, so those are evaluated once per subject, not once per
  *   question.
  *
- * Results do not depend on the caching: the forward pass computes every row
- * independently of how the tokens are split into batches, which the tests
- * check against evaluation from scratch (prefix_cache = false, which starts
- * every group from an empty cache and so evaluates what a naive run would).
+ * Results do not depend on the caching beyond float rounding: attention and
+ * norms are computed row by row, but the kernels choose the summation order
+ * of a matrix product by batch size (src/kernels.c), so a sequence split
+ * into other batches may differ in the last bits of its log-probabilities
+ * (about 1e-5 on a sum over a few tokens). The tests check the scores
+ * against evaluation from scratch (prefix_cache = false, which starts every
+ * group from an empty cache and so evaluates what a naive run would).
  * tokens_naive counts what a run without cross-group caching evaluates: per
  * group, the common prefix once plus each sequence's remaining tokens.
  */

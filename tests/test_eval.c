@@ -4,7 +4,8 @@
  * byte for byte (fields with commas, quotes and newlines; the real
  * abstract_algebra files), the task readers, the standard-error and
  * McNemar formulas, prefix-cached scoring against evaluation from scratch
- * (and against one plain forward pass per sequence), and the KL divergence
+ * (equal predictions, sums equal to float rounding; and against one plain
+ * forward pass per sequence), and the KL divergence
  * of a model with itself, directly and through llama.cpp's base-logits file.
  */
 #include "harness.h"
@@ -305,8 +306,10 @@ static double plain_loglik(struct dp_model *m, struct dp_pool *pool, const int *
 
 static void test_prefix_cache(struct dp_model *m, struct dp_pool *pool) {
     const struct dp_tokenizer *t = dp_model_tokenizer(m);
-    const char *ctx[2] = {"Once upon a time, there was a little girl named Lily. She loved to play",
-                          "Once upon a time, there was a little boy named Tom. He"};
+    /* long enough (over 100 tokens) that batches of both matrix-product orders (dot, gemm) occur */
+#define STORY "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. " \
+              "One day, she saw a big, red ball. She wanted to play with it, but it was too high. "
+    const char *ctx[2] = {STORY "Lily loved to play", STORY "Then a little boy named Tom came. He"};
     const char *conts[4] = {" outside in the park.", " with her toys", " in the sun all day long", " ball."};
     int *ids[8] = {0}, cap[8] = {0}, n[8];
     struct dp_loglik_seq seqs[8];
@@ -314,7 +317,7 @@ static void test_prefix_cache(struct dp_model *m, struct dp_pool *pool) {
     for (int g = 0; g < 2; g++) {
         CHECK(dp_loglik_tokenize(t, ctx[g], strlen(ctx[g]), &cids, &ccap, &nc) == DP_OK);
         for (int c = 0; c < 4; c++) {
-            char text[256];
+            char text[1024];
             snprintf(text, sizeof text, "%s%s", ctx[g], conts[c]);
             int i = 4 * g + c;
             CHECK(dp_loglik_tokenize(t, text, strlen(text), &ids[i], &cap[i], &n[i]) == DP_OK);
@@ -327,7 +330,7 @@ static void test_prefix_cache(struct dp_model *m, struct dp_pool *pool) {
     int64_t evaluated[2], naive[2];
     for (int mode = 0; mode < 2; mode++) {
         struct dp_loglik *l;
-        CHECK(dp_loglik_new(m, &mask, NULL, pool, 64, mode == 0, &l) == DP_OK);
+        CHECK(dp_loglik_new(m, &mask, NULL, pool, 256, mode == 0, &l) == DP_OK);
         if (!l) return;
         CHECK(dp_loglik_group(l, seqs, 4, sums[mode]) == DP_OK);
         CHECK(dp_loglik_group(l, seqs + 4, 4, sums[mode] + 4) == DP_OK);
@@ -335,16 +338,24 @@ static void test_prefix_cache(struct dp_model *m, struct dp_pool *pool) {
         naive[mode] = dp_loglik_stats(l)->tokens_naive;
         dp_loglik_free(l);
     }
+    /*
+     * The kernels pick the order of a matrix product's sums by batch size
+     * (src/kernels.c), so splitting a sequence into other batches may move
+     * the last bits; nothing more.
+     */
     int exact = 0;
+    double worst = 0;
     for (int i = 0; i < 8; i++) {
         double ref = plain_loglik(m, pool, ids[i], n[i], seqs[i].start);
-        CHECK(sums[0][i] == sums[1][i]); /* caching changes nothing, bit for bit */
-        CHECK_CLOSE(sums[0][i], ref, 1e-5, 1e-6);
+        CHECK_CLOSE(sums[0][i], sums[1][i], 1e-4, 0);
+        CHECK_CLOSE(sums[0][i], ref, 1e-4, 0);
         exact += sums[0][i] == ref && sums[1][i] == ref;
+        if (fabs(sums[0][i] - ref) > worst) worst = fabs(sums[0][i] - ref);
+        if (fabs(sums[1][i] - ref) > worst) worst = fabs(sums[1][i] - ref);
     }
-    fprintf(stderr, "prefix cache: %d of 8 sums bit-identical to a plain forward pass; evaluated %lld (cached) %lld "
-                    "(from scratch), naive %lld\n",
-            exact, (long long)evaluated[0], (long long)evaluated[1], (long long)naive[0]);
+    fprintf(stderr, "prefix cache: %d of 8 sums bit-identical to a plain forward pass (largest difference %.3g); "
+                    "evaluated %lld (cached) %lld (from scratch), naive %lld\n",
+            exact, worst, (long long)evaluated[0], (long long)evaluated[1], (long long)naive[0]);
     CHECK(evaluated[0] < evaluated[1]);
     CHECK(evaluated[1] <= naive[1] && naive[0] == naive[1]);
     /* a sequence longer than the context, a bad start */

@@ -105,6 +105,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_mmlu(int argc, char **argv);
 int cmd_mc(int argc, char **argv);

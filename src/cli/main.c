@@ -16,6 +16,7 @@ static const struct {
     {"ppl", cmd_ppl, "perplexity (paper or llamacpp protocol)"},
     {"synth", cmd_synth, "write a synthetic llama-shaped GGUF model"},
     {"bench", cmd_bench, "prefill/decode speed and memory"},
+    {"prune", cmd_prune, "write the pruned model as a smaller GGUF (llama.cpp loads it)"},
     {"score", cmd_score, "importance of every block or sublayer (static, leave-one-out, Banzhaf, Shapley)"},
     {"compare", cmd_compare, "KL divergence and top-1 agreement against the base model"},
     {"mmlu", cmd_mmlu, "5-shot MMLU accuracy (the research's protocol)"},

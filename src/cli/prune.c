@@ -1,0 +1,247 @@
+/*
+ * prune: write the pruned model as a smaller GGUF file (src/export.h) that
+ * depthprune and llama.cpp load.
+ *
+ * The units come from --drop, a saved --plan, or the first --count units of
+ * a scores file's order (--scores, --metric, --scheme); a recovery (from the
+ * plan, or fitted with --recover KIND on --calib CORPUS, both handled by
+ * cli_open) is folded into the file. The export is written under a
+ * temporary name and verified before it takes its final name: the file is
+ * reloaded and its logits on a short token sequence compared with the
+ * in-memory pruned model's (mask plus recovery hooks). With --out-type F32
+ * (the default) they must agree to float rounding, or nothing is written;
+ * other types are reported.
+ */
+#include "cli.h"
+
+#include "export.h"
+#include "model.h"
+#include "plan.h"
+#include "prune.h"
+#include "recover.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VERIFY_TOKENS 32
+
+/*
+ * The first `count` units of a metric's order under a scheme, as a --drop
+ * list (the model is opened only for its block count).
+ */
+static int from_scores(const char *model, const char *vocab, const char *path, const char *metric,
+                       const char *scheme_s, long count, char *list, size_t cap) {
+    enum dp_scheme scheme;
+    if (dp_scheme_parse(scheme_s, &scheme)) return cli_error("prune", 2, "--scheme: %s", dp_last_error());
+    struct dp_model *m;
+    if (dp_model_open(model, vocab, &m)) return cli_error("prune", 1, "%s", dp_last_error());
+    int n_layers = dp_model_config(m)->n_layers;
+    dp_model_close(m);
+    struct dp_influences sc = {0};
+    struct dp_unit *order = calloc(2 * DP_MAX_LAYERS, sizeof *order);
+    int n = 0;
+    dp_status st = order ? dp_influences_load(path, &sc) : dp_fail(DP_ERR_NOMEM, "out of memory");
+    if (!st && dp_metric_is_span(metric)) {
+        bool found = false;
+        st = dp_prune_span(&sc, metric, (int)count, NULL, order, &found);
+        if (!st && !found) st = dp_fail(DP_ERR_ARG, "%s: no span of %ld blocks scored by %s", path, count, metric);
+        n = (int)count;
+    } else if (!st) {
+        st = dp_prune_order(&sc, metric, scheme, n_layers, NULL, order, &n);
+        if (!st && count > n)
+            st = dp_fail(DP_ERR_ARG, "%s: --count %ld but the %s order has only %d units", path, count, metric, n);
+        n = (int)count;
+    }
+    dp_influences_free(&sc);
+    size_t len = 0;
+    list[0] = 0;
+    for (int i = 0; !st && i < n; i++) {
+        char u[16];
+        dp_unit_name(order[i], u);
+        if (order[i].layer >= n_layers)
+            st = dp_fail(DP_ERR_ARG, "%s: unit %s does not exist in %s", path, u, model);
+        int w = snprintf(list + len, cap - len, "%s%s", len ? "," : "", u);
+        if (w > 0) len += (size_t)w;
+        if (len >= cap) st = dp_fail(DP_ERR_ARG, "%s: too many units", path);
+    }
+    free(order);
+    return st ? cli_error("prune", st == DP_ERR_ARG ? 2 : 1, "%s", dp_last_error()) : 0;
+}
+
+/* Logits of VERIFY_TOKENS tokens (BOS, then a fixed walk through the vocabulary). */
+static dp_status verify_logits(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                               struct dp_pool *pool, float *out) {
+    const struct dp_config *c = dp_model_config(m);
+    int n = VERIFY_TOKENS < c->n_ctx_train ? VERIFY_TOKENS : c->n_ctx_train, ids[VERIFY_TOKENS];
+    ids[0] = dp_tokenizer_bos(dp_model_tokenizer(m));
+    if (ids[0] < 0 || ids[0] >= c->n_vocab) ids[0] = 0;
+    for (int i = 1; i < n; i++) ids[i] = (int)(((int64_t)i * 7919 + 17) % c->n_vocab);
+    struct dp_session *s;
+    dp_status st = dp_session_new(m, mask, n, &s);
+    if (!st) st = dp_session_forward_hooked(s, pool, ids, n, out, DP_LOGITS_ALL, hooks);
+    dp_session_free(s);
+    return st;
+}
+
+static long long file_size(const char *path) {
+    struct stat s;
+    return stat(path, &s) ? -1 : (long long)s.st_size;
+}
+
+static bool same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static void print_result(bool json, const char *out, const struct dp_export_info *info, const struct dp_plan *plan,
+                         const char *removed, const struct dp_model *m, const struct dp_model *e,
+                         const char *rec_kind, const char *type, double diff, bool verified) {
+    struct dp_model_stats s0, s1;
+    dp_model_stats(m, NULL, &s0);
+    dp_model_stats(e, NULL, &s1);
+    long long b0 = file_size(dp_model_path(m)), b1 = file_size(out);
+    if (json) {
+        struct dp_json j;
+        dp_json_init(&j, stdout);
+        dp_json_begin_obj(&j, NULL);
+        dp_json_str(&j, "path", out);
+        dp_json_str(&j, "arch", info->arch);
+        dp_json_str(&j, "out_type", type);
+        dp_json_begin_arr(&j, "removed");
+        for (int i = 0; i < plan->n_units; i++) dp_json_str(&j, NULL, plan->units[i]);
+        dp_json_end(&j);
+        dp_json_str(&j, "recover", rec_kind);
+        dp_json_int(&j, "n_blocks", info->n_blocks);
+        dp_json_int(&j, "n_blocks_source", dp_model_config(m)->n_layers);
+        dp_json_int(&j, "n_params", s1.n_params);
+        dp_json_int(&j, "n_params_source", s0.n_params);
+        dp_json_int(&j, "kv_bytes_per_token", s1.kv_bytes_per_token);
+        dp_json_int(&j, "kv_bytes_per_token_source", s0.kv_bytes_per_token);
+        dp_json_int(&j, "file_bytes", b1);
+        dp_json_int(&j, "file_bytes_source", b0);
+        dp_json_str(&j, "source_sha256", info->sha256);
+        if (verified) dp_json_num(&j, "verify_max_abs_diff", diff);
+        else dp_json_null(&j, "verify_max_abs_diff");
+        dp_json_end(&j);
+        fputc('\n', stdout);
+        return;
+    }
+    printf("wrote        %s (arch %s, new and modified tensors in %s)\n", out, info->arch, type);
+    printf("removed      %s (recovery %s)\n", removed[0] ? removed : "none", rec_kind);
+    printf("blocks       %d -> %d\n", dp_model_config(m)->n_layers, info->n_blocks);
+    printf("parameters   %lld -> %lld (%.1f%%)\n", (long long)s0.n_params, (long long)s1.n_params,
+           100.0 * (double)s1.n_params / (double)s0.n_params);
+    printf("KV cache     %lld -> %lld bytes per token (f32)\n", (long long)s0.kv_bytes_per_token,
+           (long long)s1.kv_bytes_per_token);
+    printf("file         %lld -> %lld bytes\n", b0, b1);
+    if (verified) printf("verified     max |logit difference| %.3g against the in-memory pruned model\n", diff);
+}
+
+/* Reload the export and compare its logits with the in-memory pruned model's; returns the largest difference. */
+static dp_status verify(const struct cli_model *cm, const struct dp_model *e, double *diff, double *scale) {
+    const struct dp_config *c = dp_model_config(cm->m);
+    size_t n = (size_t)VERIFY_TOKENS * c->n_vocab;
+    float *want = malloc(n * sizeof *want), *got = malloc(n * sizeof *got);
+    dp_status st = want && got ? DP_OK : dp_fail(DP_ERR_NOMEM, "out of memory");
+    if (!st) st = verify_logits(cm->m, &cm->mask, cm->hooks, cm->pool, want);
+    if (!st) st = verify_logits(e, NULL, NULL, cm->pool, got);
+    int rows = VERIFY_TOKENS < c->n_ctx_train ? VERIFY_TOKENS : c->n_ctx_train;
+    *diff = *scale = 0;
+    for (size_t i = 0; !st && i < (size_t)rows * c->n_vocab; i++) {
+        *diff = fmax(*diff, fabs((double)got[i] - want[i]));
+        *scale = fmax(*scale, fabs(want[i]));
+    }
+    free(want);
+    free(got);
+    return st;
+}
+
+int cmd_prune(int argc, char **argv) {
+    struct cli_common c = {0};
+    const char *out = NULL, *scores = NULL, *metric = NULL, *scheme = NULL, *count_s = NULL, *type_s = "F32",
+               *no_verify = NULL;
+    const struct cli_opt opts[] = {
+        CLI_COMMON_OPTS(c),
+        {"-o", "--output", false, &out, "output GGUF file"},
+        {"--scores", NULL, false, &scores, "scores JSON of `score` (with --metric, --scheme, --count)"},
+        {"--metric", NULL, false, &metric, "metric whose order to follow"},
+        {"--scheme", NULL, false, &scheme, "block (default), attn, ffn or both"},
+        {"--count", NULL, false, &count_s, "units to remove"},
+        {"--out-type", NULL, false, &type_s, "type of new or modified matrices: F32 (default), F16, BF16, Q8_0, Q4_0"},
+        {"--no-verify", NULL, true, &no_verify, "skip the reload check"},
+        CLI_END};
+    const char *pos[1];
+    int n_pos, rc = cli_parse("prune", argc, argv, opts, pos, 0, &n_pos);
+    const char *syn = "-m MODEL (--drop UNITS | --plan FILE | --scores S --metric M [--scheme X] --count K) "
+                      "[--recover KIND --calib CORPUS] [--out-type T] -o OUT.gguf";
+    if (rc) return rc == 2 && !c.model ? cli_usage("prune", syn, opts) : rc;
+    if (!c.model) return cli_error("prune", 2, "missing -m MODEL");
+    if (!out) return cli_error("prune", 2, "missing -o OUT.gguf");
+    if ((c.drop != NULL) + (c.plan != NULL) + (scores != NULL) != 1)
+        return cli_error("prune", 2, "give exactly one of --drop, --plan, --scores");
+    if (scores && (!metric || !count_s)) return cli_error("prune", 2, "--scores needs --metric and --count");
+    if (!scores && (metric || scheme || count_s))
+        return cli_error("prune", 2, "--metric, --scheme and --count go with --scores");
+    long count = 0;
+    if (count_s && !cli_int("prune", "--count", count_s, 1, 2 * DP_MAX_LAYERS, &count)) return 2;
+    int type = dp_type_from_name(type_s);
+    if (type != DP_TYPE_F32 && type != DP_TYPE_F16 && type != DP_TYPE_BF16 && type != DP_TYPE_Q8_0 && type != DP_TYPE_Q4_0)
+        return cli_error("prune", 2, "--out-type must be F32, F16, BF16, Q8_0 or Q4_0, not '%s'", type_s);
+    if (same_file(out, c.model)) return cli_error("prune", 2, "%s: refusing to overwrite the model being pruned", out);
+    char list[4096];
+    if (scores) {
+        if (!scheme) scheme = "block";
+        if ((rc = from_scores(c.model, c.vocab, scores, metric, scheme, count, list, sizeof list))) return rc;
+        c.drop = list;
+    }
+
+    struct cli_model cm;
+    if ((rc = cli_open("prune", &c, &cm))) return rc;
+    const struct dp_plan *plan = cm.plan;
+    char removed[4096] = "", calib[1200] = "", tmp[4200] = "";
+    for (int i = 0; i < plan->n_units; i++) {
+        size_t len = strlen(removed);
+        snprintf(removed + len, sizeof removed - len, "%s%s", i ? "," : "", plan->units[i]);
+    }
+    if (cm.recovery && c.calib)
+        snprintf(calib, sizeof calib, "%s%s%s", c.calib, c.calib_docs ? " docs " : "", c.calib_docs ? c.calib_docs : "");
+    struct dp_export_opts o = {.out_type = (uint32_t)type, .removed = removed,
+                               .metric = scores ? metric : plan->metric[0] ? plan->metric : NULL,
+                               .scheme = scores ? scheme : plan->scheme[0] ? plan->scheme : NULL,
+                               .calib = calib[0] ? calib : NULL, .plan = c.plan};
+    struct dp_export_info info;
+    struct dp_model *e = NULL;
+    snprintf(tmp, sizeof tmp, "%s.unverified-%ld", out, (long)getpid());
+    if (dp_export(cm.m, &cm.mask, cm.recovery, &o, tmp, &info) || dp_model_open(tmp, NULL, &e)) {
+        rc = cli_error("prune", 1, "%s", dp_last_error());
+        goto done;
+    }
+    double diff = 0, scale = 0;
+    if (!no_verify) {
+        if (verify(&cm, e, &diff, &scale)) {
+            rc = cli_error("prune", 1, "verifying %s: %s", out, dp_last_error());
+            goto done;
+        }
+        /* float rounding only: folded constants and B / silu(1) reassociate sums */
+        if (type == DP_TYPE_F32 && !(diff <= 1e-4 * fmax(1.0, scale))) {
+            rc = cli_error("prune", 1, "%s would not reproduce the pruned model (max |logit difference| %.3g); not "
+                           "written", out, diff);
+            goto done;
+        }
+    }
+    if (rename(tmp, out)) {
+        rc = cli_error("prune", 1, "%s: cannot rename the verified file into place", out);
+        goto done;
+    }
+    tmp[0] = 0;
+    print_result(c.json != NULL, out, &info, plan, removed, cm.m, e, cm.recovery ? cm.recovery->kind : "none",
+                 dp_type_name((uint32_t)type), diff, !no_verify);
+done:
+    if (tmp[0]) unlink(tmp);
+    dp_model_close(e);
+    cli_close(&cm);
+    return rc;
+}
