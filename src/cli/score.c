@@ -192,6 +192,11 @@ int cmd_score(int argc, char **argv) {
         return rc;
     }
     const struct dp_config *cf = dp_model_config(cm.m);
+    if (span > cf->n_layers) {
+        cli_close(&cm);
+        free(ckpt_path);
+        return cli_error("score", 2, "--span %ld is longer than the model's %d blocks", span, cf->n_layers);
+    }
     if (!ctx) ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048;
     if (ctx > cf->n_ctx_train)
         fprintf(stderr, "depthprune score: warning: --ctx %ld exceeds the model's trained context %d\n", ctx,
@@ -203,7 +208,7 @@ int cmd_score(int argc, char **argv) {
     dp_status st = dp_corpus_read(file, &corpus);
     if (!st) st = dp_chunks_paper(dp_model_tokenizer(cm.m), corpus, lo, hi, (int)ctx, (int)max_seqs, &ch);
     if (!st) st = dp_metrics_score(cm.m, &cm.mask, cm.hooks, cm.pool, ch, &o, &s);
-    if (st) rc = cli_error("score", st == DP_ERR_ARG ? 2 : 1, "%s", dp_last_error());
+    if (st) rc = cli_error("score", 1, "%s", dp_last_error());
     char removed[4096];
     dp_mask_format(&cm.mask, removed, sizeof removed);
     struct dp_score_info info = {.model = c.model, .n_blocks = cf->n_layers, .removed = removed, .file = file,
