@@ -110,5 +110,7 @@ int cmd_score(int argc, char **argv);
 int cmd_mmlu(int argc, char **argv);
 int cmd_mc(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

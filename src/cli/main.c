@@ -21,6 +21,8 @@ static const struct {
     {"compare", cmd_compare, "KL divergence and top-1 agreement against the base model"},
     {"mmlu", cmd_mmlu, "5-shot MMLU accuracy (the research's protocol)"},
     {"mc", cmd_mc, "multiple-choice tasks: hellaswag, arc, piqa, winogrande, boolq"},
+    {"sweep", cmd_sweep, "MMLU and perplexity after removing 0, 1, 2, ... units of each order; budgets"},
+    {"report", cmd_report, "one self-contained HTML page from score and sweep files"},
 };
 
 static int usage(void) {

@@ -1,0 +1,193 @@
+/*
+ * sweep: the research's experiment grid (METHODS.md section 5) and plans to
+ * a budget.
+ *
+ * A sweep evaluates a model after removing 0, 1, 2, ... units, for every
+ * (metric, scheme, mode, recovery) asked: a "run". One-shot runs remove units
+ * in the order a scores file gives (src/prune.h); iterative runs take the
+ * first unit from the scores file and then re-score the remaining units on
+ * the pruned (and recovered) model after each removal (src/metrics.h) and
+ * remove the lowest. `angular` scores block spans: its one-shot step n
+ * removes the best span of n blocks; iterated, it removes the best single
+ * block of the pruned model each time. Each step records perplexity (paper
+ * or llama.cpp protocol), MMLU accuracy when asked, the KV cache bytes per
+ * token and the parameter count.
+ *
+ * Evaluations are memoised by what they evaluate (the removed set and the
+ * recovery), so the unpruned model is evaluated once for all runs and
+ * metrics that agree share their steps.
+ *
+ * On disk (DESIGN.md) a sweep is JSON:
+ *   {"depthprune_sweep": 1, "model": ..., "n_blocks": 5,
+ *    "full": {"kv_bytes_per_token", "n_params"},
+ *    "args": {"metric": "...", ...},          what the steps depend on
+ *    "budget": {...} or null, "warnings": [...],
+ *    "runs": [{"metric","scheme","iterative","recover","oracle","note",
+ *              "steps": [{"removed": ["b2"], "ppl", "ppl_seq",
+ *                         "mmlu": {"accuracy","stderr","n"} or null,
+ *                         "kv_bytes_per_token", "n_params"}, ...],
+ *              "budget": {"step","removed","bound","met","why"} (with a budget)}]}
+ * It is rewritten atomically after every step; a sweep started with an
+ * output path that already holds a sweep with the same "args" continues
+ * from the steps written there (a different "args" is an error naming the
+ * first difference). Timings are not stored, so a resumed sweep writes the
+ * same bytes as an uninterrupted one.
+ */
+#ifndef DP_SWEEP_H
+#define DP_SWEEP_H
+
+#include "data.h"
+#include "model.h"
+#include "plan.h"
+#include "prune.h"
+#include "recover.h"
+
+/*
+ * A budget (all optional). Targets say how small the model must become;
+ * limits how much quality may be lost:
+ *   target_kv      keep at most this fraction of the KV cache (0: none)
+ *   target_params  keep at most this fraction of the parameters (0: none)
+ *   max_ppl_ratio  perplexity at most this multiple of the unpruned one (0: none)
+ *   max_mmlu_drop  MMLU accuracy at most this many points below (NAN: none)
+ * A plan walks its order and stops at the first step that meets every
+ * target, but never past the last step before a limit is broken; with
+ * limits only, it stops at that last step.
+ */
+struct dp_budget {
+    double target_kv, target_params, max_ppl_ratio, max_mmlu_drop;
+};
+void dp_budget_none(struct dp_budget *b);
+bool dp_budget_any(const struct dp_budget *b);
+bool dp_budget_has_limits(const struct dp_budget *b);
+
+struct dp_budget_result {
+    int step;             /* the step chosen (index into steps) */
+    bool met;             /* every target met at that step (true when there are no targets) */
+    bool decided;         /* the steps so far decide the step (no later step could change it) */
+    char bound[64];       /* what stopped it: "target-kv", "max-ppl-ratio", ..., or "units" (none left) */
+    char why[512];        /* one sentence for people */
+};
+
+struct dp_sweep_step {
+    int n_removed;
+    struct dp_unit *removed;      /* (n_removed) in removal order */
+    double ppl, ppl_seq;          /* NAN when perplexity is not evaluated */
+    double mmlu_acc, mmlu_stderr; /* percent */
+    int mmlu_n;                   /* 0 when MMLU is not evaluated */
+    int64_t kv_bytes_per_token, n_params;
+};
+
+struct dp_sweep_run {
+    char metric[64];
+    enum dp_scheme scheme;
+    bool iterative;
+    char recover[64];             /* "none", "mean", ... */
+    bool oracle;                  /* the metric was measured on the evaluation data (mmlu_shapley) */
+    char note[256];               /* why a run stopped early or was skipped ("" when none) */
+    int n_steps, cap;
+    struct dp_sweep_step *steps;
+    bool has_budget;
+    struct dp_budget_result budget;
+};
+
+/* An argument a sweep's steps depend on (stored under "args", checked on resume). */
+struct dp_sweep_arg {
+    char key[32];
+    char *value;
+};
+
+struct dp_sweep {
+    char *model;
+    int n_blocks;
+    int64_t kv_full, params_full;
+    int n_args;
+    struct dp_sweep_arg *args;
+    bool has_budget;
+    struct dp_budget budget;
+    int n_warnings;
+    char **warnings;
+    int n_runs;
+    struct dp_sweep_run *runs;
+};
+
+/* An MMLU evaluation of the model under a mask (+ hooks): accuracy and its standard error in percent, n questions. */
+typedef dp_status (*dp_sweep_mmlu_fn)(void *ctx, const struct dp_model *m, const struct dp_mask *mask,
+                                      const struct dp_hooks *hooks, struct dp_pool *pool, double *acc, double *se,
+                                      int *n);
+
+struct dp_sweep_config {
+    const struct dp_model *model;
+    struct dp_pool *pool;
+    const char *model_name;                  /* recorded in the output */
+    const struct dp_influences *scores;
+    const char *const *metrics;              /* metrics to sweep */
+    int n_metrics;
+    const enum dp_scheme *schemes;
+    int n_schemes;
+    bool oneshot, iterative;                 /* modes to run (at least one) */
+    int max_units;                           /* at most this many removed (0: all) */
+    const struct dp_chunks *calib;           /* iterative re-scoring and recovery fits (NULL: none) */
+    const struct dp_chunks *ppl_chunks;      /* perplexity by the paper protocol, or */
+    const int *ppl_ids;                      /* the whole text for the llamacpp protocol */
+    int n_ppl_ids, ppl_ctx;
+    dp_sweep_mmlu_fn mmlu;                   /* NULL: no MMLU */
+    void *mmlu_ctx;
+    const char *const *recover;              /* recovery kinds ("none", "mean", ...); NULL: {"none"} */
+    int n_recover;
+    const struct dp_recover_opts *recover_opts;  /* NULL: defaults */
+    const struct dp_mask *protect;           /* protected units (src/prune.h), or NULL */
+    struct dp_budget budget;
+    bool stop_at_budget;                     /* evaluate no step once the budget has decided */
+    const struct dp_sweep_arg *args;         /* what the steps depend on (resume check) */
+    int n_args;
+    const char *out_path;                    /* JSON rewritten after every step; resumed from (NULL: none) */
+    const char *const *warnings;             /* recorded in the output */
+    int n_warnings;
+    /* Progress lines (no newline) for people; NULL for silence. */
+    void (*log)(void *ctx, const char *line);
+    void *log_ctx;
+};
+
+/*
+ * Run a sweep. On success *out holds every run (owned by the caller:
+ * dp_sweep_free). Fails on bad configurations (a metric without scores for
+ * a scheme, iterative without calibration data, a limit without the
+ * evaluation it needs), on an output file of another sweep, and on any
+ * evaluation failure (the steps done so far are already written).
+ */
+dp_status dp_sweep_run(const struct dp_sweep_config *cfg, struct dp_sweep **out);
+
+/* Read a sweep JSON file (checks the layout; fails naming the file). */
+dp_status dp_sweep_load(const char *path, struct dp_sweep **out);
+/* Write atomically. */
+dp_status dp_sweep_save(const struct dp_sweep *s, const char *path);
+void dp_sweep_free(struct dp_sweep *s);
+
+/*
+ * The budget's step in a run's steps (steps 0..n_steps-1 hold 0..n removed
+ * units; step 0 is the unpruned model). Fails when a limit needs a value
+ * the steps lack (perplexity or MMLU not evaluated).
+ */
+dp_status dp_budget_choose(const struct dp_budget *b, const struct dp_sweep_run *run, int64_t kv_full,
+                           int64_t params_full, struct dp_budget_result *out);
+
+/* A plan of the first units of a run's step (metric, scheme, model and n_blocks filled in; no recovery). */
+dp_status dp_sweep_plan(const struct dp_sweep *s, int run, int step, struct dp_plan *out);
+
+/*
+ * Plan to a budget for `prune --target...`: a one-run sweep (cfg names one
+ * metric, one scheme and one mode; cfg->budget set) that evaluates only the
+ * steps the limits need and stops once the budget has decided. *plan gets
+ * the chosen step's units (no recovery file: fit one for the plan's units),
+ * *res says what bound it. Fails when a target cannot be met at all
+ * (the message names the target, the best fraction reached and the step).
+ */
+dp_status dp_budget_plan(const struct dp_sweep_config *cfg, struct dp_plan *plan, struct dp_budget_result *res);
+
+/*
+ * Whether two corpus selections overlap: the same file (same device and
+ * inode) and intersecting document ranges [lo, hi) (hi < 0: to the end).
+ */
+bool dp_corpus_overlap(const char *path_a, int lo_a, int hi_a, const char *path_b, int lo_b, int hi_b);
+
+#endif
