@@ -5,6 +5,7 @@
  *   build/bench/bench_kernels [-t 1,2] [--tok 1,512] [--in 4096] [--out 4096,14336]
  *                             [--types F32,F16,BF16,Q8_0,Q4_0] [--sets simd,avx2,avx512,scalar]
  *                             [--min-time SECONDS] [--scalar-tok N] [--hot] [--cpu-time]
+ *   build/bench/bench_kernels --peak [-t 1,2]
  *
  * Each row is the best of repeated calls lasting at least --min-time in all
  * (the first call warms up and is not counted). GFLOP/s counts
@@ -17,9 +18,14 @@
  * other processes hold the core. The scalar reference (--sets simd,scalar)
  * is slow: its rows for token counts in the gemm order use --scalar-tok
  * tokens (default DP_GEMM_MIN_TOK, the fewest that take the gemm order).
+ *
+ * --peak measures what the machine allows instead: f32 FMA throughput (16
+ * independent chains of 512-bit FMAs per thread) and read bandwidth (a sum
+ * over 1 GiB with 512-bit loads), each thread on its own share.
  */
 #include "kernels.h"
 
+#include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,12 +60,79 @@ static float rndf(void) {
     return (float)((int32_t)(rng >> 16) % 65536) / 65536.0f;
 }
 
+/* ---- --peak: the machine's f32 FMA rate and read bandwidth ---- */
+
+struct peak_job {
+    long iters;
+    const float *buf;
+    size_t n;
+    float sink[64];
+};
+
+__attribute__((target("avx512f"))) static void fma_worker(void *ctx, int ith, int nth) {
+    struct peak_job *j = ctx;
+    (void)nth;
+    __m512 a[16], m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 16; i++) a[i] = _mm512_set1_ps((float)(i + ith));
+    for (long it = 0; it < j->iters; it++)
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) a[i] = _mm512_fmadd_ps(a[i], m, c);
+    __m512 s = a[0];
+    for (int i = 1; i < 16; i++) s = _mm512_add_ps(s, a[i]);
+    j->sink[ith] = _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx512f"))) static void read_worker(void *ctx, int ith, int nth) {
+    struct peak_job *j = ctx;
+    int64_t lo, hi;
+    dp_pool_split((int64_t)(j->n / 64), ith, nth, &lo, &hi);
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (int64_t i = lo * 64; i < hi * 64; i += 64) {
+        s0 = _mm512_add_ps(s0, _mm512_load_ps(j->buf + i));
+        s1 = _mm512_add_ps(s1, _mm512_load_ps(j->buf + i + 16));
+        s2 = _mm512_add_ps(s2, _mm512_load_ps(j->buf + i + 32));
+        s3 = _mm512_add_ps(s3, _mm512_load_ps(j->buf + i + 48));
+    }
+    j->sink[ith] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+static int peak(const long *threads, int n_threads) {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) {
+        fprintf(stderr, "bench_kernels: --peak needs AVX-512\n");
+        return 2;
+    }
+    struct peak_job j = {.iters = 50000000, .n = (size_t)1 << 28};
+    float *buf = aligned_alloc(64, j.n * sizeof *buf);
+    for (size_t i = 0; i < j.n; i++) buf[i] = (float)(i & 1023);
+    j.buf = buf;
+    printf("| threads | f32 FMA GFLOP/s | read GB/s |\n|---|---|---|\n");
+    for (int it = 0; it < n_threads; it++) {
+        struct dp_pool *pool = dp_pool_new((int)threads[it]);
+        double best_f = 1e30, best_r = 1e30;
+        for (int rep = 0; rep < 5; rep++) {
+            double t0 = now();
+            dp_pool_run(pool, fma_worker, &j);
+            double t1 = now();
+            dp_pool_run(pool, read_worker, &j);
+            double t2 = now();
+            best_f = t1 - t0 < best_f ? t1 - t0 : best_f;
+            best_r = t2 - t1 < best_r ? t2 - t1 : best_r;
+        }
+        printf("| %ld | %.1f | %.1f |\n", threads[it], 16.0 * 32 * (double)j.iters * (double)threads[it] / best_f * 1e-9,
+               (double)(j.n * sizeof *buf) / best_r * 1e-9);
+        dp_pool_free(pool);
+    }
+    free(buf);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     long threads[8] = {1, 2}, toks[8] = {1, 512}, outs[8] = {4096, 14336}, n_in = 4096;
     int n_threads = 2, n_toks = 2, n_outs = 2, scalar_tok = DP_GEMM_MIN_TOK;
     const char *type_list = "F32,F16,BF16,Q8_0,Q4_0", *set_list = "simd";
     double min_time = 0.5;
-    bool hot = false;
+    bool hot = false, want_peak = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--hot")) {
@@ -68,6 +141,10 @@ int main(int argc, char **argv) {
         }
         if (!strcmp(a, "--cpu-time")) {
             cpu_clock = true;
+            continue;
+        }
+        if (!strcmp(a, "--peak")) {
+            want_peak = true;
             continue;
         }
         if (!v) {
@@ -88,6 +165,7 @@ int main(int argc, char **argv) {
         }
         i++;
     }
+    if (want_peak) return peak(threads, n_threads);
     if (n_in <= 0 || n_in % 32) {
         fprintf(stderr, "bench_kernels: --in must be a positive multiple of 32\n");
         return 2;

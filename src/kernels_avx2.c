@@ -97,7 +97,10 @@ INLINE float load1(uint32_t type, const uint8_t *row, int64_t k) {
     }
     unsigned short h = (unsigned short)(row[2 * k] | row[2 * k + 1] << 8);
     if (type == DP_TYPE_F16) return _cvtsh_ss(h);
-    return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128((int)h << 16)));
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
 }
 
 /* The tree of the dot order, lanes 0-7 in lo and 8-15 in hi. */
