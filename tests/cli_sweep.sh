@@ -1,0 +1,211 @@
+#!/bin/sh
+# cli_sweep: the sweep and report commands on stories260K: the JSON layout of
+# DESIGN.md, budgets (KV cache 1280 bytes per token, 256 per attention
+# sublayer), resuming an interrupted sweep to the same bytes, valid XML
+# figures, a self-contained HTML report, plans saved by a sweep equal to
+# --drop of the same units (and to the sweep's own numbers), iterative runs
+# with a real metric, recoveries, overlap and oracle warnings, bad input.
+DP=./depthprune
+S=${DP_SHARED:-../shared}
+M=$S/models/stories260K/stories260K.gguf
+D=$S/data/tinystories/valid-first1000.txt
+TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', expected '$2'"; fi; }
+# fails WHAT ARGS...: non-zero exit, exactly one line on stderr
+fails() {
+    what=$1; shift
+    "$DP" "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?
+    lines=$(wc -l <"$TMP/err")
+    if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ $rc -lt 128 ]; then ok
+    else bad "$what: exit $rc, $lines stderr lines: $(head -c 300 "$TMP/err")"; fi
+}
+# py WHAT CODE: a python3 check that prints "ok" when it holds
+py() {
+    what=$1; shift
+    got=$(python3 -c "$@" 2>&1)
+    if [ "$got" = ok ]; then ok; else bad "$what: $got"; fi
+}
+json() { sed -n "s/.*\"$1\": *\([-0-9.e+]*\).*/\1/p"; }
+
+# hand-written scores: blocks b2 < b4 < b3 < b1 < b0; sublayers a2 a4 a3 f2 f3 a0 a1 f0 f4 f1; an oracle metric
+cat >"$TMP/blocks.json" <<'EOF'
+{"units": [{"unit": "b0", "metric": "m", "influence": 9}, {"unit": "b1", "metric": "m", "influence": 5},
+ {"unit": "b2", "metric": "m", "influence": 1}, {"unit": "b3", "metric": "m", "influence": 3},
+ {"unit": "b4", "metric": "m", "influence": 2},
+ {"unit": "b0", "metric": "mmlu_shapley", "influence": 0.05, "stderr": 0.01}, {"unit": "b1", "metric": "mmlu_shapley", "influence": 0.01, "stderr": 0.01},
+ {"unit": "b2", "metric": "mmlu_shapley", "influence": -0.01, "stderr": 0.01}, {"unit": "b3", "metric": "mmlu_shapley", "influence": 0.0, "stderr": 0.01},
+ {"unit": "b4", "metric": "mmlu_shapley", "influence": 0.02, "stderr": 0.01}],
+ "data": {"file": "../shared/data/tinystories/valid-first1000.txt", "docs": "0:500"}}
+EOF
+cat >"$TMP/sub.json" <<'EOF'
+{"units": [{"unit": "a0", "metric": "m", "influence": 6}, {"unit": "f0", "metric": "m", "influence": 8},
+ {"unit": "a1", "metric": "m", "influence": 7}, {"unit": "f1", "metric": "m", "influence": 10},
+ {"unit": "a2", "metric": "m", "influence": 1}, {"unit": "f2", "metric": "m", "influence": 4},
+ {"unit": "a3", "metric": "m", "influence": 3}, {"unit": "f3", "metric": "m", "influence": 5},
+ {"unit": "a4", "metric": "m", "influence": 2}, {"unit": "f4", "metric": "m", "influence": 9}]}
+EOF
+SC="$TMP/blocks.json,$TMP/sub.json"
+EV="--ppl $D --ppl-docs 500:540 --ctx 64 --max-seqs 6"
+
+# a sweep with a KV budget: layout, budget steps, CSV, SVG
+$DP sweep -m $M --scores $SC --metric m $EV --max 3 --target-kv 0.6 -o "$TMP/s.json" --svg "$TMP/s.svg" \
+    --csv "$TMP/s.csv" --save-plans "$TMP/plans" -t 2 >"$TMP/s.txt" 2>"$TMP/s.err"
+eq "$?" 0 "sweep exit"
+py "sweep JSON layout" "
+import json
+s = json.load(open('$TMP/s.json'))
+runs = {(r['metric'], r['scheme'], r['iterative'], r['recover']): r for r in s['runs']}
+assert len(runs) == 4, list(runs)
+for r in s['runs']:
+    assert len(r['steps']) == 4, (r['scheme'], len(r['steps']))
+    for k, st in enumerate(r['steps']):
+        assert len(st['removed']) == k and st['mmlu'] is None and st['ppl'] > 1 and st['ppl_seq'] > 1
+        assert set(st) == {'removed', 'ppl', 'ppl_seq', 'mmlu', 'kv_bytes_per_token', 'n_params'}, set(st)
+b = runs[('m', 'block', False, 'none')]
+assert [st['removed'] for st in b['steps']] == [[], ['b2'], ['b2', 'b4'], ['b2', 'b4', 'b3']]
+assert [st['kv_bytes_per_token'] for st in b['steps']] == [1280, 1024, 768, 512]
+assert b['budget']['step'] == 2 and b['budget']['bound'] == 'target-kv' and b['budget']['met']
+a = runs[('m', 'attn', False, 'none')]
+assert [st['kv_bytes_per_token'] for st in a['steps']] == [1280, 1024, 768, 512]
+assert a['steps'][3]['removed'] == ['a2', 'a4', 'a3'] and a['budget']['step'] == 2
+f = runs[('m', 'ffn', False, 'none')]
+assert f['steps'][3]['kv_bytes_per_token'] == 1280 and not f['budget']['met'] and f['budget']['bound'] == 'units'
+bo = runs[('m', 'both', False, 'none')]
+assert bo['steps'][3]['removed'] == ['a2', 'a4', 'a3']
+assert b['steps'][0] == a['steps'][0] == f['steps'][0]
+assert s['full'] == {'kv_bytes_per_token': 1280, 'n_params': b['steps'][0]['n_params']}
+print('ok')"
+eq "$(wc -l <"$TMP/s.csv")" 17 "CSV rows (header + 16 steps)"
+py "sweep SVG is XML" "
+import xml.etree.ElementTree as E
+r = E.parse('$TMP/s.svg').getroot()
+assert r.tag.endswith('svg'), r.tag
+texts = [t.text for t in r.iter('{http://www.w3.org/2000/svg}text')]
+assert any('perplexity' in (t or '') for t in texts) and any('blocks removed' in (t or '') for t in texts), texts
+print('ok')"
+
+# a plan saved by the sweep equals --drop of its units and the sweep's own perplexity
+P="$TMP/plans/m_block_oneshot_none.json"
+py "saved plan" "
+import json
+p = json.load(open('$P'))
+assert p['removed'] == ['b2', 'b4'] and p['depthprune_plan'] == 1, p
+print('ok')"
+a=$($DP ppl -m $M -f $D --docs 500:540 --ctx 64 --max-seqs 6 --plan "$P" --json -t 2 | json ppl)
+b=$($DP ppl -m $M -f $D --docs 500:540 --ctx 64 --max-seqs 6 --drop b2,b4 --json -t 2 | json ppl)
+c=$(python3 -c "import json; s = json.load(open('$TMP/s.json')); print('%.10g' % s['runs'][0]['steps'][2]['ppl'])")
+eq "$a" "$b" "ppl --plan = ppl --drop"
+eq "$(printf '%.6g' "$a")" "$(printf '%.6g' "$c")" "ppl --plan = the sweep's step"
+
+# resume: cut the file as an interrupted sweep leaves it, rerun, same bytes
+python3 -c "
+import json
+s = json.load(open('$TMP/s.json'))
+s['runs'][1]['steps'] = s['runs'][1]['steps'][:2]
+for r in s['runs'][2:]: r['steps'] = []
+for r in s['runs'][1:]: r.pop('budget', None)
+json.dump(s, open('$TMP/cut.json', 'w'))"
+$DP sweep -m $M --scores $SC --metric m $EV --max 3 --target-kv 0.6 -o "$TMP/cut.json" -t 2 >/dev/null 2>"$TMP/r.err"
+eq "$?" 0 "resumed sweep exit"
+if cmp -s "$TMP/s.json" "$TMP/cut.json"; then ok; else bad "resumed sweep differs from the uninterrupted one"; fi
+grep -q "resuming" "$TMP/r.err" && ok || bad "resume not reported: $(head -c 300 "$TMP/r.err")"
+# only what was cut is evaluated: attn 2 and 3 removed, ffn 1..3 (both's a2,a4,a3 are attn's)
+eq "$(grep -c '(evaluated,' "$TMP/r.err")" 5 "evaluations after resuming"
+# a sweep killed while running continues to the same result
+cp "$TMP/s.json" "$TMP/k.json"; rm -f "$TMP/k.json"
+$DP sweep -m $M --scores $SC --metric m $EV --max 3 --target-kv 0.6 -o "$TMP/k.json" -t 1 >/dev/null 2>&1 &
+pid=$!
+i=0; while [ ! -s "$TMP/k.json" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+kill $pid 2>/dev/null; wait $pid 2>/dev/null
+$DP sweep -m $M --scores $SC --metric m $EV --max 3 --target-kv 0.6 -o "$TMP/k.json" -t 2 >/dev/null 2>&1
+if cmp -s "$TMP/s.json" "$TMP/k.json"; then ok; else bad "killed and resumed sweep differs"; fi
+# other arguments: refused
+fails "resume with other arguments" sweep -m $M --scores $SC --metric m $EV --max 2 -o "$TMP/s.json"
+grep -q "max" "$TMP/err" && ok || bad "the refusal names the argument: $(cat "$TMP/err")"
+
+# iterative with a real metric, recoveries, overlap warning
+$DP score -m $M -f $D --docs 0:40 --ctx 64 --max-seqs 4 --metric cosine,loo_loss --unit block -o "$TMP/real.json" -t 2 >/dev/null 2>&1
+$DP sweep -m $M --scores "$TMP/real.json" --scheme block $EV --iterative --calib $D --calib-docs 0:40 --calib-max-seqs 4 \
+    --recover none,mean --max 2 -o "$TMP/it.json" --save-plans "$TMP/itplans" -t 2 >/dev/null 2>"$TMP/it.err"
+eq "$?" 0 "iterative sweep exit"
+py "iterative runs" "
+import json
+s = json.load(open('$TMP/it.json'))
+keys = sorted((r['metric'], r['iterative'], r['recover']) for r in s['runs'])
+assert keys == sorted((m, i, r) for m in ('cosine', 'loo_loss') for i in (False, True) for r in ('none', 'mean')), keys
+for r in s['runs']:
+    assert len(r['steps']) == 3
+    one = [x for x in s['runs'] if x['metric'] == r['metric'] and not x['iterative'] and x['recover'] == r['recover']][0]
+    assert r['steps'][1]['removed'] == one['steps'][1]['removed']   # the first unit comes from the scores file
+    if r['recover'] == 'mean':
+        none = [x for x in s['runs'] if x['metric'] == r['metric'] and x['iterative'] == r['iterative'] and x['recover'] == 'none'][0]
+        assert r['steps'][0]['ppl'] == none['steps'][0]['ppl'] and r['steps'][1]['ppl'] != none['steps'][1]['ppl']
+assert s['warnings'] == [], s['warnings']
+print('ok')"
+P=$(ls "$TMP"/itplans/loo_loss_block_iterative_mean.json)
+py "plan with recovery" "
+import json, os
+p = json.load(open('$P'))
+assert p['recover']['kind'] == 'mean' and os.path.exists(os.path.join(os.path.dirname('$P'), p['recover']['file'])), p
+print('ok')"
+a=$($DP ppl -m $M -f $D --docs 500:540 --ctx 64 --max-seqs 6 --plan "$P" --json -t 2 | json ppl)
+c=$(python3 -c "
+import json
+s = json.load(open('$TMP/it.json'))
+r = [x for x in s['runs'] if x['metric'] == 'loo_loss' and x['iterative'] and x['recover'] == 'mean'][0]
+print('%.10g' % r['steps'][-1]['ppl'])")
+eq "$(printf '%.6g' "$a")" "$(printf '%.6g' "$c")" "ppl --plan with its recovery = the sweep's step"
+$DP sweep -m $M --scores "$TMP/real.json" --scheme block --ppl $D --ppl-docs 30:60 --ctx 64 --max-seqs 4 --iterative \
+    --calib $D --calib-docs 0:40 --calib-max-seqs 4 --max 1 -o "$TMP/ov.json" --json -t 2 >"$TMP/ov.out" 2>"$TMP/ov.err"
+py "overlap warnings" "
+import json
+s = json.load(open('$TMP/ov.json'))
+w = ' '.join(s['warnings'])
+assert 'calibration corpus (--calib)' in w and 'calibration data of' in w and 'overlap' in w, s['warnings']
+print('ok')"
+grep -q "warning: .*overlap" "$TMP/ov.err" && ok || bad "overlap warning on stderr"
+
+# report: one self-contained page; the oracle labelled; inline SVG is XML
+$DP sweep -m $M --scores $SC --metric m,mmlu_shapley --scheme block $EV --max 2 -o "$TMP/or.json" --svg "$TMP/or.svg" -t 2 >/dev/null 2>&1
+$DP report "$TMP/blocks.json" "$TMP/sub.json" "$TMP/s.json" "$TMP/or.json" "$TMP/it.json" -o "$TMP/r.html" 2>/dev/null
+eq "$?" 0 "report exit"
+py "report" "
+import re, xml.etree.ElementTree as E
+h = open('$TMP/r.html').read()
+assert h.startswith('<!DOCTYPE html>') and h.rstrip().endswith('</html>')
+assert not re.search(r'(src|href)\s*=\s*[\"\\']?(https?:)?//', h), 'external asset'
+assert '<script' not in h and '<link' not in h and '@import' not in h
+svgs = re.findall(r'<svg.*?</svg>', h, re.S)
+assert len(svgs) >= 6, len(svgs)
+for s in svgs: E.fromstring(s)
+assert 'mmlu_shapley (oracle)' in h and 'oracle' in h.split('mmlu_shapley')[1][:200]
+print('ok')"
+py "oracle in the figure" "
+import xml.etree.ElementTree as E
+t = [x.text or '' for x in E.parse('$TMP/or.svg').getroot().iter('{http://www.w3.org/2000/svg}text')]
+assert any('mmlu_shapley (oracle)' in x for x in t), t
+print('ok')"
+
+# bad input: one line, non-zero exit
+fails "no scores" sweep -m $M -o "$TMP/x.json"
+fails "no output" sweep -m $M --scores $SC
+fails "unknown metric" sweep -m $M --scores $SC --metric nope -o "$TMP/x.json"
+fails "bad scheme" sweep -m $M --scores $SC --scheme blocks -o "$TMP/x.json"
+fails "ppl limit without ppl" sweep -m $M --scores $SC --max-ppl-ratio 2 -o "$TMP/x.json"
+fails "mmlu limit without mmlu" sweep -m $M --scores $SC --max-mmlu-drop 2 -o "$TMP/x.json"
+fails "iterative without calib" sweep -m $M --scores $SC --iterative -o "$TMP/x.json"
+fails "target out of range" sweep -m $M --scores $SC --target-kv 1.5 -o "$TMP/x.json"
+fails "ratio below 1" sweep -m $M --scores $SC $EV --max-ppl-ratio 0.5 -o "$TMP/x.json"
+fails "bad protect" sweep -m $M --scores $SC --protect b9 -o "$TMP/x.json"
+fails "missing scores file" sweep -m $M --scores "$TMP/none.json" -o "$TMP/x.json"
+fails "not a scores file" sweep -m $M --scores "$TMP/s.json" -o "$TMP/x.json"
+echo '{"depthprune_sweep": 1, "runs": "x"}' >"$TMP/badsweep.json"
+fails "report of a bad sweep" report "$TMP/badsweep.json" -o "$TMP/x.html"
+fails "report without output" report "$TMP/s.json"
+fails "report of a missing file" report "$TMP/none.json" -o "$TMP/x.html"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
