@@ -256,6 +256,44 @@ dp_status dp_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
 
 /* ---- threaded matrix product ---- */
 
+/*
+ * Per-thread scratch buffers, grown on demand (64-byte aligned) and freed
+ * when the thread ends: the packed tokens (owned by the thread that calls
+ * dp_matmul, read by all) and the weight panels of each worker.
+ */
+enum { SCRATCH_XP, SCRATCH_PANELS, SCRATCH_SLOTS };
+struct scratch_set {
+    float *buf[SCRATCH_SLOTS];
+    size_t cap[SCRATCH_SLOTS];
+};
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct scratch_set *scratch_mine;
+
+static void scratch_free(void *p) {
+    struct scratch_set *s = p;
+    for (int i = 0; i < SCRATCH_SLOTS; i++) free(s->buf[i]);
+    free(s);
+}
+static void scratch_key_init(void) { DP_ASSERT(pthread_key_create(&scratch_key, scratch_free) == 0); }
+
+static float *scratch(int slot, size_t n) {
+    if (!scratch_mine) {
+        pthread_once(&scratch_once, scratch_key_init);
+        scratch_mine = calloc(1, sizeof *scratch_mine);
+        DP_ASSERT(scratch_mine);
+        pthread_setspecific(scratch_key, scratch_mine);
+    }
+    struct scratch_set *s = scratch_mine;
+    if (n > s->cap[slot]) {
+        free(s->buf[slot]);
+        s->buf[slot] = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+        DP_ASSERT(s->buf[slot]);
+        s->cap[slot] = n;
+    }
+    return s->buf[slot];
+}
+
 struct matmul_job {
     const struct dp_kernel_ops *k;
     const uint8_t *W;
@@ -312,8 +350,15 @@ static void xpack_worker(void *ctx, int ith, int nth) {
     }
 }
 
-/* Per-thread weight panel: DP_GEMM_KC columns of up to DP_GEMM_MR_MAX rows. */
-static _Thread_local _Alignas(64) float panel_buf[DP_GEMM_KC * DP_GEMM_MR_MAX];
+/*
+ * Per-thread weight panels: GEMM_GROUP panels of DP_GEMM_KC columns by up to
+ * DP_GEMM_MR_MAX rows (256 KiB, meant for L2). Each packed token block is
+ * used against every panel of the group while it is in L1, which divides the
+ * traffic of packed tokens from L3 by GEMM_GROUP.
+ */
+#define GEMM_GROUP 4
+#define PANEL_FLOATS (DP_GEMM_KC * DP_GEMM_MR_MAX)
+
 
 static void gemm_worker(void *ctx, int ith, int nth) {
     const struct matmul_job *j = ctx;
@@ -322,42 +367,29 @@ static void gemm_worker(void *ctx, int ith, int nth) {
     int64_t lo, hi, n_blocks = (j->n_tok + k->nr - 1) / k->nr;
     dp_pool_split((j->n_out + mr - 1) / mr, ith, nth, &lo, &hi);
     dp_pack_fn pack = k->pack[j->type] ? k->pack[j->type] : scalar_ops.pack[j->type];
-    for (int64_t p = lo; p < hi; p++) {
-        int64_t r0 = p * mr;
-        int n_rows = j->n_out - r0 < mr ? (int)(j->n_out - r0) : mr;
+    float *panels = lo < hi ? scratch(SCRATCH_PANELS, GEMM_GROUP * PANEL_FLOATS) : NULL;
+    for (int64_t p0 = lo; p0 < hi; p0 += GEMM_GROUP) {
+        int n_panels = hi - p0 < GEMM_GROUP ? (int)(hi - p0) : GEMM_GROUP;
         for (int64_t k0 = 0; k0 < j->n_in; k0 += DP_GEMM_KC) {
             int64_t kc = j->n_in - k0 < DP_GEMM_KC ? j->n_in - k0 : DP_GEMM_KC;
-            pack(j->W + (size_t)r0 * j->row_bytes, j->row_bytes, n_rows, mr, k0, kc, panel_buf);
+            for (int g = 0; g < n_panels; g++) {
+                int64_t r0 = (p0 + g) * mr;
+                int n_rows = j->n_out - r0 < mr ? (int)(j->n_out - r0) : mr;
+                pack(j->W + (size_t)r0 * j->row_bytes, j->row_bytes, n_rows, mr, k0, kc, panels + g * PANEL_FLOATS);
+            }
             for (int64_t b = 0; b < n_blocks; b++) {
                 int t0, nt, w;
                 size_t off;
                 token_block(j, b, &t0, &nt, &w, &off);
-                k->gemm(panel_buf, j->Xp + off + (size_t)k0 * w, w, kc, nt, n_rows, j->Y + (size_t)t0 * j->n_out + r0,
-                        j->n_out, k0 > 0);
+                for (int g = 0; g < n_panels; g++) {
+                    int64_t r0 = (p0 + g) * mr;
+                    int n_rows = j->n_out - r0 < mr ? (int)(j->n_out - r0) : mr;
+                    k->gemm(panels + g * PANEL_FLOATS, j->Xp + off + (size_t)k0 * w, w, kc, nt, n_rows,
+                            j->Y + (size_t)t0 * j->n_out + r0, j->n_out, k0 > 0);
+                }
             }
         }
     }
-}
-
-/* The calling thread's packed-token buffer, grown on demand and freed when the thread ends. */
-static pthread_key_t xp_key;
-static pthread_once_t xp_once = PTHREAD_ONCE_INIT;
-static void xp_free(void *p) { free(p); }
-static void xp_key_init(void) { DP_ASSERT(pthread_key_create(&xp_key, xp_free) == 0); }
-
-static float *xp_scratch(size_t n) {
-    static _Thread_local float *buf;
-    static _Thread_local size_t cap;
-    if (n > cap) {
-        pthread_once(&xp_once, xp_key_init);
-        free(buf);
-        size_t bytes = (n * sizeof *buf + 63) / 64 * 64;
-        buf = aligned_alloc(64, bytes);
-        DP_ASSERT(buf);
-        cap = n;
-        pthread_setspecific(xp_key, buf);
-    }
-    return buf;
 }
 
 void dp_matmul(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
@@ -371,7 +403,7 @@ void dp_matmul(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in,
     }
     DP_ASSERT(k->mr <= DP_GEMM_MR_MAX && k->nr <= DP_GEMM_NR_MAX);
     size_t padded = ((size_t)n_tok + (size_t)k->nr_step - 1) / (size_t)k->nr_step * (size_t)k->nr_step;
-    j.Xp = xp_scratch(padded * (size_t)n_in);
+    j.Xp = scratch(SCRATCH_XP, padded * (size_t)n_in);
     j.n_kpack = (n_in + XPACK_COLS - 1) / XPACK_COLS;
     dp_pool_run(pool, xpack_worker, &j);
     dp_pool_run(pool, gemm_worker, &j);
