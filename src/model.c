@@ -386,13 +386,15 @@ const char *dp_model_path(const struct dp_model *m) { return m->path; }
 
 /* ---- masks and statistics ---- */
 
+/*
+ * A sublayer a file lacks (deci) is not "removed": the mask keeps it and
+ * every user of the mask also checks has_attn/has_ffn, so --drop lists and
+ * dp_mask_format name only what the user removed from this file.
+ */
 void dp_mask_all(const struct dp_model *m, struct dp_mask *mask) {
     memset(mask, 0, sizeof *mask);
     mask->n_layers = m->cfg.n_layers;
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        mask->attn[l] = m->layers[l].has_attn;
-        mask->ffn[l] = m->layers[l].has_ffn;
-    }
+    for (int l = 0; l < m->cfg.n_layers; l++) mask->attn[l] = mask->ffn[l] = true;
 }
 
 dp_status dp_mask_drop(struct dp_mask *out, const char *units) {

@@ -409,6 +409,12 @@ static void test_stories(struct dp_pool *pool) {
         dp_model_stats(m, NULL, &s0);
         dp_model_stats(e, NULL, &s1);
         CHECK_EQ_INT(s1.kv_bytes_per_token, s0.kv_bytes_per_token * 3 / 5);
+        /* attention the file lacks is not a removed unit */
+        struct dp_mask all;
+        char fmt[64];
+        dp_mask_all(e, &all);
+        dp_mask_format(&all, fmt, sizeof fmt);
+        CHECK_MSG(!strcmp(fmt, ""), "mask of a deci file names '%s' removed", fmt);
         /* a deci export prunes again: f0 of the exported model, in memory and exported */
         struct dp_model *e2 = roundtrip(e, pool, "f0", 0, DP_TYPE_F32, false, 1e-5, "deci", 5, tmp("a13f0.gguf"));
         dp_model_close(e2);
