@@ -110,7 +110,8 @@ static void axis_log(struct axis *a, double lo, double hi) {
     }
     a->lo = tlo;
     a->hi = thi;
-    for (double d = d0; d <= d1 && a->n_ticks < 64; d++)
+    double every = d1 - d0 > 7 ? ceil((d1 - d0) / 7) : 1; /* at most about 8 decade labels */
+    for (double d = d0; d <= d1 && a->n_ticks < 64; d += every)
         for (int i = 0; i < (fine ? 3 : 1); i++) {
             double t = mant[i] * pow(10, d);
             if (t >= tlo * (1 - 1e-9) && t <= thi * (1 + 1e-9)) a->ticks[a->n_ticks++] = t;
@@ -131,7 +132,7 @@ static void tick_label(double v, char *buf, size_t cap) {
 /* ---- charts ---- */
 
 struct series {
-    char label[160];
+    char label[400];
     int color;        /* palette index */
     bool dashed;
     int marker;       /* 0 circle, 1 square, 2 triangle, 3 diamond */
@@ -272,9 +273,27 @@ static int name_index(struct names *t, const char *s) {
     return t->n - 1;
 }
 
-static void run_label(const struct dp_sweep_run *r, bool show_recover, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s%s%s%s%s", r->metric, r->oracle ? " (oracle)" : "", r->iterative ? ", iterative" : "",
-             show_recover ? ", recover " : "", show_recover ? r->recover : "");
+/* Whether two runs removed the same units at every step (their lines coincide). */
+static bool same_steps(const struct dp_sweep_run *a, const struct dp_sweep_run *b) {
+    if (a->n_steps != b->n_steps || a->iterative != b->iterative || strcmp(a->recover, b->recover)) return false;
+    for (int k = 0; k < a->n_steps; k++) {
+        const struct dp_sweep_step *x = &a->steps[k], *y = &b->steps[k];
+        if (x->n_removed != y->n_removed) return false;
+        for (int i = 0; i < x->n_removed; i++)
+            if (x->removed[i].kind != y->removed[i].kind || x->removed[i].layer != y->removed[i].layer) return false;
+    }
+    return true;
+}
+
+/* "metric (oracle), iterative, recover mean", noting an earlier run of the list whose line it hides under. */
+static void run_label(const struct dp_sweep *s, int r, bool show_recover, char *buf, size_t cap) {
+    const struct dp_sweep_run *run = &s->runs[r];
+    int twin = -1;
+    for (int k = 0; k < r && twin < 0; k++)
+        if (s->runs[k].scheme == run->scheme && same_steps(&s->runs[k], run)) twin = k;
+    snprintf(buf, cap, "%s%s%s%s%s%s%s", run->metric, run->oracle ? " (oracle)" : "", run->iterative ? ", iterative" : "",
+             show_recover ? ", recover " : "", show_recover ? run->recover : "", twin >= 0 ? " = " : "",
+             twin >= 0 ? s->runs[twin].metric : "");
 }
 
 struct sweep_data {
@@ -349,7 +368,7 @@ void dp_report_sweep_svg(const struct dp_sweep *s, FILE *f, bool standalone) {
             const struct dp_sweep_run *run = &s->runs[r];
             if (strcmp(dp_scheme_name(run->scheme), schemes.v[si]) || run->n_steps == 0) continue;
             struct series *se = &ser[n++];
-            run_label(run, many_rec, se->label, sizeof se->label);
+            run_label(s, r, many_rec, se->label, sizeof se->label);
             se->color = name_index(&metrics, run->metric);
             se->dashed = run->iterative;
             se->marker = many_rec ? name_index(&recovers, run->recover) : 0;
@@ -532,11 +551,18 @@ void dp_report_scores_svg(const struct dp_influences *sc, FILE *f, bool standalo
         }
     }
     double pw = 440, ph = 270, top = 56;
-    int cols = n_charts > 1 ? 2 : 1, rows = (n_charts + cols - 1) / cols;
+    int cols = 2, rows = (n_charts + cols - 1) / cols;
     svg_begin(f, cols * pw, top + (rows ? rows : 1) * ph + 10, standalone, "depthprune: influence of every unit");
     svg_text(f, 16, 24, "start", 16, "bold", 0, "Influence of every unit, per metric");
     svg_text(f, 16, 44, "start", 12, NULL, 0,
              "larger = more important; one-shot pruning removes the smallest first; whiskers: one standard error");
+    static const char *kinds[3] = {"block", "attention sublayer", "FFN sublayer"};
+    static const int colors[3] = {0, 1, 3};
+    for (int i = 0; i < 3; i++) {
+        double x = cols * pw - 400 + i * 130;
+        fprintf(f, "<rect x=\"%.2f\" y=\"14\" width=\"10\" height=\"10\" fill=\"%s\"/>\n", x, palette[colors[i]]);
+        svg_text(f, x + 14, 23, "start", 11, NULL, 0, kinds[i]);
+    }
     for (int c = 0; c < n_charts; c++) {
         struct frame fr;
         frame_of(&fr, (c % cols) * pw, top + (c / cols) * ph, pw, ph);
@@ -575,9 +601,14 @@ void dp_report_scores_svg(const struct dp_influences *sc, FILE *f, bool standalo
         fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#444444\" stroke-width=\"1\"/>\n", fr.px, zero,
                 fr.px + fr.pw, zero);
         fputs("</g>\n", f);
-        int every = n > 24 ? (n + 23) / 24 : 1;
+        int every = n > 32 ? (n + 31) / 32 : 1;
+        size_t longest = 0;
+        for (int k = 0; k < n; k++)
+            if (strlen(sc->s[idx[k]].unit) > longest) longest = strlen(sc->s[idx[k]].unit);
+        bool slant = longest * 7.0 > bw * every; /* labels wider than their bars: slanted */
         for (int k = 0; k < n; k += every)
-            svg_text(f, fr.px + (k + 0.5) * bw, fr.py + fr.ph + 14, "middle", n > 12 ? 9 : 11, NULL, 0, sc->s[idx[k]].unit);
+            svg_text(f, fr.px + (k + 0.5) * bw + (slant ? 3 : 0), fr.py + fr.ph + (slant ? 10 : 14), slant ? "end" : "middle",
+                     n > 12 ? 9 : 11, NULL, slant ? -35 : 0, sc->s[idx[k]].unit);
     }
     fputs("</svg>\n", f);
 }
@@ -801,7 +832,8 @@ static void html_scores(FILE *f, const struct dp_influences *sc, const char *pat
                     struct dp_unit span[DP_MAX_LAYERS];
                     bool found;
                     if (dp_prune_span(sc, metrics[i], n, NULL, span, &found) || !found) continue;
-                    fprintf(f, " b%d..b%d", span[0].layer, span[n - 1].layer);
+                    if (n == 1) fprintf(f, " b%d", span[0].layer);
+                    else fprintf(f, " b%d..b%d", span[0].layer, span[n - 1].layer);
                 }
                 fputs("</td></tr>\n", f);
                 continue;

@@ -219,8 +219,11 @@ static void print_text(const struct dp_sweep *s, double secs) {
                run->iterative ? "iterative" : "one-shot", run->recover);
         for (int k = 0; k < run->n_steps; k++) {
             const struct dp_sweep_step *st = &run->steps[k];
-            char u[16] = "-";
-            if (k) dp_unit_name(st->removed[st->n_removed - 1], u);
+            char u[40] = "-";
+            if (k && dp_metric_is_span(run->metric) && !run->iterative)
+                snprintf(u, sizeof u, "b%d..b%d", st->removed[0].layer, st->removed[st->n_removed - 1].layer);
+            else if (k)
+                dp_unit_name(st->removed[st->n_removed - 1], u);
             printf("  %s", u);
             if (isfinite(st->ppl)) printf(" %.4g", st->ppl);
             if (st->mmlu_n) printf(" %.1f%%", st->mmlu_acc);
