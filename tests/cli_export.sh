@@ -93,6 +93,12 @@ $DP synth -o $TMP/t.gguf --dim 64 --ff 128 --heads 4 --kv-heads 2 --layers 3 --t
 $DP prune -m $TMP/t.gguf --drop b0 --recover mean $C --save-plan $TMP/tp.json -o $TMP/t-b0.gguf >/dev/null 2>&1 || bad "prune tied"
 close "$(ppl -m $TMP/t-b0.gguf)" "$(ppl -m $TMP/t.gguf --plan $TMP/tp.json)" 1e-5 "tied head, block 0 mean"
 
+# qwen2 keeps its arch for whole blocks; llama.cpp's qwen2 graph cannot hold sublayer removal
+$DP synth -o $TMP/q.gguf --arch qwen2 --dim 64 --ff 128 --heads 4 --kv-heads 2 --layers 3 2>/dev/null || bad "synth qwen2"
+$DP prune -m $TMP/q.gguf --drop b1 -o $TMP/q-b1.gguf >/dev/null 2>&1 || bad "prune qwen2 b1"
+close "$(ppl -m $TMP/q-b1.gguf)" "$(ppl -m $TMP/q.gguf --drop b1)" 1e-6 "qwen2 block export"
+fails "qwen2 sublayer" prune -m $TMP/q.gguf --drop a1 -o $TMP/none.gguf
+
 # bad input: one line, non-zero exit, nothing written
 fails "overwrite the input" prune -m $M --drop b1 -o $M
 cp $M $TMP/copy.gguf; ln -s copy.gguf $TMP/link.gguf
