@@ -169,7 +169,7 @@ struct ctx {
     const struct dp_gguf *g;
     const struct plan *p;
     struct dp_gguf_writer *w;
-    uint32_t mat_type, vec_type;
+    uint32_t mat_type, vec_type;        /* new matrices in out_type, new vectors in F32 */
     void **bufs;                        /* new tensor data, freed after writing */
     int n_bufs, cap_bufs;
 };
@@ -517,7 +517,7 @@ dp_status dp_export(const struct dp_model *m, const struct dp_mask *mask, const 
         if (p.b[i].bias)
             st = dp_fail(DP_ERR_UNSUPPORTED, "%s: llama.cpp's %s graph has no ffn_down.bias to fold a constant into",
                          m->path, arch);
-    struct ctx x = {m, m->gguf, &p, NULL, t, dp_type_traits(t)->block_size > 1 ? DP_TYPE_F32 : t, NULL, 0, 0};
+    struct ctx x = {m, m->gguf, &p, NULL, t, DP_TYPE_F32, NULL, 0, 0};
     char sha[65];
     if (!st) {
         dp_sha256_hex(m->gguf->data, m->gguf->size, sha);

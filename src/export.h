@@ -27,9 +27,9 @@
  *
  * Everything else is copied byte for byte (metadata pairs and tensors,
  * quantized ones keeping type and bytes). New or modified matrices are
- * written in opts->out_type (F32 unless told; F16, BF16, Q8_0, Q4_0),
- * vectors in it when it is a float type and in F32 otherwise (as
- * llama-quantize keeps 1-D tensors). Provenance goes into `depthprune.*`
+ * written in opts->out_type (F32 unless told; F16, BF16, Q8_0, Q4_0); new
+ * vectors (biases, norm weights) always in F32, as llama.cpp's converters
+ * and llama-quantize keep 1-D tensors. Provenance goes into `depthprune.*`
  * keys, which loading never reads. Output is atomic (temporary file, then
  * rename) and never replaces the model's own file.
  */
