@@ -6,14 +6,17 @@
  * fmaf in the documented order, on rows dequantized by the plain per-type
  * decoders below. The SIMD sets must give the same bits.
  *
- * dp_matmul picks the order from n_tok alone. Decode (few tokens) splits the
- * output rows into fixed contiguous shares and streams the quantized rows
- * through vecdot. Prefill runs in two pool passes: the tokens are packed
- * k-major in blocks of `nr` (pass 1, shared), then each thread takes whole
- * panels of `mr` rows, packs a panel DP_GEMM_KC columns at a time and runs
- * the micro-kernel over every token block, carrying partial sums in Y from
- * one column block to the next (a stored f32 partial sum is exact, so the
- * chain of fused multiply-adds is the same as without blocking).
+ * dp_matmul picks the order from n_tok alone. Below DP_GEMM_MIN_TOK tokens
+ * (decode, short batches) the output rows are split into fixed contiguous
+ * shares of whole 16-row blocks, and vecdot streams each block of quantized
+ * rows past every token while it is in cache. From DP_GEMM_MIN_TOK tokens on
+ * (prefill) there are two pool passes: the tokens are packed k-major in
+ * blocks of `nr` (pass 1, shared by all threads), then each thread takes its
+ * share of whole panels of `mr` rows, packs four panels DP_GEMM_KC columns
+ * at a time and runs the micro-kernel over every token block, carrying
+ * partial sums in Y from one column block to the next (a stored f32 partial
+ * sum is exact, so the chain of fused multiply-adds is the same as without
+ * blocking).
  */
 #include "kernels.h"
 
@@ -358,7 +361,6 @@ static void xpack_worker(void *ctx, int ith, int nth) {
  */
 #define GEMM_GROUP 4
 #define PANEL_FLOATS (DP_GEMM_KC * DP_GEMM_MR_MAX)
-
 
 static void gemm_worker(void *ctx, int ith, int nth) {
     const struct matmul_job *j = ctx;

@@ -259,6 +259,8 @@ INLINE void pack(uint32_t type, const void *W, size_t rb, int n_rows, int mr, in
                 if (i0 + i >= n_rows) {
                     a[i] = b[i] = _mm512_setzero_ps();
                 } else if (len == 32) {
+                    /* the same columns of the next column block: rows are short streams, as in vecdot */
+                    _mm_prefetch((const char *)row + (k0 + c + DP_GEMM_KC) / 32 * bytes32(type), _MM_HINT_T1);
                     load32(type, row, k0 + c, &a[i], &b[i]);
                 } else { /* F32, F16, BF16 */
                     a[i] = load16_part(type, row, k0 + c, len < 16 ? len : 16);
