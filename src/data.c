@@ -1,10 +1,10 @@
 /*
- * data: corpus reading, paper chunking and a small JSON string extractor
- * (see data.h). The JSON reader is a strict recursive-descent scanner over
- * one object: it validates the whole value and decodes \u escapes (with
- * surrogate pairs) to UTF-8, enough for JSONL corpora and task files.
+ * data: corpus reading and paper chunking (see data.h). JSONL lines are
+ * parsed by src/json.c.
  */
 #include "data.h"
+
+#include "json.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -64,15 +64,15 @@ dp_status dp_corpus_read(const char *path, struct dp_corpus **out) {
             bool blank = true;
             for (size_t i = 0; i < n; i++) blank = blank && isspace((unsigned char)line[i]);
             if (!blank) {
-                char *s;
-                size_t sl;
-                st = dp_json_get_string(line, n, "text", &s, &sl);
-                if (st) st = dp_fail(DP_ERR_FORMAT, "%s:%d: not a JSON object", path, line_no);
-                else if (!s) st = dp_fail(DP_ERR_FORMAT, "%s:%d: no string field \"text\"", path, line_no);
-                else {
-                    ok = add_doc(c, s, sl, &cap);
-                    free(s);
-                }
+                char where[1100];
+                snprintf(where, sizeof where, "%s:%d", path, line_no);
+                struct dp_jv *obj;
+                st = dp_json_parse(line, n, where, &obj);
+                const struct dp_jv *tx = st ? NULL : dp_json_get(obj, "text");
+                if (!st && (!tx || tx->type != DP_JSTR))
+                    st = dp_fail(DP_ERR_FORMAT, "%s: no string field \"text\"", where);
+                if (!st) ok = add_doc(c, tx->str, tx->len, &cap);
+                dp_json_free(obj);
             }
         } else {
             size_t n = end - pos;
@@ -185,194 +185,4 @@ void dp_chunks_free(struct dp_chunks *ch) {
     if (!ch) return;
     free(ch->ids);
     free(ch);
-}
-
-/* ---- JSON ---- */
-
-struct jr {
-    const char *p, *end;
-    int depth;
-};
-
-static void ws(struct jr *j) {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
-}
-
-static int hex4(const char *p) {
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        int c = p[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0) return -1;
-        v = v * 16 + d;
-    }
-    return v;
-}
-
-static size_t put_utf8(char *o, unsigned cp) {
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* Parse a string at j->p ('"'); when out is non-NULL, decode it there (room: raw length). */
-static bool jstring(struct jr *j, char *out, size_t *out_len) {
-    if (j->p >= j->end || *j->p != '"') return false;
-    j->p++;
-    size_t n = 0;
-    while (j->p < j->end && *j->p != '"') {
-        unsigned char c = (unsigned char)*j->p++;
-        if (c < 0x20) return false;
-        if (c != '\\') {
-            if (out) out[n] = (char)c;
-            n++;
-            continue;
-        }
-        if (j->p >= j->end) return false;
-        char e = *j->p++;
-        const char *simple = strchr("\"\\/bfnrt", e);
-        if (e && simple) {
-            static const char map[] = "\"\\/\b\f\n\r\t";
-            if (out) out[n] = map[simple - "\"\\/bfnrt"];
-            n++;
-        } else if (e == 'u') {
-            if (j->end - j->p < 4) return false;
-            int cp = hex4(j->p);
-            if (cp < 0) return false;
-            j->p += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u') {
-                int lo = hex4(j->p + 2);
-                if (lo >= 0xDC00 && lo < 0xE000) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    j->p += 6;
-                }
-            }
-            if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;
-            char tmp[4];
-            size_t k = put_utf8(tmp, (unsigned)cp);
-            if (out) memcpy(out + n, tmp, k);
-            n += k;
-        } else {
-            return false;
-        }
-    }
-    if (j->p >= j->end) return false;
-    j->p++;
-    if (out_len) *out_len = n;
-    return true;
-}
-
-static bool jvalue(struct jr *j);
-
-static bool jcontainer(struct jr *j, char close, bool obj) {
-    if (++j->depth > 64) return false;
-    j->p++;
-    ws(j);
-    if (j->p < j->end && *j->p == close) {
-        j->p++;
-        j->depth--;
-        return true;
-    }
-    for (;;) {
-        ws(j);
-        if (obj) {
-            if (!jstring(j, NULL, NULL)) return false;
-            ws(j);
-            if (j->p >= j->end || *j->p++ != ':') return false;
-            ws(j);
-        }
-        if (!jvalue(j)) return false;
-        ws(j);
-        if (j->p >= j->end) return false;
-        if (*j->p == ',') {
-            j->p++;
-            continue;
-        }
-        if (*j->p++ != close) return false;
-        j->depth--;
-        return true;
-    }
-}
-
-static bool jvalue(struct jr *j) {
-    if (j->p >= j->end) return false;
-    char c = *j->p;
-    if (c == '"') return jstring(j, NULL, NULL);
-    if (c == '{') return jcontainer(j, '}', true);
-    if (c == '[') return jcontainer(j, ']', false);
-    const char *words[] = {"true", "false", "null"};
-    for (int i = 0; i < 3; i++) {
-        size_t l = strlen(words[i]);
-        if ((size_t)(j->end - j->p) >= l && !memcmp(j->p, words[i], l)) {
-            j->p += l;
-            return true;
-        }
-    }
-    const char *s = j->p;
-    if (j->p < j->end && *j->p == '-') j->p++;
-    while (j->p < j->end && (isdigit((unsigned char)*j->p) || strchr(".eE+-", *j->p))) j->p++;
-    return j->p > s && isdigit((unsigned char)j->p[-1]);
-}
-
-dp_status dp_json_get_string(const char *json, size_t len, const char *key, char **out, size_t *out_len) {
-    *out = NULL;
-    struct jr j = {json, json + len, 0};
-    ws(&j);
-    if (j.p >= j.end || *j.p != '{') return DP_ERR_FORMAT;
-    j.p++;
-    j.depth = 1;
-    ws(&j);
-    if (j.p < j.end && *j.p == '}') return DP_OK;
-    size_t klen = strlen(key);
-    for (;;) {
-        ws(&j);
-        struct jr probe = j;
-        size_t kn = 0;
-        char kbuf[256];
-        bool match = false;
-        if (!jstring(&probe, NULL, NULL)) return DP_ERR_FORMAT;
-        if ((size_t)(probe.p - j.p) < sizeof kbuf) { /* decoded keys are never longer than raw ones */
-            jstring(&j, kbuf, &kn);
-            match = kn == klen && !memcmp(kbuf, key, klen);
-        } else {
-            j = probe;
-        }
-        ws(&j);
-        if (j.p >= j.end || *j.p++ != ':') return DP_ERR_FORMAT;
-        ws(&j);
-        if (match && !*out && j.p < j.end && *j.p == '"') {
-            probe = j;
-            if (!jstring(&probe, NULL, NULL)) return DP_ERR_FORMAT;
-            char *s = dp_malloc((size_t)(probe.p - j.p) + 1);
-            if (!s) return DP_ERR_NOMEM;
-            size_t n;
-            jstring(&j, s, &n);
-            s[n] = 0;
-            *out = s;
-            if (out_len) *out_len = n;
-        } else if (!jvalue(&j)) {
-            free(*out);
-            *out = NULL;
-            return DP_ERR_FORMAT;
-        }
-        ws(&j);
-        if (j.p >= j.end) break;
-        if (*j.p == ',') {
-            j.p++;
-            continue;
-        }
-        if (*j.p++ == '}') {
-            ws(&j);
-            if (j.p == j.end) return DP_OK;
-        }
-        break;
-    }
-    free(*out);
-    *out = NULL;
-    return DP_ERR_FORMAT;
 }

@@ -44,12 +44,4 @@ void dp_chunks_free(struct dp_chunks *ch);
 /* Parse "A:B" (either side may be empty) into [lo, hi); hi = -1 for the end. */
 dp_status dp_parse_range(const char *s, int *lo, int *hi);
 
-/*
- * From one JSON object text (a JSONL line), the string value of a top-level
- * key, unescaped into a heap buffer (*out, NUL-terminated, *len bytes).
- * Returns DP_ERR_FORMAT when the line is not a JSON object; *out = NULL when
- * the key is absent or not a string.
- */
-dp_status dp_json_get_string(const char *json, size_t len, const char *key, char **out, size_t *out_len);
-
 #endif
