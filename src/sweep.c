@@ -856,11 +856,12 @@ static dp_status resume(struct engine *e) {
         for (int k = 0; k < old->n_args; k++)
             if (!strcmp(old->args[k].key, key)) then = old->args[k].value;
         if (strcmp(now, then) || c->n_args != old->n_args) {
+            st = dp_fail(DP_ERR_ARG,
+                         "%s was written by a sweep with other arguments (%s: '%.200s' there, '%.200s' now); remove it "
+                         "or choose another output",
+                         c->out_path, key, then, now);
             dp_sweep_free(old);
-            return dp_fail(DP_ERR_ARG,
-                           "%s was written by a sweep with other arguments (%s: '%.200s' there, '%.200s' now); remove it "
-                           "or choose another output",
-                           c->out_path, key, then, now);
+            return st;
         }
     }
     int steps = 0;
