@@ -813,7 +813,8 @@ static dp_status plan_runs(struct engine *e) {
                         snprintf(w, sizeof w, "no run of %s under scheme %s: the scores lack %s units for it", metric,
                                  dp_scheme_name(scheme), scheme == DP_SCHEME_BLOCK ? "block" : "sublayer");
                 } else if (mode == 1 && dp_metric_is_oracle(metric)) {
-                    snprintf(w, sizeof w, "no iterative run of %s: sweep cannot re-score it (depthprune score --iterative can)",
+                    snprintf(w, sizeof w, "no iterative run of %s: sweep does not re-score the oracle (score --metric mmlu_shapley --iterative gives "
+                             "mmlu_shapley_iter, whose order a one-shot run follows)",
                              metric);
                 } else {
                     for (int ri = 0; ri < n_rec; ri++) {
