@@ -745,8 +745,19 @@ static void html_sweep(FILE *f, const struct dp_sweep *s, const char *path) {
         fprintf(f, "</td><td>%s</td><td>%s</td><td>", dp_scheme_name(run->scheme), run->iterative ? "iterative" : "one-shot");
         html_text(f, run->recover);
         fprintf(f, "</td><td class=\"n\">%d</td>", run->n_steps);
-        if (run->n_steps) html_units(f, &run->steps[run->n_steps - 1]);
-        else fputs("<td></td>", f);
+        if (run->n_steps && dp_metric_is_span(run->metric) && !run->iterative) {
+            fputs("<td>best span of n blocks:", f);
+            for (int k = 1; k < run->n_steps; k++) {
+                const struct dp_sweep_step *st = &run->steps[k];
+                if (st->n_removed == 1) fprintf(f, " b%d", st->removed[0].layer);
+                else fprintf(f, " b%d..b%d", st->removed[0].layer, st->removed[st->n_removed - 1].layer);
+            }
+            fputs("</td>", f);
+        } else if (run->n_steps) {
+            html_units(f, &run->steps[run->n_steps - 1]);
+        } else {
+            fputs("<td></td>", f);
+        }
         const struct dp_sweep_step *a = run->n_steps ? &run->steps[0] : NULL, *b = run->n_steps ? &run->steps[run->n_steps - 1] : NULL;
         html_num(f, a ? a->ppl : NAN, -4);
         html_num(f, b ? b->ppl : NAN, -4);
