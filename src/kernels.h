@@ -4,8 +4,8 @@
  * Dequantized weights are exact in f32, so a product differs from a textbook
  * one only by the order of its sums, and that order is fixed here:
  *
- *  - the dot order (decode, dp_matmul with n_tok < DP_GEMM_MIN_TOK, and the
- *    `dot` op): element k of a row goes to lane k mod 16; each lane is a
+ *  - the dot order (dp_matmul with n_tok < DP_GEMM_MIN_TOK: decode and short
+ *    batches; the `dot` op): element k of a row goes to lane k mod 16; each lane is a
  *    chain of fused multiply-adds in increasing k starting from +0; the
  *    sixteen lanes are then added as a tree, lane j with lane j+8, then j+4,
  *    j+2, j+1 (dp_kernels_reduce16 spells it out);
@@ -18,12 +18,14 @@
  * bits, and tests/test_kernels.c holds them to it. The SIMD set is picked at
  * start-up unless DP_SCALAR=1 forces the reference.
  *
- * Prefill runs a register-blocked outer-product kernel: a thread packs `mr`
- * weight rows, dequantized and transposed, into a panel of `kc` columns
- * (k-major), the tokens are packed `nr` at a time (k-major, shared by all
- * threads), and the micro-kernel keeps an mr x nr block of outputs in
- * registers while it walks k. Decode reads the quantized rows directly and
- * dequantizes in registers, so it is bound by memory bandwidth.
+ * In the dot order, vecdot reads the quantized rows directly and
+ * dequantizes in registers, a few rows by a few tokens at a time, so decode
+ * is bound by memory bandwidth. The gemm order runs a register-blocked
+ * outer-product kernel: a thread packs `mr` weight rows, dequantized and
+ * transposed, into a panel of DP_GEMM_KC columns (k-major), the tokens are
+ * packed `nr` at a time (k-major, shared by all threads), and the
+ * micro-kernel keeps an mr x nr block of outputs in registers while it walks
+ * k. Speed and the reasons for these choices: docs/performance.md.
  */
 #ifndef DP_KERNELS_H
 #define DP_KERNELS_H

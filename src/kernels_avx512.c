@@ -3,15 +3,16 @@
  * bit-identical to the scalar reference (see kernels.h for the two orders).
  * Used only when the CPU reports the extensions.
  *
- * One zmm register holds the sixteen lanes of the dot order, so decode is a
- * straight walk along the rows: 16 weights are dequantized in registers
- * (F16 by vcvtph2ps, BF16 by a shift, Q8_0 and Q4_0 by widening the integers
- * and multiplying by the block scale, all exact) and fused into R x T
- * accumulators, R rows by T tokens, so each weight byte is read once per
- * call. Prefill packs 32 rows at a time by dequantizing 16 x 16 blocks and
- * transposing them in registers; the micro-kernel holds 32 rows x 12 tokens
- * (24 zmm accumulators) and per k loads two weight vectors and broadcasts
- * each token's activation.
+ * One zmm register holds the sixteen lanes of the dot order, so vecdot is a
+ * straight walk along the rows: 32 weights at a time are dequantized in
+ * registers (F16 by vcvtph2ps, BF16 by a shift, Q8_0 by widening and one
+ * multiply by the block scale, Q4_0 by vpermps from a table of the sixteen
+ * products d*(q-8); all exact) and fused into R x T accumulators (8 rows x
+ * 1 token for decode, 4 rows x up to 5 tokens otherwise), so each weight
+ * byte is read from memory once per call. The gemm path packs 32 rows at a
+ * time by dequantizing 16 x 32 blocks and transposing them in registers; its
+ * micro-kernel holds 32 rows x 12 tokens (24 zmm accumulators) and per k
+ * loads two weight vectors and broadcasts each token's activation.
  */
 #include "kernels.h"
 
