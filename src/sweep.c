@@ -21,6 +21,8 @@
 #include "eval.h"
 #include "json.h"
 #include "metrics.h"
+#include "mmlu.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <math.h>
@@ -432,6 +434,20 @@ dp_status dp_sweep_plan(const struct dp_sweep *s, int run, int step, struct dp_p
         dp_status st = dp_plan_push(out, name);
         if (st) return st;
     }
+    return DP_OK;
+}
+
+dp_status dp_sweep_mmlu_eval(void *ctx, const struct dp_model *m, const struct dp_mask *mask,
+                             const struct dp_hooks *hooks, struct dp_pool *pool, double *acc, double *se, int *n) {
+    const struct dp_sweep_mmlu *mc = ctx;
+    struct dp_mmlu_opts o = {mc->shots, mc->ctx_limit, true, NULL};
+    struct dp_mmlu_result *r;
+    dp_status st = dp_mmlu_eval(m, mask, hooks, pool, mc->data, &o, &r);
+    if (st) return st;
+    *n = r->n;
+    *acc = r->n ? 100.0 * r->n_correct / r->n : NAN;
+    *se = 100.0 * dp_stats_acc_stderr(r->n_correct, r->n);
+    dp_mmlu_result_free(r);
     return DP_OK;
 }
 

@@ -115,6 +115,18 @@ typedef dp_status (*dp_sweep_mmlu_fn)(void *ctx, const struct dp_model *m, const
                                       const struct dp_hooks *hooks, struct dp_pool *pool, double *acc, double *se,
                                       int *n);
 
+/*
+ * The MMLU evaluation of src/mmlu.h as a dp_sweep_mmlu_fn: pass
+ * dp_sweep_mmlu_eval with a struct dp_sweep_mmlu as its context.
+ */
+struct dp_mmlu_data;
+struct dp_sweep_mmlu {
+    const struct dp_mmlu_data *data;
+    int shots, ctx_limit;
+};
+dp_status dp_sweep_mmlu_eval(void *ctx, const struct dp_model *m, const struct dp_mask *mask,
+                             const struct dp_hooks *hooks, struct dp_pool *pool, double *acc, double *se, int *n);
+
 struct dp_sweep_config {
     const struct dp_model *model;
     struct dp_pool *pool;

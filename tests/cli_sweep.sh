@@ -168,6 +168,21 @@ assert 'calibration corpus (--calib)' in w and 'calibration data of' in w and 'o
 print('ok')"
 grep -q "warning: .*overlap" "$TMP/ov.err" && ok || bad "overlap warning on stderr"
 
+# MMLU at every step, and an MMLU budget
+$DP sweep -m $M --scores $SC --metric m --scheme attn --mmlu $S/data/mmlu --mmlu-limit 2 \
+    --mmlu-subjects abstract_algebra,anatomy --max 2 --max-mmlu-drop 100 -o "$TMP/mm.json" -t 2 >/dev/null 2>&1
+eq "$?" 0 "sweep with MMLU exit"
+py "MMLU steps" "
+import json
+s = json.load(open('$TMP/mm.json'))
+r = s['runs'][0]
+for st in r['steps']:
+    m = st['mmlu']
+    assert m['n'] == 4 and 0 <= m['accuracy'] <= 100 and m['stderr'] >= 0 and st['ppl'] is None, st
+assert r['budget']['step'] == 2 and r['budget']['bound'] == 'units', r['budget']
+assert 'limit 2' in s['args']['mmlu']
+print('ok')"
+
 # report: one self-contained page; the oracle labelled; inline SVG is XML
 $DP sweep -m $M --scores $SC --metric m,mmlu_shapley --scheme block $EV --max 2 -o "$TMP/or.json" --svg "$TMP/or.svg" -t 2 >/dev/null 2>&1
 $DP report "$TMP/blocks.json" "$TMP/sub.json" "$TMP/s.json" "$TMP/or.json" "$TMP/it.json" -o "$TMP/r.html" 2>/dev/null

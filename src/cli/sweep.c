@@ -18,7 +18,6 @@
 #include "recover.h"
 #include "report.h"
 #include "sha256.h"
-#include "stats.h"
 #include "sweep.h"
 
 #include <errno.h>
@@ -52,26 +51,6 @@ static int split(char *buf, const char **out, int cap) {
 static void log_line(void *ctx, const char *line) {
     (void)ctx;
     fprintf(stderr, "depthprune sweep: %s\n", line);
-}
-
-/* ---- MMLU through src/mmlu.h ---- */
-
-struct mmlu_ctx {
-    struct dp_mmlu_data *data;
-    struct dp_mmlu_opts opts;
-};
-
-static dp_status mmlu_eval(void *ctx, const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
-                           struct dp_pool *pool, double *acc, double *se, int *n) {
-    struct mmlu_ctx *mc = ctx;
-    struct dp_mmlu_result *r;
-    dp_status st = dp_mmlu_eval(m, mask, hooks, pool, mc->data, &mc->opts, &r);
-    if (st) return st;
-    *n = r->n;
-    *acc = r->n ? 100.0 * r->n_correct / r->n : NAN;
-    *se = 100.0 * dp_stats_acc_stderr(r->n_correct, r->n);
-    dp_mmlu_result_free(r);
-    return DP_OK;
 }
 
 /* ---- arguments the steps depend on ---- */
@@ -472,7 +451,8 @@ int cmd_sweep(int argc, char **argv) {
     /* corpora, MMLU and warnings */
     struct dp_chunks *calib = NULL, *pplc = NULL;
     int *ids = NULL, n_ids = 0;
-    struct mmlu_ctx mc = {NULL, {(int)su.mmlu_shots, (int)su.mmlu_ctx, true, NULL}};
+    struct dp_mmlu_data *mmlu_data = NULL;
+    struct dp_sweep_mmlu mc = {NULL, (int)su.mmlu_shots, (int)su.mmlu_ctx};
     char warnings[8][512];
     const char *warning_ptrs[8];
     int n_warnings = 0;
@@ -480,8 +460,9 @@ int cmd_sweep(int argc, char **argv) {
         rc = read_chunks(cm.m, o.c.calib, o.c.calib_docs, su.calib_ctx, su.calib_max_seqs, "--calib", &calib);
     if (!rc && o.ppl && su.paper) rc = read_chunks(cm.m, o.ppl, o.ppl_docs, su.ctx, su.max_seqs, "--ppl", &pplc);
     if (!rc && o.ppl && !su.paper) rc = read_ids(cm.m, o.ppl, &ids, &n_ids);
-    if (!rc && o.mmlu && dp_mmlu_read(o.mmlu, o.mmlu_subjects, (int)su.mmlu_limit, &mc.data))
+    if (!rc && o.mmlu && dp_mmlu_read(o.mmlu, o.mmlu_subjects, (int)su.mmlu_limit, &mmlu_data))
         rc = cli_error(CMD, 1, "%s", dp_last_error());
+    mc.data = mmlu_data;
     if (!rc && o.ppl && o.c.calib)
         overlap_warning(o.c.calib, o.c.calib_docs, "the calibration corpus (--calib)", o.ppl, su.paper ? o.ppl_docs : NULL,
                         "the perplexity corpus (--ppl)", warnings, &n_warnings);
@@ -521,7 +502,7 @@ int cmd_sweep(int argc, char **argv) {
             .metrics = su.metrics, .n_metrics = su.n_metrics, .schemes = su.schemes, .n_schemes = su.n_schemes,
             .oneshot = !o.no_oneshot, .iterative = o.iterative != NULL, .max_units = (int)su.max,
             .calib = calib, .ppl_chunks = pplc, .ppl_ids = ids, .n_ppl_ids = n_ids, .ppl_ctx = (int)su.ctx,
-            .mmlu = mc.data ? mmlu_eval : NULL, .mmlu_ctx = &mc,
+            .mmlu = mc.data ? dp_sweep_mmlu_eval : NULL, .mmlu_ctx = &mc,
             .recover = su.recovers, .n_recover = su.n_recovers, .recover_opts = &ropts,
             .protect = su.has_protect ? &su.protect : NULL, .budget = su.budget,
             .args = a.a, .n_args = a.n, .out_path = o.out,
@@ -538,7 +519,7 @@ int cmd_sweep(int argc, char **argv) {
         else print_text(s, secs);
     }
     dp_sweep_free(s);
-    dp_mmlu_data_free(mc.data);
+    dp_mmlu_data_free(mmlu_data);
     dp_chunks_free(calib);
     dp_chunks_free(pplc);
     free(ids);
