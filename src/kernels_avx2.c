@@ -56,6 +56,7 @@ INLINE void load32(uint32_t type, const uint8_t *row, int64_t k, __m256 w[4]) {
     case DP_TYPE_Q8_0: {
         const uint8_t *p = row + (k >> 5) * 34;
         __m256 d = f16_scale8(p);
+#pragma GCC unroll 4
         for (int i = 0; i < 4; i++)
             w[i] = _mm256_mul_ps(
                 _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 2 + 8 * i)))), d);
@@ -72,8 +73,11 @@ INLINE void load32(uint32_t type, const uint8_t *row, int64_t k, __m256 w[4]) {
         w[3] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q1, q1))), d);
         break;
     }
-    default:
-        for (int i = 0; i < 4; i++) w[i] = load8(type, row, k + 8 * i);
+    default: /* written out: a loop here kept w[] in memory (a store-forwarding stall per load) */
+        w[0] = load8(type, row, k);
+        w[1] = load8(type, row, k + 8);
+        w[2] = load8(type, row, k + 16);
+        w[3] = load8(type, row, k + 24);
         break;
     }
 }
