@@ -168,6 +168,21 @@ assert 'calibration corpus (--calib)' in w and 'calibration data of' in w and 'o
 print('ok')"
 grep -q "warning: .*overlap" "$TMP/ov.err" && ok || bad "overlap warning on stderr"
 
+# text that needs escaping (a model path with & < > " ') stays valid XML and HTML
+ln -s "$(cd "$(dirname "$M")" && pwd)/$(basename "$M")" "$TMP/a&b<c>\"d'.gguf"
+$DP sweep -m "$TMP/a&b<c>\"d'.gguf" --scores $SC --metric m --scheme ffn $EV --max 1 -o "$TMP/esc.json" \
+    --svg "$TMP/esc.svg" -t 2 >/dev/null 2>&1
+eq "$?" 0 "sweep of an oddly named model"
+$DP report "$TMP/esc.json" -o "$TMP/esc.html" 2>/dev/null
+py "escaped text" "
+import re, xml.etree.ElementTree as E
+r = E.parse('$TMP/esc.svg').getroot()
+assert any('a&b<c>' in (t.text or '') for t in r.iter('{http://www.w3.org/2000/svg}text'))
+h = open('$TMP/esc.html').read()
+for s in re.findall(r'<svg.*?</svg>', h, re.S): E.fromstring(s)
+assert 'a&amp;b&lt;c&gt;' in h and 'a&b<c' not in h
+print('ok')"
+
 # MMLU at every step, and an MMLU budget
 $DP sweep -m $M --scores $SC --metric m --scheme attn --mmlu $S/data/mmlu --mmlu-limit 2 \
     --mmlu-subjects abstract_algebra,anatomy --max 2 --max-mmlu-drop 100 -o "$TMP/mm.json" -t 2 >/dev/null 2>&1
