@@ -4,7 +4,7 @@
  *
  *   build/bench/bench_kernels [-t 1,2] [--tok 1,512] [--in 4096] [--out 4096,14336]
  *                             [--types F32,F16,BF16,Q8_0,Q4_0] [--sets simd,avx2,avx512,scalar]
- *                             [--min-time SECONDS] [--scalar-tok N] [--hot] [--cpu-time]
+ *                             [--act exact,q8] [--min-time SECONDS] [--scalar-tok N] [--hot] [--cpu-time]
  *   build/bench/bench_kernels --peak [-t 1,2]
  *
  * Each row is the best of repeated calls lasting at least --min-time in all
@@ -18,6 +18,8 @@
  * other processes hold the core. The scalar reference (--sets simd,scalar)
  * is slow: its rows for token counts in the gemm order use --scalar-tok
  * tokens (default DP_GEMM_MIN_TOK, the fewest that take the gemm order).
+ * --act q8 times the q8 activation mode (kernels.h; Q8_0 and Q4_0 weights
+ * only, rounding of the activations included).
  *
  * --peak measures what the machine allows instead: f32 FMA throughput (16
  * independent chains of 512-bit FMAs per thread) and read bandwidth (a sum
@@ -130,7 +132,7 @@ static int peak(const long *threads, int n_threads) {
 int main(int argc, char **argv) {
     long threads[8] = {1, 2}, toks[8] = {1, 512}, outs[8] = {4096, 14336}, n_in = 4096;
     int n_threads = 2, n_toks = 2, n_outs = 2, scalar_tok = DP_GEMM_MIN_TOK;
-    const char *type_list = "F32,F16,BF16,Q8_0,Q4_0", *set_list = "simd";
+    const char *type_list = "F32,F16,BF16,Q8_0,Q4_0", *set_list = "simd", *act_list = "exact";
     double min_time = 0.5;
     bool hot = false, want_peak = false;
     for (int i = 1; i < argc; i++) {
@@ -157,6 +159,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--in")) n_in = strtol(v, NULL, 10);
         else if (!strcmp(a, "--types")) type_list = v;
         else if (!strcmp(a, "--sets")) set_list = v;
+        else if (!strcmp(a, "--act")) act_list = v;
         else if (!strcmp(a, "--min-time")) min_time = strtod(v, NULL);
         else if (!strcmp(a, "--scalar-tok")) scalar_tok = atoi(v);
         else {
@@ -178,8 +181,8 @@ int main(int argc, char **argv) {
     if (getenv("DP_SCALAR")) fprintf(stderr, "note: DP_SCALAR is set, so 'simd' is the scalar set\n");
     printf("kernels: simd = %s; n_in = %ld; best of >= %.2f s per row%s\n\n", simd->name, n_in, min_time,
            cpu_clock ? " (CPU time)" : "");
-    printf("| type | n_out | tok | threads | kernels | ms/call | GFLOP/s | weight GB/s |\n");
-    printf("|---|---|---|---|---|---|---|---|\n");
+    printf("| type | n_out | tok | threads | kernels | act | ms/call | GFLOP/s | weight GB/s |\n");
+    printf("|---|---|---|---|---|---|---|---|---|\n");
     fflush(stdout);
 
     char types_buf[256];
@@ -219,6 +222,16 @@ int main(int argc, char **argv) {
                             fprintf(stderr, "bench_kernels: no %s kernels on this machine\n", sn);
                             continue;
                         }
+                        char acts_buf[64];
+                        snprintf(acts_buf, sizeof acts_buf, "%s", act_list);
+                        for (char *s3 = NULL, *an = strtok_r(acts_buf, ",", &s3); an; an = strtok_r(NULL, ",", &s3)) {
+                            enum dp_act act;
+                            if (dp_kernels_act_parse(an, &act)) {
+                                fprintf(stderr, "bench_kernels: %s\n", dp_last_error());
+                                return 2;
+                        }
+                        if (act == DP_ACT_Q8 && type != DP_TYPE_Q8_0 && type != DP_TYPE_Q4_0) continue;
+                        dp_kernels_set_act(act);
                         int nt = (int)toks[it];
                         if (scalar && nt >= DP_GEMM_MIN_TOK) nt = scalar_tok;
                         dp_kernels_use(ops);
@@ -232,10 +245,12 @@ int main(int argc, char **argv) {
                             if (rep > 0 && dt < best) best = dt; /* the first call warms up */
                         }
                         double flop = 2.0 * (double)n_in * (double)n_out * nt;
-                        printf("| %s | %ld | %d | %ld | %s | %.3f | %.1f | %.1f |\n", tn, n_out, nt, threads[ith],
-                               ops->name, best * 1e3, flop / best * 1e-9,
+                        printf("| %s | %ld | %d | %ld | %s | %s | %.3f | %.1f | %.1f |\n", tn, n_out, nt, threads[ith],
+                               ops->name, an, best * 1e3, flop / best * 1e-9,
                                (double)bytes / best * 1e-9);
                         fflush(stdout);
+                        }
+                        dp_kernels_set_act(DP_ACT_EXACT);
                     }
                     dp_pool_free(pool);
                 }

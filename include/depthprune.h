@@ -156,6 +156,20 @@ int dp_session_pos(const struct dp_session *s);
 dp_status dp_session_forward(struct dp_session *s, struct dp_pool *pool, const int *tokens, int n,
                              float *logits, enum dp_logits_mode mode);
 
+/*
+ * Activation mode of every matrix product (global, for the whole process; set
+ * it before starting work). DP_ACT_EXACT (the default): f32 activations times
+ * exactly dequantized weights. DP_ACT_Q8: for Q8_0 and Q4_0 weights the
+ * activations are first rounded to 8-bit blocks as llama.cpp does (faster;
+ * error bound in docs/performance.md); other weight types stay exact.
+ */
+enum dp_act { DP_ACT_EXACT = 0, DP_ACT_Q8 = 1 };
+void dp_kernels_set_act(enum dp_act mode);
+enum dp_act dp_kernels_act(void);
+/* "exact" or "q8"; and the inverse (DP_ERR_ARG for another name). */
+const char *dp_kernels_act_name(enum dp_act mode);
+dp_status dp_kernels_act_parse(const char *name, enum dp_act *out);
+
 /* ---- tokenizer ------------------------------------------------------------- */
 
 int dp_tokenizer_n_vocab(const struct dp_tokenizer *t);

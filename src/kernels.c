@@ -17,9 +17,16 @@
  * partial sums in Y from one column block to the next (a stored f32 partial
  * sum is exact, so the chain of fused multiply-adds is the same as without
  * blocking).
+ *
+ * In the q8 mode (Q8_0 and Q4_0 weights only) dp_matmul rounds the
+ * activations once (rows split across threads) and then splits the output
+ * rows into the same 16-row shares for every n_tok; the set's vecdot_q8
+ * computes the q8 order from integer block sums, so decode and prefill give
+ * the same bits.
  */
 #include "kernels.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -137,6 +144,73 @@ SCALAR_TYPED(DP_TYPE_BF16, bf16)
 SCALAR_TYPED(DP_TYPE_Q8_0, q8_0)
 SCALAR_TYPED(DP_TYPE_Q4_0, q4_0)
 
+/* ---- scalar reference of the q8 mode ---- */
+
+/*
+ * One block of 32 activations to Q8_0 as llama.cpp's quantize_row_q8_0_ref:
+ * d = amax/127, id = 1/d (0 when d is 0), q = roundf(x*id); *d_out is d
+ * rounded to f16. A non-finite value makes d NaN and q 0.
+ */
+static void quant_act_block(const float *x, int32_t off, int8_t *q, float *d_out, int32_t *bias) {
+    float amax = 0;
+    bool finite = true;
+    for (int j = 0; j < 32; j++) {
+        float a = fabsf(x[j]);
+        if (!(a <= FLT_MAX)) finite = false;
+        else if (a > amax) amax = a;
+    }
+    float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    int32_t sum = 0;
+    for (int j = 0; j < 32; j++) {
+        q[j] = finite ? (int8_t)roundf(x[j] * id) : 0;
+        sum += q[j];
+    }
+    *d_out = finite ? dp_f16_to_f32(dp_f32_to_f16(d)) : NAN;
+    *bias = -off * sum;
+}
+
+static void quant_act_scalar(const float *x, int64_t n, int32_t off, int8_t *q, float *d, int32_t *bias) {
+    for (int64_t b = 0; b < n / 32; b++) quant_act_block(x + b * 32, off, q + b * 32, d + b, bias + b);
+}
+
+/* Block b of a Q8_0 or Q4_0 row as integers qw and the f16 scale dw. */
+static void block_ints(uint32_t type, const uint8_t *row, int64_t b, int32_t qw[32], float *dw) {
+    const uint8_t *p = row + (size_t)b * (type == DP_TYPE_Q8_0 ? 34 : 18);
+    *dw = dp_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+    for (int j = 0; j < 32; j++)
+        qw[j] = type == DP_TYPE_Q8_0 ? (int8_t)p[2 + j] : j < 16 ? (p[2 + j] & 0xF) - 8 : (p[2 + j - 16] >> 4) - 8;
+}
+
+/* The q8 order, one output at a time. */
+static void vecdot_q8_ref(uint32_t type, const void *W, size_t row_bytes, int n_rows, const struct dp_act_q8 *A,
+                          int n_tok, float *Y, int64_t ldy) {
+    int64_t nb = A->n_in / 32;
+    int32_t qw[32];
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *row = (const uint8_t *)W + (size_t)r * row_bytes;
+        for (int t = 0; t < n_tok; t++) {
+            const int8_t *qx = A->q + (size_t)t * A->n_in;
+            float y = 0.0f, dw;
+            for (int64_t b = 0; b < nb; b++) {
+                block_ints(type, row, b, qw, &dw);
+                int32_t I = 0;
+                for (int j = 0; j < 32; j++) I += qw[j] * qx[b * 32 + j];
+                y = fmaf(dw * A->d[t * nb + b], (float)I, y);
+            }
+            Y[t * ldy + r] = y;
+        }
+    }
+}
+
+static void vecdot_q8_ref_q8_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y,
+                               int64_t ldy) {
+    vecdot_q8_ref(DP_TYPE_Q8_0, W, rb, nr, A, nt, Y, ldy);
+}
+static void vecdot_q8_ref_q4_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y,
+                               int64_t ldy) {
+    vecdot_q8_ref(DP_TYPE_Q4_0, W, rb, nr, A, nt, Y, ldy);
+}
+
 #define SCALAR_MR 8
 #define SCALAR_NR 4
 
@@ -167,6 +241,8 @@ static const struct dp_kernel_ops scalar_ops = {
     },
     .gemm = gemm_scalar,
     .mr = SCALAR_MR, .nr = SCALAR_NR, .nr_step = 1,
+    .quant_act = quant_act_scalar,
+    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_ref_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_ref_q4_0},
 };
 
 /* ---- dispatch ---- */
@@ -192,6 +268,27 @@ const struct dp_kernel_ops *dp_kernels(void) {
         atomic_store(&current, k);
     }
     return k;
+}
+
+static _Atomic int act_mode = DP_ACT_EXACT;
+
+void dp_kernels_set_act(enum dp_act mode) { atomic_store(&act_mode, (int)mode); }
+enum dp_act dp_kernels_act(void) { return (enum dp_act)atomic_load(&act_mode); }
+const char *dp_kernels_act_name(enum dp_act mode) { return mode == DP_ACT_Q8 ? "q8" : "exact"; }
+
+dp_status dp_kernels_act_parse(const char *name, enum dp_act *out) {
+    if (!strcmp(name, "exact")) *out = DP_ACT_EXACT;
+    else if (!strcmp(name, "q8")) *out = DP_ACT_Q8;
+    else return dp_fail(DP_ERR_ARG, "activation mode must be exact or q8, not '%s'", name);
+    return DP_OK;
+}
+
+const struct dp_kernel_ops *dp_kernels_q8(uint32_t type) {
+    const struct dp_kernel_ops *k = dp_kernels();
+    DP_ASSERT(type == DP_TYPE_Q8_0 || type == DP_TYPE_Q4_0);
+    if (k->quant_act && k->vecdot_q8[type]) return k;
+    const struct dp_kernel_ops *avx2 = k != &scalar_ops ? dp_kernels_avx2() : NULL;
+    return avx2 && avx2->quant_act && avx2->vecdot_q8[type] ? avx2 : &scalar_ops;
 }
 
 bool dp_kernels_supported(uint32_t type) { return type < DP_TYPE_COUNT && scalar_dequant[type]; }
@@ -264,7 +361,7 @@ dp_status dp_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
  * when the thread ends: the packed tokens (owned by the thread that calls
  * dp_matmul, read by all) and the weight panels of each worker.
  */
-enum { SCRATCH_XP, SCRATCH_PANELS, SCRATCH_SLOTS };
+enum { SCRATCH_XP, SCRATCH_PANELS, SCRATCH_ACT, SCRATCH_SLOTS };
 struct scratch_set {
     float *buf[SCRATCH_SLOTS];
     size_t cap[SCRATCH_SLOTS];
@@ -394,9 +491,76 @@ static void gemm_worker(void *ctx, int ith, int nth) {
     }
 }
 
+/*
+ * The q8 mode. The activations are rounded once per call (rows split
+ * across threads), then the output rows are split into fixed shares of
+ * whole 16-row blocks, and vecdot_q8 runs each block over all tokens (in
+ * chunks of Q8_TOK_CHUNK so that the rounded activations a block meets stay
+ * in the caches). One order for every n_tok.
+ */
+#define Q8_TOK_CHUNK 256
+
+struct q8_job {
+    const struct dp_kernel_ops *k;
+    const uint8_t *W;
+    uint32_t type;
+    int64_t n_in, n_out;
+    size_t row_bytes;
+    const float *X;
+    int n_tok;
+    float *Y;
+    int8_t *q;
+    float *d;
+    int32_t *bias;
+};
+
+static void q8_quant_worker(void *ctx, int ith, int nth) {
+    const struct q8_job *j = ctx;
+    int64_t lo, hi, nb = j->n_in / 32;
+    dp_pool_split(j->n_tok, ith, nth, &lo, &hi);
+    int32_t off = j->type == DP_TYPE_Q8_0 ? 128 : 8;
+    for (int64_t t = lo; t < hi; t++)
+        j->k->quant_act(j->X + t * j->n_in, j->n_in, off, j->q + t * j->n_in, j->d + t * nb, j->bias + t * nb);
+}
+
+static void q8_worker(void *ctx, int ith, int nth) {
+    const struct q8_job *j = ctx;
+    int64_t lo, hi, nb = j->n_in / 32;
+    dp_pool_split((j->n_out + VEC_UNIT - 1) / VEC_UNIT, ith, nth, &lo, &hi);
+    lo *= VEC_UNIT;
+    hi = hi * VEC_UNIT < j->n_out ? hi * VEC_UNIT : j->n_out;
+    dp_vecdot_q8_fn f = j->k->vecdot_q8[j->type];
+    for (int64_t r0 = lo; r0 < hi; r0 += VEC_UNIT) {
+        int nr = hi - r0 < VEC_UNIT ? (int)(hi - r0) : VEC_UNIT;
+        for (int t0 = 0; t0 < j->n_tok; t0 += Q8_TOK_CHUNK) {
+            int nt = j->n_tok - t0 < Q8_TOK_CHUNK ? j->n_tok - t0 : Q8_TOK_CHUNK;
+            struct dp_act_q8 a = {j->q + (size_t)t0 * j->n_in, j->d + t0 * nb, j->bias + t0 * nb, j->n_in};
+            f(j->W + (size_t)r0 * j->row_bytes, j->row_bytes, nr, &a, nt, j->Y + (size_t)t0 * j->n_out + r0, j->n_out);
+        }
+    }
+}
+
+static void matmul_q8(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in, int64_t n_out, const float *X,
+                      int n_tok, float *Y) {
+    DP_ASSERT(n_in % 32 == 0);
+    size_t nb = (size_t)n_in / 32, n_scales = (size_t)n_tok * nb;
+    /* one buffer: d and bias (n_scales each), then q from a 64-byte boundary */
+    size_t q_at = (2 * n_scales * sizeof(float) + 63) / 64 * 64;
+    float *buf = scratch(SCRATCH_ACT, (q_at + (size_t)n_tok * (size_t)n_in + 3) / sizeof(float));
+    struct q8_job j = {dp_kernels_q8(type), W, type, n_in, n_out, dp_type_row_bytes(type, n_in), X, n_tok, Y,
+                       (int8_t *)((uint8_t *)buf + q_at), buf, (int32_t *)(buf + n_scales)};
+    if (n_tok >= 8) dp_pool_run(pool, q8_quant_worker, &j);
+    else q8_quant_worker(&j, 0, 1);
+    dp_pool_run(pool, q8_worker, &j);
+}
+
 void dp_matmul(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
                const float *X, int n_tok, float *Y) {
     DP_ASSERT(dp_kernels_supported(type));
+    if (dp_kernels_act() == DP_ACT_Q8 && (type == DP_TYPE_Q8_0 || type == DP_TYPE_Q4_0)) {
+        matmul_q8(pool, W, type, n_in, n_out, X, n_tok, Y);
+        return;
+    }
     const struct dp_kernel_ops *k = dp_kernels();
     struct matmul_job j = {k, W, type, n_in, n_out, dp_type_row_bytes(type, n_in), X, n_tok, Y, NULL, 0};
     if (n_tok < DP_GEMM_MIN_TOK) {

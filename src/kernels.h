@@ -26,6 +26,26 @@
  * packed `nr` at a time (k-major, shared by all threads), and the
  * micro-kernel keeps an mr x nr block of outputs in registers while it walks
  * k. Speed and the reasons for these choices: docs/performance.md.
+ *
+ * The q8 activation mode (dp_kernels_set_act(DP_ACT_Q8), `--act q8`) rounds
+ * activations the way llama.cpp does before products with Q8_0 and Q4_0
+ * weights; F32, F16 and BF16 weights stay exact. dp_matmul rounds each row
+ * of X once per call to Q8_0 blocks of 32 with llama.cpp's reference
+ * rounding (d = amax/127, q = round(x/d) half away from zero, d stored as
+ * f16), and every output is then computed in the q8 order, the same for
+ * any n_tok (a decode step reproduces a batch bit for bit):
+ *
+ *  - per block b of 32 elements, I_b = sum of qw_j * qx_j, an exact integer
+ *    (qw = q for Q8_0, nibble - 8 for Q4_0; |I_b| < 2^20);
+ *  - y = +0, then y = fma(dw_b * dx_b, (float)I_b, y) for b = 0, 1, ... in
+ *    increasing b. dw_b * dx_b is exact in f32 (two f16 values), and so is
+ *    (float)I_b, so the fma is the only rounding per block.
+ *
+ * Non-finite activations in a block make its d NaN (and the outputs NaN).
+ * The SIMD variants compute I_b with vpdpbusd (AVX-512 VNNI) or
+ * vpmaddubsw/vpmaddwd (AVX2), one 16- or 8-row register per block, and give
+ * the scalar reference's bits. Error against the exact mode: tests and
+ * docs/performance.md.
  */
 #ifndef DP_KERNELS_H
 #define DP_KERNELS_H
@@ -64,6 +84,27 @@ typedef void (*dp_pack_fn)(const void *W, size_t row_bytes, int n_rows, int mr, 
 typedef void (*dp_gemm_fn)(const float *P, const float *Xp, int nr_b, int64_t kc, int n_tok, int n_rows,
                            float *Y, int64_t ldy, bool acc);
 
+/*
+ * Activation rows rounded to Q8_0 blocks (the q8 mode), n_in elements each,
+ * nb = n_in/32 blocks each. bias lets SIMD kernels multiply unsigned weight
+ * codes u = qw + off (Q8_0: off 128, Q4_0: off 8, the raw nibble):
+ * sum qw*qx = sum u*qx + bias.
+ */
+struct dp_act_q8 {
+    const int8_t *q;     /* (n_tok, n_in): the rounded values */
+    const float *d;      /* (n_tok, nb): block scales (f16 values, as f32) */
+    const int32_t *bias; /* (n_tok, nb): -off * sum of the block's q */
+    int64_t n_in;
+};
+/* Round x[0..n) (n a multiple of 32) to Q8_0 blocks as llama.cpp does, into q, d and bias (see above). */
+typedef void (*dp_quant_act_fn)(const float *x, int64_t n, int32_t off, int8_t *q, float *d, int32_t *bias);
+/*
+ * Y[t*ldy + r] = W_r . A_t in the q8 order, for r < n_rows and t < n_tok;
+ * W_r is row r of a Q8_0 or Q4_0 matrix, rows row_bytes apart.
+ */
+typedef void (*dp_vecdot_q8_fn)(const void *W, size_t row_bytes, int n_rows, const struct dp_act_q8 *A, int n_tok,
+                                float *Y, int64_t ldy);
+
 /* One implementation of the kernel set. NULL entries fall back to the scalar set (same bits). */
 struct dp_kernel_ops {
     const char *name;                        /* "scalar", "avx2", "avx512" */
@@ -73,6 +114,9 @@ struct dp_kernel_ops {
     dp_pack_fn pack[DP_TYPE_COUNT];
     dp_gemm_fn gemm;
     int mr, nr, nr_step;                     /* register tile of gemm */
+    /* q8 mode (both NULL: this set has none; an AVX-512 set without VNNI uses the AVX2 set's) */
+    dp_quant_act_fn quant_act;
+    dp_vecdot_q8_fn vecdot_q8[DP_TYPE_COUNT];
 };
 
 /* The scalar reference set, and the set in use (SIMD unless DP_SCALAR=1 or absent). */
@@ -91,10 +135,15 @@ dp_status dp_quantize_row(uint32_t type, const float *x, void *row, int64_t n);
 /* The tree that ends the dot order: (l0+l8) with (l4+l12) ... as described above. */
 float dp_kernels_reduce16(const float l[16]);
 
+/* The activation mode (dp_kernels_set_act, dp_kernels_act) is declared in depthprune.h. */
+/* The set whose q8 functions dp_matmul uses for `type` under the set in use (see struct dp_kernel_ops). */
+const struct dp_kernel_ops *dp_kernels_q8(uint32_t type);
+
 /*
  * Y (n_tok x n_out, row stride n_out) = X (n_tok x n_in, row stride n_in) W^T,
  * W (n_out x n_in) in `type` with row bytes dp_type_row_bytes(type, n_in).
- * Same bits for every pool size and every kernel set.
+ * Same bits for every pool size and every kernel set. In the q8 mode, Q8_0
+ * and Q4_0 weights take the q8 order (above); other types are unaffected.
  */
 void dp_matmul(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
                const float *X, int n_tok, float *Y);

@@ -16,7 +16,9 @@
  */
 #include "kernels.h"
 
+#include <float.h>
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -336,24 +338,291 @@ static void gemm_avx512(const float *P, const float *Xp, int nr_b, int64_t kc, i
     }
 }
 
-static const struct dp_kernel_ops avx512_ops = {
-    .name = "avx512",
-    .dot = dot_avx512,
-    .dequant = {
-        [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
-        [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,
-    },
-    .vecdot = {
-        [DP_TYPE_F32] = vecdot_f32, [DP_TYPE_F16] = vecdot_f16, [DP_TYPE_BF16] = vecdot_bf16,
-        [DP_TYPE_Q8_0] = vecdot_q8_0, [DP_TYPE_Q4_0] = vecdot_q4_0,
-    },
-    .pack = {
-        [DP_TYPE_F32] = pack_f32, [DP_TYPE_F16] = pack_f16, [DP_TYPE_BF16] = pack_bf16,
-        [DP_TYPE_Q8_0] = pack_q8_0, [DP_TYPE_Q4_0] = pack_q4_0,
-    },
-    .gemm = gemm_avx512,
-    .mr = MR, .nr = NR, .nr_step = 4,
+/* ---- the q8 mode: integer dot products with vpdpbusd (AVX-512 VNNI) ---- */
+
+/*
+ * A block of 32 columns of 16 rows becomes eight registers of unsigned
+ * weight codes, w[i] lane r = codes 4i..4i+3 of row r (Q8_0: q + 128; Q4_0:
+ * the nibbles, q + 8), so that vpdpbusd of w[i] with the activation bytes
+ * 4i..4i+3 broadcast adds row r's four products to lane r, exactly; the
+ * activation's bias (-off * sum of its q) removes the offset. Each lane then
+ * holds I_b of one row, and one fma per token and block continues the q8
+ * order's chain. The 16 rows are transposed in registers (Q8_0: two rows
+ * per register, 8 x 8 dwords in each half; Q4_0: four rows per register,
+ * 4 x 4 dwords in each 128-bit lane). For up to Q8_DIRECT tokens (decode)
+ * each block is transposed and used at once; for more, Q8_PKC columns at a
+ * time go to a panel on the stack that every token then reads.
+ */
+#define Q8_PKC 512
+#define Q8_NB (Q8_PKC / 32)
+/* Tokens per pass over a panel: T int and T float accumulators, the codes of one register. */
+#define Q8_T 10
+
+struct q8_panel {
+    __m512i w[Q8_NB][8]; /* the codes, as above */
+    __m512 s[Q8_NB];     /* the 16 rows' block scales */
 };
+
+/* Bytes 0..15 of p0..p3 into the four 128-bit lanes. */
+INLINE __m512i load4x128(const uint8_t *p0, const uint8_t *p1, const uint8_t *p2, const uint8_t *p3) {
+    __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p0));
+    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)p1), 1);
+    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)p2), 2);
+    return _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)p3), 3);
+}
+
+/* o[g] dword m of 128-bit lane l = dword g of z[m]'s lane l: with z[m] lane l = row m + 4l, lane r of o[g] is row r. */
+INLINE void transpose4x4(const __m512i z[4], __m512i o[4]) {
+    __m512i a0 = _mm512_unpacklo_epi32(z[0], z[1]), a1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    __m512i a2 = _mm512_unpacklo_epi32(z[2], z[3]), a3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    o[0] = _mm512_unpacklo_epi64(a0, a2);
+    o[1] = _mm512_unpackhi_epi64(a0, a2);
+    o[2] = _mm512_unpacklo_epi64(a1, a3);
+    o[3] = _mm512_unpackhi_epi64(a1, a3);
+}
+
+/* Block b of the 16 rows (row pointers rows[], byte offsets from rows[0] in idx) into w[8] and the scales. */
+INLINE void q8_block16(uint32_t type, const uint8_t *const rows[16], __m512i idx, int64_t b, __m512i w[8], __m512 *s) {
+    size_t o = (size_t)b * (type == DP_TYPE_Q8_0 ? 34 : 18);
+    __m512i z[4];
+    if (type == DP_TYPE_Q8_0) {
+        /* rows m and m+8 in the two halves of zz[m]; then an 8 x 8 transpose of dwords in each half */
+        __m512i zz[8], t[8], u[8];
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++)
+            zz[m] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(rows[m] + o + 2))),
+                                       _mm256_loadu_si256((const __m256i *)(rows[m + 8] + o + 2)), 1);
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            t[2 * p] = _mm512_unpacklo_epi32(zz[2 * p], zz[2 * p + 1]);
+            t[2 * p + 1] = _mm512_unpackhi_epi32(zz[2 * p], zz[2 * p + 1]);
+        }
+        /* u[4q+g], 128-bit lanes 0..3: rows 4q..4q+3 at dword g, g+4, and rows 8+4q.. at g, g+4 */
+#pragma GCC unroll 2
+        for (int q = 0; q < 2; q++) {
+            u[4 * q + 0] = _mm512_unpacklo_epi64(t[4 * q], t[4 * q + 2]);
+            u[4 * q + 1] = _mm512_unpackhi_epi64(t[4 * q], t[4 * q + 2]);
+            u[4 * q + 2] = _mm512_unpacklo_epi64(t[4 * q + 1], t[4 * q + 3]);
+            u[4 * q + 3] = _mm512_unpackhi_epi64(t[4 * q + 1], t[4 * q + 3]);
+        }
+        const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            w[g] = _mm512_xor_si512(_mm512_permutex2var_epi64(u[g], lo, u[4 + g]), flip);
+            w[4 + g] = _mm512_xor_si512(_mm512_permutex2var_epi64(u[g], hi, u[4 + g]), flip);
+        }
+    } else { /* Q4_0: raw dword g holds the nibbles of elements 4g..4g+3 (low) and 16+4g.. (high) */
+        __m512i raw[4], m4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++)
+            z[m] = load4x128(rows[m] + o + 2, rows[m + 4] + o + 2, rows[m + 8] + o + 2, rows[m + 12] + o + 2);
+        transpose4x4(z, raw);
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            w[g] = _mm512_and_si512(raw[g], m4);
+            w[4 + g] = _mm512_and_si512(_mm512_srli_epi16(raw[g], 4), m4);
+        }
+    }
+    /* the scales: the first dword of each row's block (the f16 and two code bytes), low halves kept */
+    __m512i h = _mm512_i32gather_epi32(idx, (const void *)(rows[0] + o), 1);
+    *s = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+}
+
+/*
+ * Blocks b0..b0+nbl-1 of the 16 rows into P. Rows are short streams (as in
+ * vecdot), so the next 16 rows (next, 16 nb blocks, contiguous) are swept
+ * into the cache in step with the progress over these.
+ */
+INLINE void q8_pack(uint32_t type, const uint8_t *const rows[16], __m512i idx, int64_t b0, int nbl,
+                    const uint8_t *next, struct q8_panel *P) {
+    int64_t bb = type == DP_TYPE_Q8_0 ? 34 : 18;
+    for (int bl = 0; bl < nbl; bl++) {
+        const uint8_t *pf = next + (b0 + bl) * 16 * bb;
+#pragma GCC unroll 9
+        for (int64_t c = 0; c < 16 * bb; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
+        q8_block16(type, rows, idx, b0 + bl, P->w[bl], &P->s[bl]);
+    }
+}
+
+INLINE __m512i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* y + (the block's product of token t with the 16 rows in w and s), the next link of the q8 order's chains. */
+INLINE __m512 q8_step(const __m512i w[8], __m512 s, const struct dp_act_q8 *A, int64_t t, int64_t b, __m512 y) {
+    int64_t at = t * (A->n_in / 32) + b;
+    const int8_t *x = A->q + at * 32;
+    /* two chains of four (the sum is an exact integer in any order) */
+    __m512i i0 = _mm512_set1_epi32(A->bias[at]), i1 = _mm512_setzero_si512();
+    i0 = _mm512_dpbusd_epi32(i0, w[0], bcast4(x));
+    i1 = _mm512_dpbusd_epi32(i1, w[4], bcast4(x + 16));
+    i0 = _mm512_dpbusd_epi32(i0, w[1], bcast4(x + 4));
+    i1 = _mm512_dpbusd_epi32(i1, w[5], bcast4(x + 20));
+    i0 = _mm512_dpbusd_epi32(i0, w[2], bcast4(x + 8));
+    i1 = _mm512_dpbusd_epi32(i1, w[6], bcast4(x + 24));
+    i0 = _mm512_dpbusd_epi32(i0, w[3], bcast4(x + 12));
+    i1 = _mm512_dpbusd_epi32(i1, w[7], bcast4(x + 28));
+    __m512 sc = _mm512_mul_ps(s, _mm512_set1_ps(A->d[at])); /* exact: two f16 values */
+    return _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1)), y);
+}
+
+/*
+ * T tokens (from token t0) over the panel's nbl blocks (from block b0);
+ * Y = (acc ? Y : 0) + the chains' links. The eight dpbusd of a token form a
+ * chain, so the loop runs across tokens first: T independent chains (their
+ * latency hidden) on one register of codes at a time.
+ */
+INLINE void q8_tile(int T, const struct q8_panel *P, int nbl, const struct dp_act_q8 *A, int64_t b0, int t0, float *Y,
+                    int64_t ldy, __mmask16 mask, bool acc) {
+    int64_t n = A->n_in, nb = n / 32;
+    __m512 y[Q8_T];
+#pragma GCC unroll 10
+    for (int t = 0; t < T; t++) y[t] = acc ? _mm512_maskz_loadu_ps(mask, Y + t * ldy) : _mm512_setzero_ps();
+    for (int bl = 0; bl < nbl; bl++) {
+        int64_t b = b0 + bl;
+        __m512i I[Q8_T];
+#pragma GCC unroll 10
+        for (int t = 0; t < T; t++) I[t] = _mm512_set1_epi32(A->bias[(t0 + t) * nb + b]);
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            __m512i w = _mm512_load_si512(&P->w[bl][g]);
+#pragma GCC unroll 10
+            for (int t = 0; t < T; t++) I[t] = _mm512_dpbusd_epi32(I[t], w, bcast4(A->q + (t0 + t) * n + b * 32 + 4 * g));
+        }
+        __m512 s = _mm512_load_ps(&P->s[bl]);
+#pragma GCC unroll 10
+        for (int t = 0; t < T; t++) /* s * d is exact: two f16 values */
+            y[t] = _mm512_fmadd_ps(_mm512_mul_ps(s, _mm512_set1_ps(A->d[(t0 + t) * nb + b])), _mm512_cvtepi32_ps(I[t]), y[t]);
+    }
+#pragma GCC unroll 10
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(Y + t * ldy, mask, y[t]);
+}
+
+/* T tokens (T <= Q8_DIRECT) straight from the rows: each block is transposed once, in registers, for all T. */
+#define Q8_DIRECT 4
+INLINE void q8_direct(uint32_t type, int T, const uint8_t *const rows[16], __m512i idx, int64_t nb,
+                      const uint8_t *next, const struct dp_act_q8 *A, float *Y, int64_t ldy, __mmask16 mask) {
+    int64_t bb = type == DP_TYPE_Q8_0 ? 34 : 18;
+    __m512 y[Q8_DIRECT];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) y[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *pf = next + b * 16 * bb; /* the next 16 rows, as in q8_pack */
+#pragma GCC unroll 9
+        for (int64_t c = 0; c < 16 * bb; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
+        __m512i w[8];
+        __m512 s;
+        q8_block16(type, rows, idx, b, w, &s);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) y[t] = q8_step(w, s, A, t, b, y[t]);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(Y + t * ldy, mask, y[t]);
+}
+
+INLINE void vecdot_q8(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, int n_tok,
+                      float *Y, int64_t ldy) {
+    int64_t nb = A->n_in / 32;
+    DP_ASSERT(rb * 15 <= INT32_MAX);
+    struct q8_panel P;
+    for (int r0 = 0; r0 < n_rows; r0 += 16) {
+        int nr = n_rows - r0 < 16 ? n_rows - r0 : 16;
+        const uint8_t *rows[16], *base = (const uint8_t *)W + (size_t)r0 * rb;
+        int32_t off[16];
+        for (int i = 0; i < 16; i++) { /* rows past the end repeat the last one; their lanes are not stored */
+            off[i] = (int32_t)((size_t)(i < nr ? i : nr - 1) * rb);
+            rows[i] = base + off[i];
+        }
+        __m512i idx = _mm512_loadu_si512(off);
+        __mmask16 mask = tail_mask(nr);
+        float *y = Y + r0;
+        switch (n_tok) {
+        case 1: q8_direct(type, 1, rows, idx, nb, base + 16 * rb, A, y, ldy, mask); continue;
+        case 2: q8_direct(type, 2, rows, idx, nb, base + 16 * rb, A, y, ldy, mask); continue;
+        case 3: q8_direct(type, 3, rows, idx, nb, base + 16 * rb, A, y, ldy, mask); continue;
+        case 4: q8_direct(type, 4, rows, idx, nb, base + 16 * rb, A, y, ldy, mask); continue;
+        default: break;
+        }
+        for (int64_t b0 = 0; b0 < nb; b0 += Q8_NB) {
+            int nbl = nb - b0 < Q8_NB ? (int)(nb - b0) : Q8_NB;
+            q8_pack(type, rows, idx, b0, nbl, base + 16 * rb, &P);
+            bool acc = b0 > 0;
+            int t = 0;
+            for (; t + Q8_T <= n_tok; t += Q8_T) q8_tile(Q8_T, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc);
+            if (n_tok - t >= 8) q8_tile(8, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc), t += 8;
+            if (n_tok - t >= 4) q8_tile(4, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc), t += 4;
+            if (n_tok - t >= 2) q8_tile(2, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc), t += 2;
+            if (n_tok - t >= 1) q8_tile(1, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc);
+        }
+    }
+}
+
+static void vecdot_q8_q8_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
+    vecdot_q8(DP_TYPE_Q8_0, W, rb, nr, A, nt, Y, ldy);
+}
+static void vecdot_q8_q4_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
+    vecdot_q8(DP_TYPE_Q4_0, W, rb, nr, A, nt, Y, ldy);
+}
+
+/* roundf: to the nearest integer, halves away from zero (t finite, |t| < 2^23). */
+INLINE __m512 round_away(__m512 t) {
+    __m512 r = _mm512_roundscale_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m512 frac = _mm512_abs_ps(_mm512_sub_ps(t, r)); /* exact */
+    __m512 one = _mm512_or_ps(_mm512_and_ps(t, _mm512_set1_ps(-0.0f)), _mm512_set1_ps(1.0f));
+    return _mm512_mask_add_ps(r, _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ), r, one);
+}
+
+/* The scalar quant_act_block (kernels.c) sixteen lanes at a time. */
+static void quant_act_avx512(const float *x, int64_t n, int32_t off, int8_t *q, float *d, int32_t *bias) {
+    for (int64_t b = 0; b < n / 32; b++) {
+        __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+        __m512 a0 = _mm512_abs_ps(x0), a1 = _mm512_abs_ps(x1), big = _mm512_set1_ps(FLT_MAX);
+        if ((__mmask16)(_mm512_cmp_ps_mask(a0, big, _CMP_LE_OQ) & _mm512_cmp_ps_mask(a1, big, _CMP_LE_OQ)) != 0xFFFF) {
+            memset(q + 32 * b, 0, 32);
+            d[b] = NAN;
+            bias[b] = 0;
+            continue;
+        }
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+        float dd = amax / 127.0f, id = dd != 0 ? 1.0f / dd : 0.0f;
+        __m512 vid = _mm512_set1_ps(id);
+        __m512i q0 = _mm512_cvtps_epi32(round_away(_mm512_mul_ps(x0, vid)));
+        __m512i q1 = _mm512_cvtps_epi32(round_away(_mm512_mul_ps(x1, vid)));
+        _mm_storeu_si128((__m128i *)(q + 32 * b), _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(q + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
+        d[b] = _cvtsh_ss(_cvtss_sh(dd, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        bias[b] = -off * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+}
+
+#define AVX512_OPS                                                                       \
+    .name = "avx512",                                                                    \
+    .dot = dot_avx512,                                                                   \
+    .dequant = {                                                                         \
+        [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,                      \
+        [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,                    \
+    },                                                                                   \
+    .vecdot = {                                                                          \
+        [DP_TYPE_F32] = vecdot_f32, [DP_TYPE_F16] = vecdot_f16, [DP_TYPE_BF16] = vecdot_bf16, \
+        [DP_TYPE_Q8_0] = vecdot_q8_0, [DP_TYPE_Q4_0] = vecdot_q4_0,                      \
+    },                                                                                   \
+    .pack = {                                                                            \
+        [DP_TYPE_F32] = pack_f32, [DP_TYPE_F16] = pack_f16, [DP_TYPE_BF16] = pack_bf16,  \
+        [DP_TYPE_Q8_0] = pack_q8_0, [DP_TYPE_Q4_0] = pack_q4_0,                          \
+    },                                                                                   \
+    .gemm = gemm_avx512,                                                                 \
+    .mr = MR, .nr = NR, .nr_step = 4
+
+/* With VNNI, and without (its q8 mode then runs on the AVX2 set, see kernels.h). */
+static const struct dp_kernel_ops avx512_ops = {
+    AVX512_OPS,
+    .quant_act = quant_act_avx512,
+    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_q4_0},
+};
+static const struct dp_kernel_ops avx512_novnni_ops = {AVX512_OPS};
 
 const struct dp_kernel_ops *dp_kernels_avx512(void) {
     __builtin_cpu_init();
@@ -361,5 +630,5 @@ const struct dp_kernel_ops *dp_kernels_avx512(void) {
         !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq") ||
         !__builtin_cpu_supports("f16c") || !__builtin_cpu_supports("fma"))
         return NULL;
-    return &avx512_ops;
+    return __builtin_cpu_supports("avx512vnni") ? &avx512_ops : &avx512_novnni_ops;
 }
