@@ -11,7 +11,9 @@
  */
 #include "kernels.h"
 
+#include <float.h>
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -343,6 +345,222 @@ static void gemm_avx2(const float *P, const float *Xp, int nr_b, int64_t kc, int
     }
 }
 
+/* ---- the q8 mode: integer dot products with vpmaddubsw / vpmaddwd ---- */
+
+/*
+ * As in kernels_avx512.c, 8 rows of a block of 32 columns become eight
+ * registers, w[i] lane r = codes 4i..4i+3 of row r, so that each lane
+ * accumulates one row's I_b against the broadcast activation bytes
+ * 4i..4i+3, exactly:
+ *  - Q4_0: the nibbles (q + 8) times qx by vpmaddubsw (pairs within 2*15*127)
+ *    summed in 16 bits over the block's eight registers (within 8*3810),
+ *    widened by vpmaddwd, and the activation's bias (-8 sum qx) added;
+ *  - Q8_0: vpmaddubsw multiplies unsigned by signed bytes, so the unsigned
+ *    side is |qw| (up to 128) and the signed one qx with qw's sign (|qx| <=
+ *    127, never overflowing); pairs (within 2*128*127) widen by vpmaddwd
+ *    at once.
+ * The rows go through an 8 x 8 (Q8_0) or 4 x 4 (Q4_0) dword transpose into
+ * a panel on the stack, Q8_PKC columns at a time, that T <= 4 tokens at a
+ * time then read.
+ */
+#define Q8_PKC 512
+#define Q8_NB (Q8_PKC / 32)
+#define Q8_T 4
+
+struct q8_panel {
+    __m256i w[Q8_NB][8]; /* Q8_0: qw; Q4_0: the nibbles */
+    __m256 s[Q8_NB];     /* the 8 rows' block scales */
+};
+
+/* Block b of 8 rows (row pointers rows[]) into w[8] and the scales. */
+INLINE void q8_block8(uint32_t type, const uint8_t *const rows[8], int64_t b, __m256i w[8], __m256 *s) {
+    size_t o = (size_t)b * (type == DP_TYPE_Q8_0 ? 34 : 18);
+    if (type == DP_TYPE_Q8_0) {
+        __m256i r[8], t[8], u[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *)(rows[i] + o + 2));
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            t[2 * p] = _mm256_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
+            t[2 * p + 1] = _mm256_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
+        }
+        /* u[4q+g], 128-bit lanes 0 and 1: rows 4q..4q+3 at dwords g and g+4 */
+#pragma GCC unroll 2
+        for (int q = 0; q < 2; q++) {
+            u[4 * q + 0] = _mm256_unpacklo_epi64(t[4 * q], t[4 * q + 2]);
+            u[4 * q + 1] = _mm256_unpackhi_epi64(t[4 * q], t[4 * q + 2]);
+            u[4 * q + 2] = _mm256_unpacklo_epi64(t[4 * q + 1], t[4 * q + 3]);
+            u[4 * q + 3] = _mm256_unpackhi_epi64(t[4 * q + 1], t[4 * q + 3]);
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            w[g] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x20);
+            w[4 + g] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x31);
+        }
+    } else { /* Q4_0: rows m and m+4 in the lanes of z[m]; raw dword g: elements 4g.. (low nibbles), 16+4g.. (high) */
+        __m256i z[4], a[4], raw[4], m4 = _mm256_set1_epi8(0x0F);
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++)
+            z[m] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(rows[m] + o + 2))),
+                                           _mm_loadu_si128((const __m128i *)(rows[m + 4] + o + 2)), 1);
+        a[0] = _mm256_unpacklo_epi32(z[0], z[1]);
+        a[1] = _mm256_unpackhi_epi32(z[0], z[1]);
+        a[2] = _mm256_unpacklo_epi32(z[2], z[3]);
+        a[3] = _mm256_unpackhi_epi32(z[2], z[3]);
+        raw[0] = _mm256_unpacklo_epi64(a[0], a[2]);
+        raw[1] = _mm256_unpackhi_epi64(a[0], a[2]);
+        raw[2] = _mm256_unpacklo_epi64(a[1], a[3]);
+        raw[3] = _mm256_unpackhi_epi64(a[1], a[3]);
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            w[g] = _mm256_and_si256(raw[g], m4);
+            w[4 + g] = _mm256_and_si256(_mm256_srli_epi16(raw[g], 4), m4);
+        }
+    }
+    uint16_t h[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) memcpy(&h[i], rows[i] + o, 2);
+    *s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+}
+
+INLINE __m256i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/*
+ * T tokens (from token t0) over the panel's nbl blocks (from block b0);
+ * Y = (acc ? Y : 0) + the chains' links, 8 rows (lanes below n_rows stored).
+ */
+INLINE void q8_tile(uint32_t type, int T, const struct q8_panel *P, int nbl, const struct dp_act_q8 *A, int64_t b0,
+                    int t0, float *Y, int64_t ldy, __m256i mask, bool acc) {
+    int64_t n = A->n_in, nb = n / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 y[Q8_T];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) y[t] = acc ? _mm256_maskload_ps(Y + t * ldy, mask) : _mm256_setzero_ps();
+    for (int bl = 0; bl < nbl; bl++) {
+        int64_t b = b0 + bl;
+        __m256i I[Q8_T];
+        if (type == DP_TYPE_Q8_0) {
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) I[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                __m256i ws = _mm256_load_si256(&P->w[bl][g]), wa = _mm256_abs_epi8(ws);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    __m256i x = _mm256_sign_epi8(bcast4(A->q + (t0 + t) * n + b * 32 + 4 * g), ws);
+                    I[t] = _mm256_add_epi32(I[t], _mm256_madd_epi16(_mm256_maddubs_epi16(wa, x), ones));
+                }
+            }
+        } else {
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) I[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                __m256i w = _mm256_load_si256(&P->w[bl][g]);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++)
+                    I[t] = _mm256_add_epi16(I[t], _mm256_maddubs_epi16(w, bcast4(A->q + (t0 + t) * n + b * 32 + 4 * g)));
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                I[t] = _mm256_add_epi32(_mm256_madd_epi16(I[t], ones), _mm256_set1_epi32(A->bias[(t0 + t) * nb + b]));
+        }
+        __m256 s = _mm256_load_ps((const float *)&P->s[bl]);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) /* s * d is exact: two f16 values */
+            y[t] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(A->d[(t0 + t) * nb + b])), _mm256_cvtepi32_ps(I[t]), y[t]);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) _mm256_maskstore_ps(Y + t * ldy, mask, y[t]);
+}
+
+INLINE void vecdot_q8(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, int n_tok,
+                      float *Y, int64_t ldy) {
+    int64_t nb = A->n_in / 32, bb = type == DP_TYPE_Q8_0 ? 34 : 18;
+    struct q8_panel P;
+    for (int r0 = 0; r0 < n_rows; r0 += 8) {
+        int nr = n_rows - r0 < 8 ? n_rows - r0 : 8;
+        const uint8_t *rows[8], *base = (const uint8_t *)W + (size_t)r0 * rb, *next = base + 8 * rb;
+        for (int i = 0; i < 8; i++) rows[i] = base + (size_t)(i < nr ? i : nr - 1) * rb; /* extra lanes not stored */
+        __m256i mask = lanes_below(nr);
+        float *y = Y + r0;
+        for (int64_t b0 = 0; b0 < nb; b0 += Q8_NB) {
+            int nbl = nb - b0 < Q8_NB ? (int)(nb - b0) : Q8_NB;
+            for (int bl = 0; bl < nbl; bl++) {
+                /* the next 8 rows (contiguous) swept into the cache in step, as in kernels_avx512.c */
+                const uint8_t *pf = next + (b0 + bl) * 8 * bb;
+#pragma GCC unroll 5
+                for (int64_t c = 0; c < 8 * bb; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
+                q8_block8(type, rows, b0 + bl, P.w[bl], &P.s[bl]);
+            }
+            bool acc = b0 > 0;
+            int t = 0;
+            for (; t + Q8_T <= n_tok; t += Q8_T) q8_tile(type, Q8_T, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc);
+            if (n_tok - t >= 2) q8_tile(type, 2, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc), t += 2;
+            if (n_tok - t >= 1) q8_tile(type, 1, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc);
+        }
+    }
+}
+
+static void vecdot_q8_q8_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
+    vecdot_q8(DP_TYPE_Q8_0, W, rb, nr, A, nt, Y, ldy);
+}
+static void vecdot_q8_q4_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
+    vecdot_q8(DP_TYPE_Q4_0, W, rb, nr, A, nt, Y, ldy);
+}
+
+/* roundf: to the nearest integer, halves away from zero (t finite, |t| < 2^23). */
+INLINE __m256 round_away(__m256 t) {
+    __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC), sign = _mm256_set1_ps(-0.0f);
+    __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(t, r)); /* exact */
+    __m256 one = _mm256_or_ps(_mm256_and_ps(t, sign), _mm256_set1_ps(1.0f));
+    return _mm256_add_ps(r, _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
+}
+
+/* The scalar quant_act_block (kernels.c) eight lanes at a time. */
+static void quant_act_avx2(const float *x, int64_t n, int32_t off, int8_t *q, float *d, int32_t *bias) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), big = _mm256_set1_ps(FLT_MAX);
+    for (int64_t b = 0; b < n / 32; b++) {
+        __m256 v[4], a[4];
+        int finite = 1;
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(x + 32 * b + 8 * i);
+            a[i] = _mm256_andnot_ps(sign, v[i]);
+            finite &= _mm256_movemask_ps(_mm256_cmp_ps(a[i], big, _CMP_LE_OQ)) == 0xFF;
+        }
+        if (!finite) {
+            memset(q + 32 * b, 0, 32);
+            d[b] = NAN;
+            bias[b] = 0;
+            continue;
+        }
+        __m256 m = _mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3]));
+        m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 1));
+        m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, 0x4E));
+        m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, 0xB1));
+        float amax = _mm256_cvtss_f32(m), dd = amax / 127.0f, id = dd != 0 ? 1.0f / dd : 0.0f;
+        __m256 vid = _mm256_set1_ps(id);
+        __m256i qi[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) qi[i] = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v[i], vid)));
+        /* to bytes: the packs interleave 128-bit lanes; the permutation puts the dwords back in order */
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(q + 32 * b), p);
+        __m256i s = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        d[b] = _cvtsh_ss(_cvtss_sh(dd, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        bias[b] = -off * _mm_cvtsi128_si32(s4);
+    }
+}
+
 static const struct dp_kernel_ops avx2_ops = {
     .name = "avx2",
     .dot = dot_avx2,
@@ -360,6 +578,8 @@ static const struct dp_kernel_ops avx2_ops = {
     },
     .gemm = gemm_avx2,
     .mr = MR, .nr = NR, .nr_step = 2,
+    .quant_act = quant_act_avx2,
+    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_q4_0},
 };
 
 const struct dp_kernel_ops *dp_kernels_avx2(void) {
