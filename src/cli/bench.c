@@ -4,6 +4,7 @@
  * token's logits only; decode of N tokens one at a time from an empty cache.
  * Each is repeated --reps times and the median reported, with the achieved
  * GFLOP/s (prefill) and weight GB/s (decode) and the peak resident memory.
+ * The activation mode (--act) is reported with the kernels.
  */
 #include "cli.h"
 
@@ -107,6 +108,7 @@ int cmd_bench(int argc, char **argv) {
             dp_json_begin_obj(&j, NULL);
             dp_json_str(&j, "model", dp_model_path(m));
             dp_json_str(&j, "kernels", dp_kernels()->name);
+            dp_json_str(&j, "act", dp_kernels_act_name(dp_kernels_act()));
             dp_json_int(&j, "threads", cm.n_threads);
             dp_json_int(&j, "prefill", n_pre);
             dp_json_int(&j, "decode", n_dec);
@@ -120,8 +122,8 @@ int cmd_bench(int argc, char **argv) {
             dp_json_end(&j);
             fputc('\n', stdout);
         } else {
-            printf("model    %s (%s kernels, %d threads, median of %ld)\n", dp_model_path(m), dp_kernels()->name,
-                   cm.n_threads, reps);
+            printf("model    %s (%s kernels, act %s, %d threads, median of %ld)\n", dp_model_path(m), dp_kernels()->name,
+                   dp_kernels_act_name(dp_kernels_act()), cm.n_threads, reps);
             if (n_pre) printf("prefill  %ld tokens: %.1f tokens/s, %.1f GFLOP/s\n", n_pre, pre_tok_s, gflops);
             if (n_dec) printf("decode   %ld tokens: %.1f tokens/s, %.1f GB/s of weights\n", n_dec, dec_tok_s, gbps);
             printf("memory   peak RSS %.1f MiB\n", rss);

@@ -38,6 +38,7 @@ bool cli_double(const char *cmd, const char *opt, const char *value, double lo, 
 /* The options every model command shares. */
 struct cli_common {
     const char *model, *vocab, *drop, *threads, *json;
+    const char *act; /* --act: activation mode of the matrix products (handled by cli_open) */
     /* plans and recoveries (handled by cli_open) */
     const char *plan, *save_plan, *recover, *calib, *calib_docs, *calib_ctx, *calib_max_seqs, *recover_stats,
         *recover_init, *ridge, *objective, *steps, *lr, *batch, *seed;
@@ -54,6 +55,7 @@ struct cli_common {
     {"--vocab", NULL, false, &(c).vocab, "tokenizer of a llama2.c checkpoint (tok512.bin)"},      \
     {"--drop", NULL, false, &(c).drop, "units to remove, e.g. b2,a4,f0"},                         \
     {"-t", "--threads", false, &(c).threads, "threads (default: all cores)"},                      \
+    {"--act", NULL, false, &(c).act, "exact (default) or q8: activations rounded as llama.cpp for Q8_0/Q4_0"}, \
     {"--json", NULL, true, &(c).json, "one JSON object on stdout"},                                \
     CLI_RECOVER_OPTS(c)
 #define CLI_RECOVER_OPTS(c)                                                                        \

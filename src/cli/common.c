@@ -272,6 +272,9 @@ int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out)
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
     if (c->threads && !cli_int(cmd, "-t", c->threads, 1, 256, &threads)) return 2;
+    enum dp_act act = DP_ACT_EXACT;
+    if (c->act && dp_kernels_act_parse(c->act, &act)) return cli_error(cmd, 2, "--act: %s", dp_last_error());
+    dp_kernels_set_act(act);
     if (dp_model_open(c->model, c->vocab, &out->m)) return cli_error(cmd, 1, "%s", dp_last_error());
     dp_mask_all(out->m, &out->mask);
     if (c->drop && dp_mask_drop(&out->mask, c->drop)) {
