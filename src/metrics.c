@@ -25,7 +25,7 @@
 
 static const char *const metric_names[DP_N_METRICS] = {
     "cosine", "rel_l1", "rel_l2", "angular", "loo_loss", "loo_logit", "banzhaf_loss", "banzhaf_logit",
-    "shapley_loss", "shapley_logit", "mmlu_shapley",
+    "shapley_loss", "shapley_logit", "mmlu_shapley", "mmlu_shapley_iterative",
 };
 
 const char *dp_metric_name(int metric) { return metric >= 0 && metric < DP_N_METRICS ? metric_names[metric] : NULL; }
@@ -38,7 +38,8 @@ int dp_metric_parse(const char *s, size_t n) {
 
 bool dp_metric_random(int metric) {
     return metric == DP_METRIC_BANZHAF_LOSS || metric == DP_METRIC_BANZHAF_LOGIT ||
-           metric == DP_METRIC_SHAPLEY_LOSS || metric == DP_METRIC_SHAPLEY_LOGIT || metric == DP_METRIC_MMLU_SHAPLEY;
+           metric == DP_METRIC_SHAPLEY_LOSS || metric == DP_METRIC_SHAPLEY_LOGIT || metric == DP_METRIC_MMLU_SHAPLEY ||
+           metric == DP_METRIC_MMLU_SHAPLEY_ITER;
 }
 
 void dp_score_opts_default(struct dp_score_opts *o) {
@@ -50,6 +51,7 @@ void dp_score_opts_default(struct dp_score_opts *o) {
     o->shapley_tol = 0.01;
     o->seed = 1;
     o->checkpoint_every = 60;
+    dp_mmlu_shapley_opts_default(&o->mmlu_opts);
 }
 
 void dp_metrics_memory(const struct dp_model *m, int ctx, int64_t *snapshot_bytes, int64_t *logits_bytes) {
@@ -1221,7 +1223,8 @@ static dp_status finish(struct run *r) {
         if (!res->has[k]) continue;
         make_order(res->influence[k], n, res->order[k]);
         int f = family_of(k);
-        res->cost[k] = r->fam[f];
+        if (f >= 0) res->cost[k] = r->fam[f];
+        else res->cost[k] = (struct dp_cost){0, 0, res->mmlu.questions_evaluated, res->mmlu.seconds};
     }
     for (int f = 0; f < N_FAM; f++) {
         res->unit_evals += r->fam[f].unit_evals;
@@ -1285,8 +1288,12 @@ static dp_status check_opts(const struct dp_model *m, const struct game *g, cons
     bool any = false;
     for (int k = 0; k < DP_N_METRICS; k++) any |= o->want[k];
     if (!any) return dp_fail(DP_ERR_ARG, "no metric asked for");
-    if (o->want[DP_METRIC_MMLU_SHAPLEY])
-        return dp_fail(DP_ERR_UNSUPPORTED, "mmlu_shapley is not computed by dp_metrics_score");
+    if ((o->want[DP_METRIC_MMLU_SHAPLEY] || o->want[DP_METRIC_MMLU_SHAPLEY_ITER]) && !o->mmlu)
+        return dp_fail(DP_ERR_ARG, "mmlu_shapley needs MMLU questions (--mmlu DIR)");
+    bool calib = false;
+    for (int k = 0; k < DP_N_METRICS; k++) calib |= o->want[k] && family_of(k) >= 0;
+    if (!calib) return DP_OK;
+    if (!ch || ch->n_seqs < 1) return dp_fail(DP_ERR_ARG, "no calibration sequences");
     if (o->want[DP_METRIC_ANGULAR] && o->kind != DP_UNITS_BLOCK)
         return dp_fail(DP_ERR_ARG, "angular scores spans of blocks: use block units");
     if (o->span < 0 || o->span > g->n_present)
@@ -1331,9 +1338,9 @@ static dp_status alloc_results(struct run *r) {
         res->influence[k] = dp_calloc((size_t)n, sizeof(double));
         res->order[k] = dp_calloc((size_t)n, sizeof(int));
         if (dp_metric_random(k)) res->std_err[k] = dp_calloc((size_t)n, sizeof(double));
-        if (k == DP_METRIC_LOO_LOSS || k == DP_METRIC_LOO_LOGIT) res->value[k] = dp_calloc((size_t)n, sizeof(double));
-        if (!res->influence[k] || !res->order[k] || (dp_metric_random(k) && !res->std_err[k]) ||
-            ((k == DP_METRIC_LOO_LOSS || k == DP_METRIC_LOO_LOGIT) && !res->value[k]))
+        bool value = k == DP_METRIC_LOO_LOSS || k == DP_METRIC_LOO_LOGIT || k == DP_METRIC_MMLU_SHAPLEY_ITER;
+        if (value) res->value[k] = dp_calloc((size_t)n, sizeof(double));
+        if (!res->influence[k] || !res->order[k] || (dp_metric_random(k) && !res->std_err[k]) || (value && !res->value[k]))
             return DP_ERR_NOMEM;
     }
     if (r->o->want[DP_METRIC_ANGULAR]) {
@@ -1461,16 +1468,18 @@ dp_status dp_metrics_score(const struct dp_model *m, const struct dp_mask *base,
                            struct dp_pool *pool, const struct dp_chunks *ch, const struct dp_score_opts *opts,
                            struct dp_scores **out) {
     *out = NULL;
+    static const struct dp_chunks no_chunks; /* only mmlu_shapley: no calibration text */
     struct run r;
     memset(&r, 0, sizeof r);
     r.m = m;
     r.o = opts;
-    r.ch = ch;
+    r.ch = ch ? ch : &no_chunks;
     r.hooks = hooks;
     r.pool = pool;
     r.res = dp_calloc(1, sizeof *r.res);
     dp_status st = r.res ? setup_game(m, base, opts->kind, &r.g) : DP_ERR_NOMEM;
     if (!st) st = check_opts(m, &r.g, ch, opts);
+    ch = r.ch;
     bool adaptive = want_family(opts, FAM_LOO) || want_family(opts, FAM_BANZHAF) || want_family(opts, FAM_SHAPLEY);
     if (!st) {
         dp_metrics_memory(m, ch->ctx, &r.res->snapshot_bytes, &r.res->logits_bytes);
@@ -1518,6 +1527,7 @@ dp_status dp_metrics_score(const struct dp_model *m, const struct dp_mask *base,
             st = runs[f](&r);
         }
     }
+    if (!st) st = dp_metrics_mmlu_oracle(m, base, hooks, pool, opts->mmlu, &opts->mmlu_opts, r.res);
     if (!st) {
         r.stage = FAM_DONE;
         st = finish(&r);

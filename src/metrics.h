@@ -52,7 +52,8 @@ enum dp_metric {
     DP_METRIC_BANZHAF_LOGIT,
     DP_METRIC_SHAPLEY_LOSS,
     DP_METRIC_SHAPLEY_LOGIT,
-    DP_METRIC_MMLU_SHAPLEY,
+    DP_METRIC_MMLU_SHAPLEY,        /* an oracle measured on MMLU test questions (metrics_mmlu.c) */
+    DP_METRIC_MMLU_SHAPLEY_ITER,   /* the same, iterated: "influence" is the removal step */
     DP_N_METRICS
 };
 
@@ -73,9 +74,20 @@ struct dp_cost {
     double seconds;            /* wall time (this run; 0 for work restored from a checkpoint) */
 };
 
+struct dp_mmlu_data;
+
+/* mmlu_shapley (METHODS.md section 4). */
+struct dp_mmlu_shapley_opts {
+    int draws;       /* random subnetworks per question (default 10), each keeping floor(0.9 m) of m units */
+    int shots;       /* few-shot examples (default 5) */
+    int ctx_limit;   /* prompt tokens (default 2048) */
+    uint64_t seed;   /* default 1 */
+};
+void dp_mmlu_shapley_opts_default(struct dp_mmlu_shapley_opts *o);
+
 struct dp_score_opts {
     enum dp_unit_kind kind;
-    bool want[DP_N_METRICS];   /* metrics to compute (mmlu_shapley is not computed here) */
+    bool want[DP_N_METRICS];   /* metrics to compute */
     int span;                  /* angular: only spans of this many blocks (0: every n) */
     int banzhaf_subsets;       /* random subsets per sequence (default 10) */
     int shapley_perms;         /* at most this many permutations (rounded up to pairs; default 200) */
@@ -95,6 +107,8 @@ struct dp_score_opts {
         DP_SCORE_PAR_SEQS,     /* one sequence per thread, single-threaded passes */
         DP_SCORE_PAR_MATMUL,   /* one sequence at a time, passes on the pool */
     } parallel;
+    const struct dp_mmlu_data *mmlu;       /* questions of mmlu_shapley (an oracle on the test set) */
+    struct dp_mmlu_shapley_opts mmlu_opts;
 };
 void dp_score_opts_default(struct dp_score_opts *o);
 
@@ -128,6 +142,14 @@ struct dp_scores {
         int64_t coalitions;            /* distinct coalitions evaluated */
     } shapley[2];
     int banzhaf_subsets;
+    /* mmlu_shapley: measured on MMLU test questions, an oracle (upper bound), not a calibration metric */
+    struct {
+        int questions, subjects, draws, keep, iterations;   /* keep: units per subnetwork, first estimate */
+        double base_accuracy;              /* percent, the base model */
+        int64_t distinct;                  /* (subject, subnetwork) evaluations */
+        int64_t questions_evaluated, tokens_evaluated, tokens_naive;
+        double seconds;
+    } mmlu;
     double base_ce;                    /* mean CE of the base model (when an adaptive metric ran) */
     /* cost per metric; metrics computed from the same passes share one figure */
     struct dp_cost cost[DP_N_METRICS];
@@ -147,8 +169,18 @@ void dp_scores_free(struct dp_scores *s);
 void dp_metrics_memory(const struct dp_model *m, int ctx, int64_t *snapshot_bytes, int64_t *logits_bytes);
 
 /*
+ * mmlu_shapley into res (allocated by dp_metrics_score, which calls this):
+ * influence, std_err (and value: the estimate at removal, iterated) of
+ * DP_METRIC_MMLU_SHAPLEY and/or DP_METRIC_MMLU_SHAPLEY_ITER, whichever res has.
+ */
+dp_status dp_metrics_mmlu_oracle(const struct dp_model *m, const struct dp_mask *base, const struct dp_hooks *hooks,
+                                 struct dp_pool *pool, const struct dp_mmlu_data *data,
+                                 const struct dp_mmlu_shapley_opts *o, struct dp_scores *res);
+
+/*
  * Score the units of the base mask (hooks: replacements of removed units, or
- * NULL; its observer and start fields are ignored) on the calibration chunks.
+ * NULL; its observer and start fields are ignored) on the calibration chunks
+ * (NULL when only mmlu_shapley is asked for, which reads opts->mmlu).
  * The result is owned by the caller (dp_scores_free). Fails on bad options,
  * on memory above opts->max_mem, or on an unreadable checkpoint.
  */

@@ -20,6 +20,11 @@ static const char *family_name(int metric) {
     }
 }
 
+static bool is_oracle(int metric) { return metric == DP_METRIC_MMLU_SHAPLEY || metric == DP_METRIC_MMLU_SHAPLEY_ITER; }
+
+static const char *ORACLE_NOTE = "oracle: measured on the MMLU test questions themselves, an upper bound for what a "
+                                 "calibration metric could know, not a calibration metric";
+
 static void span_name(const struct dp_span *sp, char *buf, size_t cap) {
     if (sp->first_block == sp->last_block) snprintf(buf, cap, "b%d", sp->first_block);
     else snprintf(buf, cap, "b%d..b%d", sp->first_block, sp->last_block);
@@ -75,7 +80,8 @@ void dp_score_report_json(FILE *f, const struct dp_scores *s, const struct dp_sc
             dp_json_str(&j, "metric", dp_metric_name(k));
             dp_json_num(&j, "influence", s->influence[k][i]);
             if (s->std_err[k]) dp_json_num(&j, "stderr", s->std_err[k][i]);
-            if (s->value[k]) dp_json_num(&j, "d", s->value[k][i]);
+            if (s->value[k]) dp_json_num(&j, k == DP_METRIC_MMLU_SHAPLEY_ITER ? "estimate" : "d", s->value[k][i]);
+            if (is_oracle(k)) dp_json_bool(&j, "oracle", true);
             dp_json_end(&j);
         }
     }
@@ -122,6 +128,25 @@ void dp_score_report_json(FILE *f, const struct dp_scores *s, const struct dp_sc
         dp_json_int(&j, "subset_size", s->n_units / 2);
         dp_json_end(&j);
     }
+    if (s->has[DP_METRIC_MMLU_SHAPLEY] || s->has[DP_METRIC_MMLU_SHAPLEY_ITER]) {
+        dp_json_begin_obj(&j, "mmlu");
+        dp_json_str(&j, "note", ORACLE_NOTE);
+        dp_json_str(&j, "dir", info->mmlu_dir ? info->mmlu_dir : "");
+        dp_json_int(&j, "questions", s->mmlu.questions);
+        dp_json_int(&j, "subjects", s->mmlu.subjects);
+        if (info->mmlu_limit > 0) dp_json_int(&j, "limit", info->mmlu_limit);
+        else dp_json_null(&j, "limit");
+        dp_json_int(&j, "draws_per_question", s->mmlu.draws);
+        dp_json_int(&j, "units_kept", s->mmlu.keep);
+        dp_json_int(&j, "iterations", s->mmlu.iterations);
+        dp_json_num(&j, "base_accuracy", s->mmlu.base_accuracy);
+        dp_json_int(&j, "subnetwork_evaluations", s->mmlu.distinct);
+        dp_json_int(&j, "questions_evaluated", s->mmlu.questions_evaluated);
+        dp_json_int(&j, "tokens_evaluated", s->mmlu.tokens_evaluated);
+        dp_json_int(&j, "tokens_naive", s->mmlu.tokens_naive);
+        dp_json_num(&j, "seconds", s->mmlu.seconds);
+        dp_json_end(&j);
+    }
     dp_json_num(&j, "base_ce", s->base_ce);
 
     dp_json_begin_obj(&j, "cost");
@@ -165,7 +190,7 @@ void dp_score_report_csv(FILE *f, const struct dp_scores *s) {
         if (!s->has[k]) continue;
         fprintf(f, ",%s", dp_metric_name(k));
         if (s->std_err[k]) fprintf(f, ",%s_stderr", dp_metric_name(k));
-        if (s->value[k]) fprintf(f, ",%s_d", dp_metric_name(k));
+        if (s->value[k]) fprintf(f, ",%s_%s", dp_metric_name(k), k == DP_METRIC_MMLU_SHAPLEY_ITER ? "estimate" : "d");
     }
     fputc('\n', f);
     for (int i = 0; i < s->n_units; i++) {
@@ -192,6 +217,10 @@ static const char *describe(int metric) {
     case DP_METRIC_BANZHAF_LOGIT: return "Banzhaf: mean logit distance lacking minus containing the unit";
     case DP_METRIC_SHAPLEY_LOSS: return "Shapley value, v(S) = -CE(S) (nats)";
     case DP_METRIC_SHAPLEY_LOGIT: return "Shapley value, v(S) = -logit distance of S to the full model";
+    case DP_METRIC_MMLU_SHAPLEY:
+        return "ORACLE on the MMLU test set: accuracy of random subnetworks with the unit minus without (percent/100)";
+    case DP_METRIC_MMLU_SHAPLEY_ITER:
+        return "ORACLE on the MMLU test set, iterated: removal step (estimate at removal in brackets)";
     default: return "";
     }
 }
@@ -210,10 +239,12 @@ static void print_cost(FILE *f, const struct dp_cost *c) {
 }
 
 void dp_score_report_table(FILE *f, const struct dp_scores *s, const struct dp_score_info *info) {
-    fprintf(f, "%s: %d %s units%s%s; %d sequences x %d tokens from %d documents of %s%s%s\n", info->model, s->n_units,
-            s->kind == DP_UNITS_BLOCK ? "block" : "sublayer", info->removed && *info->removed ? ", already removed " : "",
-            info->removed ? info->removed : "", s->n_seqs, s->ctx, info->n_docs, info->file,
-            info->docs ? " docs " : "", info->docs ? info->docs : "");
+    fprintf(f, "%s: %d %s units%s%s", info->model, s->n_units, s->kind == DP_UNITS_BLOCK ? "block" : "sublayer",
+            info->removed && *info->removed ? ", already removed " : "", info->removed ? info->removed : "");
+    if (s->n_seqs)
+        fprintf(f, "; %d sequences x %d tokens from %d documents of %s%s%s", s->n_seqs, s->ctx, info->n_docs,
+                info->file ? info->file : "", info->docs ? " docs " : "", info->docs ? info->docs : "");
+    fputc('\n', f);
     if (isfinite(s->base_ce)) fprintf(f, "base model: mean CE %.4f (ppl %.3f)\n", s->base_ce, exp(s->base_ce));
     for (int k = 0; k < DP_N_METRICS; k++) {
         if (!s->has[k]) continue;
@@ -224,6 +255,7 @@ void dp_score_report_table(FILE *f, const struct dp_scores *s, const struct dp_s
         for (int i = 0; i < s->n_units; i++) {
             fprintf(f, "  %-5s %11.5f", s->names[i], s->influence[k][i]);
             if (s->std_err[k]) fprintf(f, " +/- %-9.5f", s->std_err[k][i]);
+            if (k == DP_METRIC_MMLU_SHAPLEY_ITER) fprintf(f, " [%8.5f]", s->value[k][i]);
             fputs("  ", f);
             bar(f, s->influence[k][i], scale, 40);
             fputc('\n', f);
@@ -252,10 +284,23 @@ void dp_score_report_table(FILE *f, const struct dp_scores *s, const struct dp_s
         }
         if (k == DP_METRIC_BANZHAF_LOSS || k == DP_METRIC_BANZHAF_LOGIT)
             fprintf(f, "  %d random subsets of %d units per sequence\n", s->banzhaf_subsets, s->n_units / 2);
+        if (is_oracle(k)) {
+            fprintf(f, "  %s\n", ORACLE_NOTE);
+            fprintf(f, "  %d questions of %d subjects, %d subnetworks per question; base model accuracy %.2f%%\n",
+                    s->mmlu.questions, s->mmlu.subjects, s->mmlu.draws, s->mmlu.base_accuracy);
+            fprintf(f, "  cost: %lld (subject, subnetwork) evaluations, %lld tokens (%lld without prefix caching), %.2f s\n",
+                    (long long)s->mmlu.distinct, (long long)s->mmlu.tokens_evaluated, (long long)s->mmlu.tokens_naive,
+                    s->mmlu.seconds);
+            continue;
+        }
         bool shared_before = false;
         for (int q = 0; q < k; q++) shared_before |= s->has[q] && !strcmp(family_name(q), family_name(k));
         if (!shared_before) print_cost(f, &s->cost[k]);
         else fprintf(f, "  cost: shared with the metrics above\n");
+    }
+    if (!s->n_seqs) {
+        fprintf(f, "\n%.2f s with %d threads\n", info->seconds, info->n_threads);
+        return;
     }
     fprintf(f, "\ntotal: %lld sublayer evaluations", (long long)s->unit_evals);
     if (s->naive_unit_evals != s->unit_evals)

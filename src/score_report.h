@@ -11,10 +11,14 @@
  *       every scored unit for every metric; angular lists every block span
  *       it scored ("b2" for one block, "b1..b3" for three) with its distance;
  *       "d" is leave-one-out's D_i (mean CE or logit distance without i);
+ *       mmlu_shapley entries carry "oracle": true; mmlu_shapley_iterative's
+ *       "influence" is the removal step and "estimate" the value at removal;
  *   "order": {metric: [unit, ...]}   ascending influence, ties by index;
  *       for angular the best span of each length n, ascending n;
  *   "shapley": {metric: {"pairs","permutations","converged","exact","tol",
  *       "v_all","v_none","coalitions"}}, "banzhaf": {"subsets_per_sequence","subset_size"},
+ *   "mmlu": {"note" (an oracle measured on the test set), "dir", "questions", "subjects", "limit",
+ *       "draws_per_question", "units_kept", "iterations", "base_accuracy", ...} with mmlu_shapley,
  *   "base_ce", "cost": {"unit_evals","naive_unit_evals","saving",
  *       "per_metric": {metric: {"family","unit_evals","naive_unit_evals","passes","seconds"}}},
  *   "memory": {"snapshot_bytes","logits_bytes"}, "seed", "threads", "seconds", "resumed".
@@ -40,6 +44,8 @@ struct dp_score_info {
     double tol;
     int n_threads;
     double seconds;
+    const char *mmlu_dir;   /* mmlu_shapley's questions */
+    int mmlu_limit;         /* questions per subject (0: all) */
 };
 
 void dp_score_report_json(FILE *f, const struct dp_scores *s, const struct dp_score_info *info);

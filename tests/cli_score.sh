@@ -108,6 +108,10 @@ fails "bad max-mem" 2 score $A --metric loo_loss --max-mem lots
 fails "missing calibration file" 1 score -m $M -f /nonexistent.txt --metric cosine
 fails "too few tokens" 1 score -m $M -f $C --docs 0:1 --ctx 2048 --metric cosine
 fails "drop everything" 1 score $A --metric cosine --drop b0,b1,b2,b3,b4
+fails "mmlu_shapley without questions" 2 score -m $M --metric mmlu_shapley
+fails "iterative without mmlu_shapley" 2 score $A --metric cosine --iterative
+fails "mmlu options without mmlu_shapley" 2 score $A --metric cosine --mmlu $S/data/mmlu
+fails "missing MMLU folder" 1 score -m $M --metric mmlu_shapley --mmlu /nonexistent
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -19,6 +19,9 @@
  *            output projections plus a bias c): adjacent, so identical in
  *            effect: equal LOO and Shapley values; the static metrics of a
  *            constant update equal those recomputed from the residual stream.
+ * - mmlu_shapley (an oracle on MMLU test questions): the base accuracy it
+ *   reports equals the MMLU evaluator's, the iterated variant removes first
+ *   the unit the one-shot estimate ranks lowest, outputs say "oracle".
  * - thread counts and parallel modes give the same bits; checkpoints resume
  *   to the same bits as an uninterrupted run; bad options fail cleanly.
  */
@@ -27,6 +30,8 @@
 #include "eval.h"
 #include "gguf.h"
 #include "metrics.h"
+#include "mmlu.h"
+#include "score_report.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,6 +47,7 @@ static const char *tmp_path(const char *name) {
     snprintf(b, sizeof buf[0], "%s/%s", tmp_dir, name);
     return b;
 }
+
 
 /* ---- fixtures ---- */
 
@@ -466,6 +472,68 @@ static void test_errors(const struct dp_model *m, struct dp_pool *pool, const st
     dp_scores_free(s);
 }
 
+/* mmlu_shapley on two subjects, two questions each, no shots (small and fast). */
+static void test_mmlu(const struct dp_model *m) {
+    struct dp_mmlu_data *data = NULL;
+    dp_status st = dp_mmlu_read(test_shared("data/mmlu"), "abstract_algebra,anatomy", 2, &data);
+    CHECK_MSG(st == DP_OK, "%s", dp_last_error());
+    if (st) return;
+    struct dp_score_opts o;
+    opts_for(&o, DP_UNITS_BLOCK, (const int[]){DP_METRIC_MMLU_SHAPLEY, DP_METRIC_MMLU_SHAPLEY_ITER}, 2);
+    o.mmlu_opts.shots = 0;
+    o.mmlu_opts.ctx_limit = 512;
+    struct dp_mask mask;
+    dp_mask_all(m, &mask);
+    struct dp_scores *s = NULL;
+    CHECK(dp_metrics_score(m, &mask, NULL, NULL, NULL, &o, &s) == DP_ERR_ARG && !s); /* no questions */
+    o.mmlu = data;
+    struct dp_pool *p1 = dp_pool_new(1), *p2 = dp_pool_new(2);
+    CHECK((st = dp_metrics_score(m, &mask, NULL, p2, NULL, &o, &s)) == DP_OK);
+    if (st) fprintf(stderr, "%s\n", dp_last_error());
+    struct dp_scores *s1 = NULL;
+    CHECK(dp_metrics_score(m, &mask, NULL, p1, NULL, &o, &s1) == DP_OK);
+    CHECK(same_scores(s, s1));
+    if (s) {
+        CHECK_EQ_INT(s->mmlu.questions, 4);
+        CHECK_EQ_INT(s->mmlu.keep, 4); /* floor(0.9 * 5) */
+        CHECK_EQ_INT(s->mmlu.iterations, 4);
+        struct dp_mmlu_opts mo = {0, 512, true, NULL};
+        struct dp_mmlu_result *r = NULL;
+        CHECK(dp_mmlu_eval(m, &mask, NULL, p2, data, &mo, &r) == DP_OK);
+        if (r) CHECK_CLOSE(s->mmlu.base_accuracy, 100.0 * r->n_correct / r->n, 1e-12, 0);
+        dp_mmlu_result_free(r);
+        int seen = 0, low = 0;
+        for (int i = 0; i < 5; i++) {
+            double v = s->influence[DP_METRIC_MMLU_SHAPLEY][i], e = s->std_err[DP_METRIC_MMLU_SHAPLEY][i];
+            CHECK(v >= -1 && v <= 1 && e >= 0 && isfinite(e));
+            int step = (int)s->influence[DP_METRIC_MMLU_SHAPLEY_ITER][i];
+            CHECK(step >= 0 && step < 5 && step == s->influence[DP_METRIC_MMLU_SHAPLEY_ITER][i]);
+            seen |= 1 << step;
+            if (v < s->influence[DP_METRIC_MMLU_SHAPLEY][low]) low = i;
+        }
+        CHECK_EQ_INT(seen, 31);
+        CHECK_EQ_INT(s->order[DP_METRIC_MMLU_SHAPLEY_ITER][0], low);
+        CHECK(s->value[DP_METRIC_MMLU_SHAPLEY_ITER][low] == s->influence[DP_METRIC_MMLU_SHAPLEY][low]);
+        /* every output says it is an oracle */
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        struct dp_score_info info = {.model = "m", .n_blocks = 5};
+        dp_score_report_json(f, s, &info);
+        dp_score_report_table(f, s, &info);
+        fclose(f);
+        CHECK(buf && strstr(buf, "\"metric\":\"mmlu_shapley\",\"influence\"") && strstr(buf, "\"oracle\":true") &&
+              strstr(buf, "\"note\":\"oracle: measured on the MMLU test questions") && strstr(buf, "ORACLE"));
+        free(buf);
+    }
+    dp_scores_free(s);
+    dp_scores_free(s1);
+    dp_pool_free(p1);
+    dp_pool_free(p2);
+    dp_mmlu_data_free(data);
+}
+
+
 /* ---- fixtures ---- */
 
 static void test_zero(struct dp_pool *pool) {
@@ -644,6 +712,7 @@ int main(void) {
         test_threads(m, ch);
         test_checkpoint(m, pool, ch);
         test_errors(m, pool, ch);
+        test_mmlu(m);
     }
     test_zero(pool);
     test_const(pool);

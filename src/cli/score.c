@@ -5,8 +5,8 @@
  *
  * With -o FILE, progress is checkpointed to FILE.ckpt (or --checkpoint) and a
  * rerun with the same arguments continues from it; the checkpoint is removed
- * once the outputs are written. DP_SCORE_STOP_AFTER=N (tests) interrupts the
- * run after N forward passes, leaving the checkpoint behind.
+ * once the outputs are written (mmlu_shapley is not checkpointed). DP_SCORE_STOP_AFTER=N
+ * (tests) interrupts the run after N forward passes, leaving the checkpoint behind.
  */
 #include "cli.h"
 
@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "score_report.h"
+#include "tasks.h"
 
 #include <errno.h>
 #include <math.h>
@@ -23,23 +24,25 @@
 static const char *const SYN =
     "-m MODEL -f CALIB --metric M[,M...] [--unit block|sublayer] [--ctx N] [--docs A:B] [--max-seqs N]\n"
     "       [--samples K] [--subsets K] [--seed S] [--tol T] [--exact] [--span N] [-o FILE] [--csv FILE] [--json]\n"
+    "       [--mmlu DIR [--mmlu-limit N] [--iterative]]\n"
     "  metrics: cosine rel_l1 rel_l2 angular loo_loss loo_logit banzhaf_loss banzhaf_logit shapley_loss\n"
-    "           shapley_logit mmlu_shapley, or all";
+    "           shapley_logit mmlu_shapley (an oracle on the MMLU test set), or all";
 
 /* "all" or a comma list into want[]; false (message printed) on an unknown name. */
-static bool parse_metrics(const char *list, enum dp_unit_kind kind, bool *want) {
+static bool parse_metrics(const char *list, enum dp_unit_kind kind, bool mmlu, bool *want) {
     const char *p = list;
     while (*p) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
         if (n == 3 && !memcmp(p, "all", 3)) {
             for (int k = 0; k < DP_N_METRICS; k++)
-                want[k] = want[k] || (k != DP_METRIC_MMLU_SHAPLEY && (k != DP_METRIC_ANGULAR || kind == DP_UNITS_BLOCK));
+                want[k] = want[k] || (k == DP_METRIC_MMLU_SHAPLEY ? mmlu
+                                      : k != DP_METRIC_MMLU_SHAPLEY_ITER && (k != DP_METRIC_ANGULAR || kind == DP_UNITS_BLOCK));
         } else {
             int k = dp_metric_parse(p, n);
             if (k < 0) {
                 cli_error("score", 2, "unknown metric '%.*s' (cosine, rel_l1, rel_l2, angular, loo_loss, loo_logit, "
-                          "banzhaf_loss, banzhaf_logit, shapley_loss, shapley_logit, mmlu_shapley, all)", (int)n, p);
+                          "banzhaf_loss, banzhaf_logit, shapley_loss, shapley_logit, mmlu_shapley, mmlu_shapley_iterative, all)", (int)n, p);
                 return false;
             }
             want[k] = true;
@@ -93,7 +96,8 @@ int cmd_score(int argc, char **argv) {
     const char *file = NULL, *metric = NULL, *unit = "block", *ctx_s = NULL, *docs = NULL, *max_seqs_s = NULL,
                *samples_s = NULL, *subsets_s = NULL, *tol_s = NULL, *span_s = NULL, *out_path = NULL,
                *csv_path = NULL, *exact = NULL, *ckpt = NULL, *ckpt_every_s = NULL, *max_mem_s = NULL,
-               *no_reuse = NULL, *min_pairs_s = NULL, *mmlu = NULL, *mmlu_limit = NULL, *iterative = NULL, *parallel = "auto";
+               *no_reuse = NULL, *min_pairs_s = NULL, *mmlu = NULL, *mmlu_limit = NULL, *iterative = NULL, *parallel = "auto", *mmlu_draws = NULL,
+               *mmlu_shots = NULL, *mmlu_ctx = NULL;
     const struct cli_opt opts[] = {
         CLI_COMMON_OPTS(c),
         {"-f", "--file", false, &file, "calibration corpus (text with <|endoftext|> separators, or .jsonl)"},
@@ -116,24 +120,41 @@ int cmd_score(int argc, char **argv) {
         {"--no-reuse", NULL, true, &no_reuse, "run every pass from the embedding (checks prefix reuse)"},
         {"--parallel", NULL, false, &parallel, "auto (default), seqs (a sequence per thread) or matmul"},
         {"--mmlu", NULL, false, &mmlu, "mmlu_shapley: MMLU folder (dev/, test/)"},
-        {"--mmlu-limit", NULL, false, &mmlu_limit, "mmlu_shapley: questions per subject"},
-        {"--iterative", NULL, true, &iterative, "mmlu_shapley: re-estimate after each removal"},
+        {"--mmlu-limit", NULL, false, &mmlu_limit, "mmlu_shapley: questions per subject (default all)"},
+        {"--mmlu-draws", NULL, false, &mmlu_draws, "mmlu_shapley: random subnetworks per question (default 10)"},
+        {"--mmlu-shots", NULL, false, &mmlu_shots, "mmlu_shapley: few-shot examples (default 5)"},
+        {"--mmlu-ctx-limit", NULL, false, &mmlu_ctx, "mmlu_shapley: prompt tokens (default 2048 capped at the model's)"},
+        {"--iterative", NULL, true, &iterative, "mmlu_shapley: also re-estimate after each removal"},
         CLI_END};
     const char *pos[1];
     int n_pos, rc = cli_parse("score", argc, argv, opts, pos, 0, &n_pos);
     if (rc) return rc == 2 && !c.model ? cli_usage("score", SYN, opts) : rc;
-    if (!file) return cli_error("score", 2, "missing -f CALIB");
     if (!metric) return cli_error("score", 2, "missing --metric (e.g. --metric loo_loss,cosine or --metric all)");
     struct dp_score_opts o;
     dp_score_opts_default(&o);
     if (!strcmp(unit, "block")) o.kind = DP_UNITS_BLOCK;
     else if (!strcmp(unit, "sublayer")) o.kind = DP_UNITS_SUBLAYER;
     else return cli_error("score", 2, "--unit must be block or sublayer, not '%s'", unit);
-    if (!parse_metrics(metric, o.kind, o.want)) return 2;
+    if (!parse_metrics(metric, o.kind, mmlu != NULL, o.want)) return 2;
     if (o.want[DP_METRIC_ANGULAR] && o.kind != DP_UNITS_BLOCK)
         return cli_error("score", 2, "angular scores spans of blocks: use --unit block");
-    if (o.want[DP_METRIC_MMLU_SHAPLEY] || mmlu || mmlu_limit || iterative)
-        return cli_error("score", 2, "mmlu_shapley is not implemented yet (see README)");
+    if (iterative) {
+        if (!o.want[DP_METRIC_MMLU_SHAPLEY]) return cli_error("score", 2, "--iterative applies to mmlu_shapley");
+        o.want[DP_METRIC_MMLU_SHAPLEY_ITER] = true;
+    }
+    bool oracle = o.want[DP_METRIC_MMLU_SHAPLEY] || o.want[DP_METRIC_MMLU_SHAPLEY_ITER], calib = false;
+    for (int k = 0; k < DP_N_METRICS; k++)
+        calib |= o.want[k] && k != DP_METRIC_MMLU_SHAPLEY && k != DP_METRIC_MMLU_SHAPLEY_ITER;
+    if (oracle && !mmlu) return cli_error("score", 2, "mmlu_shapley needs --mmlu DIR (the MMLU dev/ and test/ folders)");
+    if (!oracle && (mmlu || mmlu_limit || mmlu_draws || mmlu_shots || mmlu_ctx))
+        return cli_error("score", 2, "--mmlu options apply to mmlu_shapley");
+    if (calib && !file) return cli_error("score", 2, "missing -f CALIB");
+    long mlimit = 0, mdraws = o.mmlu_opts.draws, mshots = o.mmlu_opts.shots, mctx = 0;
+    if ((mmlu_limit && !cli_int("score", "--mmlu-limit", mmlu_limit, 1, 1L << 30, &mlimit)) ||
+        (mmlu_draws && !cli_int("score", "--mmlu-draws", mmlu_draws, 1, 1000, &mdraws)) ||
+        (mmlu_shots && !cli_int("score", "--mmlu-shots", mmlu_shots, 0, 16, &mshots)) ||
+        (mmlu_ctx && !cli_int("score", "--mmlu-ctx-limit", mmlu_ctx, 8, 1 << 20, &mctx)))
+        return 2;
     long ctx = 0, max_seqs = 0, samples = o.shapley_perms, subsets = o.banzhaf_subsets, span = 0,
          min_pairs = o.shapley_min_pairs;
     double tol = o.shapley_tol, every = o.checkpoint_every;
@@ -165,6 +186,9 @@ int cmd_score(int argc, char **argv) {
     o.shapley_tol = tol;
     o.shapley_exact = exact != NULL;
     o.seed = seed;
+    o.mmlu_opts.seed = seed;
+    o.mmlu_opts.draws = (int)mdraws;
+    o.mmlu_opts.shots = (int)mshots;
     o.no_reuse = no_reuse != NULL;
     o.checkpoint_every = every;
     if (!strcmp(parallel, "auto")) o.parallel = DP_SCORE_PAR_AUTO;
@@ -201,19 +225,25 @@ int cmd_score(int argc, char **argv) {
     if (ctx > cf->n_ctx_train)
         fprintf(stderr, "depthprune score: warning: --ctx %ld exceeds the model's trained context %d\n", ctx,
                 cf->n_ctx_train);
+    o.mmlu_opts.ctx_limit = (int)(mctx ? mctx : cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048);
     struct dp_corpus *corpus = NULL;
     struct dp_chunks *ch = NULL;
     struct dp_scores *s = NULL;
+    struct dp_mmlu_data *mdata = NULL;
     double t0 = dp_now();
-    dp_status st = dp_corpus_read(file, &corpus);
-    if (!st) st = dp_chunks_paper(dp_model_tokenizer(cm.m), corpus, lo, hi, (int)ctx, (int)max_seqs, &ch);
+    dp_status st = DP_OK;
+    if (calib) st = dp_corpus_read(file, &corpus);
+    if (!st && calib) st = dp_chunks_paper(dp_model_tokenizer(cm.m), corpus, lo, hi, (int)ctx, (int)max_seqs, &ch);
+    if (!st && oracle) st = dp_mmlu_read(mmlu, NULL, (int)mlimit, &mdata);
+    o.mmlu = mdata;
     if (!st) st = dp_metrics_score(cm.m, &cm.mask, cm.hooks, cm.pool, ch, &o, &s);
     if (st) rc = cli_error("score", 1, "%s", dp_last_error());
     char removed[4096];
     dp_mask_format(&cm.mask, removed, sizeof removed);
     struct dp_score_info info = {.model = c.model, .n_blocks = cf->n_layers, .removed = removed, .file = file,
                                  .docs = docs, .n_docs = ch ? ch->n_docs : 0, .seed = o.seed, .tol = o.shapley_tol,
-                                 .n_threads = cm.n_threads, .seconds = dp_now() - t0};
+                                 .n_threads = cm.n_threads, .seconds = dp_now() - t0, .mmlu_dir = mmlu,
+                                 .mmlu_limit = (int)mlimit};
     if (!rc && out_path && write_json_file(out_path, s, &info))
         rc = cli_error("score", 1, "%s", dp_last_error());
     if (!rc && csv_path && write_csv_file(csv_path, s)) rc = cli_error("score", 1, "%s", dp_last_error());
@@ -223,6 +253,7 @@ int cmd_score(int argc, char **argv) {
         if (ckpt_path) remove(ckpt_path);
     }
     dp_scores_free(s);
+    dp_mmlu_data_free(mdata);
     dp_chunks_free(ch);
     dp_corpus_free(corpus);
     cli_close(&cm);
