@@ -22,6 +22,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const metric_names[DP_N_METRICS] = {
     "cosine", "rel_l1", "rel_l2", "angular", "loo_loss", "loo_logit", "banzhaf_loss", "banzhaf_logit",
@@ -509,7 +510,7 @@ static int64_t total_passes(const struct run *r) {
 
 /* ---- checkpoints ---- */
 
-static const char ckpt_magic[8] = {'D', 'P', 'S', 'C', 'O', 'R', 'E', '1'};
+static const char ckpt_magic[8] = {'D', 'P', 'S', 'C', 'O', 'R', 'E', '2'};
 
 static void put(FILE *f, const void *p, size_t n) {
     if (n) fwrite(p, 1, n, f);
@@ -533,6 +534,7 @@ static dp_status ckpt_write(struct run *r) {
         int64_t c[3] = {r->fam[i].unit_evals, r->fam[i].naive_unit_evals, r->fam[i].passes};
         put(f, c, sizeof c);
         put(f, &r->fam[i].seconds, sizeof(double));
+        put(f, &r->fam[i].cpu_seconds, sizeof(double));
     }
     put(f, &ne, 8);
     put(f, r->cache.keys, ne * r->cache.nw * 8);
@@ -588,7 +590,8 @@ static dp_status ckpt_read(struct run *r) {
          take(&c, r->acc, nacc * sizeof *r->acc);
     for (int i = 0; ok && i < N_FAM; i++) {
         int64_t v[3];
-        ok = take(&c, v, sizeof v) && take(&c, &r->fam[i].seconds, sizeof(double));
+        ok = take(&c, v, sizeof v) && take(&c, &r->fam[i].seconds, sizeof(double)) &&
+             take(&c, &r->fam[i].cpu_seconds, sizeof(double));
         r->fam[i].unit_evals = v[0];
         r->fam[i].naive_unit_evals = v[1];
         r->fam[i].passes = v[2];
@@ -630,9 +633,17 @@ static dp_status seq_done(struct run *r) {
     return DP_OK;
 }
 
+/* CPU time of the whole process (every thread), in seconds. */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* A family is complete: the next one starts at sequence 0. */
-static dp_status family_done(struct run *r, int fam, double t0) {
+static dp_status family_done(struct run *r, int fam, double t0, double c0) {
     r->fam[fam].seconds += dp_now() - t0;
+    r->fam[fam].cpu_seconds += cpu_now() - c0;
     r->stage = fam + 1;
     r->next_seq = 0;
     return r->o->checkpoint ? ckpt_write(r) : DP_OK;
@@ -728,7 +739,7 @@ static dp_status run_static(struct run *r) {
     kept_mask(g, g->base, &mask);
     dp_status st = DP_OK;
     for (int i = 0; !st && i < r->n_workers; i++) st = dp_session_new(r->m, &mask, r->ch->ctx, &r->w[i].session);
-    double t0 = dp_now();
+    double t0 = dp_now(), c0 = cpu_now();
     if (!st)
         st = for_sequences(r, FAM_STATIC, 3 * (size_t)(g->n_mu + g->L) + (size_t)r->n_spans_all, static_seq,
                            static_reduce, "static metrics");
@@ -736,7 +747,7 @@ static dp_status run_static(struct run *r) {
         dp_session_free(r->w[i].session);
         r->w[i].session = NULL;
     }
-    return st ? st : family_done(r, FAM_STATIC, t0);
+    return st ? st : family_done(r, FAM_STATIC, t0, c0);
 }
 
 /* ---- leave-one-out ---- */
@@ -773,12 +784,12 @@ static dp_status run_loo(struct run *r) {
     r->list_kept = kept;
     r->list_order = order;
     r->list_n = n;
-    double t0 = dp_now();
+    double t0 = dp_now(), c0 = cpu_now();
     if (!st) st = for_sequences(r, FAM_LOO, 2 * (size_t)n + 1, loo_seq, loo_reduce, "leave-one-out");
     free(kept);
     free(order);
     free(set);
-    return st ? st : family_done(r, FAM_LOO, t0);
+    return st ? st : family_done(r, FAM_LOO, t0, c0);
 }
 
 /* ---- Banzhaf ---- */
@@ -833,10 +844,10 @@ static void banzhaf_reduce(struct run *r, int q, const double *out) {
 
 static dp_status run_banzhaf(struct run *r) {
     int n = r->g.n, k = r->o->banzhaf_subsets;
-    double t0 = dp_now();
+    double t0 = dp_now(), c0 = cpu_now();
     dp_status st = for_sequences(r, FAM_BANZHAF, 2 * (size_t)k + 1 + (size_t)k * n, banzhaf_seq, banzhaf_reduce,
                                  "banzhaf");
-    return st ? st : family_done(r, FAM_BANZHAF, t0);
+    return st ? st : family_done(r, FAM_BANZHAF, t0, c0);
 }
 
 /* ---- Shapley ---- */
@@ -1120,7 +1131,7 @@ static dp_status shapley_sampled(struct run *r) {
 }
 
 static dp_status run_shapley(struct run *r) {
-    double t0 = dp_now();
+    double t0 = dp_now(), c0 = cpu_now();
     dp_status st = r->o->shapley_exact ? shapley_exact(r) : shapley_sampled(r);
     if (st) return st;
     /* v(all) and v(none) */
@@ -1135,7 +1146,7 @@ static dp_status run_shapley(struct run *r) {
     }
     free(set);
     if (r->stage > FAM_SHAPLEY) return DP_OK; /* everything came from the checkpoint */
-    return family_done(r, FAM_SHAPLEY, t0);
+    return family_done(r, FAM_SHAPLEY, t0, c0);
 }
 
 /* ---- results ---- */
@@ -1224,7 +1235,7 @@ static dp_status finish(struct run *r) {
         make_order(res->influence[k], n, res->order[k]);
         int f = family_of(k);
         if (f >= 0) res->cost[k] = r->fam[f];
-        else res->cost[k] = (struct dp_cost){0, 0, res->mmlu.questions_evaluated, res->mmlu.seconds};
+        else res->cost[k] = (struct dp_cost){0, 0, res->mmlu.questions_evaluated, res->mmlu.seconds, res->mmlu.cpu_seconds};
     }
     for (int f = 0; f < N_FAM; f++) {
         res->unit_evals += r->fam[f].unit_evals;

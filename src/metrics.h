@@ -71,7 +71,8 @@ struct dp_cost {
     int64_t unit_evals;        /* sublayers actually computed */
     int64_t naive_unit_evals;  /* what passes from the embedding would have computed */
     int64_t passes;            /* forward passes (one sequence each), the base passes included */
-    double seconds;            /* wall time (this run; 0 for work restored from a checkpoint) */
+    double seconds;            /* wall time (a family resumed from a checkpoint counts its last session) */
+    double cpu_seconds;        /* CPU time of every thread of the process over the same spans */
 };
 
 struct dp_mmlu_data;
@@ -148,7 +149,7 @@ struct dp_scores {
         double base_accuracy;              /* percent, the base model */
         int64_t distinct;                  /* (subject, subnetwork) evaluations */
         int64_t questions_evaluated, tokens_evaluated, tokens_naive;
-        double seconds;
+        double seconds, cpu_seconds;
     } mmlu;
     double base_ce;                    /* mean CE of the base model (when an adaptive metric ran) */
     /* cost per metric; metrics computed from the same passes share one figure */

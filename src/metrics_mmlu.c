@@ -31,8 +31,15 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { TAG_MMLU = 3 };
+
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static uint64_t mix(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -197,7 +204,7 @@ dp_status dp_metrics_mmlu_oracle(const struct dp_model *m, const struct dp_mask 
     if (!data || data->n_test < 1) return dp_fail(DP_ERR_ARG, "mmlu_shapley needs MMLU questions (--mmlu DIR)");
     if (o->draws < 1 || o->draws > 1000) return dp_fail(DP_ERR_ARG, "MMLU draws per question must be in [1, 1000]");
     if (n < 2) return dp_fail(DP_ERR_ARG, "mmlu_shapley needs at least 2 units");
-    double t0 = dp_now();
+    double t0 = dp_now(), c0 = cpu_seconds();
     struct oracle w = {m, base, hooks, pool, data, o, res, n, NULL, NULL, NULL};
     w.remaining = dp_malloc((size_t)n);
     w.sum = dp_malloc((size_t)2 * n * sizeof *w.sum);
@@ -245,6 +252,7 @@ dp_status dp_metrics_mmlu_oracle(const struct dp_model *m, const struct dp_mask 
     }
     res->mmlu.iterations = steps;
     res->mmlu.seconds = dp_now() - t0;
+    res->mmlu.cpu_seconds = cpu_seconds() - c0;
     free(w.remaining);
     free(w.sum);
     free(w.cnt);

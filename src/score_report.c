@@ -145,6 +145,7 @@ void dp_score_report_json(FILE *f, const struct dp_scores *s, const struct dp_sc
         dp_json_int(&j, "tokens_evaluated", s->mmlu.tokens_evaluated);
         dp_json_int(&j, "tokens_naive", s->mmlu.tokens_naive);
         dp_json_num(&j, "seconds", s->mmlu.seconds);
+        dp_json_num(&j, "cpu_seconds", s->mmlu.cpu_seconds);
         dp_json_end(&j);
     }
     dp_json_num(&j, "base_ce", s->base_ce);
@@ -163,6 +164,7 @@ void dp_score_report_json(FILE *f, const struct dp_scores *s, const struct dp_sc
         dp_json_int(&j, "naive_unit_evals", c->naive_unit_evals);
         dp_json_int(&j, "passes", c->passes);
         dp_json_num(&j, "seconds", c->seconds);
+        dp_json_num(&j, "cpu_seconds", c->cpu_seconds);
         dp_json_end(&j);
     }
     dp_json_end(&j);
@@ -235,7 +237,7 @@ static void print_cost(FILE *f, const struct dp_cost *c) {
     if (c->naive_unit_evals != c->unit_evals)
         fprintf(f, " (without prefix reuse %lld: %.1f%% saved)", (long long)c->naive_unit_evals,
                 100.0 * (1.0 - (double)c->unit_evals / (double)c->naive_unit_evals));
-    fprintf(f, ", %.2f s\n", c->seconds);
+    fprintf(f, ", %.2f s (%.2f s CPU)\n", c->seconds, c->cpu_seconds);
 }
 
 void dp_score_report_table(FILE *f, const struct dp_scores *s, const struct dp_score_info *info) {
@@ -288,9 +290,9 @@ void dp_score_report_table(FILE *f, const struct dp_scores *s, const struct dp_s
             fprintf(f, "  %s\n", ORACLE_NOTE);
             fprintf(f, "  %d questions of %d subjects, %d subnetworks per question; base model accuracy %.2f%%\n",
                     s->mmlu.questions, s->mmlu.subjects, s->mmlu.draws, s->mmlu.base_accuracy);
-            fprintf(f, "  cost: %lld (subject, subnetwork) evaluations, %lld tokens (%lld without prefix caching), %.2f s\n",
-                    (long long)s->mmlu.distinct, (long long)s->mmlu.tokens_evaluated, (long long)s->mmlu.tokens_naive,
-                    s->mmlu.seconds);
+            fprintf(f, "  cost: %lld (subject, subnetwork) evaluations, %lld tokens (%lld without prefix caching), "
+                    "%.2f s (%.2f s CPU)\n", (long long)s->mmlu.distinct, (long long)s->mmlu.tokens_evaluated,
+                    (long long)s->mmlu.tokens_naive, s->mmlu.seconds, s->mmlu.cpu_seconds);
             continue;
         }
         bool shared_before = false;
