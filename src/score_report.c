@@ -173,6 +173,7 @@ void dp_score_report_json(FILE *f, const struct dp_scores *s, const struct dp_sc
     dp_json_begin_obj(&j, "memory");
     dp_json_int(&j, "snapshot_bytes", s->snapshot_bytes);
     dp_json_int(&j, "logits_bytes", s->logits_bytes);
+    dp_json_int(&j, "workers", s->workers);
     dp_json_end(&j);
     dp_json_int(&j, "seed", (int64_t)info->seed);
     dp_json_int(&j, "threads", info->n_threads);
@@ -248,6 +249,9 @@ void dp_score_report_table(FILE *f, const struct dp_scores *s, const struct dp_s
                 info->file ? info->file : "", info->docs ? " docs " : "", info->docs ? info->docs : "");
     fputc('\n', f);
     if (isfinite(s->base_ce)) fprintf(f, "base model: mean CE %.4f (ppl %.3f)\n", s->base_ce, exp(s->base_ce));
+    if (isfinite(s->base_ce))
+        fprintf(f, "memory: %.2f MiB of residual-stream snapshots + %.2f MiB of logits per worker, %d worker%s\n",
+                s->snapshot_bytes / 1048576.0, s->logits_bytes / 1048576.0, s->workers, s->workers == 1 ? "" : "s");
     for (int k = 0; k < DP_N_METRICS; k++) {
         if (!s->has[k]) continue;
         fprintf(f, "\n%s: %s\n", dp_metric_name(k), describe(k));

@@ -21,7 +21,7 @@
  *       "draws_per_question", "units_kept", "iterations", "base_accuracy", ...} with mmlu_shapley,
  *   "base_ce", "cost": {"unit_evals","naive_unit_evals","saving",
  *       "per_metric": {metric: {"family","unit_evals","naive_unit_evals","passes","seconds"}}},
- *   "memory": {"snapshot_bytes","logits_bytes"}, "seed", "threads", "seconds", "resumed".
+ *   "memory": {"snapshot_bytes","logits_bytes" (per worker),"workers"}, "seed", "threads", "seconds", "resumed".
  * Numbers that are not finite are written as null.
  */
 #ifndef DP_SCORE_REPORT_H
