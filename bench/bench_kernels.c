@@ -22,8 +22,10 @@
  * only, rounding of the activations included).
  *
  * --peak measures what the machine allows instead: f32 FMA throughput (16
- * independent chains of 512-bit FMAs per thread) and read bandwidth (a sum
- * over 1 GiB with 512-bit loads), each thread on its own share.
+ * independent chains of 512-bit FMAs per thread), int8 dot-product
+ * throughput (the same with vpdpbusd, where AVX-512 VNNI is present; the
+ * rate that bounds the q8 mode) and read bandwidth (a sum over 1 GiB with
+ * 512-bit loads), each thread on its own share.
  */
 #include "kernels.h"
 
@@ -84,6 +86,20 @@ __attribute__((target("avx512f"))) static void fma_worker(void *ctx, int ith, in
     j->sink[ith] = _mm512_reduce_add_ps(s);
 }
 
+/* int8 dot products: 16 independent chains of vpdpbusd (64 multiply-adds, 128 integer ops each). */
+__attribute__((target("avx512f,avx512vnni"))) static void vnni_worker(void *ctx, int ith, int nth) {
+    struct peak_job *j = ctx;
+    (void)nth;
+    __m512i a[16], w = _mm512_set1_epi8(3), x = _mm512_set1_epi8(-2);
+    for (int i = 0; i < 16; i++) a[i] = _mm512_set1_epi32(i + ith);
+    for (long it = 0; it < j->iters; it++)
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) a[i] = _mm512_dpbusd_epi32(a[i], w, x);
+    __m512i s = a[0];
+    for (int i = 1; i < 16; i++) s = _mm512_add_epi32(s, a[i]);
+    j->sink[ith] = (float)_mm512_reduce_add_epi32(s);
+}
+
 __attribute__((target("avx512f"))) static void read_worker(void *ctx, int ith, int nth) {
     struct peak_job *j = ctx;
     int64_t lo, hi;
@@ -108,20 +124,25 @@ static int peak(const long *threads, int n_threads) {
     float *buf = aligned_alloc(64, j.n * sizeof *buf);
     for (size_t i = 0; i < j.n; i++) buf[i] = (float)(i & 1023);
     j.buf = buf;
-    printf("| threads | f32 FMA GFLOP/s | read GB/s |\n|---|---|---|\n");
+    bool vnni = __builtin_cpu_supports("avx512vnni");
+    printf("| threads | f32 FMA GFLOP/s | int8 VNNI GIOP/s | read GB/s |\n|---|---|---|---|\n");
     for (int it = 0; it < n_threads; it++) {
         struct dp_pool *pool = dp_pool_new((int)threads[it]);
-        double best_f = 1e30, best_r = 1e30;
+        double best_f = 1e30, best_r = 1e30, best_v = 1e30;
         for (int rep = 0; rep < 5; rep++) {
             double t0 = now();
             dp_pool_run(pool, fma_worker, &j);
             double t1 = now();
             dp_pool_run(pool, read_worker, &j);
             double t2 = now();
+            if (vnni) dp_pool_run(pool, vnni_worker, &j);
+            double t3 = now();
             best_f = t1 - t0 < best_f ? t1 - t0 : best_f;
             best_r = t2 - t1 < best_r ? t2 - t1 : best_r;
+            best_v = t3 - t2 < best_v ? t3 - t2 : best_v;
         }
-        printf("| %ld | %.1f | %.1f |\n", threads[it], 16.0 * 32 * (double)j.iters * (double)threads[it] / best_f * 1e-9,
+        double ops = 16.0 * (double)j.iters * (double)threads[it];
+        printf("| %ld | %.1f | %.1f | %.1f |\n", threads[it], ops * 32 / best_f * 1e-9, vnni ? ops * 128 / best_v * 1e-9 : 0.0,
                (double)(j.n * sizeof *buf) / best_r * 1e-9);
         dp_pool_free(pool);
     }
