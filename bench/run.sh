@@ -3,7 +3,8 @@
 # 4096, FFN 14336, 32 heads, 8 KV heads, vocab 32000, 2 blocks; the shapes of
 # ../shared/reference/performance.md) in F32, F16, BF16, Q8_0 and Q4_0, and
 # stories260K; prefill 128/512 tokens (logits of the last token only, as
-# llama-bench) and decode 64 tokens, 1 and 2 threads, median of --reps runs.
+# llama-bench) and decode 64 tokens, 1 and 2 threads, median of --reps runs;
+# Q8_0 and Q4_0 also with --act q8 (activations rounded as llama.cpp does).
 # Models are written once to bench/out/ (about 6.5 GB). Results: a table on
 # stdout and bench/out/results.jsonl.
 #   BENCH_TYPES="Q8_0 Q4_0" BENCH_REPS=5 sh bench/run.sh
@@ -20,9 +21,9 @@ mkdir -p $OUT
 val() { sed -n "s/.*\"$1\": *\([-0-9.e+]*\).*/\1/p"; }
 printf '| model | threads | prefill 128 tok/s | prefill 512 tok/s | GFLOP/s (512) | decode 64 tok/s | GB/s | peak RSS MiB |\n'
 printf '|---|---|---|---|---|---|---|---|\n'
-row() { # name model threads
-    p128=$($DP bench -m "$2" -t "$3" --prefill 128 --decode 0 --reps $REPS --json)
-    p512=$($DP bench -m "$2" -t "$3" --prefill 512 --decode 64 --reps $REPS --json)
+row() { # name model threads [act]
+    p128=$($DP bench -m "$2" -t "$3" --act "${4:-exact}" --prefill 128 --decode 0 --reps $REPS --json)
+    p512=$($DP bench -m "$2" -t "$3" --act "${4:-exact}" --prefill 512 --decode 64 --reps $REPS --json)
     echo "{\"model\": \"$1\", \"threads\": $3, \"prefill128\": $p128, \"run\": $p512}" >>$OUT/results.jsonl
     printf '| %s | %s | %.1f | %.1f | %.1f | %.2f | %.1f | %.0f |\n' "$1" "$3" \
         "$(echo "$p128" | val prefill_tok_s)" "$(echo "$p512" | val prefill_tok_s)" "$(echo "$p512" | val gflops)" \
@@ -33,5 +34,6 @@ for ty in $TYPES; do
     [ -f "$f" ] || $DP synth -o "$f" --type $ty --dim 4096 --ff 14336 --heads 32 --kv-heads 8 --layers 2 \
         --vocab 32000 --ctx 4096 --seed 1 >&2
     for t in $THREADS; do row "7B-shape $ty" "$f" "$t"; done
+    case $ty in Q8_0|Q4_0) for t in $THREADS; do row "7B-shape $ty --act q8" "$f" "$t" q8; done ;; esac
 done
 for t in $THREADS; do row "stories260K" "$S/models/stories260K/stories260K.gguf" "$t"; done
