@@ -165,7 +165,7 @@ static uint8_t *random_blocks(uint32_t type, int64_t n_blocks) {
 
 static void test_vecdot_q8(void) {
     static const int64_t ns[] = {32, 96, 544, 1056};
-    static const int toks[] = {1, 2, 3, 5, 8, 13, 16, 17, 31, 40};
+    static const int toks[] = {1, 2, 3, 4, 5, 8, 9, 13, 16, 17, 31, 40};
     enum { ROWS = 33, MAXT = 40, MAXN = 1056 };
     static float X[MAXT * MAXN], Ya[MAXT * ROWS], Yb[MAXT * ROWS];
     for (int i = 0; i < MAXT * MAXN; i++) X[i] = rndf() * (i % 97 == 0 ? 30.0f : 1.0f);
