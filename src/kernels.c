@@ -42,6 +42,10 @@ float dp_kernels_reduce16(const float l[16]) {
     return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
 
+static void axpy_scalar(float a, const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
+}
+
 static float dot_scalar(const float *a, const float *b, int64_t n) {
     float l[16] = {0};
     for (int64_t i = 0; i < n; i++) l[i & 15] = fmaf(a[i], b[i], l[i & 15]);
@@ -227,6 +231,7 @@ static void gemm_scalar(const float *P, const float *Xp, int nr_b, int64_t kc, i
 static const struct dp_kernel_ops scalar_ops = {
     .name = "scalar",
     .dot = dot_scalar,
+    .axpy = axpy_scalar,
     .dequant = {
         [DP_TYPE_F32] = dequant_f32, [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
         [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,

@@ -109,6 +109,8 @@ typedef void (*dp_vecdot_q8_fn)(const void *W, size_t row_bytes, int n_rows, con
 struct dp_kernel_ops {
     const char *name;                        /* "scalar", "avx2", "avx512" */
     float (*dot)(const float *a, const float *b, int64_t n); /* dot order */
+    /* y[i] = fma(a, x[i], y[i]): one rounding per element, so every set gives the same bits */
+    void (*axpy)(float a, const float *x, float *y, int64_t n);
     dp_dequant_fn dequant[DP_TYPE_COUNT];
     dp_vecdot_fn vecdot[DP_TYPE_COUNT];
     dp_pack_fn pack[DP_TYPE_COUNT];

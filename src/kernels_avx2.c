@@ -127,6 +127,13 @@ INLINE __m256 fma_lanes(__m256 w, __m256 x, __m256 acc, int m) {
     return _mm256_blendv_ps(acc, _mm256_fmadd_ps(w, x, acc), _mm256_castsi256_ps(lanes_below(m)));
 }
 
+static void axpy_avx2(float a, const float *x, float *y, int64_t n) {
+    __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
+}
+
 static float dot_avx2(const float *a, const float *b, int64_t n) {
     __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
     int64_t i = 0;
@@ -564,6 +571,7 @@ static void quant_act_avx2(const float *x, int64_t n, int32_t off, int8_t *q, fl
 static const struct dp_kernel_ops avx2_ops = {
     .name = "avx2",
     .dot = dot_avx2,
+    .axpy = axpy_avx2,
     .dequant = {
         [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
         [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,

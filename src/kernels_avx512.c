@@ -94,6 +94,16 @@ INLINE float reduce16(__m512 v) {
     return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
 }
 
+static void axpy_avx512(float a, const float *x, float *y, int64_t n) {
+    __m512 va = _mm512_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
 static float dot_avx512(const float *a, const float *b, int64_t n) {
     __m512 acc = _mm512_setzero_ps();
     int64_t i = 0;
@@ -601,6 +611,7 @@ static void quant_act_avx512(const float *x, int64_t n, int32_t off, int8_t *q, 
 #define AVX512_OPS                                                                       \
     .name = "avx512",                                                                    \
     .dot = dot_avx512,                                                                   \
+    .axpy = axpy_avx512,                                                                 \
     .dequant = {                                                                         \
         [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,                      \
         [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,                    \

@@ -608,6 +608,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
     int hd = c->head_dim, group = sh.n_head / sh.n_head_kv;
     float scale = 1.0f / sqrtf((float)hd);
     float (*dot)(const float *, const float *, int64_t) = dp_kernels()->dot;
+    void (*axpy)(float, const float *, float *, int64_t) = dp_kernels()->axpy;
     DP_ASSERT(ith < s->scores_threads);
     float *sc = s->scores + (size_t)ith * s->n_ctx;
     int64_t lo, hi;
@@ -631,11 +632,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
         float inv = (float)(1.0 / sum);
         float *o = s->att + ((size_t)t * sh.n_head + h) * hd;
         for (int i = 0; i < hd; i++) o[i] = 0;
-        for (int p = 0; p < n_keys; p++) {
-            const float *v = V + (size_t)p * hd;
-            float a = sc[p] * inv;
-            for (int i = 0; i < hd; i++) o[i] += a * v[i];
-        }
+        for (int p = 0; p < n_keys; p++) axpy(sc[p] * inv, V + (size_t)p * hd, o, hd);
     }
 }
 
@@ -646,31 +643,39 @@ static void cache_store(float *cache, const float *rows, int n, int n_kv, int hd
             memcpy(cache + ((size_t)h * n_ctx + pos + t) * hd, rows + ((size_t)t * n_kv + h) * hd, (size_t)hd * sizeof(float));
 }
 
-static void attention_sublayer(struct dp_session *s, struct dp_pool *pool, int l, int n, float *wbuf) {
+/*
+ * The attention sublayer for n rows at positions pos..pos+n-1: keys and
+ * values of all n rows go to the cache; the output (delta) is computed for
+ * rows from..n-1 only (n-from rows), since later rows of a last layer may be
+ * all that reaches the logits (as llama.cpp skips unused outputs).
+ */
+static void attention_sublayer(struct dp_session *s, struct dp_pool *pool, int l, int n, int from, float *wbuf) {
     const struct dp_model *m = s->m;
     const struct dp_config *c = &m->cfg;
     const struct dp_layer *L = &m->layers[l];
-    int dim = c->n_embd, hd = c->head_dim;
+    int dim = c->n_embd, hd = c->head_dim, nq = n - from;
     int qd = L->shape.n_head * hd, kvd = L->shape.n_head_kv * hd;
+    const float *xq = s->xb + (size_t)from * dim;                       /* normed rows with outputs */
     rmsnorm(s->xb, s->x, &L->attn_norm, n, dim, c->norm_eps, wbuf);
     if (!kvd) { /* linear attention (deci): no keys, no values, no cache */
-        dp_matmul(pool, L->wo.data, L->wo.type, dim, dim, s->xb, n, s->delta); /* delta (n, dim) */
+        if (nq) dp_matmul(pool, L->wo.data, L->wo.type, dim, dim, xq, nq, s->delta); /* delta (nq, dim) */
         return;
     }
-    dp_matmul(pool, L->wq.data, L->wq.type, dim, qd, s->xb, n, s->q);   /* q (n, qd) */
     dp_matmul(pool, L->wk.data, L->wk.type, dim, kvd, s->xb, n, s->k);  /* k (n, kvd) */
     dp_matmul(pool, L->wv.data, L->wv.type, dim, kvd, s->xb, n, s->v);  /* v (n, kvd) */
-    add_bias(s->q, &L->bq, n, qd, wbuf);
     add_bias(s->k, &L->bk, n, kvd, wbuf);
     add_bias(s->v, &L->bv, n, kvd, wbuf);
-    rope(s->q, n, L->shape.n_head, c, s->pos);
     rope(s->k, n, L->shape.n_head_kv, c, s->pos);
     cache_store(s->k_cache[l], s->k, n, L->shape.n_head_kv, hd, s->n_ctx, s->pos);
     cache_store(s->v_cache[l], s->v, n, L->shape.n_head_kv, hd, s->n_ctx, s->pos);
-    struct attn_job job = {s, l, n, s->pos};
-    dp_pool_run(pool, attn_worker, &job);                                /* att (n, qd) */
-    dp_matmul(pool, L->wo.data, L->wo.type, qd, dim, s->att, n, s->delta); /* delta (n, dim) */
-    add_bias(s->delta, &L->bo, n, dim, wbuf);
+    if (!nq) return;
+    dp_matmul(pool, L->wq.data, L->wq.type, dim, qd, xq, nq, s->q);     /* q (nq, qd) */
+    add_bias(s->q, &L->bq, nq, qd, wbuf);
+    rope(s->q, nq, L->shape.n_head, c, s->pos + from);
+    struct attn_job job = {s, l, nq, s->pos + from};
+    dp_pool_run(pool, attn_worker, &job);                                /* att (nq, qd) */
+    dp_matmul(pool, L->wo.data, L->wo.type, qd, dim, s->att, nq, s->delta); /* delta (nq, dim) */
+    add_bias(s->delta, &L->bo, nq, dim, wbuf);
 }
 
 static void ffn_sublayer(struct dp_session *s, struct dp_pool *pool, int l, int n, float *wbuf) {
@@ -694,14 +699,14 @@ static void ffn_sublayer(struct dp_session *s, struct dp_pool *pool, int l, int 
  * Residual add of a sublayer's output (or of a removed unit's replacement),
  * with the observer seeing input and output.
  */
-static void residual(struct dp_session *s, int unit, bool kept, int n, const struct dp_hooks *hooks) {
+static void residual(struct dp_session *s, int unit, bool kept, int n, int pos0, const struct dp_hooks *hooks) {
     int dim = s->m->cfg.n_embd;
     size_t len = (size_t)n * dim;
     if (hooks && hooks->observe) memcpy(s->x_in, s->x, len * sizeof(float));
-    if (!kept && hooks && hooks->replace) kept = hooks->replace(hooks->ctx, unit, s->x, s->delta, n, dim, s->pos);
+    if (!kept && hooks && hooks->replace) kept = hooks->replace(hooks->ctx, unit, s->x, s->delta, n, dim, pos0);
     if (kept)
         for (size_t i = 0; i < len; i++) s->x[i] += s->delta[i];
-    if (hooks && hooks->observe) hooks->observe(hooks->ctx, unit, s->x_in, s->x, n, dim, s->pos);
+    if (hooks && hooks->observe) hooks->observe(hooks->ctx, unit, s->x_in, s->x, n, dim, pos0);
 }
 
 static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const int *tokens, const float *start_x,
@@ -711,7 +716,7 @@ static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const
     const struct dp_config *c = &m->cfg;
     int dim = c->n_embd;
     float *nb = s->wvec;
-    int start = hooks ? hooks->start_unit : 0, n_rows = n;
+    int start = hooks ? hooks->start_unit : 0;
     if (start_x) {
         memcpy(s->x, start_x, (size_t)n * dim * sizeof(float));
     } else {
@@ -720,24 +725,32 @@ static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const
             dp_dequant_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * erow,
                            s->x + (size_t)t * dim, dim);
     }
+    /*
+     * Rows whose last-layer outputs are needed: all when observed or for all
+     * logits; the last one for last-token logits; none when no logits come
+     * from this batch (its keys and values are still cached).
+     */
+    bool observed = hooks && hooks->observe;
+    int keep_from = observed || mode == DP_LOGITS_ALL ? 0 : mode == DP_LOGITS_LAST && last_batch ? n - 1 : n;
+    int rows = n, row0 = 0; /* rows of s->x still computed: positions s->pos+row0 .. */
     for (int l = start / 2; l < c->n_layers; l++) {
         bool a = s->mask.attn[l] && m->layers[l].has_attn, f = s->mask.ffn[l] && m->layers[l].has_ffn;
-        if (2 * l >= start) {
-            if (a) attention_sublayer(s, pool, l, n, nb);
-            residual(s, 2 * l, a, n, hooks);
+        int from = l == c->n_layers - 1 ? keep_from : 0;
+        if (2 * l >= start && a) attention_sublayer(s, pool, l, n, from, nb);
+        if (from > 0) {
+            if (from < n) memmove(s->x, s->x + (size_t)from * dim, (size_t)(n - from) * dim * sizeof(float));
+            rows = n - from;
+            row0 = from;
         }
-        if (l == c->n_layers - 1 && mode == DP_LOGITS_LAST && last_batch && n > 1 && !hooks) {
-            /* only the last row reaches the logits: the last FFN runs for it alone (as llama.cpp) */
-            memmove(s->x, s->x + (size_t)(n - 1) * dim, (size_t)dim * sizeof(float));
-            n_rows = 1;
-        }
-        if (f) ffn_sublayer(s, pool, l, n_rows, nb);
-        residual(s, 2 * l + 1, f, n_rows, hooks);
+        if (!rows) break;
+        if (2 * l >= start) residual(s, 2 * l, a, rows, s->pos + row0, hooks);
+        if (f) ffn_sublayer(s, pool, l, rows, nb);
+        residual(s, 2 * l + 1, f, rows, s->pos + row0, hooks);
     }
     if (mode == DP_LOGITS_ALL || (mode == DP_LOGITS_LAST && last_batch)) {
-        int first = mode == DP_LOGITS_ALL ? 0 : n_rows - 1, rows = n_rows - first;
-        rmsnorm(s->xb, s->x + (size_t)first * dim, &m->output_norm, rows, dim, c->norm_eps, nb);
-        dp_matmul(pool, m->output.data, m->output.type, dim, c->n_vocab, s->xb, rows, logits);
+        int first = mode == DP_LOGITS_ALL ? 0 : rows - 1, n_out = rows - first;
+        rmsnorm(s->xb, s->x + (size_t)first * dim, &m->output_norm, n_out, dim, c->norm_eps, nb);
+        dp_matmul(pool, m->output.data, m->output.type, dim, c->n_vocab, s->xb, n_out, logits);
     }
     s->pos += n;
     return DP_OK;

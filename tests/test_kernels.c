@@ -278,6 +278,25 @@ static void test_dot(void) {
     }
 }
 
+/* axpy: one fma per element, so every set gives the scalar reference's bits. */
+static void test_axpy(void) {
+    static const int64_t ns[] = {1, 7, 8, 15, 16, 17, 33, 128, 131};
+    static float x[131], y0[131], r[131], v[131];
+    for (int i = 0; i < 131; i++) x[i] = rndf(), y0[i] = rndf();
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+        int64_t n = ns[i];
+        memcpy(r, y0, sizeof r);
+        dp_kernels_scalar()->axpy(0.37f, x, r, n);
+        CHECK_CLOSE(r[n - 1], fmaf(0.37f, x[n - 1], y0[n - 1]), 0, 0);
+        CHECK(n == 131 || r[n] == y0[n]); /* nothing written past n */
+        for (int s = 0; s < n_sets; s++) {
+            memcpy(v, y0, sizeof v);
+            sets[s]->axpy(0.37f, x, v, n);
+            CHECK_MSG(same_bits("axpy", v, r, 131), "%s axpy n=%lld", sets[s]->name, (long long)n);
+        }
+    }
+}
+
 static void test_vecdot_pack(void) {
     static const int64_t ns_any[] = {1, 15, 16, 17, 100, 4099}, ns_blk[] = {32, 96, 4096};
     enum { MAXN = 4099, ROWS = 9 };
@@ -417,6 +436,7 @@ int main(void) {
     test_quant_roundtrip();
     test_dequant_exact();
     test_dot();
+    test_axpy();
     test_vecdot_pack();
     test_matmul();
     return TEST_END();

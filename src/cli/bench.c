@@ -28,6 +28,23 @@ static void per_token(const struct dp_model *m, const struct dp_mask *mask, doub
     *bytes = (double)s.n_bytes - (m->cfg.tied_output ? 0 : emb_b); /* a tied embedding is read as the head */
 }
 
+/*
+ * Multiply-adds the last block does per token beyond its keys and values,
+ * which a prefill with last-token logits spends on the last token only
+ * (src/model.c skips them for the other rows, as llama.cpp skips the last
+ * FFN and head).
+ */
+static double last_block_tail(const struct dp_model *m, const struct dp_mask *mask) {
+    int l = m->cfg.n_layers - 1;
+    const struct dp_layer *L = &m->layers[l];
+    double p = 0;
+    if (mask->attn[l] && L->has_attn) p += (double)L->wq.n_in * L->wq.n_out + (double)L->wo.n_in * L->wo.n_out;
+    if (mask->ffn[l] && L->has_ffn)
+        p += (double)L->w_gate.n_in * L->w_gate.n_out + (double)L->w_up.n_in * L->w_up.n_out +
+             (double)L->w_down.n_in * L->w_down.n_out;
+    return p;
+}
+
 /* Attention FLOPs of a batch of n tokens at positions p0..p0+n-1 (QK and AV). */
 static double attn_flops(const struct dp_model *m, const struct dp_mask *mask, int p0, int n) {
     double f = 0;
@@ -95,8 +112,19 @@ int cmd_bench(int argc, char **argv) {
         per_token(m, &cm.mask, &params, &bytes);
         double head = (double)m->output.n_in * m->output.n_out, head_b = (double)dp_type_row_bytes(m->output.type, m->output.n_in) * m->output.n_out;
         double layer_params = params - head, layer_bytes = bytes - head_b;
-        /* prefill: every token through the layers, one row of logits */
-        double pre_flops = 2.0 * layer_params * n_pre + 2.0 * head + attn_flops(m, &cm.mask, 0, (int)n_pre);
+        /*
+         * prefill: the work actually done: every token through the layers but
+         * the last block's queries, attention, output projection and FFN, which
+         * run for the last token only, as does the head
+         */
+        double tail = last_block_tail(m, &cm.mask);
+        int last = m->cfg.n_layers - 1;
+        struct dp_mask no_last = cm.mask;
+        no_last.attn[last] = false;
+        double pre_flops = n_pre ? 2.0 * (layer_params - tail) * n_pre + 2.0 * (tail + head) +
+                                       attn_flops(m, &no_last, 0, (int)n_pre) +
+                                       (attn_flops(m, &cm.mask, (int)n_pre - 1, 1) - attn_flops(m, &no_last, (int)n_pre - 1, 1))
+                                 : 0;
         double dec_flops = 2.0 * params * n_dec + attn_flops(m, &cm.mask, 0, (int)n_dec);
         double pre_tok_s = n_pre && tp > 0 ? n_pre / tp : 0, dec_tok_s = n_dec && td > 0 ? n_dec / td : 0;
         double gflops = n_pre && tp > 0 ? pre_flops / tp * 1e-9 : 0, dec_gflops = n_dec && td > 0 ? dec_flops / td * 1e-9 : 0;
