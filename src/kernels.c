@@ -562,6 +562,8 @@ static void matmul_q8(struct dp_pool *pool, const void *W, uint32_t type, int64_
 void dp_matmul(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
                const float *X, int n_tok, float *Y) {
     DP_ASSERT(dp_kernels_supported(type));
+    /* a tiny product costs less than waking a thread: the caller runs it (same bits for any split) */
+    if ((double)n_in * (double)n_out * n_tok < DP_MATMUL_MIN_PARALLEL) pool = NULL;
     if (dp_kernels_act() == DP_ACT_Q8 && (type == DP_TYPE_Q8_0 || type == DP_TYPE_Q4_0)) {
         matmul_q8(pool, W, type, n_in, n_out, X, n_tok, Y);
         return;

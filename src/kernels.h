@@ -147,6 +147,7 @@ const struct dp_kernel_ops *dp_kernels_q8(uint32_t type);
  * Same bits for every pool size and every kernel set. In the q8 mode, Q8_0
  * and Q4_0 weights take the q8 order (above); other types are unaffected.
  */
+#define DP_MATMUL_MIN_PARALLEL 131072.0 /* multiply-adds below which dp_matmul stays on the caller */
 void dp_matmul(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
                const float *X, int n_tok, float *Y);
 

@@ -673,7 +673,8 @@ static void attention_sublayer(struct dp_session *s, struct dp_pool *pool, int l
     add_bias(s->q, &L->bq, nq, qd, wbuf);
     rope(s->q, nq, L->shape.n_head, c, s->pos + from);
     struct attn_job job = {s, l, nq, s->pos + from};
-    dp_pool_run(pool, attn_worker, &job);                                /* att (nq, qd) */
+    double work = (double)nq * qd * (s->pos + from + nq); /* a small job stays on the caller: same bits */
+    dp_pool_run(work < DP_MATMUL_MIN_PARALLEL ? NULL : pool, attn_worker, &job);                                /* att (nq, qd) */
     dp_matmul(pool, L->wo.data, L->wo.type, qd, dim, s->att, nq, s->delta); /* delta (nq, dim) */
     add_bias(s->delta, &L->bo, nq, dim, wbuf);
 }
