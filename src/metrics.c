@@ -1538,7 +1538,9 @@ dp_status dp_metrics_score(const struct dp_model *m, const struct dp_mask *base,
             st = runs[f](&r);
         }
     }
-    if (!st) st = dp_metrics_mmlu_oracle(m, base, hooks, pool, opts->mmlu, &opts->mmlu_opts, r.res);
+    struct dp_mmlu_shapley_opts mo = opts->mmlu_opts;
+    mo.parallel = (int)opts->parallel;
+    if (!st) st = dp_metrics_mmlu_oracle(m, base, hooks, pool, opts->mmlu, &mo, r.res);
     if (!st) {
         r.stage = FAM_DONE;
         st = finish(&r);

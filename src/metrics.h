@@ -83,6 +83,7 @@ struct dp_mmlu_shapley_opts {
     int shots;       /* few-shot examples (default 5) */
     int ctx_limit;   /* prompt tokens (default 2048) */
     uint64_t seed;   /* default 1 */
+    int parallel;    /* enum dp_score_parallel: subnetworks one per thread (small models) or passes split */
 };
 void dp_mmlu_shapley_opts_default(struct dp_mmlu_shapley_opts *o);
 

@@ -17,7 +17,10 @@
  * then runs the subject's header and shots once per subnetwork instead of
  * once per question. With few units most questions draw the same handful of
  * subnetworks (for m <= 10 each one removes exactly one unit), so this is
- * where the time goes down.
+ * where the time goes down. The groups of a subject are independent: on
+ * small models they run one per thread with single-threaded passes (as
+ * score's sequences do), combined in group order, so the bits never depend
+ * on the thread count.
  *
  * Iterative: after each estimate the least influential remaining unit is
  * removed and the estimate repeated on the rest, until one unit is left.
@@ -80,47 +83,110 @@ static dp_status subnet_mask(const struct oracle *w, const uint8_t *in, struct d
     return DP_OK;
 }
 
+/* One distinct subnetwork of a subject and the questions (in order) that drew it. */
+struct group {
+    int first;                    /* (question, draw) index where it was first drawn */
+    int cnt;
+    int *qs;                      /* (cnt) questions */
+    struct dp_mmlu_row *rows;     /* (cnt) their rows */
+    bool *correct;                /* (cnt) owned by the MMLU result */
+    struct dp_mmlu_result *r;
+    dp_status st;
+    char err[512];
+};
+
+struct group_job {
+    struct oracle *w;
+    const struct dp_mmlu_subject *s;
+    const uint8_t *in;
+    struct group *g;
+    int n_groups;
+    struct dp_pool *pool;         /* for the passes: NULL when groups run in parallel */
+};
+
+static void eval_group(struct group_job *j, struct group *g) {
+    struct oracle *w = j->w;
+    struct dp_mask mask;
+    g->st = subnet_mask(w, j->in + (size_t)g->first * w->n, &mask);
+    struct dp_mmlu_subject view = *j->s;
+    view.n_test = g->cnt;
+    view.test = g->rows;
+    struct dp_mmlu_data dv = {1, &view, g->cnt};
+    struct dp_mmlu_opts mo = {w->o->shots, w->o->ctx_limit, true, NULL};
+    if (!g->st) g->st = dp_mmlu_eval(w->m, &mask, w->hooks, j->pool, &dv, &mo, &g->r);
+    if (g->st) snprintf(g->err, sizeof g->err, "%s", dp_last_error());
+}
+
+static void group_worker(void *ctx, int ith, int nth) {
+    struct group_job *j = ctx;
+    for (int gi = ith; gi < j->n_groups; gi += nth) eval_group(j, &j->g[gi]);
+}
+
 /*
  * Evaluate the subject's questions under each distinct subnetwork they drew:
- * in (n_q, draws, n) player flags; correct (n_q, draws) receives 0/1.
+ * in (n_q, draws, n) player flags; correct (n_q, draws) receives 0/1. The
+ * groups are independent: with a parallel pool they run one per thread with
+ * single-threaded passes, and their results are combined in group order.
  */
-static dp_status eval_subject(struct oracle *w, const struct dp_mmlu_subject *s, const uint8_t *in, int8_t *correct,
-                              struct dp_mmlu_row *rows, int *qs) {
-    int n = w->n, D = w->o->draws, nq = s->n_test;
-    struct dp_mmlu_opts mo = {w->o->shots, w->o->ctx_limit, true, NULL};
-    for (int i = 0; i < nq * D; i++) correct[i] = -1;
-    dp_status st = DP_OK;
-    for (int first = 0; first < nq * D && !st; first++) {
-        if (correct[first] >= 0) continue;
+static dp_status eval_subject(struct oracle *w, const struct dp_mmlu_subject *s, const uint8_t *in, int8_t *correct) {
+    int n = w->n, D = w->o->draws, nq = s->n_test, ng = 0;
+    int *owner = dp_malloc((size_t)nq * D * sizeof *owner);
+    struct group *g = dp_calloc((size_t)nq * D, sizeof *g);
+    dp_status st = owner && g ? DP_OK : DP_ERR_NOMEM;
+    for (int i = 0; !st && i < nq * D; i++) owner[i] = -1;
+    for (int first = 0; !st && first < nq * D; first++) {
+        if (owner[first] >= 0) continue;
+        struct group *gr = &g[ng];
+        gr->first = first;
+        gr->qs = dp_malloc((size_t)nq * sizeof *gr->qs);
+        gr->rows = dp_malloc((size_t)nq * sizeof *gr->rows);
+        if (!gr->qs || !gr->rows) {
+            st = DP_ERR_NOMEM;
+            break;
+        }
         const uint8_t *sub = in + (size_t)first * n;
-        /* the questions (in order) that drew this subnetwork */
-        int cnt = 0;
-        for (int q = first / D; q < nq; q++) {
+        for (int q = first / D; q < nq; q++) { /* earlier questions did not draw it (they would own `first`) */
             bool drew = false;
-            for (int d = 0; d < D && !drew; d++) drew = !memcmp(in + ((size_t)q * D + d) * n, sub, (size_t)n);
+            for (int d = 0; d < D; d++)
+                if (!memcmp(in + ((size_t)q * D + d) * n, sub, (size_t)n)) {
+                    owner[q * D + d] = ng;
+                    drew = true;
+                }
             if (drew) {
-                rows[cnt] = s->test[q];
-                qs[cnt++] = q;
+                gr->rows[gr->cnt] = s->test[q];
+                gr->qs[gr->cnt++] = q;
             }
         }
-        struct dp_mask mask;
-        st = subnet_mask(w, sub, &mask);
-        struct dp_mmlu_subject view = *s;
-        view.n_test = cnt;
-        view.test = rows;
-        struct dp_mmlu_data dv = {1, &view, cnt};
-        struct dp_mmlu_result *r = NULL;
-        if (!st) st = dp_mmlu_eval(w->m, &mask, w->hooks, w->pool, &dv, &mo, &r);
-        if (st) break;
-        for (int k = 0; k < cnt; k++)
-            for (int d = 0; d < D; d++)
-                if (!memcmp(in + ((size_t)qs[k] * D + d) * n, sub, (size_t)n)) correct[qs[k] * D + d] = r->correct[k];
-        w->res->mmlu.distinct += 1;
-        w->res->mmlu.questions_evaluated += cnt;
-        w->res->mmlu.tokens_evaluated += r->tokens_evaluated;
-        w->res->mmlu.tokens_naive += r->tokens_naive;
-        dp_mmlu_result_free(r);
+        ng++;
     }
+    int threads = w->pool ? dp_pool_threads(w->pool) : 1;
+    bool par = threads > 1 && ng > 1 &&
+               (w->o->parallel == DP_SCORE_PAR_SEQS ||
+                (w->o->parallel == DP_SCORE_PAR_AUTO && dp_model_config(w->m)->n_embd <= 1024));
+    struct group_job job = {w, s, in, g, ng, par ? NULL : w->pool};
+    if (!st) {
+        if (par) dp_pool_run(w->pool, group_worker, &job);
+        else group_worker(&job, 0, 1);
+    }
+    for (int gi = 0; !st && gi < ng; gi++)
+        if (g[gi].st) st = dp_fail(g[gi].st, "%s", g[gi].err);
+    for (int gi = 0; !st && gi < ng; gi++) {
+        const struct group *gr = &g[gi];
+        for (int k = 0; k < gr->cnt; k++)
+            for (int d = 0; d < D; d++)
+                if (owner[gr->qs[k] * D + d] == gi) correct[gr->qs[k] * D + d] = gr->r->correct[k];
+        w->res->mmlu.distinct += 1;
+        w->res->mmlu.questions_evaluated += gr->cnt;
+        w->res->mmlu.tokens_evaluated += gr->r->tokens_evaluated;
+        w->res->mmlu.tokens_naive += gr->r->tokens_naive;
+    }
+    for (int gi = 0; g && gi < ng; gi++) {
+        free(g[gi].qs);
+        free(g[gi].rows);
+        dp_mmlu_result_free(g[gi].r);
+    }
+    free(g);
+    free(owner);
     return st;
 }
 
@@ -136,9 +202,7 @@ static dp_status estimate(struct oracle *w, int it, double *influence, double *s
         if (w->data->subjects[si].n_test > max_q) max_q = w->data->subjects[si].n_test;
     uint8_t *in = dp_malloc((size_t)(max_q ? max_q : 1) * D * n);
     int8_t *correct = dp_malloc((size_t)(max_q ? max_q : 1) * D);
-    struct dp_mmlu_row *rows = dp_malloc((size_t)(max_q ? max_q : 1) * sizeof *rows);
-    int *qs = dp_malloc((size_t)(max_q ? max_q : 1) * sizeof *qs);
-    dp_status st = rem && perm && in && correct && rows && qs ? DP_OK : DP_ERR_NOMEM;
+    dp_status st = rem && perm && in && correct ? DP_OK : DP_ERR_NOMEM;
     memset(w->sum, 0, (size_t)2 * n * sizeof *w->sum);
     memset(w->cnt, 0, (size_t)2 * n * sizeof *w->cnt);
     int qg = 0; /* question index over all subjects */
@@ -159,7 +223,7 @@ static dp_status estimate(struct oracle *w, int it, double *influence, double *s
                 }
             }
         }
-        st = eval_subject(w, s, in, correct, rows, qs);
+        st = eval_subject(w, s, in, correct);
         for (int q = 0; !st && q < s->n_test; q++)
             for (int d = 0; d < D; d++) {
                 const uint8_t *sub = in + ((size_t)q * D + d) * n;
@@ -182,8 +246,6 @@ static dp_status estimate(struct oracle *w, int it, double *influence, double *s
     free(perm);
     free(in);
     free(correct);
-    free(rows);
-    free(qs);
     return st;
 }
 
