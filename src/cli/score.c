@@ -217,9 +217,10 @@ int cmd_score(int argc, char **argv) {
     }
     const struct dp_config *cf = dp_model_config(cm.m);
     if (span > cf->n_layers) {
+        rc = cli_error("score", 2, "--span %ld is longer than the model's %d blocks", span, cf->n_layers);
         cli_close(&cm);
         free(ckpt_path);
-        return cli_error("score", 2, "--span %ld is longer than the model's %d blocks", span, cf->n_layers);
+        return rc;
     }
     if (!ctx) ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048;
     if (ctx > cf->n_ctx_train)
