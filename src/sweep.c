@@ -133,8 +133,10 @@ dp_status dp_budget_choose(const struct dp_budget *b, const struct dp_sweep_run 
     out->met = !has_targets;
     out->decided = false;
     strcpy(out->bound, "units");
-    snprintf(out->why, sizeof out->why, "stopped at %d removed: no more units to remove%s (KV cache %.1f%%, parameters %.1f%%)",
-             out->step, has_targets ? " and the target is not met" : " within the limits",
+    snprintf(out->why, sizeof out->why,
+             "stopped at %d removed: the run has no further step (its scheme's units, --max or protected units)%s "
+             "(KV cache %.1f%%, parameters %.1f%%)",
+             last->n_removed, has_targets ? " and the target is not met" : " and the limits still hold",
              100.0 * (double)last->kv_bytes_per_token / (double)kv_full,
              100.0 * (double)last->n_params / (double)params_full);
     return DP_OK;
