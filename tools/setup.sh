@@ -5,6 +5,8 @@ set -e
 need=""
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v make >/dev/null 2>&1 || need="$need make"
+# python3: the sweep tests parse the JSON and SVG they check with it
+command -v python3 >/dev/null 2>&1 || need="$need python3"
 # LAPACKE over OpenBLAS: closed-form low-rank recovery (lowrank:R)
 [ -f /usr/include/lapacke.h ] || need="$need liblapacke-dev"
 { ls /usr/lib/*/libopenblas.so >/dev/null 2>&1 || [ -f /usr/lib/libopenblas.so ]; } || need="$need libopenblas-dev"
