@@ -624,7 +624,8 @@ static dp_status rescore(struct engine *e, const struct dp_sweep_run *run, const
     const struct dp_sweep_config *c = e->cfg;
     *found = false;
     int metric = dp_metric_parse(run->metric, strlen(run->metric));
-    if (metric < 0 || metric == DP_METRIC_MMLU_SHAPLEY)
+    bool oracle = metric == DP_METRIC_MMLU_SHAPLEY;
+    if (metric < 0 || metric == DP_METRIC_MMLU_SHAPLEY_ITER || (oracle && !c->oracle))
         return dp_fail(DP_ERR_UNSUPPORTED, "metric %s cannot be re-scored by sweep", run->metric);
     struct dp_mask mask;
     mask_of(c->model, removed, n, &mask);
@@ -639,8 +640,13 @@ static dp_status rescore(struct engine *e, const struct dp_sweep_run *run, const
     opts.kind = run->scheme == DP_SCHEME_BLOCK ? DP_UNITS_BLOCK : DP_UNITS_SUBLAYER;
     opts.want[metric] = true;
     if (metric == DP_METRIC_ANGULAR) opts.span = 1;
+    if (oracle) {
+        opts.mmlu = c->oracle->data;
+        opts.mmlu_opts.shots = c->oracle->shots;
+        opts.mmlu_opts.ctx_limit = c->oracle->ctx_limit;
+    }
     struct dp_scores *sc = NULL;
-    st = dp_metrics_score(c->model, &mask, rec ? &hooks : NULL, c->pool, c->calib, &opts, &sc);
+    st = dp_metrics_score(c->model, &mask, rec ? &hooks : NULL, c->pool, oracle ? NULL : c->calib, &opts, &sc);
     dp_recovery_free(rec);
     if (st) return st;
     if (metric == DP_METRIC_ANGULAR) {
@@ -788,7 +794,9 @@ static dp_status run_iterative(struct engine *e, struct dp_sweep_run *run, int r
 static dp_status check_config(const struct dp_sweep_config *c) {
     if (!c->model || !c->pool || !c->scores || c->n_metrics < 1 || c->n_schemes < 1 || (!c->oneshot && !c->iterative))
         return dp_fail(DP_ERR_ARG, "a sweep needs a model, scores, a metric, a scheme and a mode");
-    if (c->iterative && !c->calib)
+    bool calib_needed = false;
+    for (int i = 0; i < c->n_metrics; i++) calib_needed |= !dp_metric_is_oracle(c->metrics[i]);
+    if (c->iterative && calib_needed && !c->calib)
         return dp_fail(DP_ERR_ARG, "iterative sweeps re-score on calibration data: give --calib CORPUS");
     for (int i = 0; i < c->n_recover; i++) {
         enum dp_recover_method method;
@@ -830,10 +838,10 @@ static dp_status plan_runs(struct engine *e) {
                     if (mode == 0 || !c->oneshot)
                         snprintf(w, sizeof w, "no run of %s under scheme %s: the scores lack %s units for it", metric,
                                  dp_scheme_name(scheme), scheme == DP_SCHEME_BLOCK ? "block" : "sublayer");
-                } else if (mode == 1 && dp_metric_is_oracle(metric)) {
-                    snprintf(w, sizeof w, "no iterative run of %s: sweep does not re-score the oracle (score --metric mmlu_shapley --iterative gives "
-                             "mmlu_shapley_iter, whose order a one-shot run follows)",
-                             metric);
+                } else if (mode == 1 && dp_metric_is_oracle(metric) && (strcmp(metric, "mmlu_shapley") || !c->oracle)) {
+                    snprintf(w, sizeof w, "no iterative run of %s: %s", metric,
+                             strcmp(metric, "mmlu_shapley") ? "it is already iterated (a one-shot run follows its order)"
+                                                            : "re-scoring the oracle needs MMLU questions (--mmlu DIR)");
                 } else {
                     for (int ri = 0; ri < n_rec; ri++) {
                         struct dp_sweep_run *r = &s->runs[s->n_runs++];

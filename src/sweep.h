@@ -144,6 +144,7 @@ struct dp_sweep_config {
     int n_ppl_ids, ppl_ctx;
     dp_sweep_mmlu_fn mmlu;                   /* NULL: no MMLU */
     void *mmlu_ctx;
+    const struct dp_sweep_mmlu *oracle;      /* questions to re-score mmlu_shapley in iterative runs (NULL: none) */
     const char *const *recover;              /* recovery kinds ("none", "mean", ...); NULL: {"none"} */
     int n_recover;
     const struct dp_recover_opts *recover_opts;  /* NULL: defaults */

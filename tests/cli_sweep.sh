@@ -198,6 +198,19 @@ assert r['budget']['step'] == 2 and r['budget']['bound'] == 'units', r['budget']
 assert 'limit 2' in s['args']['mmlu']
 print('ok')"
 
+# the oracle iterated: re-scored on the MMLU questions of --mmlu, no --calib needed
+$DP sweep -m $M --scores $SC --metric mmlu_shapley --scheme block --mmlu $S/data/mmlu --mmlu-limit 1 \
+    --mmlu-subjects abstract_algebra --iterative --max 2 -o "$TMP/oi.json" -t 2 >/dev/null 2>"$TMP/oi.err"
+eq "$?" 0 "iterated oracle exit"
+py "iterated oracle" "
+import json
+s = json.load(open('$TMP/oi.json'))
+it = [r for r in s['runs'] if r['iterative']][0]
+assert it['oracle'] and it['steps'][1]['removed'] == ['b2'] and len(it['steps']) == 3, it
+assert any('oracle' in w for w in s['warnings'])
+print('ok')"
+grep -q "re-scoring block units with 1 removed" "$TMP/oi.err" && ok || bad "the oracle was not re-scored"
+
 # report: one self-contained page; the oracle labelled; inline SVG is XML
 $DP sweep -m $M --scores $SC --metric m,mmlu_shapley --scheme block $EV --max 2 -o "$TMP/or.json" --svg "$TMP/or.svg" -t 2 >/dev/null 2>&1
 $DP report "$TMP/blocks.json" "$TMP/sub.json" "$TMP/s.json" "$TMP/or.json" "$TMP/it.json" -o "$TMP/r.html" 2>/dev/null

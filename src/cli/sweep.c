@@ -330,7 +330,10 @@ static int parse_setup(struct opts *o, struct setup *su, const struct dp_influen
         return cli_error(CMD, 2, "--mmlu-limit, --mmlu-shots, --mmlu-subjects and --mmlu-ctx-limit go with --mmlu DIR");
     if (o->max_ppl_ratio && !o->ppl) return cli_error(CMD, 2, "--max-ppl-ratio needs --ppl CORPUS");
     if (o->max_mmlu_drop && !o->mmlu) return cli_error(CMD, 2, "--max-mmlu-drop needs --mmlu DIR");
-    if (o->iterative && !o->c.calib) return cli_error(CMD, 2, "--iterative re-scores on calibration data: give --calib CORPUS");
+    bool calib_needed = false;
+    for (int i = 0; i < su->n_metrics; i++) calib_needed |= !dp_metric_is_oracle(su->metrics[i]);
+    if (o->iterative && calib_needed && !o->c.calib)
+        return cli_error(CMD, 2, "--iterative re-scores on calibration data: give --calib CORPUS");
     if (o->no_oneshot && !o->iterative) return cli_error(CMD, 2, "--no-oneshot leaves nothing to run without --iterative");
     bool fitted = false;
     for (int i = 0; i < su->n_recovers; i++) fitted |= strcmp(su->recovers[i], "none") != 0;
@@ -502,7 +505,7 @@ int cmd_sweep(int argc, char **argv) {
             .metrics = su.metrics, .n_metrics = su.n_metrics, .schemes = su.schemes, .n_schemes = su.n_schemes,
             .oneshot = !o.no_oneshot, .iterative = o.iterative != NULL, .max_units = (int)su.max,
             .calib = calib, .ppl_chunks = pplc, .ppl_ids = ids, .n_ppl_ids = n_ids, .ppl_ctx = (int)su.ctx,
-            .mmlu = mc.data ? dp_sweep_mmlu_eval : NULL, .mmlu_ctx = &mc,
+            .mmlu = mc.data ? dp_sweep_mmlu_eval : NULL, .mmlu_ctx = &mc, .oracle = mc.data ? &mc : NULL,
             .recover = su.recovers, .n_recover = su.n_recovers, .recover_opts = &ropts,
             .protect = su.has_protect ? &su.protect : NULL, .budget = su.budget,
             .args = a.a, .n_args = a.n, .out_path = o.out,
