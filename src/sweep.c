@@ -53,6 +53,7 @@ bool dp_budget_any(const struct dp_budget *b) {
     return b->target_kv > 0 || b->target_params > 0 || dp_budget_has_limits(b);
 }
 
+/* "b2,a4" of n units into buf (truncated to cap). */
 static void units_text(const struct dp_unit *u, int n, char *buf, size_t cap) {
     size_t len = 0;
     buf[0] = 0;
@@ -144,6 +145,7 @@ dp_status dp_budget_choose(const struct dp_budget *b, const struct dp_sweep_run 
 
 /* ---- the sweep object ---- */
 
+/* Steps own their removed-unit arrays; runs own their steps. */
 static void step_free(struct dp_sweep_step *s) {
     free(s->removed);
     s->removed = NULL;
@@ -164,6 +166,7 @@ void dp_sweep_free(struct dp_sweep *s) {
     free(s);
 }
 
+/* Append a copy of step st (its removed units copied) to a run. */
 static dp_status push_step(struct dp_sweep_run *run, const struct dp_sweep_step *st) {
     if (run->n_steps == run->cap) {
         int cap = run->cap ? 2 * run->cap : 16;
@@ -202,6 +205,7 @@ static void write_units(struct dp_json *j, const char *key, const struct dp_unit
     dp_json_end(j);
 }
 
+/* One step in the DESIGN.md layout: NaN perplexity becomes null, MMLU null when not evaluated. */
 static void write_step(struct dp_json *j, const struct dp_sweep_step *s) {
     dp_json_begin_obj(j, NULL);
     write_units(j, "removed", s->removed, s->n_removed);
@@ -302,6 +306,7 @@ static dp_status load_units(const struct dp_jv *arr, const char *path, const cha
     return DP_OK;
 }
 
+/* runs[index] of a sweep file into r (fails naming the file and the run). */
 static dp_status load_run(const struct dp_jv *v, const char *path, int index, struct dp_sweep_run *r) {
     char what[64];
     snprintf(what, sizeof what, "runs[%d]", index);
@@ -470,8 +475,9 @@ struct engine {
     struct dp_unit *tmp;  /* (2 * DP_MAX_LAYERS) */
 };
 
-static void logf_(struct engine *e, const char *fmt, ...) DP_PRINTF(2, 3);
-static void logf_(struct engine *e, const char *fmt, ...) {
+/* A progress line for people (through cfg->log). */
+static void say(struct engine *e, const char *fmt, ...) DP_PRINTF(2, 3);
+static void say(struct engine *e, const char *fmt, ...) {
     if (!e->cfg->log) return;
     char line[1024];
     va_list ap;
@@ -539,6 +545,7 @@ static dp_status memo_add(struct engine *e, char *key, const struct dp_sweep_ste
     return DP_OK;
 }
 
+/* The mask of the model with units u[0..n) removed. */
 static void mask_of(const struct dp_model *m, const struct dp_unit *u, int n, struct dp_mask *mask) {
     dp_mask_all(m, mask);
     for (int i = 0; i < n; i++) dp_unit_remove(mask, u[i]);
@@ -691,6 +698,7 @@ static dp_status save(struct engine *e) {
     return e->cfg->out_path ? dp_sweep_save(e->sw, e->cfg->out_path) : DP_OK;
 }
 
+/* Re-plan a run's budget from its steps so far (a no-op without a budget). */
 static dp_status update_budget(struct engine *e, struct dp_sweep_run *run) {
     if (!e->sw->has_budget || run->n_steps == 0) return DP_OK;
     run->has_budget = true;
@@ -709,7 +717,7 @@ static dp_status add_step(struct engine *e, struct dp_sweep_run *run, const stru
     char removed[256], mm[64] = "";
     units_text(u, n, removed, sizeof removed);
     if (step.mmlu_n) snprintf(mm, sizeof mm, "  mmlu %.2f%%", step.mmlu_acc);
-    logf_(e, "[run %d/%d] %s %s %s %s: %d removed%s%s:  ppl %.4g%s  (%s, %.2f s)", run_index + 1, e->sw->n_runs,
+    say(e, "[run %d/%d] %s %s %s %s: %d removed%s%s:  ppl %.4g%s  (%s, %.2f s)", run_index + 1, e->sw->n_runs,
           run->metric, dp_scheme_name(run->scheme), mode_name(run->iterative), run->recover, n, n ? " " : "", removed,
           step.ppl, mm, computed ? "evaluated" : "known", dp_now() - t0);
     return save(e);
@@ -723,10 +731,12 @@ static int run_limit(const struct engine *e, const struct dp_sweep_run *run) {
     return n;
 }
 
+/* Whether a run may stop: stop_at_budget and no later step can change the budget's choice. */
 static bool budget_decided(const struct engine *e, const struct dp_sweep_run *run) {
     return e->cfg->stop_at_budget && run->has_budget && run->budget.decided;
 }
 
+/* A one-shot run: the prefixes of the metric's order (or its best spans), up to the run's limit. */
 static dp_status run_oneshot(struct engine *e, struct dp_sweep_run *run, int run_index) {
     const struct dp_sweep_config *c = e->cfg;
     int L = c->model->cfg.n_layers, limit = run_limit(e, run);
@@ -753,6 +763,10 @@ static dp_status run_oneshot(struct engine *e, struct dp_sweep_run *run, int run
     return st;
 }
 
+/*
+ * An iterative run: the first unit from the scores, then the lowest of a
+ * re-scoring of the pruned model; continues a path read back from the file.
+ */
 static dp_status run_iterative(struct engine *e, struct dp_sweep_run *run, int run_index) {
     const struct dp_sweep_config *c = e->cfg;
     int L = c->model->cfg.n_layers, limit = run_limit(e, run);
@@ -776,7 +790,7 @@ static dp_status run_iterative(struct engine *e, struct dp_sweep_run *run, int r
             found = n_order > 0;
             if (found) e->tmp[0] = order[0];
         } else {
-            logf_(e, "[run %d/%d] %s %s iterative %s: re-scoring %s units with %d removed", run_index + 1, e->sw->n_runs,
+            say(e, "[run %d/%d] %s %s iterative %s: re-scoring %s units with %d removed", run_index + 1, e->sw->n_runs,
                   run->metric, dp_scheme_name(run->scheme), run->recover,
                   run->scheme == DP_SCHEME_BLOCK ? "block" : "sublayer", n);
             st = rescore(e, run, e->tmp, n, &e->tmp[n], &found);
@@ -791,6 +805,7 @@ static dp_status run_iterative(struct engine *e, struct dp_sweep_run *run, int r
 
 /* ---- configuration, runs and resume ---- */
 
+/* Configurations that cannot run fail before anything is evaluated. */
 static dp_status check_config(const struct dp_sweep_config *c) {
     if (!c->model || !c->pool || !c->scores || c->n_metrics < 1 || c->n_schemes < 1 || (!c->oneshot && !c->iterative))
         return dp_fail(DP_ERR_ARG, "a sweep needs a model, scores, a metric, a scheme and a mode");
@@ -913,7 +928,7 @@ static dp_status resume(struct engine *e) {
         }
     }
     dp_sweep_free(old);
-    if (!st) logf_(e, "resuming %s: %d steps already evaluated", c->out_path, steps);
+    if (!st) say(e, "resuming %s: %d steps already evaluated", c->out_path, steps);
     return st;
 }
 
