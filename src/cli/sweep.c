@@ -199,7 +199,7 @@ static void print_text(const struct dp_sweep *s, double secs) {
         for (int k = 0; k < run->n_steps; k++) {
             const struct dp_sweep_step *st = &run->steps[k];
             char u[40] = "-";
-            if (k && dp_metric_is_span(run->metric) && !run->iterative)
+            if (k && dp_metric_is_span(run->metric) && !run->iterative && st->n_removed > 1)
                 snprintf(u, sizeof u, "b%d..b%d", st->removed[0].layer, st->removed[st->n_removed - 1].layer);
             else if (k)
                 dp_unit_name(st->removed[st->n_removed - 1], u);
