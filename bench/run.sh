@@ -3,7 +3,7 @@
 # 4096, FFN 14336, 32 heads, 8 KV heads, vocab 32000, 2 blocks; the shapes of
 # ../shared/reference/performance.md) in F32, F16, BF16, Q8_0 and Q4_0, and
 # stories260K; prefill 128/512 tokens (logits of the last token only, as
-# llama-bench) and decode 64 tokens, 1 and 2 threads, median of --reps runs;
+# llama-bench; 2048 with BENCH_LONG=1) and decode 64 tokens, 1 and 2 threads, median of --reps runs;
 # Q8_0 and Q4_0 also with --act q8 (activations rounded as llama.cpp does).
 # Models are written once to bench/out/ (about 6.5 GB). Results: a table on
 # stdout and bench/out/results.jsonl.
@@ -19,14 +19,19 @@ THREADS=${BENCH_THREADS:-"1 2"}
 mkdir -p $OUT
 : >$OUT/results.jsonl
 val() { sed -n "s/.*\"$1\": *\([-0-9.e+]*\).*/\1/p"; }
-printf '| model | threads | prefill 128 tok/s | prefill 512 tok/s | GFLOP/s (512) | decode 64 tok/s | GB/s | peak RSS MiB |\n'
-printf '|---|---|---|---|---|---|---|---|\n'
+printf '| model | threads | prefill 128 tok/s | prefill 512 tok/s | GFLOP/s (512) | prefill 2048 tok/s | decode 64 tok/s | GB/s | peak RSS MiB |\n'
+printf '|---|---|---|---|---|---|---|---|---|\n'
 row() { # name model threads [act]
     p128=$($DP bench -m "$2" -t "$3" --act "${4:-exact}" --prefill 128 --decode 0 --reps $REPS --json)
     p512=$($DP bench -m "$2" -t "$3" --act "${4:-exact}" --prefill 512 --decode 64 --reps $REPS --json)
-    echo "{\"model\": \"$1\", \"threads\": $3, \"prefill128\": $p128, \"run\": $p512}" >>$OUT/results.jsonl
-    printf '| %s | %s | %.1f | %.1f | %.1f | %.2f | %.1f | %.0f |\n' "$1" "$3" \
+    p2048=null
+    if [ -n "$BENCH_LONG" ] && [ "${1#7B}" != "$1" ]; then
+        p2048=$($DP bench -m "$2" -t "$3" --act "${4:-exact}" --prefill 2048 --decode 0 --reps $REPS --json)
+    fi
+    echo "{\"model\": \"$1\", \"threads\": $3, \"prefill128\": $p128, \"run\": $p512, \"prefill2048\": $p2048}" >>$OUT/results.jsonl
+    printf '| %s | %s | %.1f | %.1f | %.1f | %s | %.2f | %.1f | %.0f |\n' "$1" "$3" \
         "$(echo "$p128" | val prefill_tok_s)" "$(echo "$p512" | val prefill_tok_s)" "$(echo "$p512" | val gflops)" \
+        "$(v=$(echo "$p2048" | val prefill_tok_s); [ -n "$v" ] && printf '%.1f' "$v" || echo -)" \
         "$(echo "$p512" | val decode_tok_s)" "$(echo "$p512" | val gbps)" "$(echo "$p512" | val peak_rss_mb)"
 }
 for ty in $TYPES; do

@@ -25,6 +25,7 @@
  * the same bits.
  */
 #include "kernels.h"
+#include "kernels_attend.h"
 
 #include <float.h>
 #include <math.h>
@@ -51,6 +52,8 @@ static float dot_scalar(const float *a, const float *b, int64_t n) {
     for (int64_t i = 0; i < n; i++) l[i & 15] = fmaf(a[i], b[i], l[i & 15]);
     return dp_kernels_reduce16(l);
 }
+
+DP_DEFINE_ATTEND(attend_scalar, dot_scalar, axpy_scalar)
 
 static void dequant_f32(const void *row, float *out, int64_t n) {
     memcpy(out, row, (size_t)n * sizeof *out);
@@ -232,6 +235,7 @@ static const struct dp_kernel_ops scalar_ops = {
     .name = "scalar",
     .dot = dot_scalar,
     .axpy = axpy_scalar,
+    .attend = attend_scalar,
     .dequant = {
         [DP_TYPE_F32] = dequant_f32, [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
         [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,

@@ -111,6 +111,9 @@ struct dp_kernel_ops {
     float (*dot)(const float *a, const float *b, int64_t n); /* dot order */
     /* y[i] = fma(a, x[i], y[i]): one rounding per element, so every set gives the same bits */
     void (*axpy)(float a, const float *x, float *y, int64_t n);
+    /* One query's causal attention: scores, softmax, weighted values (kernels_attend.h) */
+    void (*attend)(const float *q, const float *K, const float *V, int n_keys, int hd, float scale, float *sc,
+                   float *o);
     dp_dequant_fn dequant[DP_TYPE_COUNT];
     dp_vecdot_fn vecdot[DP_TYPE_COUNT];
     dp_pack_fn pack[DP_TYPE_COUNT];

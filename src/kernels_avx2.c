@@ -10,6 +10,7 @@
  * x 6 tokens (12 ymm accumulators).
  */
 #include "kernels.h"
+#include "kernels_attend.h"
 
 #include <float.h>
 #include <immintrin.h>
@@ -151,6 +152,8 @@ static float dot_avx2(const float *a, const float *b, int64_t n) {
     }
     return reduce16(lo, hi);
 }
+
+DP_DEFINE_ATTEND(attend_avx2, dot_avx2, axpy_avx2)
 
 /* ---- dequantization of whole rows ---- */
 
@@ -572,6 +575,7 @@ static const struct dp_kernel_ops avx2_ops = {
     .name = "avx2",
     .dot = dot_avx2,
     .axpy = axpy_avx2,
+    .attend = attend_avx2,
     .dequant = {
         [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
         [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,

@@ -15,6 +15,7 @@
  * loads two weight vectors and broadcasts each token's activation.
  */
 #include "kernels.h"
+#include "kernels_attend.h"
 
 #include <float.h>
 #include <immintrin.h>
@@ -114,6 +115,8 @@ static float dot_avx512(const float *a, const float *b, int64_t n) {
     }
     return reduce16(acc);
 }
+
+DP_DEFINE_ATTEND(attend_avx512, dot_avx512, axpy_avx512)
 
 /* ---- dequantization of whole rows ---- */
 
@@ -612,6 +615,7 @@ static void quant_act_avx512(const float *x, int64_t n, int32_t off, int8_t *q, 
     .name = "avx512",                                                                    \
     .dot = dot_avx512,                                                                   \
     .axpy = axpy_avx512,                                                                 \
+    .attend = attend_avx512,                                                             \
     .dequant = {                                                                         \
         [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,                      \
         [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,                    \

@@ -597,7 +597,7 @@ struct attn_job {
 /*
  * Causal attention for (token, head) pairs split across threads. The cache is
  * head-major, (n_head_kv, n_ctx, head_dim), so each head's keys and values
- * stream contiguously; scores use the kernels' dot product. Memory is linear
+ * stream contiguously; each query is one call of the kernels' attend. Memory is linear
  * in the context: one row of scores per thread.
  */
 static void attn_worker(void *ctx, int ith, int nth) {
@@ -607,32 +607,17 @@ static void attn_worker(void *ctx, int ith, int nth) {
     struct dp_layer_shape sh = s->m->layers[j->layer].shape;
     int hd = c->head_dim, group = sh.n_head / sh.n_head_kv;
     float scale = 1.0f / sqrtf((float)hd);
-    float (*dot)(const float *, const float *, int64_t) = dp_kernels()->dot;
-    void (*axpy)(float, const float *, float *, int64_t) = dp_kernels()->axpy;
+    const struct dp_kernel_ops *ops = dp_kernels();
     DP_ASSERT(ith < s->scores_threads);
     float *sc = s->scores + (size_t)ith * s->n_ctx;
     int64_t lo, hi;
     dp_pool_split((int64_t)j->n * sh.n_head, ith, nth, &lo, &hi);
     for (int64_t w = lo; w < hi; w++) {
         int t = (int)(w / sh.n_head), h = (int)(w % sh.n_head), kvh = h / group;
-        int n_keys = j->pos0 + t + 1;
         const float *q = s->q + ((size_t)t * sh.n_head + h) * hd;
         const float *K = s->k_cache[j->layer] + (size_t)kvh * s->n_ctx * hd;  /* (n_ctx, hd) */
         const float *V = s->v_cache[j->layer] + (size_t)kvh * s->n_ctx * hd;  /* (n_ctx, hd) */
-        float mx = -INFINITY;
-        for (int p = 0; p < n_keys; p++) {
-            sc[p] = dot(q, K + (size_t)p * hd, hd) * scale;
-            if (sc[p] > mx) mx = sc[p];
-        }
-        double sum = 0;
-        for (int p = 0; p < n_keys; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float inv = (float)(1.0 / sum);
-        float *o = s->att + ((size_t)t * sh.n_head + h) * hd;
-        for (int i = 0; i < hd; i++) o[i] = 0;
-        for (int p = 0; p < n_keys; p++) axpy(sc[p] * inv, V + (size_t)p * hd, o, hd);
+        ops->attend(q, K, V, j->pos0 + t + 1, hd, scale, sc, s->att + ((size_t)t * sh.n_head + h) * hd);
     }
 }
 

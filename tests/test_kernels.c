@@ -297,6 +297,49 @@ static void test_axpy(void) {
     }
 }
 
+/*
+ * attend: one query's softmax attention. Every set gives the bits of the
+ * composition of the scalar dot and axpy (the unrolled small heads included),
+ * and the result is within 1e-5 of softmax attention computed in double.
+ */
+static void test_attend(void) {
+    static const int hds[] = {1, 5, 8, 16, 24, 64, 128};
+    static const int nks[] = {1, 3, 17, 130};
+    static float q[128], K[130 * 128], V[130 * 128], sc[130], r[128], v[128];
+    for (int i = 0; i < 130 * 128; i++) K[i] = 2 * rndf(), V[i] = rndf();
+    for (int i = 0; i < 128; i++) q[i] = 2 * rndf();
+    const struct dp_kernel_ops *ref = dp_kernels_scalar();
+    for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
+        for (size_t b = 0; b < sizeof nks / sizeof nks[0]; b++) {
+            int hd = hds[a], nk = nks[b];
+            float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
+            for (int p = 0; p < nk; p++) {
+                sc[p] = ref->dot(q, K + p * hd, hd) * scale;
+                mx = fmaxf(mx, sc[p]);
+            }
+            double sum = 0, w[130], dref[128] = {0};
+            for (int p = 0; p < nk; p++) sc[p] = expf(sc[p] - mx), sum += sc[p];
+            for (int i = 0; i < hd; i++) r[i] = 0;
+            for (int p = 0; p < nk; p++) ref->axpy(sc[p] * (float)(1.0 / sum), V + p * hd, r, hd);
+            double dmx = -INFINITY, dsum = 0;
+            for (int p = 0; p < nk; p++) {
+                double d = 0;
+                for (int i = 0; i < hd; i++) d += (double)q[i] * K[p * hd + i];
+                w[p] = d / sqrt((double)hd);
+                dmx = fmax(dmx, w[p]);
+            }
+            for (int p = 0; p < nk; p++) w[p] = exp(w[p] - dmx), dsum += w[p];
+            for (int p = 0; p < nk; p++)
+                for (int i = 0; i < hd; i++) dref[i] += w[p] / dsum * V[p * hd + i];
+            for (int i = 0; i < hd; i++) CHECK_CLOSE(r[i], dref[i], 1e-5, 0);
+            for (int s = 0; s < n_sets; s++) {
+                for (int i = 0; i < hd; i++) v[i] = -1;
+                sets[s]->attend(q, K, V, nk, hd, scale, sc, v);
+                CHECK_MSG(same_bits("attend", v, r, hd), "%s attend hd=%d keys=%d", sets[s]->name, hd, nk);
+            }
+        }
+}
+
 static void test_vecdot_pack(void) {
     static const int64_t ns_any[] = {1, 15, 16, 17, 100, 4099}, ns_blk[] = {32, 96, 4096};
     enum { MAXN = 4099, ROWS = 9 };
@@ -437,6 +480,7 @@ int main(void) {
     test_dequant_exact();
     test_dot();
     test_axpy();
+    test_attend();
     test_vecdot_pack();
     test_matmul();
     return TEST_END();

@@ -32,8 +32,16 @@ int cli_error(const char *cmd, int code, const char *fmt, ...) {
 
 int cli_usage(const char *cmd, const char *synopsis, const struct cli_opt *opts) {
     fprintf(stderr, "usage: depthprune %s %s\n", cmd, synopsis);
-    for (const struct cli_opt *o = opts; o->name; o++)
-        fprintf(stderr, "  %-12s %-12s %s\n", o->name, o->alias ? o->alias : "", o->help ? o->help : "");
+    int w = 0;
+    for (const struct cli_opt *o = opts; o->name; o++) {
+        int n = (int)strlen(o->name) + (o->alias ? 2 + (int)strlen(o->alias) : 0);
+        if (n > w) w = n;
+    }
+    for (const struct cli_opt *o = opts; o->name; o++) {
+        char col[96];
+        snprintf(col, sizeof col, "%s%s%s", o->name, o->alias ? ", " : "", o->alias ? o->alias : "");
+        fprintf(stderr, "  %-*s  %s\n", w, col, o->help ? o->help : "");
+    }
     return 2;
 }
 
