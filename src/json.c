@@ -238,6 +238,17 @@ dp_status dp_json_parse(const char *text, size_t len, const char *name, struct d
     return DP_OK;
 }
 
+dp_status dp_json_parse_file(const char *path, struct dp_jv **out) {
+    *out = NULL;
+    char *text;
+    size_t len;
+    dp_status st = dp_read_file(path, &text, &len);
+    if (st) return st;
+    st = dp_json_parse(text, len, path, out);
+    free(text);
+    return st;
+}
+
 void dp_json_free(struct dp_jv *v) {
     if (!v) return;
     struct root *r = (struct root *)v; /* v is the first member */

@@ -27,6 +27,8 @@ struct dp_jv {
  * whitespace allowed). `name` (file or file:line) is used in the message.
  */
 dp_status dp_json_parse(const char *text, size_t len, const char *name, struct dp_jv **out);
+/* Read a whole file and parse it as one JSON value (messages name the file). */
+dp_status dp_json_parse_file(const char *path, struct dp_jv **out);
 void dp_json_free(struct dp_jv *v);
 
 /* Object member by key (NULL when absent or v is not an object). */

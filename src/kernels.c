@@ -53,7 +53,16 @@ static float dot_scalar(const float *a, const float *b, int64_t n) {
     return dp_kernels_reduce16(l);
 }
 
-DP_DEFINE_ATTEND(attend_scalar, dot_scalar, axpy_scalar)
+static void attend_scalar(const float *q, const float *K, int64_t ldk, const float *V, int n_keys, int hd, float scale,
+                          float *sc, float *o) {
+    if (hd > DP_ATTEND_SMALL_HD) {
+        attend_large(dot_scalar, axpy_scalar, attend_softmax_ref, q, K, V, n_keys, hd, scale, sc, o);
+        return;
+    }
+    attend_small_scores_ref(q, K, ldk, n_keys, hd, scale, sc);
+    attend_softmax_ref(sc, n_keys);
+    attend_small_values_ref(sc, V, n_keys, hd, o);
+}
 
 static void dequant_f32(const void *row, float *out, int64_t n) {
     memcpy(out, row, (size_t)n * sizeof *out);

@@ -105,15 +105,19 @@ typedef void (*dp_quant_act_fn)(const float *x, int64_t n, int32_t off, int8_t *
 typedef void (*dp_vecdot_q8_fn)(const void *W, size_t row_bytes, int n_rows, const struct dp_act_q8 *A, int n_tok,
                                 float *Y, int64_t ldy);
 
+/* Heads up to this size keep their keys as columns (see attend and kernels_attend.h). */
+#define DP_ATTEND_SMALL_HD 16
+
 /* One implementation of the kernel set. NULL entries fall back to the scalar set (same bits). */
 struct dp_kernel_ops {
     const char *name;                        /* "scalar", "avx2", "avx512" */
     float (*dot)(const float *a, const float *b, int64_t n); /* dot order */
     /* y[i] = fma(a, x[i], y[i]): one rounding per element, so every set gives the same bits */
     void (*axpy)(float a, const float *x, float *y, int64_t n);
-    /* One query's causal attention: scores, softmax, weighted values (kernels_attend.h) */
-    void (*attend)(const float *q, const float *K, const float *V, int n_keys, int hd, float scale, float *sc,
-                   float *o);
+    /* One query's causal attention: scores, softmax, weighted values (kernels_attend.h);
+     * K is (hd, ldk) column-major for hd <= DP_ATTEND_SMALL_HD, (n_keys, hd) rows above */
+    void (*attend)(const float *q, const float *K, int64_t ldk, const float *V, int n_keys, int hd, float scale,
+                   float *sc, float *o);
     dp_dequant_fn dequant[DP_TYPE_COUNT];
     dp_vecdot_fn vecdot[DP_TYPE_COUNT];
     dp_pack_fn pack[DP_TYPE_COUNT];

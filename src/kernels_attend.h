@@ -1,66 +1,110 @@
 /*
  * One query's causal attention over n_keys cached keys and values, shared by
- * the kernel sets (each includes this file and passes its own dot and axpy):
- *   sc[p] = dot(q, K_p) * scale  (the dot order),  w[p] = expf(sc[p] - max),
- *   o = sum over p of fma((w[p] * (1/sum w)), V_p, o)  (sum w in double).
- * Head sizes 8 and 16 are unrolled here with the dot order written out
- * (element i is lane i, one fused multiply-add from +0, then the lane tree),
- * so small heads cost no call per key; every set gives the same bits.
+ * the kernel sets (each includes this file). Two layouts and orders:
+ *
+ *  - large heads (hd > DP_ATTEND_SMALL_HD): keys are rows, K[p*hd + i];
+ *    score p = dot(q, K_p) in the dot order (the set's `dot`);
+ *  - small heads (hd <= DP_ATTEND_SMALL_HD): keys are columns, K[i*ldk + p]
+ *    (so sixteen keys' scores are hd vector fused multiply-adds); score p is
+ *    one chain of fused multiply-adds over i = 0..hd-1 from +0.
+ *
+ * Then, in both: sc[p] = score * scale and the softmax of attend_softmax_ref
+ * (an exponential of its own, so that it vectorizes with the same bits). The output o = sum_p w[p] V_p (values
+ * are rows, V[p*hd + i]): large heads as a chain of axpy over p; small heads
+ * as four chains over p mod 4 (each a chain of fused multiply-adds from +0),
+ * added (c0 + c2) + (c1 + c3). A set may vectorize any of this as long as it
+ * keeps these orders, so every set gives the same bits (tests/test_kernels.c).
  */
 #ifndef DP_KERNELS_ATTEND_H
 #define DP_KERNELS_ATTEND_H
 
+#include "kernels.h"
+
 #include <math.h>
 #include <stdint.h>
 
-typedef float (*dp_attend_dot_fn)(const float *a, const float *b, int64_t n);
-typedef void (*dp_attend_axpy_fn)(float a, const float *x, float *y, int64_t n);
-
-/* The dot order for a head of HD <= 16 elements (lanes HD..15 hold +0). */
-static inline float attend_dot_small(const float *q, const float *k, const int HD) {
-    float l[16];
-    for (int i = 0; i < 16; i++) l[i] = i < HD ? fmaf(q[i], k[i], 0.0f) : 0.0f;
-    float s8[8], s4[4];
-    for (int j = 0; j < 8; j++) s8[j] = HD > 8 ? l[j] + l[j + 8] : l[j];
-    for (int j = 0; j < 4; j++) s4[j] = s8[j] + s8[j + 4];
-    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+/*
+ * e^x for x <= 0 (softmax arguments), 0 below -87: x = n ln2 + r with n =
+ * round(x log2 e) and ln2 split in two (Cody and Waite), e^r by its Taylor
+ * series to degree 7 in Horner form (error below 1e-8 for |r| <= ln2/2), then
+ * scaled by 2^n through the exponent bits. Every step is one rounded
+ * operation, so the SIMD sets reproduce it bit for bit.
+ */
+#define DP_EXP_MIN -87.0f
+#define DP_EXP_LOG2E 1.44269504f
+#define DP_EXP_ROUND 12582912.0f     /* 1.5 * 2^23: adding it rounds to an integer */
+#define DP_EXP_LN2_HI 0.693145752f   /* 0x3F317200: n * LN2_HI is exact */
+#define DP_EXP_LN2_LO 1.42860677e-6f /* ln 2 - LN2_HI */
+#define DP_EXP_C(k) (1.0f / (float)(k))
+static inline float attend_exp(float x) {
+    if (!(x >= DP_EXP_MIN)) return 0.0f;
+    float n = fmaf(x, DP_EXP_LOG2E, DP_EXP_ROUND) - DP_EXP_ROUND;
+    float r = fmaf(n, -DP_EXP_LN2_HI, x);
+    r = fmaf(n, -DP_EXP_LN2_LO, r);
+    float p = DP_EXP_C(5040);
+    p = fmaf(p, r, DP_EXP_C(720));
+    p = fmaf(p, r, DP_EXP_C(120));
+    p = fmaf(p, r, DP_EXP_C(24));
+    p = fmaf(p, r, DP_EXP_C(6));
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    union { uint32_t u; float f; } e = {(uint32_t)((int32_t)n + 127) << 23};
+    return p * e.f;
 }
 
-static inline void attend_body(dp_attend_dot_fn dot, dp_attend_axpy_fn axpy, const float *q, const float *K,
-                               const float *V, int n_keys, int hd, float scale, float *sc, float *o, const int HD) {
-    const int d = HD ? HD : hd;
+/*
+ * Softmax of sc[0..n) in place: w = attend_exp(sc - max), the sum in double
+ * as eight chains over p mod 8 added ((c0+c4) + (c2+c6)) + ((c1+c5) + (c3+c7)),
+ * then w * (float)(1 / sum). `from`: the first p not yet exponentiated (a set
+ * does [0, from) itself and passes its chains in c).
+ */
+static inline void attend_softmax_tail(float *sc, int n, int from, float mx, double c[8]) {
+    for (int p = from; p < n; p++) {
+        sc[p] = attend_exp(sc[p] - mx);
+        c[p & 7] += sc[p];
+    }
+    float inv = (float)(1.0 / (((c[0] + c[4]) + (c[2] + c[6])) + ((c[1] + c[5]) + (c[3] + c[7]))));
+    for (int p = 0; p < n; p++) sc[p] *= inv;
+}
+
+static inline float attend_max(const float *sc, int n) {
     float mx = -INFINITY;
+    for (int p = 0; p < n; p++) mx = sc[p] > mx ? sc[p] : mx;
+    return mx;
+}
+
+static inline void attend_softmax_ref(float *sc, int n) {
+    double c[8] = {0};
+    attend_softmax_tail(sc, n, 0, attend_max(sc, n), c);
+}
+
+/* Small heads, written out in scalar form: the reference of the orders above. */
+static inline void attend_small_scores_ref(const float *q, const float *K, int64_t ldk, int n_keys, int hd, float scale,
+                                           float *sc) {
     for (int p = 0; p < n_keys; p++) {
-        sc[p] = (HD ? attend_dot_small(q, K + (size_t)p * d, HD) : dot(q, K + (size_t)p * d, d)) * scale;
-        if (sc[p] > mx) mx = sc[p];
-    }
-    double sum = 0;
-    for (int p = 0; p < n_keys; p++) {
-        sc[p] = expf(sc[p] - mx);
-        sum += sc[p];
-    }
-    float inv = (float)(1.0 / sum);
-    for (int i = 0; i < d; i++) o[i] = 0;
-    if (HD) {
-        float acc[16] = {0};
-        for (int p = 0; p < n_keys; p++) {
-            float a = sc[p] * inv;
-            const float *v = V + (size_t)p * HD;
-            for (int i = 0; i < HD; i++) acc[i] = fmaf(a, v[i], acc[i]);
-        }
-        for (int i = 0; i < HD; i++) o[i] = acc[i];
-    } else {
-        for (int p = 0; p < n_keys; p++) axpy(sc[p] * inv, V + (size_t)p * d, o, d);
+        float s = 0.0f;
+        for (int i = 0; i < hd; i++) s = fmaf(q[i], K[i * ldk + p], s);
+        sc[p] = s * scale;
     }
 }
 
-/* Defines `name` for a set with dot function DOT and axpy function AXPY. */
-#define DP_DEFINE_ATTEND(name, DOT, AXPY)                                                                     \
-    static void name(const float *q, const float *K, const float *V, int n_keys, int hd, float scale,        \
-                     float *sc, float *o) {                                                                  \
-        if (hd == 8) attend_body(DOT, AXPY, q, K, V, n_keys, 8, scale, sc, o, 8);                            \
-        else if (hd == 16) attend_body(DOT, AXPY, q, K, V, n_keys, 16, scale, sc, o, 16);                    \
-        else attend_body(DOT, AXPY, q, K, V, n_keys, hd, scale, sc, o, 0);                                   \
-    }
+static inline void attend_small_values_ref(const float *w, const float *V, int n_keys, int hd, float *o) {
+    float c[4][DP_ATTEND_SMALL_HD] = {{0}};
+    for (int p = 0; p < n_keys; p++)
+        for (int i = 0; i < hd; i++) c[p & 3][i] = fmaf(w[p], V[(int64_t)p * hd + i], c[p & 3][i]);
+    for (int i = 0; i < hd; i++) o[i] = (c[0][i] + c[2][i]) + (c[1][i] + c[3][i]);
+}
+
+/* Large heads with the set's dot, axpy and softmax. */
+static inline void attend_large(float (*dot)(const float *, const float *, int64_t),
+                                void (*axpy)(float, const float *, float *, int64_t), void (*softmax)(float *, int),
+                                const float *q, const float *K, const float *V, int n_keys, int hd, float scale,
+                                float *sc, float *o) {
+    for (int p = 0; p < n_keys; p++) sc[p] = dot(q, K + (int64_t)p * hd, hd) * scale;
+    softmax(sc, n_keys);
+    for (int i = 0; i < hd; i++) o[i] = 0;
+    for (int p = 0; p < n_keys; p++) axpy(sc[p], V + (int64_t)p * hd, o, hd);
+}
 
 #endif

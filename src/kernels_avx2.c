@@ -153,7 +153,69 @@ static float dot_avx2(const float *a, const float *b, int64_t n) {
     return reduce16(lo, hi);
 }
 
-DP_DEFINE_ATTEND(attend_avx2, dot_avx2, axpy_avx2)
+/* attend_softmax_ref eight keys a step: chains p mod 8 are the lanes of two double vectors. */
+static void softmax_avx2(float *sc, int n) {
+    float mx = attend_max(sc, n);
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    int p = 0;
+    for (; p + 8 <= n; p += 8) {
+        __m256 x = _mm256_sub_ps(_mm256_loadu_ps(sc + p), _mm256_set1_ps(mx));
+        __m256 ok = _mm256_cmp_ps(x, _mm256_set1_ps(DP_EXP_MIN), _CMP_GE_OQ);
+        __m256 nn = _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(DP_EXP_LOG2E), _mm256_set1_ps(DP_EXP_ROUND)),
+                                  _mm256_set1_ps(DP_EXP_ROUND));
+        __m256 r = _mm256_fmadd_ps(nn, _mm256_set1_ps(-DP_EXP_LN2_HI), x);
+        r = _mm256_fmadd_ps(nn, _mm256_set1_ps(-DP_EXP_LN2_LO), r);
+        __m256 e = _mm256_set1_ps(DP_EXP_C(5040));
+        e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(DP_EXP_C(720)));
+        e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(DP_EXP_C(120)));
+        e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(DP_EXP_C(24)));
+        e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(DP_EXP_C(6)));
+        e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(0.5f));
+        e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f));
+        e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f));
+        __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nn), _mm256_set1_epi32(127)), 23);
+        e = _mm256_and_ps(ok, _mm256_mul_ps(e, _mm256_castsi256_ps(bits)));
+        _mm256_storeu_ps(sc + p, e);
+        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double c[8];
+    _mm256_storeu_pd(c, lo);
+    _mm256_storeu_pd(c + 4, hi);
+    attend_softmax_tail(sc, n, p, mx, c);
+}
+
+/* Small heads: eight keys' scores a step; values of heads of 8 one key a register, of 16 two. */
+static void attend_avx2(const float *q, const float *K, int64_t ldk, const float *V, int n_keys, int hd, float scale,
+                        float *sc, float *o) {
+    if (hd > DP_ATTEND_SMALL_HD) {
+        attend_large(dot_avx2, axpy_avx2, softmax_avx2, q, K, V, n_keys, hd, scale, sc, o);
+        return;
+    }
+    int p = 0;
+    for (; p + 8 <= n_keys; p += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int i = 0; i < hd; i++) acc = _mm256_fmadd_ps(_mm256_set1_ps(q[i]), _mm256_loadu_ps(K + i * ldk + p), acc);
+        _mm256_storeu_ps(sc + p, _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
+    }
+    if (p < n_keys) attend_small_scores_ref(q, K + p, ldk, n_keys - p, hd, scale, sc + p);
+    softmax_avx2(sc, n_keys);
+    p = 0;
+    if (hd == 8 || hd == 16) {
+        int h = hd / 8; /* registers a key */
+        __m256 c[4][2];
+        for (int j = 0; j < 4; j++) c[j][0] = c[j][1] = _mm256_setzero_ps();
+        for (; p < n_keys; p++) {
+            __m256 w = _mm256_set1_ps(sc[p]);
+            for (int r = 0; r < h; r++)
+                c[p & 3][r] = _mm256_fmadd_ps(w, _mm256_loadu_ps(V + (int64_t)p * hd + 8 * r), c[p & 3][r]);
+        }
+        for (int r = 0; r < h; r++)
+            _mm256_storeu_ps(o + 8 * r, _mm256_add_ps(_mm256_add_ps(c[0][r], c[2][r]), _mm256_add_ps(c[1][r], c[3][r])));
+    } else {
+        attend_small_values_ref(sc, V, n_keys, hd, o);
+    }
+}
 
 /* ---- dequantization of whole rows ---- */
 

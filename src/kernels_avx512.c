@@ -116,7 +116,78 @@ static float dot_avx512(const float *a, const float *b, int64_t n) {
     return reduce16(acc);
 }
 
-DP_DEFINE_ATTEND(attend_avx512, dot_avx512, axpy_avx512)
+/* attend_softmax_ref sixteen keys a step: chains p mod 8 are the lanes of one double vector. */
+static void softmax_avx512(float *sc, int n) {
+    float mx = attend_max(sc, n);
+    __m512d acc = _mm512_setzero_pd();
+    int p = 0;
+    for (; p + 16 <= n; p += 16) {
+        __m512 x = _mm512_sub_ps(_mm512_loadu_ps(sc + p), _mm512_set1_ps(mx));
+        __mmask16 ok = _mm512_cmp_ps_mask(x, _mm512_set1_ps(DP_EXP_MIN), _CMP_GE_OQ);
+        __m512 nn = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(DP_EXP_LOG2E), _mm512_set1_ps(DP_EXP_ROUND)),
+                                  _mm512_set1_ps(DP_EXP_ROUND));
+        __m512 r = _mm512_fmadd_ps(nn, _mm512_set1_ps(-DP_EXP_LN2_HI), x);
+        r = _mm512_fmadd_ps(nn, _mm512_set1_ps(-DP_EXP_LN2_LO), r);
+        __m512 e = _mm512_set1_ps(DP_EXP_C(5040));
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(DP_EXP_C(720)));
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(DP_EXP_C(120)));
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(DP_EXP_C(24)));
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(DP_EXP_C(6)));
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(0.5f));
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+        __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(nn), _mm512_set1_epi32(127)), 23);
+        e = _mm512_maskz_mov_ps(ok, _mm512_mul_ps(e, _mm512_castsi512_ps(bits)));
+        _mm512_storeu_ps(sc + p, e);
+        acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+    }
+    double c[8];
+    _mm512_storeu_pd(c, acc);
+    attend_softmax_tail(sc, n, p, mx, c);
+}
+
+/* Small heads: sixteen keys' scores a step; values of heads of 8 two keys a register, of 16 one. */
+static void attend_avx512(const float *q, const float *K, int64_t ldk, const float *V, int n_keys, int hd, float scale,
+                          float *sc, float *o) {
+    if (hd > DP_ATTEND_SMALL_HD) {
+        attend_large(dot_avx512, axpy_avx512, softmax_avx512, q, K, V, n_keys, hd, scale, sc, o);
+        return;
+    }
+    for (int p = 0; p < n_keys; p += 16) {
+        __mmask16 m = n_keys - p >= 16 ? (__mmask16)0xFFFF : tail_mask(n_keys - p);
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < hd; i++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_maskz_loadu_ps(m, K + i * ldk + p), acc);
+        _mm512_mask_storeu_ps(sc + p, m, _mm512_mul_ps(acc, _mm512_set1_ps(scale)));
+    }
+    softmax_avx512(sc, n_keys);
+    int p = 0;
+    if (hd == 8) {
+        __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps(); /* chains 0|1 and 2|3 */
+        for (; p + 4 <= n_keys; p += 4) {
+            __m512 w01 = _mm512_insertf32x8(_mm512_set1_ps(sc[p]), _mm256_set1_ps(sc[p + 1]), 1);
+            __m512 w23 = _mm512_insertf32x8(_mm512_set1_ps(sc[p + 2]), _mm256_set1_ps(sc[p + 3]), 1);
+            a = _mm512_fmadd_ps(w01, _mm512_loadu_ps(V + (int64_t)p * 8), a);
+            b = _mm512_fmadd_ps(w23, _mm512_loadu_ps(V + (int64_t)p * 8 + 16), b);
+        }
+        __m256 c[4] = {_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1), _mm512_castps512_ps256(b),
+                       _mm512_extractf32x8_ps(b, 1)};
+        for (int j = 0; p < n_keys; p++, j++)
+            c[j] = _mm256_fmadd_ps(_mm256_set1_ps(sc[p]), _mm256_loadu_ps(V + (int64_t)p * 8), c[j]);
+        _mm256_storeu_ps(o, _mm256_add_ps(_mm256_add_ps(c[0], c[2]), _mm256_add_ps(c[1], c[3])));
+    } else if (hd == 16) {
+        __m512 c[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (; p + 4 <= n_keys; p += 4)
+            for (int j = 0; j < 4; j++)
+                c[j] = _mm512_fmadd_ps(_mm512_set1_ps(sc[p + j]), _mm512_loadu_ps(V + (int64_t)(p + j) * 16), c[j]);
+        for (int j = 0; p < n_keys; p++, j++)
+            c[j] = _mm512_fmadd_ps(_mm512_set1_ps(sc[p]), _mm512_loadu_ps(V + (int64_t)p * 16), c[j]);
+        _mm512_storeu_ps(o, _mm512_add_ps(_mm512_add_ps(c[0], c[2]), _mm512_add_ps(c[1], c[3])));
+    } else {
+        attend_small_values_ref(sc, V, n_keys, hd, o);
+    }
+}
 
 /* ---- dequantization of whole rows ---- */
 

@@ -597,7 +597,9 @@ struct attn_job {
 /*
  * Causal attention for (token, head) pairs split across threads. The cache is
  * head-major, (n_head_kv, n_ctx, head_dim), so each head's keys and values
- * stream contiguously; each query is one call of the kernels' attend. Memory is linear
+ * stream contiguously (small heads keep keys as columns, so that sixteen
+ * scores are a few vector operations); each query is one call of the
+ * kernels' attend. Memory is linear
  * in the context: one row of scores per thread.
  */
 static void attn_worker(void *ctx, int ith, int nth) {
@@ -615,17 +617,27 @@ static void attn_worker(void *ctx, int ith, int nth) {
     for (int64_t w = lo; w < hi; w++) {
         int t = (int)(w / sh.n_head), h = (int)(w % sh.n_head), kvh = h / group;
         const float *q = s->q + ((size_t)t * sh.n_head + h) * hd;
-        const float *K = s->k_cache[j->layer] + (size_t)kvh * s->n_ctx * hd;  /* (n_ctx, hd) */
+        const float *K = s->k_cache[j->layer] + (size_t)kvh * s->n_ctx * hd;  /* (n_ctx, hd) or (hd, n_ctx) */
         const float *V = s->v_cache[j->layer] + (size_t)kvh * s->n_ctx * hd;  /* (n_ctx, hd) */
-        ops->attend(q, K, V, j->pos0 + t + 1, hd, scale, sc, s->att + ((size_t)t * sh.n_head + h) * hd);
+        ops->attend(q, K, s->n_ctx, V, j->pos0 + t + 1, hd, scale, sc, s->att + ((size_t)t * sh.n_head + h) * hd);
     }
 }
 
-/* Append n rows of keys or values (n, n_kv*hd) to a head-major cache at position pos. */
-static void cache_store(float *cache, const float *rows, int n, int n_kv, int hd, int n_ctx, int pos) {
+/*
+ * Append n rows of keys or values (n, n_kv*hd) to a head-major cache at
+ * position pos: each head (n_ctx, hd), or (hd, n_ctx) with `columns` (the
+ * keys of small heads, as the kernels' attend reads them).
+ */
+static void cache_store(float *cache, const float *rows, int n, int n_kv, int hd, int n_ctx, int pos, bool columns) {
     for (int t = 0; t < n; t++)
-        for (int h = 0; h < n_kv; h++)
-            memcpy(cache + ((size_t)h * n_ctx + pos + t) * hd, rows + ((size_t)t * n_kv + h) * hd, (size_t)hd * sizeof(float));
+        for (int h = 0; h < n_kv; h++) {
+            const float *r = rows + ((size_t)t * n_kv + h) * hd;
+            float *head = cache + (size_t)h * n_ctx * hd;
+            if (columns)
+                for (int i = 0; i < hd; i++) head[(size_t)i * n_ctx + pos + t] = r[i];
+            else
+                memcpy(head + (size_t)(pos + t) * hd, r, (size_t)hd * sizeof(float));
+        }
 }
 
 /*
@@ -651,8 +663,8 @@ static void attention_sublayer(struct dp_session *s, struct dp_pool *pool, int l
     add_bias(s->k, &L->bk, n, kvd, wbuf);
     add_bias(s->v, &L->bv, n, kvd, wbuf);
     rope(s->k, n, L->shape.n_head_kv, c, s->pos);
-    cache_store(s->k_cache[l], s->k, n, L->shape.n_head_kv, hd, s->n_ctx, s->pos);
-    cache_store(s->v_cache[l], s->v, n, L->shape.n_head_kv, hd, s->n_ctx, s->pos);
+    cache_store(s->k_cache[l], s->k, n, L->shape.n_head_kv, hd, s->n_ctx, s->pos, hd <= DP_ATTEND_SMALL_HD);
+    cache_store(s->v_cache[l], s->v, n, L->shape.n_head_kv, hd, s->n_ctx, s->pos, false);
     if (!nq) return;
     dp_matmul(pool, L->wq.data, L->wq.type, dim, qd, xq, nq, s->q);     /* q (nq, qd) */
     add_bias(s->q, &L->bq, nq, qd, wbuf);

@@ -128,13 +128,8 @@ static dp_status load_tree(const struct dp_jv *root, const char *path, struct dp
 
 dp_status dp_plan_load(const char *path, struct dp_plan *out) {
     memset(out, 0, sizeof *out);
-    char *text;
-    size_t len;
-    dp_status st = dp_read_file(path, &text, &len);
-    if (st) return st;
     struct dp_jv *root;
-    st = dp_json_parse(text, len, path, &root);
-    free(text);
+    dp_status st = dp_json_parse_file(path, &root);
     if (st) return st;
     st = load_tree(root, path, out);
     dp_json_free(root);

@@ -169,13 +169,8 @@ static char *calib_of(const struct dp_jv *root) {
 }
 
 dp_status dp_influences_load(const char *path, struct dp_influences *acc) {
-    char *text;
-    size_t len;
-    dp_status st = dp_read_file(path, &text, &len);
-    if (st) return st;
     struct dp_jv *root;
-    st = dp_json_parse(text, len, path, &root);
-    free(text);
+    dp_status st = dp_json_parse_file(path, &root);
     if (st) return st;
     const struct dp_jv *units = dp_json_get(root, "units");
     if (!units || units->type != DP_JARR) {

@@ -869,13 +869,8 @@ static void html_scores(FILE *f, const struct dp_influences *sc, const char *pat
 }
 
 dp_status dp_report_is_sweep(const char *path, bool *is_sweep) {
-    char *text;
-    size_t len;
-    dp_status st = dp_read_file(path, &text, &len);
-    if (st) return st;
     struct dp_jv *root;
-    st = dp_json_parse(text, len, path, &root);
-    free(text);
+    dp_status st = dp_json_parse_file(path, &root);
     if (st) return st;
     *is_sweep = dp_json_get(root, "depthprune_sweep") != NULL;
     dp_json_free(root);

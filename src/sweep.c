@@ -406,13 +406,8 @@ static dp_status load_tree(const struct dp_jv *root, const char *path, struct dp
 
 dp_status dp_sweep_load(const char *path, struct dp_sweep **out) {
     *out = NULL;
-    char *text;
-    size_t len;
-    dp_status st = dp_read_file(path, &text, &len);
-    if (st) return st;
     struct dp_jv *root;
-    st = dp_json_parse(text, len, path, &root);
-    free(text);
+    dp_status st = dp_json_parse_file(path, &root);
     if (st) return st;
     struct dp_sweep *s = calloc(1, sizeof *s);
     if (!s) st = dp_fail(DP_ERR_NOMEM, "out of memory");

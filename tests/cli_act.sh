@@ -6,16 +6,10 @@
 #   protocols; the same numbers for 1 and 2 threads.
 # - F32 models (stories260K, the synthetic F32 twin): --act q8 changes nothing.
 # - bench --json names the mode; a bad mode is a usage error (one line, exit 2).
-DP=./depthprune
-S=${DP_SHARED:-../shared}
+. tests/lib.sh
 SY=$S/models/synthetic
 M=$S/models/stories260K/stories260K.gguf
 T=$S/reference/tiny_text.txt
-TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', expected '$2'"; fi; }
 json() { sed -n "s/.*\"$1\": *\"\{0,1\}\([-0-9.e+a-z]*\).*/\1/p"; }
 # within A B TOL WHAT: 0 < |A - B| <= TOL
 within() {
@@ -47,5 +41,4 @@ eq "$($DP bench -m $SY/synth-llama-q4_0.gguf --prefill 8 --decode 2 --reps 1 --j
 $DP ppl -m $M -f $T --act q4 >"$TMP/out" 2>"$TMP/err"; rc=$?
 eq "$rc $(wc -l <"$TMP/err")" "2 1" "--act q4: usage error, one line"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

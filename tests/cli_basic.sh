@@ -3,30 +3,10 @@
 # outside the project (../shared/reference/README.md, llama.cpp and llama2.c):
 # tokenization, greedy generation, perplexity by llama.cpp's protocol, the
 # llama2.c checkpoint, thread-count determinism, and bad input.
-DP=./depthprune
-S=${DP_SHARED:-../shared}
+. tests/lib.sh
 M=$S/models/stories260K/stories260K.gguf
 B="$S/models/stories260K/stories260K.bin --vocab $S/models/stories260K/tok512.bin"
 T=$S/reference/tiny_text.txt
-TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', expected '$2'"; fi; }
-# close VALUE REF RELTOL WHAT
-close() {
-    if awk -v a="$1" -v b="$2" -v r="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= r * b) }'; then ok
-    else bad "$4: got '$1', expected $2 (rel tol $3)"; fi
-}
-json() { sed -n "s/.*\"$1\": *\([-0-9.e+]*\).*/\1/p"; }
-# fails WHAT ARGS...: non-zero exit, exactly one line on stderr
-fails() {
-    what=$1; shift
-    "$DP" "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?
-    lines=$(wc -l <"$TMP/err")
-    if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ $rc -lt 128 ]; then ok
-    else bad "$what: exit $rc, $lines stderr lines: $(head -c 300 "$TMP/err")"; fi
-}
 
 # tokenization (reference/README.md)
 eq "$($DP tokenize -m $M -p 'Once upon a time, there was a little girl named Lily.')" \
@@ -99,5 +79,4 @@ fails "synth unwritable" synth -o "$TMP/no/dir/x.gguf"
 eq "$(ls "$TMP/no" 2>/dev/null; ls "$TMP" | grep -c tmp)" "0" "no temporary files left"
 $DP info -m "$TMP/trunc.gguf" 2>&1 | grep -q "trunc.gguf" && ok || bad "error names the file"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -5,38 +5,12 @@
 # prefix caching against evaluation from scratch, paired statistics, every
 # multiple-choice task on a few items, thread-count determinism, and bad
 # input (one line on stderr, non-zero exit).
-DP=./depthprune
-S=${DP_SHARED:-../shared}
+. tests/lib.sh
 M=$S/models/stories260K/stories260K.gguf
 T=$S/reference/tiny_text.txt
 D=$S/data
-TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', expected '$2'"; fi; }
-# close VALUE REF RELTOL WHAT
-close() {
-    if awk -v a="$1" -v b="$2" -v r="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= r * (b < 0 ? -b : b)) }'; then ok
-    else bad "$4: got '$1', expected $2 (rel tol $3)"; fi
-}
-# near VALUE REF ABSTOL WHAT
-near() {
-    if awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= t) }'; then ok
-    else bad "$4: got '$1', expected $2 (abs tol $3)"; fi
-}
-# true if awk condition holds
-holds() { if awk "BEGIN { exit !($1) }"; then ok; else bad "$2: $1"; fi; }
-json() { sed -n "s/.*\"$1\": *\([-0-9.e+]*\).*/\1/p"; }
 # a top-level key of a JSON object (nested objects removed first)
 top() { sed -e ':a' -e 's/\(.\){[^{}]*}/\1X/' -e 'ta' | json "$1"; }
-fails() {
-    what=$1; shift
-    "$DP" "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?
-    lines=$(wc -l <"$TMP/err")
-    if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ $rc -lt 128 ]; then ok
-    else bad "$what: exit $rc, $lines stderr lines: $(head -c 300 "$TMP/err")"; fi
-}
 
 # compare: llama.cpp's KL divergence of whole blocks removed (reference/README.md, ctx 128).
 # Mean KLD to 1e-3 relative, median to 5e-3; top-1 agreement within 0.2 points (llama.cpp and this
@@ -134,5 +108,4 @@ head -c 5000 $TMP/base.kld >$TMP/short.kld
 fails "compare truncated logits file" compare -m $M --drop b1 --kld-base $TMP/short.kld
 fails "compare both" compare -m $M --drop b1 --candidate $M -f $T
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -5,31 +5,11 @@
 # llama.cpp's figures for true 4-block models (../shared/reference/README.md);
 # info, generate and bench run on exports; bad input fails with one line and
 # leaves no file behind.
-DP=./depthprune
-S=${DP_SHARED:-../shared}
+. tests/lib.sh
 M=$S/models/stories260K/stories260K.gguf
 T=$S/reference/tiny_text.txt
 C="--calib $S/data/tinystories/valid-first1000.txt --calib-docs 0:40 --calib-ctx 256"
-TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', expected '$2'"; fi; }
-# close VALUE REF RELTOL WHAT
-close() {
-    if awk -v a="$1" -v b="$2" -v r="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= r * b) }'; then ok
-    else bad "$4: got '$1', expected '$2' (rel tol $3)"; fi
-}
-json() { sed -n "s/.*\"$1\": *\([-0-9.e+]*\).*/\1/p"; }
 ppl() { $DP ppl -f $T --protocol llamacpp --ctx 128 --json "$@" 2>/dev/null | json ppl; }
-# fails WHAT ARGS...: non-zero exit, exactly one line on stderr
-fails() {
-    what=$1; shift
-    "$DP" "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?
-    lines=$(wc -l <"$TMP/err")
-    if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ $rc -lt 128 ]; then ok
-    else bad "$what: exit $rc, $lines stderr lines: $(head -c 300 "$TMP/err")"; fi
-}
 
 # whole blocks removed: llama.cpp's perplexities of the true 4-block models (tolerance 1e-3)
 for case in b1:14.4136 b2:8.4145 b3:10.1079; do
@@ -114,5 +94,4 @@ fails "unwritable" prune -m $M --drop b1 -o $TMP/no/dir/x.gguf
 eq "$(ls $TMP | grep -c -e none.gguf -e unverified -e tmp)" "0" "no output or temporary files left"
 cmp -s $M $TMP/copy.gguf && ok || bad "the input is untouched"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -2,24 +2,11 @@
 # cli_recover: plans and recoveries on the command line: --plan equals --drop,
 # a saved recovery is reloaded without refitting and gives the same numbers,
 # lowrank:0 equals mean, thread counts agree, and bad input fails with one line.
-DP=${DP:-./depthprune}
-S=${DP_SHARED:-../shared}
+. tests/lib.sh
 M=$S/models/stories260K/stories260K.gguf
 D=$S/data/tinystories/valid-first1000.txt
-TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 eq() { if [ -n "$1" ] && [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', expected '$2'"; fi; }
 ne() { if [ -n "$1" ] && [ "$1" != "$2" ]; then ok; else bad "$3: got '$1' twice"; fi; }
-json() { sed -n "s/.*\"$1\": *\([-0-9.e+]*\).*/\1/p"; }
-fails() {
-    what=$1; shift
-    "$DP" "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?
-    lines=$(wc -l <"$TMP/err")
-    if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ $rc -lt 128 ]; then ok
-    else bad "$what: exit $rc, $lines stderr lines: $(head -c 300 "$TMP/err")"; fi
-}
 E="-m $M -f $D --docs 0:30 --ctx 64"
 C="--calib $D --calib-docs 30:90"
 ppl() { "$DP" ppl $E --json "$@" 2>"$TMP/log" | json ppl; }
@@ -76,5 +63,4 @@ fails "bad objective" ppl $E --drop a2 --recover bias-trained $C --objective mse
 fails "bad stats" ppl $E --drop a2 --recover mean $C --recover-stats some
 printf '{"depthprune_plan": 1, "removed": ["b9"]}' >"$TMP/b9.json"
 fails "unit outside the model" ppl $E --plan "$TMP/b9.json"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

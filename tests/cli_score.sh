@@ -4,15 +4,9 @@
 # against ../shared/reference/README.md (b0 most important, b2 least), the
 # prefix-reuse saving, thread-count determinism, checkpoint and resume, prune
 # reading the scores file, and bad input (one line on stderr, non-zero exit).
-DP=${DP:-./depthprune}
-S=${DP_SHARED:-../shared}
+. tests/lib.sh
 M=$S/models/stories260K/stories260K.gguf
 C=$S/data/tinystories/valid-first1000.txt
-TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', expected '$2'"; fi; }
 has() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head -c 300 "$1")"; fi; }
 # the order of a metric, as "b2 b3 ..."
 order() { grep -o "\"$1\":\[[^]]*\]" | head -n 1 | sed 's/.*\[//; s/\]//; s/"//g; s/,/ /g'; }
@@ -113,5 +107,4 @@ fails "iterative without mmlu_shapley" 2 score $A --metric cosine --iterative
 fails "mmlu options without mmlu_shapley" 2 score $A --metric cosine --mmlu $S/data/mmlu
 fails "missing MMLU folder" 1 score -m $M --metric mmlu_shapley --mmlu /nonexistent
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

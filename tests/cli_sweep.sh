@@ -5,30 +5,15 @@
 # figures, a self-contained HTML report, plans saved by a sweep equal to
 # --drop of the same units (and to the sweep's own numbers), iterative runs
 # with a real metric, recoveries, overlap and oracle warnings, bad input.
-DP=./depthprune
-S=${DP_SHARED:-../shared}
+. tests/lib.sh
 M=$S/models/stories260K/stories260K.gguf
 D=$S/data/tinystories/valid-first1000.txt
-TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', expected '$2'"; fi; }
-# fails WHAT ARGS...: non-zero exit, exactly one line on stderr
-fails() {
-    what=$1; shift
-    "$DP" "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?
-    lines=$(wc -l <"$TMP/err")
-    if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ $rc -lt 128 ]; then ok
-    else bad "$what: exit $rc, $lines stderr lines: $(head -c 300 "$TMP/err")"; fi
-}
 # py WHAT CODE: a python3 check that prints "ok" when it holds
 py() {
     what=$1; shift
     got=$(python3 -c "$@" 2>&1)
     if [ "$got" = ok ]; then ok; else bad "$what: $got"; fi
 }
-json() { sed -n "s/.*\"$1\": *\([-0-9.e+]*\).*/\1/p"; }
 
 # hand-written scores: blocks b2 < b4 < b3 < b1 < b0; sublayers a2 a4 a3 f2 f3 a0 a1 f0 f4 f1; an oracle metric
 cat >"$TMP/blocks.json" <<'EOF'
@@ -250,5 +235,4 @@ fails "report of a bad sweep" report "$TMP/badsweep.json" -o "$TMP/x.html"
 fails "report without output" report "$TMP/s.json"
 fails "report of a missing file" report "$TMP/none.json" -o "$TMP/x.html"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

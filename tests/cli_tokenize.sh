@@ -3,10 +3,7 @@
 # ../shared/tokenizers (X.gguf.inp, strings each followed by a line
 # __ggml_vocab_test__; X.gguf.out, expected ids per string) through
 # `depthprune tokenize -f FILE --no-bos`, which must reproduce the ids exactly.
-DP=./depthprune
-S=${DP_SHARED:-../shared}
-TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
+. tests/lib.sh
 for inp in "$S"/tokenizers/*.gguf.inp; do
     vocab=${inp%.inp}; out=$vocab.out
     [ -f "$vocab" ] && [ -f "$out" ] || continue
@@ -29,5 +26,4 @@ done
 # bad input
 if $DP tokenize -m "$S/tokenizers/ggml-vocab-gpt-2.gguf" -f "$TMP/missing" 2>"$TMP/err"; then fail=$((fail + 1))
 elif [ "$(wc -l <"$TMP/err")" -eq 1 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -16,6 +16,7 @@
  */
 #include "harness.h"
 #include "kernels.h"
+#include "kernels_attend.h"
 
 #include <float.h>
 #include <stdint.h>
@@ -297,44 +298,52 @@ static void test_axpy(void) {
     }
 }
 
+/* attend's exponential: within 2 ulp-ish (3e-7 relative) of exp in double on [-87, 0], 0 below. */
+static void test_attend_exp(void) {
+    double worst = 0;
+    for (int i = 0; i <= 200000; i++) {
+        float x = -87.0f * (float)i / 200000.0f;
+        double want = exp((double)x), got = attend_exp(x);
+        double rel = fabs(got - want) / want;
+        if (rel > worst) worst = rel;
+    }
+    CHECK_MSG(worst <= 3e-7, "attend_exp worst relative error %.3g", worst);
+    CHECK(attend_exp(-87.5f) == 0.0f && attend_exp(-INFINITY) == 0.0f && attend_exp(0.0f) == 1.0f);
+}
+
 /*
- * attend: one query's softmax attention. Every set gives the bits of the
- * composition of the scalar dot and axpy (the unrolled small heads included),
- * and the result is within 1e-5 of softmax attention computed in double.
+ * attend: one query's softmax attention, keys as columns for small heads and
+ * as rows above. Every set gives the scalar set's bits, and the result is
+ * within 1e-5 of softmax attention computed in double.
  */
 static void test_attend(void) {
-    static const int hds[] = {1, 5, 8, 16, 24, 64, 128};
-    static const int nks[] = {1, 3, 17, 130};
-    static float q[128], K[130 * 128], V[130 * 128], sc[130], r[128], v[128];
-    for (int i = 0; i < 130 * 128; i++) K[i] = 2 * rndf(), V[i] = rndf();
+    static const int hds[] = {1, 5, 8, 12, 16, 17, 24, 64, 128};
+    static const int nks[] = {1, 2, 3, 5, 16, 17, 33, 130};
+    enum { LDK = 131 };
+    static float q[128], K[LDK * 128], V[130 * 128], sc[130], r[128], v[128];
+    for (int i = 0; i < LDK * 128; i++) K[i] = 2 * rndf();
+    for (int i = 0; i < 130 * 128; i++) V[i] = rndf();
     for (int i = 0; i < 128; i++) q[i] = 2 * rndf();
-    const struct dp_kernel_ops *ref = dp_kernels_scalar();
     for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
         for (size_t b = 0; b < sizeof nks / sizeof nks[0]; b++) {
             int hd = hds[a], nk = nks[b];
-            float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
-            for (int p = 0; p < nk; p++) {
-                sc[p] = ref->dot(q, K + p * hd, hd) * scale;
-                mx = fmaxf(mx, sc[p]);
-            }
-            double sum = 0, w[130], dref[128] = {0};
-            for (int p = 0; p < nk; p++) sc[p] = expf(sc[p] - mx), sum += sc[p];
-            for (int i = 0; i < hd; i++) r[i] = 0;
-            for (int p = 0; p < nk; p++) ref->axpy(sc[p] * (float)(1.0 / sum), V + p * hd, r, hd);
-            double dmx = -INFINITY, dsum = 0;
+            bool cols = hd <= DP_ATTEND_SMALL_HD;
+            float scale = 1.0f / sqrtf((float)hd);
+            double w[130], dref[128] = {0}, dmx = -INFINITY, dsum = 0;
             for (int p = 0; p < nk; p++) {
                 double d = 0;
-                for (int i = 0; i < hd; i++) d += (double)q[i] * K[p * hd + i];
+                for (int i = 0; i < hd; i++) d += (double)q[i] * (cols ? K[i * LDK + p] : K[p * hd + i]);
                 w[p] = d / sqrt((double)hd);
                 dmx = fmax(dmx, w[p]);
             }
             for (int p = 0; p < nk; p++) w[p] = exp(w[p] - dmx), dsum += w[p];
             for (int p = 0; p < nk; p++)
                 for (int i = 0; i < hd; i++) dref[i] += w[p] / dsum * V[p * hd + i];
-            for (int i = 0; i < hd; i++) CHECK_CLOSE(r[i], dref[i], 1e-5, 0);
+            dp_kernels_scalar()->attend(q, K, LDK, V, nk, hd, scale, sc, r);
+            for (int i = 0; i < hd; i++) CHECK_CLOSE(r[i], dref[i], 1e-5, 1e-6);
             for (int s = 0; s < n_sets; s++) {
                 for (int i = 0; i < hd; i++) v[i] = -1;
-                sets[s]->attend(q, K, V, nk, hd, scale, sc, v);
+                sets[s]->attend(q, K, LDK, V, nk, hd, scale, sc, v);
                 CHECK_MSG(same_bits("attend", v, r, hd), "%s attend hd=%d keys=%d", sets[s]->name, hd, nk);
             }
         }
@@ -480,6 +489,7 @@ int main(void) {
     test_dequant_exact();
     test_dot();
     test_axpy();
+    test_attend_exp();
     test_attend();
     test_vecdot_pack();
     test_matmul();
