@@ -235,4 +235,41 @@ fails "report of a bad sweep" report "$TMP/badsweep.json" -o "$TMP/x.html"
 fails "report without output" report "$TMP/s.json"
 fails "report of a missing file" report "$TMP/none.json" -o "$TMP/x.html"
 
+# prune to a budget: the same choice as the sweep's budget step, exported and reloaded
+$DP prune -m $M --scores $TMP/blocks.json --metric m --scheme block --target-kv 0.6 -o "$TMP/kv.gguf" --json \
+    >"$TMP/kv.json" 2>"$TMP/kv.err"
+eq "$?" 0 "prune --target-kv exit"
+py "prune --target-kv" "
+import json
+r = json.load(open('$TMP/kv.json'))
+assert r['removed'] == ['b2', 'b4'] and r['n_blocks'] == 3 and r['kv_bytes_per_token'] == 768, r
+assert r['budget']['bound'] == 'target-kv', r['budget']
+print('ok')
+"
+grep -q "budget: " "$TMP/kv.err" && ok || bad "prune budget line: $(cat "$TMP/kv.err")"
+$DP prune -m $M --scores $TMP/sub.json --metric m --scheme attn --target-kv 0.5 --protect a4 -o "$TMP/kva.gguf" --json \
+    >"$TMP/kva.json" 2>/dev/null
+py "prune --target-kv --protect" "
+import json
+r = json.load(open('$TMP/kva.json'))
+assert r['removed'] == ['a2', 'a3', 'a0'] and r['kv_bytes_per_token'] == 512, r
+print('ok')
+"
+# a perplexity limit: the sweep's budget step for the same limit
+$DP sweep -m $M --scores $SC --metric m --scheme block $EV --max-ppl-ratio 2.5 -o "$TMP/pr.json" >/dev/null 2>&1
+$DP prune -m $M --scores $TMP/blocks.json --metric m --max-ppl-ratio 2.5 $EV -o "$TMP/pr.gguf" --json >"$TMP/pr.out" 2>/dev/null
+py "prune --max-ppl-ratio = sweep's budget step" "
+import json
+s = json.load(open('$TMP/pr.json'))['runs'][0]
+r = json.load(open('$TMP/pr.out'))
+assert r['removed'] == s['steps'][s['budget']['step']]['removed'], (r['removed'], s['budget'])
+assert r['budget']['bound'] == s['budget']['bound'] == 'max-ppl-ratio', (r['budget'], s['budget'])
+print('ok')
+"
+fails "prune budget without its corpus" prune -m $M --scores $TMP/blocks.json --metric m --max-ppl-ratio 2 -o "$TMP/x.gguf"
+fails "prune --count with a budget" prune -m $M --scores $TMP/blocks.json --metric m --count 1 --target-kv 0.5 -o "$TMP/x.gguf"
+fails "prune budget options without a budget" prune -m $M --drop b1 --ppl $D -o "$TMP/x.gguf"
+fails "prune unreachable budget" prune -m $M --scores $TMP/sub.json --metric m --scheme ffn --target-kv 0.5 -o "$TMP/x.gguf"
+[ ! -e "$TMP/x.gguf" ] && ok || bad "a failed prune leaves no file"
+
 finish

@@ -14,11 +14,14 @@
  */
 #include "cli.h"
 
+#include "data.h"
 #include "export.h"
 #include "model.h"
 #include "plan.h"
 #include "prune.h"
 #include "recover.h"
+#include "sweep.h"
+#include "tasks.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -71,6 +74,92 @@ static int from_scores(const char *model, const char *vocab, const char *path, c
     return st ? cli_error("prune", st == DP_ERR_ARG ? 2 : 1, "%s", dp_last_error()) : 0;
 }
 
+/* What a budget plan needs besides the scores (prune --target-kv ... ). */
+struct budget_opts {
+    const char *target_kv, *target_params, *max_ppl_ratio, *max_mmlu_drop, *protect;
+    const char *ppl, *ppl_docs, *ctx, *max_seqs, *mmlu, *mmlu_limit;
+};
+
+static bool budget_given(const struct budget_opts *b) {
+    return b->target_kv || b->target_params || b->max_ppl_ratio || b->max_mmlu_drop;
+}
+
+/*
+ * The units of a budget plan (src/sweep.h, dp_budget_plan): the metric's
+ * one-shot order under the scheme, evaluated step by step (perplexity by the
+ * paper protocol on --ppl, MMLU on --mmlu, only as the limits need) until
+ * the budget decides; the chosen step's units go to `list`, what bound it to *res.
+ */
+static int from_budget(const struct cli_common *c, const struct budget_opts *b, const char *path, const char *metric,
+                       const char *scheme_s, char *list, size_t cap, struct dp_budget_result *res) {
+    struct dp_budget budget;
+    dp_budget_none(&budget);
+    long ctx = 0, max_seqs = 0, limit = 0;
+    if ((b->target_kv && !cli_double("prune", "--target-kv", b->target_kv, 1e-9, 1, &budget.target_kv)) ||
+        (b->target_params && !cli_double("prune", "--target-params", b->target_params, 1e-9, 1, &budget.target_params)) ||
+        (b->max_ppl_ratio && !cli_double("prune", "--max-ppl-ratio", b->max_ppl_ratio, 1, 1e12, &budget.max_ppl_ratio)) ||
+        (b->max_mmlu_drop && !cli_double("prune", "--max-mmlu-drop", b->max_mmlu_drop, 0, 100, &budget.max_mmlu_drop)) ||
+        (b->ctx && !cli_int("prune", "--ctx", b->ctx, 4, 1 << 20, &ctx)) ||
+        (b->max_seqs && !cli_int("prune", "--max-seqs", b->max_seqs, 1, 1L << 30, &max_seqs)) ||
+        (b->mmlu_limit && !cli_int("prune", "--mmlu-limit", b->mmlu_limit, 1, 1L << 30, &limit)))
+        return 2;
+    if (b->max_ppl_ratio && !b->ppl) return cli_error("prune", 2, "--max-ppl-ratio needs --ppl CORPUS");
+    if (b->max_mmlu_drop && !b->mmlu) return cli_error("prune", 2, "--max-mmlu-drop needs --mmlu DIR");
+    enum dp_scheme scheme;
+    if (dp_scheme_parse(scheme_s, &scheme)) return cli_error("prune", 2, "--scheme: %s", dp_last_error());
+    /* the unpruned model (a recovery is fitted later, for the chosen units) */
+    struct cli_common base = *c;
+    base.drop = base.plan = base.save_plan = NULL;
+    base.own_recover = true;
+    struct cli_model cm;
+    int rc = cli_open("prune", &base, &cm);
+    if (rc) return rc;
+    const struct dp_config *cf = dp_model_config(cm.m);
+    if (!ctx) ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048;
+    struct dp_influences sc = {0};
+    struct dp_chunks *pplc = NULL;
+    struct dp_mmlu_data *mmlu = NULL;
+    struct dp_mask protect;
+    struct dp_plan plan = {0};
+    struct dp_sweep_mmlu mc = {NULL, 5, cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048};
+    if (dp_influences_load(path, &sc)) rc = cli_error("prune", 1, "%s", dp_last_error());
+    if (!rc && b->protect && dp_units_protect(b->protect, cf->n_layers, &protect))
+        rc = cli_error("prune", 2, "--protect: %s", dp_last_error());
+    if (!rc && b->ppl) {
+        int lo = 0, hi = -1;
+        struct dp_corpus *corpus = NULL;
+        if (b->ppl_docs && dp_parse_range(b->ppl_docs, &lo, &hi)) rc = cli_error("prune", 2, "--ppl-docs: %s", dp_last_error());
+        else if (dp_corpus_read(b->ppl, &corpus)) rc = cli_error("prune", 1, "%s", dp_last_error());
+        else if (dp_chunks_paper(dp_model_tokenizer(cm.m), corpus, lo, hi, (int)ctx, (int)max_seqs, &pplc))
+            rc = cli_error("prune", 1, "--ppl: %s", dp_last_error());
+        dp_corpus_free(corpus);
+    }
+    if (!rc && b->mmlu && dp_mmlu_read(b->mmlu, NULL, (int)limit, &mmlu)) rc = cli_error("prune", 1, "%s", dp_last_error());
+    mc.data = mmlu;
+    if (!rc) {
+        const char *metrics[1] = {metric};
+        struct dp_sweep_config cfg = {
+            .model = cm.m, .pool = cm.pool, .model_name = c->model, .scores = &sc, .metrics = metrics, .n_metrics = 1,
+            .schemes = &scheme, .n_schemes = 1, .oneshot = true, .ppl_chunks = pplc, .ppl_ctx = (int)ctx,
+            .mmlu = mmlu ? dp_sweep_mmlu_eval : NULL, .mmlu_ctx = &mc, .protect = b->protect ? &protect : NULL,
+            .budget = budget, .log = NULL};
+        if (dp_budget_plan(&cfg, &plan, res)) rc = cli_error("prune", 1, "%s", dp_last_error());
+    }
+    size_t len = 0;
+    list[0] = 0;
+    for (int i = 0; !rc && i < plan.n_units; i++) {
+        int w = snprintf(list + len, cap - len, "%s%s", len ? "," : "", plan.units[i]);
+        if (w > 0) len += (size_t)w;
+        if (len >= cap) rc = cli_error("prune", 2, "%s: too many units", path);
+    }
+    if (!rc && !plan.n_units) rc = cli_error("prune", 1, "the budget removes nothing: %s", res->why);
+    dp_mmlu_data_free(mmlu);
+    dp_chunks_free(pplc);
+    dp_influences_free(&sc);
+    cli_close(&cm);
+    return rc;
+}
+
 /* Logits of VERIFY_TOKENS tokens (BOS, then a fixed walk through the vocabulary). */
 static dp_status verify_logits(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
                                struct dp_pool *pool, float *out) {
@@ -98,7 +187,8 @@ static bool same_file(const char *a, const char *b) {
 
 static void print_result(bool json, const char *out, const struct dp_export_info *info, const struct dp_plan *plan,
                          const char *removed, const struct dp_model *m, const struct dp_model *e,
-                         const char *rec_kind, const char *type, double diff, bool verified) {
+                         const char *rec_kind, const char *type, double diff, bool verified,
+                         const struct dp_budget_result *budget) {
     struct dp_model_stats s0, s1;
     dp_model_stats(m, NULL, &s0);
     dp_model_stats(e, NULL, &s1);
@@ -125,6 +215,12 @@ static void print_result(bool json, const char *out, const struct dp_export_info
         dp_json_str(&j, "source_sha256", info->sha256);
         if (verified) dp_json_num(&j, "verify_max_abs_diff", diff);
         else dp_json_null(&j, "verify_max_abs_diff");
+        if (budget) {
+            dp_json_begin_obj(&j, "budget");
+            dp_json_str(&j, "bound", budget->bound);
+            dp_json_str(&j, "why", budget->why);
+            dp_json_end(&j);
+        }
         dp_json_end(&j);
         fputc('\n', stdout);
         return;
@@ -138,6 +234,7 @@ static void print_result(bool json, const char *out, const struct dp_export_info
            (long long)s1.kv_bytes_per_token);
     printf("file         %lld -> %lld bytes\n", b0, b1);
     if (verified) printf("verified     max |logit difference| %.3g against the in-memory pruned model\n", diff);
+    if (budget) printf("budget       %s\n", budget->why);
 }
 
 /* Reload the export and compare its logits with the in-memory pruned model's; returns the largest difference. */
@@ -161,6 +258,7 @@ static dp_status verify(const struct cli_model *cm, const struct dp_model *e, do
 
 int cmd_prune(int argc, char **argv) {
     struct cli_common c = {0};
+    struct budget_opts bo = {0};
     const char *out = NULL, *scores = NULL, *metric = NULL, *scheme = NULL, *count_s = NULL, *type_s = "F32",
                *no_verify = NULL;
     const struct cli_opt opts[] = {
@@ -172,19 +270,37 @@ int cmd_prune(int argc, char **argv) {
         {"--count", NULL, false, &count_s, "units to remove"},
         {"--out-type", NULL, false, &type_s, "type of new or modified matrices: F32 (default), F16, BF16, Q8_0, Q4_0"},
         {"--no-verify", NULL, true, &no_verify, "skip the reload check"},
+        {"--target-kv", NULL, false, &bo.target_kv, "budget: keep at most this fraction of the KV cache"},
+        {"--target-params", NULL, false, &bo.target_params, "budget: keep at most this fraction of the parameters"},
+        {"--max-ppl-ratio", NULL, false, &bo.max_ppl_ratio, "budget: perplexity at most R times the unpruned (--ppl)"},
+        {"--max-mmlu-drop", NULL, false, &bo.max_mmlu_drop, "budget: MMLU at most P points below the unpruned (--mmlu)"},
+        {"--protect", NULL, false, &bo.protect, "budget: units never removed, e.g. b0,a4"},
+        {"--ppl", NULL, false, &bo.ppl, "budget: perplexity corpus (paper protocol)"},
+        {"--ppl-docs", NULL, false, &bo.ppl_docs, "budget: its documents A:B"},
+        {"--ctx", NULL, false, &bo.ctx, "budget: perplexity context (default 2048 capped at the model's)"},
+        {"--max-seqs", NULL, false, &bo.max_seqs, "budget: at most N perplexity sequences"},
+        {"--mmlu", NULL, false, &bo.mmlu, "budget: MMLU folder (dev/, test/)"},
+        {"--mmlu-limit", NULL, false, &bo.mmlu_limit, "budget: first N test questions per subject"},
         CLI_END};
     const char *pos[1];
     int n_pos, rc = cli_parse("prune", argc, argv, opts, pos, 0, &n_pos);
-    const char *syn = "-m MODEL (--drop UNITS | --plan FILE | --scores S --metric M [--scheme X] --count K) "
-                      "[--recover KIND --calib CORPUS] [--out-type T] -o OUT.gguf";
+    const char *syn = "-m MODEL (--drop UNITS | --plan FILE | --scores S --metric M [--scheme X] (--count K | BUDGET)) "
+                      "[--recover KIND --calib CORPUS] [--out-type T] -o OUT.gguf\n"
+                      "  BUDGET: --target-kv F | --target-params F | --max-ppl-ratio R --ppl CORPUS | "
+                      "--max-mmlu-drop P --mmlu DIR (any of them) [--protect UNITS]";
     if (rc) return rc == 2 && !c.model ? cli_usage("prune", syn, opts) : rc;
     if (!c.model) return cli_error("prune", 2, "missing -m MODEL");
     if (!out) return cli_error("prune", 2, "missing -o OUT.gguf");
     if ((c.drop != NULL) + (c.plan != NULL) + (scores != NULL) != 1)
         return cli_error("prune", 2, "give exactly one of --drop, --plan, --scores");
-    if (scores && (!metric || !count_s)) return cli_error("prune", 2, "--scores needs --metric and --count");
-    if (!scores && (metric || scheme || count_s))
-        return cli_error("prune", 2, "--metric, --scheme and --count go with --scores");
+    bool budget = budget_given(&bo);
+    if (scores && (!metric || (!count_s == !budget)))
+        return cli_error("prune", 2, "--scores needs --metric and either --count or a budget (--target-kv, --target-params, "
+                                     "--max-ppl-ratio, --max-mmlu-drop)");
+    if (!scores && (metric || scheme || count_s || budget))
+        return cli_error("prune", 2, "--metric, --scheme, --count and budgets go with --scores");
+    if (!budget && (bo.protect || bo.ppl || bo.ppl_docs || bo.ctx || bo.max_seqs || bo.mmlu || bo.mmlu_limit))
+        return cli_error("prune", 2, "--protect, --ppl, --ppl-docs, --ctx, --max-seqs, --mmlu and --mmlu-limit go with a budget");
     long count = 0;
     if (count_s && !cli_int("prune", "--count", count_s, 1, 2 * DP_MAX_LAYERS, &count)) return 2;
     int type = dp_type_from_name(type_s);
@@ -192,9 +308,13 @@ int cmd_prune(int argc, char **argv) {
         return cli_error("prune", 2, "--out-type must be F32, F16, BF16, Q8_0 or Q4_0, not '%s'", type_s);
     if (same_file(out, c.model)) return cli_error("prune", 2, "%s: refusing to overwrite the model being pruned", out);
     char list[4096];
+    struct dp_budget_result bres = {0};
     if (scores) {
         if (!scheme) scheme = "block";
-        if ((rc = from_scores(c.model, c.vocab, scores, metric, scheme, count, list, sizeof list))) return rc;
+        rc = budget ? from_budget(&c, &bo, scores, metric, scheme, list, sizeof list, &bres)
+                    : from_scores(c.model, c.vocab, scores, metric, scheme, count, list, sizeof list);
+        if (rc) return rc;
+        if (budget) fprintf(stderr, "depthprune prune: budget: %s\n", bres.why);
         c.drop = list;
     }
 
@@ -238,7 +358,7 @@ int cmd_prune(int argc, char **argv) {
     }
     tmp[0] = 0;
     print_result(c.json != NULL, out, &info, plan, removed, cm.m, e, cm.recovery ? cm.recovery->kind : "none",
-                 dp_type_name((uint32_t)type), diff, !no_verify);
+                 dp_type_name((uint32_t)type), diff, !no_verify, budget ? &bres : NULL);
 done:
     if (tmp[0]) unlink(tmp);
     dp_model_close(e);
