@@ -147,11 +147,76 @@ static void softmax_avx512(float *sc, int n) {
     attend_softmax_tail(sc, n, p, mx, c);
 }
 
+/*
+ * Sixteen dot-order accumulators (a[r]: key r's 16 lanes) reduced at once:
+ * lane r of the result is reduce16(a[r]), by the same adds (lane j + lane
+ * j+8, then j+4, j+2, j+1), paired across registers instead of within one.
+ */
+INLINE __m512 reduce16x16(__m512 a[16]) {
+    __m512 b[8], c[4], d[2];
+    for (int m = 0; m < 8; m++) /* [key 2m | key 2m+1]: lanes j + j+8 */
+        b[m] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * m], a[2 * m + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * m], a[2 * m + 1], 0xEE));
+    for (int m = 0; m < 4; m++) /* quarters: keys 4m..4m+3, lanes j + j+4 */
+        c[m] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * m], b[2 * m + 1], 0x88),
+                             _mm512_shuffle_f32x4(b[2 * m], b[2 * m + 1], 0xDD));
+    for (int m = 0; m < 2; m++) /* quarter q: keys 8m+q and 8m+4+q, lanes j + j+2 */
+        d[m] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(c[2 * m], c[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    /* quarter q, lane m: key 4m+q, lane 0 + lane 1 */
+    __m512 e = _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), e);
+}
+
+/*
+ * Large heads (keys as rows): sixteen keys' scores a step, each in the dot
+ * order (so the same bits as dot_avx512 key by key), and the values added
+ * with the output held in registers (the same fused multiply-adds as axpy).
+ */
+static void attend_large_avx512(const float *q, const float *K, const float *V, int n_keys, int hd, float scale,
+                                float *sc, float *o) {
+    int p = 0;
+    __mmask16 tail = tail_mask(hd & 15);
+    for (; p + 16 <= n_keys; p += 16) {
+        __m512 a[16];
+        for (int r = 0; r < 16; r++) a[r] = _mm512_setzero_ps();
+        int i = 0;
+        for (; i + 16 <= hd; i += 16) {
+            __m512 qv = _mm512_loadu_ps(q + i);
+            for (int r = 0; r < 16; r++) a[r] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(K + (int64_t)(p + r) * hd + i), a[r]);
+        }
+        if (i < hd) {
+            __m512 qv = _mm512_maskz_loadu_ps(tail, q + i);
+            for (int r = 0; r < 16; r++)
+                a[r] = _mm512_mask3_fmadd_ps(qv, _mm512_maskz_loadu_ps(tail, K + (int64_t)(p + r) * hd + i), a[r], tail);
+        }
+        _mm512_storeu_ps(sc + p, _mm512_mul_ps(reduce16x16(a), _mm512_set1_ps(scale)));
+    }
+    for (; p < n_keys; p++) sc[p] = dot_avx512(q, K + (int64_t)p * hd, hd) * scale;
+    softmax_avx512(sc, n_keys);
+    for (int i0 = 0; i0 < hd; i0 += 128) { /* up to 8 registers of the output at a time */
+        int nv = (hd - i0 + 15) / 16 < 8 ? (hd - i0 + 15) / 16 : 8;
+        __mmask16 last = hd - i0 >= 16 * nv ? (__mmask16)0xFFFF : tail;
+        __m512 acc[8];
+        for (int v = 0; v < 8; v++) acc[v] = _mm512_setzero_ps();
+        for (int pp = 0; pp < n_keys; pp++) {
+            __m512 w = _mm512_set1_ps(sc[pp]);
+            const float *row = V + (int64_t)pp * hd + i0;
+            for (int v = 0; v < nv; v++)
+                acc[v] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(v == nv - 1 ? last : (__mmask16)0xFFFF, row + 16 * v),
+                                         acc[v]);
+        }
+        for (int v = 0; v < nv; v++)
+            _mm512_mask_storeu_ps(o + i0 + 16 * v, v == nv - 1 ? last : (__mmask16)0xFFFF, acc[v]);
+    }
+}
+
 /* Small heads: sixteen keys' scores a step; values of heads of 8 two keys a register, of 16 one. */
 static void attend_avx512(const float *q, const float *K, int64_t ldk, const float *V, int n_keys, int hd, float scale,
                           float *sc, float *o) {
     if (hd > DP_ATTEND_SMALL_HD) {
-        attend_large(dot_avx512, axpy_avx512, softmax_avx512, q, K, V, n_keys, hd, scale, sc, o);
+        attend_large_avx512(q, K, V, n_keys, hd, scale, sc, o);
         return;
     }
     for (int p = 0; p < n_keys; p += 16) {

@@ -615,7 +615,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
     int64_t lo, hi;
     dp_pool_split((int64_t)j->n * sh.n_head, ith, nth, &lo, &hi);
     for (int64_t w = lo; w < hi; w++) {
-        int t = (int)(w / sh.n_head), h = (int)(w % sh.n_head), kvh = h / group;
+        int h = (int)(w / j->n), t = (int)(w % j->n), kvh = h / group; /* head-major: a head's keys stay in cache */
         const float *q = s->q + ((size_t)t * sh.n_head + h) * hd;
         const float *K = s->k_cache[j->layer] + (size_t)kvh * s->n_ctx * hd;  /* (n_ctx, hd) or (hd, n_ctx) */
         const float *V = s->v_cache[j->layer] + (size_t)kvh * s->n_ctx * hd;  /* (n_ctx, hd) */

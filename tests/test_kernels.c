@@ -317,19 +317,19 @@ static void test_attend_exp(void) {
  * within 1e-5 of softmax attention computed in double.
  */
 static void test_attend(void) {
-    static const int hds[] = {1, 5, 8, 12, 16, 17, 24, 64, 128};
+    static const int hds[] = {1, 5, 8, 12, 16, 17, 24, 64, 128, 200};
     static const int nks[] = {1, 2, 3, 5, 16, 17, 33, 130};
     enum { LDK = 131 };
-    static float q[128], K[LDK * 128], V[130 * 128], sc[130], r[128], v[128];
-    for (int i = 0; i < LDK * 128; i++) K[i] = 2 * rndf();
-    for (int i = 0; i < 130 * 128; i++) V[i] = rndf();
-    for (int i = 0; i < 128; i++) q[i] = 2 * rndf();
+    static float q[256], K[LDK * 256], V[130 * 256], sc[130], r[256], v[256];
+    for (int i = 0; i < LDK * 256; i++) K[i] = 2 * rndf();
+    for (int i = 0; i < 130 * 256; i++) V[i] = rndf();
+    for (int i = 0; i < 256; i++) q[i] = 2 * rndf();
     for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
         for (size_t b = 0; b < sizeof nks / sizeof nks[0]; b++) {
             int hd = hds[a], nk = nks[b];
             bool cols = hd <= DP_ATTEND_SMALL_HD;
             float scale = 1.0f / sqrtf((float)hd);
-            double w[130], dref[128] = {0}, dmx = -INFINITY, dsum = 0;
+            double w[130], dref[256] = {0}, dmx = -INFINITY, dsum = 0;
             for (int p = 0; p < nk; p++) {
                 double d = 0;
                 for (int i = 0; i < hd; i++) d += (double)q[i] * (cols ? K[i * LDK + p] : K[p * hd + i]);
