@@ -13,6 +13,7 @@ M=$S/models/stories260K/stories260K.gguf
 STORIES=$S/data/tinystories/valid-first1000.txt
 TINY=$S/reference/tiny_text.txt
 O=demo-out
+rm -rf $O   # a fresh run: a sweep resumes from (or refuses) an older sweep file
 mkdir -p $O
 run() { printf '\n$ ./depthprune %s\n' "$*"; ./depthprune "$@"; }
 
