@@ -74,12 +74,15 @@ $(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libdepthprune.a
 test: depthprune $(TESTS)
 	@sh tests/run.sh $(BUILD) $(TESTS)
 
+# The sanitizer builds link ./depthprune too (the CLI tests run it); it is removed afterwards so
+# that the next plain `make` links the normal binary again.
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
-	    LDLIBS="-lm -lpthread -fsanitize=address,undefined" test
+	    LDLIBS="-lm -lpthread -fsanitize=address,undefined" test; rc=$$?; rm -f depthprune; exit $$rc
 
 tsan:
-	$(MAKE) BUILD=build-tsan OPT="-O1 -fsanitize=thread" LDLIBS="-lm -lpthread -fsanitize=thread" test
+	$(MAKE) BUILD=build-tsan OPT="-O1 -fsanitize=thread" LDLIBS="-lm -lpthread -fsanitize=thread" test; \
+	    rc=$$?; rm -f depthprune; exit $$rc
 
 bench: depthprune
 	@sh bench/run.sh
