@@ -540,6 +540,16 @@ static dp_status memo_add(struct engine *e, char *key, const struct dp_sweep_ste
     return DP_OK;
 }
 
+/* Whether every sublayer of u is already removed by the base plan (orders skip such units). */
+static bool in_base(const struct dp_sweep_config *c, struct dp_unit u) {
+    if (!c->n_base) return false;
+    struct dp_mask m;
+    dp_mask_all(c->model, &m);
+    for (int i = 0; i < c->n_base; i++) dp_unit_remove(&m, c->base[i]);
+    bool a = !m.attn[u.layer], f = !m.ffn[u.layer];
+    return u.kind == 'b' ? a && f : u.kind == 'a' ? a : f;
+}
+
 /* The mask of the model with units u[0..n) removed. */
 static void mask_of(const struct dp_model *m, const struct dp_unit *u, int n, struct dp_mask *mask) {
     dp_mask_all(m, mask);
@@ -668,7 +678,8 @@ static dp_status rescore(struct engine *e, const struct dp_sweep_run *run, const
         int best_index = 0;
         for (int i = 0; i < sc->n_units; i++) {
             struct dp_unit u;
-            if (dp_unit_parse(sc->names[i], &u) || !dp_unit_in_scheme(u, run->scheme) || dp_unit_touches(c->protect, u))
+            if (dp_unit_parse(sc->names[i], &u) || !dp_unit_in_scheme(u, run->scheme) || dp_unit_touches(c->protect, u) ||
+                in_base(c, u))
                 continue;
             double v = sc->influence[metric][i];
             int index = dp_unit_index(u, run->scheme);
@@ -750,11 +761,16 @@ static dp_status run_oneshot(struct engine *e, struct dp_sweep_run *run, int run
         }
         return st;
     }
-    int n_order;
-    dp_status st = dp_prune_order(c->scores, run->metric, run->scheme, L, c->protect, e->tmp, &n_order);
+    int n_order, nb = c->n_base, m = 0;
+    struct dp_unit order[2 * DP_MAX_LAYERS];
+    dp_status st = dp_prune_order(c->scores, run->metric, run->scheme, L, c->protect, order, &n_order);
     if (st) return st;
-    if (n_order < limit) limit = n_order;
-    for (int k = run->n_steps; k <= limit && !st && !budget_decided(e, run); k++) st = add_step(e, run, e->tmp, k, run_index);
+    if (nb) memcpy(e->tmp, c->base, (size_t)nb * sizeof *e->tmp);
+    for (int i = 0; i < n_order; i++)
+        if (!in_base(c, order[i])) e->tmp[nb + m++] = order[i];
+    if (m < limit) limit = m;
+    for (int k = run->n_steps; k <= limit && !st && !budget_decided(e, run); k++)
+        st = add_step(e, run, e->tmp, nb + k, run_index);
     return st;
 }
 
@@ -764,26 +780,30 @@ static dp_status run_oneshot(struct engine *e, struct dp_sweep_run *run, int run
  */
 static dp_status run_iterative(struct engine *e, struct dp_sweep_run *run, int run_index) {
     const struct dp_sweep_config *c = e->cfg;
-    int L = c->model->cfg.n_layers, limit = run_limit(e, run);
+    int L = c->model->cfg.n_layers, nb = c->n_base, limit = nb + run_limit(e, run);
     dp_status st = DP_OK;
-    int n = 0;
+    int n = nb;
     if (run->n_steps > 0) {
         const struct dp_sweep_step *last = &run->steps[run->n_steps - 1];
         n = last->n_removed;
         memcpy(e->tmp, last->removed, (size_t)n * sizeof *e->tmp);
     } else {
-        st = add_step(e, run, e->tmp, 0, run_index);
+        if (nb) memcpy(e->tmp, c->base, (size_t)nb * sizeof *e->tmp);
+        st = add_step(e, run, e->tmp, nb, run_index);
     }
     while (!st && n < limit && !budget_decided(e, run)) {
-        bool found;
-        if (n == 0 && dp_metric_is_span(run->metric)) {
+        bool found = false;
+        if (n == nb && dp_metric_is_span(run->metric)) {
             st = dp_prune_span(c->scores, run->metric, 1, c->protect, e->tmp, &found);
-        } else if (n == 0) {
+        } else if (n == nb) {
             int n_order;
             struct dp_unit order[2 * DP_MAX_LAYERS];
             st = dp_prune_order(c->scores, run->metric, run->scheme, L, c->protect, order, &n_order);
-            found = n_order > 0;
-            if (found) e->tmp[0] = order[0];
+            for (int i = 0; !st && i < n_order && !found; i++)
+                if (!in_base(c, order[i])) {
+                    e->tmp[n] = order[i];
+                    found = true;
+                }
         } else {
             say(e, "[run %d/%d] %s %s iterative %s: re-scoring %s units with %d removed", run_index + 1, e->sw->n_runs,
                   run->metric, dp_scheme_name(run->scheme), run->recover,
@@ -823,6 +843,20 @@ static dp_status check_config(const struct dp_sweep_config *c) {
         return dp_fail(DP_ERR_ARG, "--max-ppl-ratio must be at least 1");
     if (c->budget.target_kv < 0 || c->budget.target_kv > 1 || c->budget.target_params < 0 || c->budget.target_params > 1)
         return dp_fail(DP_ERR_ARG, "--target-kv and --target-params are fractions in (0, 1]");
+    for (int i = 0; i < c->n_metrics && c->n_base; i++)
+        if (dp_metric_is_span(c->metrics[i]))
+            return dp_fail(DP_ERR_ARG, "%s removes spans of blocks of the unpruned model: it cannot start from a base plan",
+                           c->metrics[i]);
+    if (c->n_base > 2 * c->model->cfg.n_layers) return dp_fail(DP_ERR_ARG, "the base plan has too many units");
+    for (int i = 0; i < c->n_base; i++) {
+        if (c->base[i].layer < 0 || c->base[i].layer >= c->model->cfg.n_layers)
+            return dp_fail(DP_ERR_ARG, "the base plan removes a unit the model does not have");
+        if (dp_unit_touches(c->protect, c->base[i])) {
+            char u[16];
+            dp_unit_name(c->base[i], u);
+            return dp_fail(DP_ERR_ARG, "the base plan removes %s, which --protect keeps", u);
+        }
+    }
     return DP_OK;
 }
 

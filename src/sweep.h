@@ -149,6 +149,10 @@ struct dp_sweep_config {
     int n_recover;
     const struct dp_recover_opts *recover_opts;  /* NULL: defaults */
     const struct dp_mask *protect;           /* protected units (src/prune.h), or NULL */
+    /* A base plan: units removed in every step (step 0 is the base model; steps list them first
+     * in `removed`, and orders skip them). NULL/0: the unpruned model. No span metrics with it. */
+    const struct dp_unit *base;
+    int n_base;
     struct dp_budget budget;
     bool stop_at_budget;                     /* evaluate no step once the budget has decided */
     const struct dp_sweep_arg *args;         /* what the steps depend on (resume check) */

@@ -272,4 +272,24 @@ fails "prune budget options without a budget" prune -m $M --drop b1 --ppl $D -o 
 fails "prune unreachable budget" prune -m $M --scores $TMP/sub.json --metric m --scheme ffn --target-kv 0.5 -o "$TMP/x.gguf"
 [ ! -e "$TMP/x.gguf" ] && ok || bad "a failed prune leaves no file"
 
+# a sweep from a base plan: every step removes the base first, orders skip what it removed
+$DP sweep -m $M --scores $SC --metric m --scheme block,attn --max 2 --drop b2 $EV -o "$TMP/base.json" \
+    --save-plans "$TMP/bp" >/dev/null 2>&1
+py "sweep --drop base" "
+import json
+s = json.load(open('$TMP/base.json'))
+runs = {r['scheme']: r for r in s['runs']}
+assert [st['removed'] for st in runs['block']['steps']] == [['b2'], ['b2', 'b4'], ['b2', 'b4', 'b3']], runs['block']
+assert [st['removed'] for st in runs['attn']['steps']] == [['b2'], ['b2', 'a4'], ['b2', 'a4', 'a3']], runs['attn']
+assert [st['kv_bytes_per_token'] for st in runs['attn']['steps']] == [1024, 768, 512]
+assert dict((a['key'], a['value']) for a in s['args'])['base'] == 'b2' if isinstance(s['args'], list) else s['args']['base'] == 'b2'
+print('ok')
+"
+eq "$($DP ppl -m $M --plan "$TMP/bp/m_attn_oneshot_none.json" $(echo $EV | sed 's/--ppl /-f /; s/--ppl-docs/--docs/') --json | json ppl)" \
+   "$(python3 -c "import json; print(json.load(open('$TMP/base.json'))['runs'][1]['steps'][2]['ppl'])")" "base sweep's plan = its step"
+$DP score -m $M -f $D --docs 0:5 --ctx 32 --metric angular -o "$TMP/ang.json" >/dev/null 2>&1
+fails "span metric from a base plan" sweep -m $M --scores "$TMP/ang.json" --metric angular --drop b2 $EV -o "$TMP/x.json"
+grep -q "cannot start from a base plan" "$TMP/err" && ok || bad "span + base message: $(cat "$TMP/err")"
+fails "base plan against --protect" sweep -m $M --scores $SC --metric m --drop b2 --protect b2 $EV -o "$TMP/x.json"
+
 finish

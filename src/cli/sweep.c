@@ -199,6 +199,7 @@ static void print_text(const struct dp_sweep *s, double secs) {
         for (int k = 0; k < run->n_steps; k++) {
             const struct dp_sweep_step *st = &run->steps[k];
             char u[40] = "-";
+            if (!k && st->n_removed) snprintf(u, sizeof u, "base");
             if (k && dp_metric_is_span(run->metric) && !run->iterative && st->n_removed > 1)
                 snprintf(u, sizeof u, "b%d..b%d", st->removed[0].layer, st->removed[st->n_removed - 1].layer);
             else if (k)
@@ -410,8 +411,7 @@ int cmd_sweep(int argc, char **argv) {
     if (!o.c.model) return cli_error(CMD, 2, "missing -m MODEL");
     if (!o.scores) return cli_error(CMD, 2, "missing --scores FILE");
     if (!o.out) return cli_error(CMD, 2, "missing -o OUT.json");
-    if (o.c.drop || o.c.plan || o.c.save_plan)
-        return cli_error(CMD, 2, "sweep prunes the whole model: --drop, --plan and --save-plan do not apply");
+    if (o.c.save_plan) return cli_error(CMD, 2, "--save-plan does not apply to a sweep: use --save-plans DIR");
     o.c.own_recover = true;
 
     struct dp_influences sc;
@@ -442,6 +442,20 @@ int cmd_sweep(int argc, char **argv) {
         return rc;
     }
     const struct dp_config *cf = dp_model_config(cm.m);
+    /* a base plan (--drop or --plan): removed in every step */
+    struct dp_unit base[2 * DP_MAX_LAYERS];
+    int n_base = 0;
+    char base_list[1024] = "";
+    if (cm.recovery)
+        rc = cli_error(CMD, 2, "a base plan with a recovery cannot be swept: give the units with --drop and the recovery "
+                               "with --recover");
+    for (int i = 0; !rc && i < cm.plan->n_units; i++) {
+        if (dp_unit_parse(cm.plan->units[i], &base[n_base]))
+            rc = cli_error(CMD, 2, "base plan: %s", dp_last_error());
+        else n_base++;
+        snprintf(base_list + strlen(base_list), sizeof base_list - strlen(base_list), "%s%s", i ? "," : "",
+                 cm.plan->units[i]);
+    }
     if (o.protect) {
         if (dp_units_protect(o.protect, cf->n_layers, &su.protect)) rc = cli_error(CMD, 2, "--protect: %s", dp_last_error());
         su.has_protect = true;
@@ -497,6 +511,7 @@ int cmd_sweep(int argc, char **argv) {
 
     struct args a = {0};
     build_args(&o, &su, scores_id, &a);
+    if (n_base) arg(&a, "base", base_list);
     struct dp_sweep *s = NULL;
     double t0 = dp_now();
     if (!rc) {
@@ -507,7 +522,7 @@ int cmd_sweep(int argc, char **argv) {
             .calib = calib, .ppl_chunks = pplc, .ppl_ids = ids, .n_ppl_ids = n_ids, .ppl_ctx = (int)su.ctx,
             .mmlu = mc.data ? dp_sweep_mmlu_eval : NULL, .mmlu_ctx = &mc, .oracle = mc.data ? &mc : NULL,
             .recover = su.recovers, .n_recover = su.n_recovers, .recover_opts = &ropts,
-            .protect = su.has_protect ? &su.protect : NULL, .budget = su.budget,
+            .protect = su.has_protect ? &su.protect : NULL, .base = base, .n_base = n_base, .budget = su.budget,
             .args = a.a, .n_args = a.n, .out_path = o.out,
             .warnings = warning_ptrs, .n_warnings = n_warnings,
             .log = log_line, .log_ctx = NULL};
