@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -189,28 +190,34 @@ double dp_peak_rss_mb(void) {
     return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
 }
 
+/* Progress lines may come from pool workers (e.g. MMLU groups scored in parallel): one lock. */
+static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
 static int progress_enabled = -1;
 static double progress_last;
 
 void dp_progress(const char *what, int64_t done, int64_t total) {
+    pthread_mutex_lock(&progress_lock);
     if (progress_enabled < 0) {
         const char *e = getenv("DP_PROGRESS");
         progress_enabled = e ? atoi(e) != 0 : isatty(2);
     }
-    if (!progress_enabled) return;
     double t = dp_now();
-    if (done != total && t - progress_last < 0.2) return;
-    progress_last = t;
-    if (total > 0)
-        fprintf(stderr, "\r%s: %lld/%lld (%.0f%%)   ", what, (long long)done, (long long)total,
-                100.0 * (double)done / (double)total);
-    else
-        fprintf(stderr, "\r%s: %lld   ", what, (long long)done);
+    if (progress_enabled && (done == total || t - progress_last >= 0.2)) {
+        progress_last = t;
+        if (total > 0)
+            fprintf(stderr, "\r%s: %lld/%lld (%.0f%%)   ", what, (long long)done, (long long)total,
+                    100.0 * (double)done / (double)total);
+        else
+            fprintf(stderr, "\r%s: %lld   ", what, (long long)done);
+    }
+    pthread_mutex_unlock(&progress_lock);
 }
 
 void dp_progress_end(void) {
+    pthread_mutex_lock(&progress_lock);
     if (progress_enabled > 0) fputc('\n', stderr);
     progress_last = 0;
+    pthread_mutex_unlock(&progress_lock);
 }
 
 /* ---- JSON ------------------------------------------------------------------ */

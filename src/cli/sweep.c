@@ -263,7 +263,7 @@ static void print_json(const struct opts *o, const struct dp_sweep *s, double se
 #define SYNOPSIS                                                                                                       \
     "-m MODEL --scores FILE[,FILE] -o OUT.json [--metric LIST] [--scheme LIST] [--max K] [--iterative --calib CORPUS] " \
     "[--ppl CORPUS --ppl-docs A:B] [--mmlu DIR --mmlu-limit N] [--recover KIND[,KIND]] [--svg FILE] [--csv FILE] "      \
-    "[--target-kv F] [--target-params F] [--max-ppl-ratio R] [--max-mmlu-drop P] [--protect UNITS] [--save-plans DIR]"
+    "[--target-kv F] [--target-params F] [--max-ppl-ratio R] [--max-mmlu-drop P] [--protect UNITS] [--save-plans DIR] [--drop UNITS | --plan FILE]"
 
 struct setup {
     const char *metrics[64], *recovers[16];
