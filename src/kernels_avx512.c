@@ -180,14 +180,17 @@ static void attend_large_avx512(const float *q, const float *K, const float *V, 
     __mmask16 tail = tail_mask(hd & 15);
     for (; p + 16 <= n_keys; p += 16) {
         __m512 a[16];
+#pragma GCC unroll 16
         for (int r = 0; r < 16; r++) a[r] = _mm512_setzero_ps();
         int i = 0;
         for (; i + 16 <= hd; i += 16) {
             __m512 qv = _mm512_loadu_ps(q + i);
+#pragma GCC unroll 16
             for (int r = 0; r < 16; r++) a[r] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(K + (int64_t)(p + r) * hd + i), a[r]);
         }
         if (i < hd) {
             __m512 qv = _mm512_maskz_loadu_ps(tail, q + i);
+#pragma GCC unroll 16
             for (int r = 0; r < 16; r++)
                 a[r] = _mm512_mask3_fmadd_ps(qv, _mm512_maskz_loadu_ps(tail, K + (int64_t)(p + r) * hd + i), a[r], tail);
         }
@@ -199,7 +202,19 @@ static void attend_large_avx512(const float *q, const float *K, const float *V, 
         int nv = (hd - i0 + 15) / 16 < 8 ? (hd - i0 + 15) / 16 : 8;
         __mmask16 last = hd - i0 >= 16 * nv ? (__mmask16)0xFFFF : tail;
         __m512 acc[8];
+#pragma GCC unroll 8
         for (int v = 0; v < 8; v++) acc[v] = _mm512_setzero_ps();
+        if (nv == 8 && last == (__mmask16)0xFFFF) { /* whole registers (head sizes 128, 256, ...): kept in registers */
+            for (int pp = 0; pp < n_keys; pp++) {
+                __m512 w = _mm512_set1_ps(sc[pp]);
+                const float *row = V + (int64_t)pp * hd + i0;
+#pragma GCC unroll 8
+                for (int v = 0; v < 8; v++) acc[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(row + 16 * v), acc[v]);
+            }
+#pragma GCC unroll 8
+            for (int v = 0; v < 8; v++) _mm512_storeu_ps(o + i0 + 16 * v, acc[v]);
+            continue;
+        }
         for (int pp = 0; pp < n_keys; pp++) {
             __m512 w = _mm512_set1_ps(sc[pp]);
             const float *row = V + (int64_t)pp * hd + i0;
