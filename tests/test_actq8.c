@@ -21,41 +21,13 @@
  * float rounding of both modes' sums). The measured worst and rms errors are
  * printed.
  */
-#include "harness.h"
-#include "kernels.h"
+#include "kernel_testing.h"
 #include "model.h"
 
 #include <float.h>
 #include <stdint.h>
 
 #define Q8_ERR ((0.5 + 127.0 / 2048.0) / 127.0)
-
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 16);
-}
-/* Uniform in [-1, 1). */
-static float rndf(void) { return (float)((int32_t)rnd() % 65536) / 65536.0f; }
-
-static uint32_t fbits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-/* Same bits, or both NaN. Reports the first difference. */
-static int same_bits(const char *what, const float *a, const float *b, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        if (fbits(a[i]) != fbits(b[i]) && !(isnan(a[i]) && isnan(b[i]))) {
-            fprintf(stderr, "  %s: element %lld: %.9g (0x%08x) vs %.9g (0x%08x)\n", what, (long long)i, a[i],
-                    fbits(a[i]), b[i], fbits(b[i]));
-            return 0;
-        }
-    return 1;
-}
 
 static const struct dp_kernel_ops *sets[3];
 static int n_sets;
@@ -386,9 +358,8 @@ static void test_model(void) {
 }
 
 int main(void) {
-    sets[n_sets++] = dp_kernels_scalar();
-    if (dp_kernels_avx2()) sets[n_sets++] = dp_kernels_avx2();
-    if (dp_kernels_avx512()) sets[n_sets++] = dp_kernels_avx512();
+    *rng_state() = 0x2545F4914F6CDD1Dull; /* this file's data, as before the generator was shared */
+    n_sets = kernel_sets(sets);
     printf("q8 kernel sets tested:");
     for (int s = 0; s < n_sets; s++)
         if (sets[s]->vecdot_q8[DP_TYPE_Q8_0]) printf(" %s", sets[s]->name);

@@ -14,8 +14,7 @@
  * signed value of largest magnitude, q = min(15, (int8)(x/d + 8.5))); F16 and
  * BF16 conversions at infinities, NaN, subnormals and rounding ties.
  */
-#include "harness.h"
-#include "kernels.h"
+#include "kernel_testing.h"
 #include "kernels_attend.h"
 
 #include <float.h>
@@ -23,37 +22,10 @@
 
 #define DOT_TOL 1e-5
 
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 16);
-}
-/* Uniform in [-1, 1). */
-static float rndf(void) { return (float)((int32_t)rnd() % 65536) / 65536.0f; }
-
 static const uint32_t types[] = {DP_TYPE_F32, DP_TYPE_F16, DP_TYPE_BF16, DP_TYPE_Q8_0, DP_TYPE_Q4_0};
 #define N_TYPES (int)(sizeof types / sizeof types[0])
 
 static bool is_block_type(uint32_t t) { return t == DP_TYPE_Q8_0 || t == DP_TYPE_Q4_0; }
-
-static uint32_t fbits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-/* Same bits, or both NaN. Reports the first difference. */
-static int same_bits(const char *what, const float *a, const float *b, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        if (fbits(a[i]) != fbits(b[i]) && !(isnan(a[i]) && isnan(b[i]))) {
-            fprintf(stderr, "  %s: element %lld: %.9g (0x%08x) vs %.9g (0x%08x)\n", what, (long long)i, a[i],
-                    fbits(a[i]), b[i], fbits(b[i]));
-            return 0;
-        }
-    return 1;
-}
 
 /* A row of n random values in `type` (finite, |x| < 1). */
 static void *random_row(uint32_t type, int64_t n) {
@@ -479,9 +451,7 @@ static void test_dispatch(void) {
 }
 
 int main(void) {
-    sets[n_sets++] = dp_kernels_scalar();
-    if (dp_kernels_avx2()) sets[n_sets++] = dp_kernels_avx2();
-    if (dp_kernels_avx512()) sets[n_sets++] = dp_kernels_avx512();
+    n_sets = kernel_sets(sets);
     test_dispatch();
     test_conversions();
     test_quant_known();
