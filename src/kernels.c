@@ -430,12 +430,17 @@ struct matmul_job {
 /* Columns per unit of the token-packing pass. */
 #define XPACK_COLS 256
 
+/* Thread ith's share of n_out rows: whole VEC_UNIT-row blocks, the same split for every n_tok. */
+static void row_share(int64_t n_out, int ith, int nth, int64_t *lo, int64_t *hi) {
+    dp_pool_split((n_out + VEC_UNIT - 1) / VEC_UNIT, ith, nth, lo, hi);
+    *lo *= VEC_UNIT;
+    *hi = *hi * VEC_UNIT < n_out ? *hi * VEC_UNIT : n_out;
+}
+
 static void decode_worker(void *ctx, int ith, int nth) {
     const struct matmul_job *j = ctx;
     int64_t lo, hi;
-    dp_pool_split((j->n_out + VEC_UNIT - 1) / VEC_UNIT, ith, nth, &lo, &hi);
-    lo *= VEC_UNIT;
-    hi = hi * VEC_UNIT < j->n_out ? hi * VEC_UNIT : j->n_out;
+    row_share(j->n_out, ith, nth, &lo, &hi);
     dp_vecdot_fn f = j->k->vecdot[j->type] ? j->k->vecdot[j->type] : scalar_ops.vecdot[j->type];
     /* a block of rows at a time, so that it stays in cache while every token passes over it */
     for (int64_t r0 = lo; r0 < hi; r0 += VEC_UNIT) {
@@ -519,14 +524,7 @@ static void gemm_worker(void *ctx, int ith, int nth) {
 #define Q8_TOK_CHUNK 256
 
 struct q8_job {
-    const struct dp_kernel_ops *k;
-    const uint8_t *W;
-    uint32_t type;
-    int64_t n_in, n_out;
-    size_t row_bytes;
-    const float *X;
-    int n_tok;
-    float *Y;
+    struct matmul_job m; /* the product (Xp and n_kpack unused; k is the set of dp_kernels_q8) */
     int8_t *q;
     float *d;
     int32_t *bias;
@@ -534,26 +532,26 @@ struct q8_job {
 
 static void q8_quant_worker(void *ctx, int ith, int nth) {
     const struct q8_job *j = ctx;
-    int64_t lo, hi, nb = j->n_in / 32;
-    dp_pool_split(j->n_tok, ith, nth, &lo, &hi);
-    int32_t off = j->type == DP_TYPE_Q8_0 ? 128 : 8;
+    const struct matmul_job *m = &j->m;
+    int64_t lo, hi, nb = m->n_in / 32;
+    dp_pool_split(m->n_tok, ith, nth, &lo, &hi);
+    int32_t off = m->type == DP_TYPE_Q8_0 ? 128 : 8;
     for (int64_t t = lo; t < hi; t++)
-        j->k->quant_act(j->X + t * j->n_in, j->n_in, off, j->q + t * j->n_in, j->d + t * nb, j->bias + t * nb);
+        m->k->quant_act(m->X + t * m->n_in, m->n_in, off, j->q + t * m->n_in, j->d + t * nb, j->bias + t * nb);
 }
 
 static void q8_worker(void *ctx, int ith, int nth) {
     const struct q8_job *j = ctx;
-    int64_t lo, hi, nb = j->n_in / 32;
-    dp_pool_split((j->n_out + VEC_UNIT - 1) / VEC_UNIT, ith, nth, &lo, &hi);
-    lo *= VEC_UNIT;
-    hi = hi * VEC_UNIT < j->n_out ? hi * VEC_UNIT : j->n_out;
-    dp_vecdot_q8_fn f = j->k->vecdot_q8[j->type];
+    const struct matmul_job *m = &j->m;
+    int64_t lo, hi, nb = m->n_in / 32;
+    row_share(m->n_out, ith, nth, &lo, &hi);
+    dp_vecdot_q8_fn f = m->k->vecdot_q8[m->type];
     for (int64_t r0 = lo; r0 < hi; r0 += VEC_UNIT) {
         int nr = hi - r0 < VEC_UNIT ? (int)(hi - r0) : VEC_UNIT;
-        for (int t0 = 0; t0 < j->n_tok; t0 += Q8_TOK_CHUNK) {
-            int nt = j->n_tok - t0 < Q8_TOK_CHUNK ? j->n_tok - t0 : Q8_TOK_CHUNK;
-            struct dp_act_q8 a = {j->q + (size_t)t0 * j->n_in, j->d + t0 * nb, j->bias + t0 * nb, j->n_in};
-            f(j->W + (size_t)r0 * j->row_bytes, j->row_bytes, nr, &a, nt, j->Y + (size_t)t0 * j->n_out + r0, j->n_out);
+        for (int t0 = 0; t0 < m->n_tok; t0 += Q8_TOK_CHUNK) {
+            int nt = m->n_tok - t0 < Q8_TOK_CHUNK ? m->n_tok - t0 : Q8_TOK_CHUNK;
+            struct dp_act_q8 a = {j->q + (size_t)t0 * m->n_in, j->d + t0 * nb, j->bias + t0 * nb, m->n_in};
+            f(m->W + (size_t)r0 * m->row_bytes, m->row_bytes, nr, &a, nt, m->Y + (size_t)t0 * m->n_out + r0, m->n_out);
         }
     }
 }
@@ -565,7 +563,7 @@ static void matmul_q8(struct dp_pool *pool, const void *W, uint32_t type, int64_
     /* one buffer: d and bias (n_scales each), then q from a 64-byte boundary */
     size_t q_at = (2 * n_scales * sizeof(float) + 63) / 64 * 64;
     float *buf = scratch(SCRATCH_ACT, (q_at + (size_t)n_tok * (size_t)n_in + 3) / sizeof(float));
-    struct q8_job j = {dp_kernels_q8(type), W, type, n_in, n_out, dp_type_row_bytes(type, n_in), X, n_tok, Y,
+    struct q8_job j = {{dp_kernels_q8(type), W, type, n_in, n_out, dp_type_row_bytes(type, n_in), X, n_tok, Y, NULL, 0},
                        (int8_t *)((uint8_t *)buf + q_at), buf, (int32_t *)(buf + n_scales)};
     if (n_tok >= 8) dp_pool_run(pool, q8_quant_worker, &j);
     else q8_quant_worker(&j, 0, 1);
