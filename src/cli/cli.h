@@ -99,6 +99,14 @@ struct cli_model {
     void *hooks_store;                /* (owned) */
 };
 int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out);
+/*
+ * Chunks of a corpus by the paper protocol (documents `docs` A:B or all, ctx
+ * tokens, at most max_seqs, 0: all). Errors name docs_opt for a bad range
+ * and `what` for the chunking; returns 0 or the exit code after the message.
+ */
+struct dp_chunks;
+int cli_read_chunks(const char *cmd, const struct dp_model *m, const char *file, const char *docs, long ctx,
+                    long max_seqs, const char *docs_opt, const char *what, struct dp_chunks **out);
 void cli_close(struct cli_model *cm);
 
 int cmd_info(int argc, char **argv);

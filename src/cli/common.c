@@ -142,16 +142,21 @@ static int open_calib(const char *cmd, const struct cli_common *c, const struct 
     const char *max_s = c->calib_max_seqs ? c->calib_max_seqs : c->max_seqs;
     const struct dp_config *cf = dp_model_config(m);
     long ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048, max_seqs = 0;
-    int lo = 0, hi = -1;
     if ((ctx_s && !cli_int(cmd, "--calib-ctx", ctx_s, 2, 1 << 20, &ctx)) ||
         (max_s && !cli_int(cmd, "--calib-max-seqs", max_s, 1, 1L << 30, &max_seqs)))
         return 2;
-    if (docs && dp_parse_range(docs, &lo, &hi)) return cli_error(cmd, 2, "--calib-docs: %s", dp_last_error());
+    return cli_read_chunks(cmd, m, c->calib, docs, ctx, max_seqs, "--calib-docs", "--calib", out);
+}
+
+int cli_read_chunks(const char *cmd, const struct dp_model *m, const char *file, const char *docs, long ctx,
+                    long max_seqs, const char *docs_opt, const char *what, struct dp_chunks **out) {
+    int lo = 0, hi = -1;
+    if (docs && dp_parse_range(docs, &lo, &hi)) return cli_error(cmd, 2, "%s: %s", docs_opt, dp_last_error());
     struct dp_corpus *corpus;
-    if (dp_corpus_read(c->calib, &corpus)) return cli_error(cmd, 1, "%s", dp_last_error());
+    if (dp_corpus_read(file, &corpus)) return cli_error(cmd, 1, "%s", dp_last_error());
     dp_status st = dp_chunks_paper(dp_model_tokenizer(m), corpus, lo, hi, (int)ctx, (int)max_seqs, out);
     dp_corpus_free(corpus);
-    return st ? cli_error(cmd, 1, "--calib: %s", dp_last_error()) : 0;
+    return st ? cli_error(cmd, 1, "%s: %s", what, dp_last_error()) : 0;
 }
 
 static int parse_recover_opts(const char *cmd, const struct cli_common *c, struct dp_recover_opts *o) {

@@ -125,15 +125,7 @@ static int from_budget(const struct cli_common *c, const struct budget_opts *b, 
     if (dp_influences_load(path, &sc)) rc = cli_error("prune", 1, "%s", dp_last_error());
     if (!rc && b->protect && dp_units_protect(b->protect, cf->n_layers, &protect))
         rc = cli_error("prune", 2, "--protect: %s", dp_last_error());
-    if (!rc && b->ppl) {
-        int lo = 0, hi = -1;
-        struct dp_corpus *corpus = NULL;
-        if (b->ppl_docs && dp_parse_range(b->ppl_docs, &lo, &hi)) rc = cli_error("prune", 2, "--ppl-docs: %s", dp_last_error());
-        else if (dp_corpus_read(b->ppl, &corpus)) rc = cli_error("prune", 1, "%s", dp_last_error());
-        else if (dp_chunks_paper(dp_model_tokenizer(cm.m), corpus, lo, hi, (int)ctx, (int)max_seqs, &pplc))
-            rc = cli_error("prune", 1, "--ppl: %s", dp_last_error());
-        dp_corpus_free(corpus);
-    }
+    if (!rc && b->ppl) rc = cli_read_chunks("prune", cm.m, b->ppl, b->ppl_docs, ctx, max_seqs, "--ppl-docs", "--ppl", &pplc);
     if (!rc && b->mmlu && dp_mmlu_read(b->mmlu, NULL, (int)limit, &mmlu)) rc = cli_error("prune", 1, "%s", dp_last_error());
     mc.data = mmlu;
     if (!rc) {

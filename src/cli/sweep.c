@@ -84,17 +84,6 @@ static int file_id(const char *path, char *buf, size_t cap) {
 
 /* ---- corpora ---- */
 
-static int read_chunks(const struct dp_model *m, const char *file, const char *docs, long ctx, long max_seqs,
-                       const char *what, struct dp_chunks **out) {
-    int lo = 0, hi = -1;
-    if (docs && dp_parse_range(docs, &lo, &hi)) return cli_error(CMD, 2, "%s: %s", what, dp_last_error());
-    struct dp_corpus *corpus;
-    if (dp_corpus_read(file, &corpus)) return cli_error(CMD, 1, "%s", dp_last_error());
-    dp_status st = dp_chunks_paper(dp_model_tokenizer(m), corpus, lo, hi, (int)ctx, (int)max_seqs, out);
-    dp_corpus_free(corpus);
-    return st ? cli_error(CMD, 1, "%s: %s", what, dp_last_error()) : 0;
-}
-
 static int read_ids(const struct dp_model *m, const char *file, int **ids, int *n) {
     char *text;
     size_t len;
@@ -474,8 +463,10 @@ int cmd_sweep(int argc, char **argv) {
     const char *warning_ptrs[8];
     int n_warnings = 0;
     if (!rc && o.c.calib)
-        rc = read_chunks(cm.m, o.c.calib, o.c.calib_docs, su.calib_ctx, su.calib_max_seqs, "--calib", &calib);
-    if (!rc && o.ppl && su.paper) rc = read_chunks(cm.m, o.ppl, o.ppl_docs, su.ctx, su.max_seqs, "--ppl", &pplc);
+        rc = cli_read_chunks(CMD, cm.m, o.c.calib, o.c.calib_docs, su.calib_ctx, su.calib_max_seqs, "--calib", "--calib",
+                             &calib);
+    if (!rc && o.ppl && su.paper)
+        rc = cli_read_chunks(CMD, cm.m, o.ppl, o.ppl_docs, su.ctx, su.max_seqs, "--ppl", "--ppl", &pplc);
     if (!rc && o.ppl && !su.paper) rc = read_ids(cm.m, o.ppl, &ids, &n_ids);
     if (!rc && o.mmlu && dp_mmlu_read(o.mmlu, o.mmlu_subjects, (int)su.mmlu_limit, &mmlu_data))
         rc = cli_error(CMD, 1, "%s", dp_last_error());
