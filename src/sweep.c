@@ -468,6 +468,7 @@ struct engine {
     struct memo *memo;
     int n_evals;          /* evaluations computed (not memoised) */
     struct dp_unit *tmp;  /* (2 * DP_MAX_LAYERS) */
+    struct dp_mask base;  /* the model with the base plan's units removed (cfg->base) */
 };
 
 /* A progress line for people (through cfg->log). */
@@ -541,12 +542,8 @@ static dp_status memo_add(struct engine *e, char *key, const struct dp_sweep_ste
 }
 
 /* Whether every sublayer of u is already removed by the base plan (orders skip such units). */
-static bool in_base(const struct dp_sweep_config *c, struct dp_unit u) {
-    if (!c->n_base) return false;
-    struct dp_mask m;
-    dp_mask_all(c->model, &m);
-    for (int i = 0; i < c->n_base; i++) dp_unit_remove(&m, c->base[i]);
-    bool a = !m.attn[u.layer], f = !m.ffn[u.layer];
+static bool in_base(const struct engine *e, struct dp_unit u) {
+    bool a = !e->base.attn[u.layer], f = !e->base.ffn[u.layer];
     return u.kind == 'b' ? a && f : u.kind == 'a' ? a : f;
 }
 
@@ -679,7 +676,7 @@ static dp_status rescore(struct engine *e, const struct dp_sweep_run *run, const
         for (int i = 0; i < sc->n_units; i++) {
             struct dp_unit u;
             if (dp_unit_parse(sc->names[i], &u) || !dp_unit_in_scheme(u, run->scheme) || dp_unit_touches(c->protect, u) ||
-                in_base(c, u))
+                in_base(e, u))
                 continue;
             double v = sc->influence[metric][i];
             int index = dp_unit_index(u, run->scheme);
@@ -767,7 +764,7 @@ static dp_status run_oneshot(struct engine *e, struct dp_sweep_run *run, int run
     if (st) return st;
     if (nb) memcpy(e->tmp, c->base, (size_t)nb * sizeof *e->tmp);
     for (int i = 0; i < n_order; i++)
-        if (!in_base(c, order[i])) e->tmp[nb + m++] = order[i];
+        if (!in_base(e, order[i])) e->tmp[nb + m++] = order[i];
     if (m < limit) limit = m;
     for (int k = run->n_steps; k <= limit && !st && !budget_decided(e, run); k++)
         st = add_step(e, run, e->tmp, nb + k, run_index);
@@ -800,7 +797,7 @@ static dp_status run_iterative(struct engine *e, struct dp_sweep_run *run, int r
             struct dp_unit order[2 * DP_MAX_LAYERS];
             st = dp_prune_order(c->scores, run->metric, run->scheme, L, c->protect, order, &n_order);
             for (int i = 0; !st && i < n_order && !found; i++)
-                if (!in_base(c, order[i])) {
+                if (!in_base(e, order[i])) {
                     e->tmp[n] = order[i];
                     found = true;
                 }
@@ -976,6 +973,7 @@ dp_status dp_sweep_run(const struct dp_sweep_config *cfg, struct dp_sweep **out)
         return dp_fail(DP_ERR_NOMEM, "out of memory");
     }
     struct dp_sweep *s = e.sw;
+    mask_of(cfg->model, cfg->base, cfg->n_base, &e.base);
     s->model = strdup(cfg->model_name ? cfg->model_name : dp_model_path(cfg->model));
     s->n_blocks = cfg->model->cfg.n_layers;
     struct dp_model_stats ms;
