@@ -51,6 +51,7 @@
 #define DP_KERNELS_H
 
 #include "pool.h"
+#include "quantize.h"
 #include "types.h"
 
 /* dp_matmul uses the gemm order from this many tokens on, the dot order below it. */
@@ -139,8 +140,6 @@ const struct dp_kernel_ops *dp_kernels(void);
 bool dp_kernels_supported(uint32_t type);
 /* Dequantize n elements (a whole number of blocks) of a row. */
 void dp_dequant_row(uint32_t type, const void *row, float *out, int64_t n);
-/* Quantize n f32 values into a row of `type` (F32, F16, BF16, Q8_0, Q4_0), as llama.cpp rounds. */
-dp_status dp_quantize_row(uint32_t type, const float *x, void *row, int64_t n);
 /* The tree that ends the dot order: (l0+l8) with (l4+l12) ... as described above. */
 float dp_kernels_reduce16(const float l[16]);
 
