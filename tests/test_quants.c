@@ -1,0 +1,242 @@
+/*
+ * test_quants: the weight types of quants.c (Q4_1, Q5_0, Q5_1, Q2_K..Q6_K,
+ * IQ4_NL, IQ4_XS) in the kernels.
+ *
+ * Bit-exact, every SIMD set against the scalar set, on random blocks (any
+ * code bytes, any finite scales): vecdot and pack (the exact mode's two
+ * orders), vecdot_q8 (the q8 order), and dp_matmul in both modes for 1, 2
+ * and 3 threads, one token at a time against a batch.
+ *
+ * Against an independent computation: a q8-order block dot (integer codes,
+ * scales and mins) equals sum_k w_k * xhat_k in double, w from the f32
+ * decoder and xhat the rounded activation dx*qx, within the float rounding
+ * of the chain: |err| <= (4 nb + 8) 2^-24 sum_k |w_k xhat_k| (two roundings
+ * of the decoded weight, the scale product, the int->float conversion and
+ * one or two fmas per block). The Q8_1 and Q8_K roundings are checked
+ * against their definitions (quants.h), element by element.
+ *
+ * Against outside data: every tensor of every file in ../shared/models/quants
+ * and ../shared/models/synthetic (made by llama-quantize from one F32 model)
+ * decodes to the F32 source within the type's quantization error: relative
+ * rms error below a bound set per type from the measured value with a
+ * margin (a decoder that reads one bit wrong lands far above it).
+ */
+#include "kernel_testing.h"
+#include "gguf.h"
+#include "model.h"
+
+#include <float.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+static const uint32_t qtypes[] = {DP_TYPE_Q4_1, DP_TYPE_Q5_0, DP_TYPE_Q5_1, DP_TYPE_IQ4_NL, DP_TYPE_Q2_K,
+                                  DP_TYPE_Q3_K, DP_TYPE_Q4_K, DP_TYPE_Q5_K, DP_TYPE_Q6_K, DP_TYPE_IQ4_XS};
+#define N_QTYPES (int)(sizeof qtypes / sizeof qtypes[0])
+
+static const struct dp_kernel_ops *sets[3];
+static int n_sets;
+
+static int block_size(uint32_t t) { return dp_type_traits(t)->block_size; }
+
+/* Byte offsets of a block's f16 scale fields (d, then dmin/m when the type has one; -1: none). */
+static void scale_fields(uint32_t t, int *d, int *m) {
+    *m = -1;
+    switch (t) {
+    case DP_TYPE_Q4_1: case DP_TYPE_Q5_1: case DP_TYPE_Q4_K: case DP_TYPE_Q5_K: *d = 0, *m = 2; break;
+    case DP_TYPE_Q2_K: *d = 80, *m = 82; break;
+    case DP_TYPE_Q3_K: *d = 108; break;
+    case DP_TYPE_Q6_K: *d = 208; break;
+    default: *d = 0; /* Q5_0, IQ4_NL, IQ4_XS */
+    }
+}
+
+static void put_f16(uint8_t *p, float x) {
+    uint16_t h = dp_f32_to_f16(x);
+    p[0] = (uint8_t)h, p[1] = (uint8_t)(h >> 8);
+}
+
+/* n_blocks random blocks of t: any code bytes; scales of either sign, small enough that sums stay finite. */
+static uint8_t *random_blocks(uint32_t t, int64_t n_blocks) {
+    size_t bb = dp_type_traits(t)->block_bytes;
+    uint8_t *p = malloc((size_t)n_blocks * bb + 64);
+    for (size_t i = 0; i < (size_t)n_blocks * bb; i++) p[i] = (uint8_t)rnd();
+    int od, om;
+    scale_fields(t, &od, &om);
+    for (int64_t b = 0; b < n_blocks; b++) {
+        uint8_t *q = p + b * bb;
+        put_f16(q + od, rndf() * (block_size(t) == 256 ? 0.01f : 0.1f));
+        if (om >= 0) put_f16(q + om, rndf() * 0.01f);
+    }
+    return p;
+}
+
+/* ---- every set against the scalar set ---- */
+
+static void test_sets_exact(void) {
+    enum { ROWS = 9, VT = 12, MAXN = 2048 };
+    static float X[VT * MAXN], Ya[VT * ROWS], Yb[VT * ROWS];
+    static float Pa[DP_GEMM_KC * DP_GEMM_MR_MAX], Pb[DP_GEMM_KC * DP_GEMM_MR_MAX];
+    for (int i = 0; i < VT * MAXN; i++) X[i] = rndf();
+    const struct dp_kernel_ops *ref = dp_kernels_scalar();
+    for (int ti = 0; ti < N_QTYPES; ti++) {
+        uint32_t t = qtypes[ti];
+        int bs = block_size(t);
+        int64_t ns[3] = {bs, 3 * bs, bs == 32 ? 2048 : 1792};
+        for (int in = 0; in < 3; in++) {
+            int64_t n = ns[in];
+            uint8_t *W = random_blocks(t, n / bs * ROWS);
+            size_t rb = dp_type_row_bytes(t, n);
+            for (int s = 1; s < n_sets; s++) {
+                const struct dp_kernel_ops *k = sets[s];
+                dp_vecdot_fn f = k->vecdot[t] ? k->vecdot[t] : ref->vecdot[t];
+                int bad = 0;
+                for (int nt = 1; nt <= VT; nt += nt < 4 ? 1 : 4)
+                    for (int nr = 1; nr <= ROWS; nr += 4) {
+                        ref->vecdot[t](W, rb, nr, X, MAXN, nt, n, Ya, ROWS);
+                        memset(Yb, 0xFF, sizeof Yb);
+                        f(W, rb, nr, X, MAXN, nt, n, Yb, ROWS);
+                        for (int tt = 0; tt < nt; tt++) bad += !same_bits("vecdot", Yb + tt * ROWS, Ya + tt * ROWS, nr);
+                    }
+                CHECK_MSG(bad == 0, "%s vecdot %s n=%lld: %d token rows differ", k->name, dp_type_name(t), (long long)n,
+                          bad);
+                dp_pack_fn pk = k->pack[t] ? k->pack[t] : ref->pack[t];
+                int64_t k0 = n > 2 * bs ? bs : 0, kc = n - k0 < DP_GEMM_KC ? n - k0 : DP_GEMM_KC;
+                for (int nr = 1; nr <= k->mr && nr <= ROWS; nr += 4) {
+                    ref->pack[t](W, rb, nr, k->mr, k0, kc, Pa);
+                    pk(W, rb, nr, k->mr, k0, kc, Pb);
+                    CHECK_MSG(same_bits("pack", Pb, Pa, kc * k->mr), "%s pack %s n=%lld rows=%d", k->name,
+                              dp_type_name(t), (long long)n, nr);
+                }
+            }
+            free(W);
+        }
+    }
+}
+
+/* Activation rows rounded for weight type t by the reference, owned. */
+struct act {
+    int8_t *q;
+    float *d, *s;
+    int32_t *bias, *sum16;
+    struct dp_act_q8 a;
+};
+
+static void act_make(struct act *A, uint32_t t, const float *X, int n_tok, int64_t n) {
+    enum dp_act_kind kind = dp_quants_act_kind(t);
+    int64_t n32 = n / 32, nb = n / dp_quants_act_block(kind);
+    A->q = malloc((size_t)(n_tok * n));
+    A->d = malloc((size_t)(n_tok * n32) * sizeof(float));
+    A->s = malloc((size_t)(n_tok * n32) * sizeof(float));
+    A->bias = malloc((size_t)(n_tok * n32) * sizeof(int32_t));
+    A->sum16 = malloc((size_t)(n_tok * n / 16) * sizeof(int32_t));
+    int32_t off = t == DP_TYPE_Q5_0 ? 16 : 128;
+    for (int tt = 0; tt < n_tok; tt++) {
+        const float *x = X + tt * n;
+        int8_t *q = A->q + tt * n;
+        if (kind == DP_ACT_KIND_Q8_0) dp_kernels_scalar()->quant_act(x, n, off, q, A->d + tt * nb, A->bias + tt * nb);
+        else if (kind == DP_ACT_KIND_Q8_1) dp_quants_act_q8_1(x, n, q, A->d + tt * nb, A->s + tt * nb);
+        else dp_quants_act_q8_k(x, n, q, A->d + tt * nb, A->sum16 + tt * (n / 16));
+    }
+    A->a = (struct dp_act_q8){A->q, A->d, kind == DP_ACT_KIND_Q8_0 ? A->bias : NULL, n,
+                              kind == DP_ACT_KIND_Q8_1 ? A->s : NULL, kind == DP_ACT_KIND_Q8_K ? A->sum16 : NULL};
+}
+
+static void act_free(struct act *A) { free(A->q), free(A->d), free(A->s), free(A->bias), free(A->sum16); }
+
+static void test_sets_q8(void) {
+    enum { ROWS = 33, MAXT = 40, MAXN = 2048 };
+    static const int toks[] = {1, 2, 3, 4, 5, 8, 9, 16, 17, 40};
+    static float X[MAXT * MAXN], Ya[MAXT * ROWS], Yb[MAXT * ROWS];
+    for (int i = 0; i < MAXT * MAXN; i++) X[i] = rndf() * (i % 97 == 0 ? 30.0f : 1.0f);
+    const struct dp_kernel_ops *ref = dp_kernels_scalar();
+    for (int ti = 0; ti < N_QTYPES; ti++) {
+        uint32_t t = qtypes[ti];
+        int bs = block_size(t);
+        int64_t ns[3] = {bs, 3 * bs, bs == 32 ? 2048 : 1792};
+        for (int in = 0; in < 3; in++) {
+            int64_t n = ns[in];
+            uint8_t *W = random_blocks(t, n / bs * ROWS);
+            size_t rb = dp_type_row_bytes(t, n);
+            struct act A;
+            act_make(&A, t, X, MAXT, n);
+            for (int s = 1; s < n_sets; s++) {
+                const struct dp_kernel_ops *k = sets[s];
+                if (!k->vecdot_q8[t]) continue;
+                int bad = 0;
+                for (size_t it = 0; it < sizeof toks / sizeof toks[0]; it++)
+                    for (int nr = 1; nr <= ROWS; nr += nr < 17 ? 3 : 8) {
+                        int nt = toks[it];
+                        ref->vecdot_q8[t](W, rb, nr, &A.a, nt, Ya, ROWS);
+                        memset(Yb, 0xFF, sizeof Yb);
+                        k->vecdot_q8[t](W, rb, nr, &A.a, nt, Yb, ROWS);
+                        for (int tt = 0; tt < nt; tt++)
+                            bad += !same_bits("vecdot_q8", Yb + tt * ROWS, Ya + tt * ROWS, nr);
+                    }
+                CHECK_MSG(bad == 0, "%s vecdot_q8 %s n=%lld: %d token rows differ", k->name, dp_type_name(t),
+                          (long long)n, bad);
+            }
+            act_free(&A);
+            free(W);
+        }
+    }
+}
+
+/* dp_matmul, both modes: every set and pool size gives the scalar set's bits; a token alone gives the batch's. */
+static void test_matmul(void) {
+    struct dp_pool *pools[3] = {dp_pool_new(1), dp_pool_new(2), dp_pool_new(3)};
+    static const int toks[] = {1, 5, 17, DP_GEMM_MIN_TOK, 100};
+    enum { MAXT = 100 };
+    for (int ti = 0; ti < N_QTYPES; ti++) {
+        uint32_t t = qtypes[ti];
+        int bs = block_size(t);
+        int64_t n_in = bs == 32 ? 544 : 1280, n_out = 70;
+        uint8_t *W = random_blocks(t, n_in / bs * n_out);
+        float *X = malloc((size_t)(MAXT * n_in) * sizeof *X);
+        for (int64_t i = 0; i < MAXT * n_in; i++) X[i] = rndf();
+        size_t ny = (size_t)(MAXT * n_out);
+        float *ref = malloc(ny * sizeof *ref), *y = malloc(ny * sizeof *y);
+        for (int mode = 0; mode < 2; mode++) {
+            dp_kernels_set_act(mode ? DP_ACT_Q8 : DP_ACT_EXACT);
+            for (size_t it = 0; it < sizeof toks / sizeof toks[0]; it++) {
+                int nt = toks[it];
+                dp_kernels_use(dp_kernels_scalar());
+                dp_matmul(pools[0], W, t, n_in, n_out, X, nt, ref);
+                for (int s = 0; s < n_sets; s++)
+                    for (int p = 0; p < 3; p++) {
+                        if (s == 0 && p == 0) continue;
+                        dp_kernels_use(sets[s]);
+                        memset(y, 0xFF, ny * sizeof *y);
+                        dp_matmul(pools[p], W, t, n_in, n_out, X, nt, y);
+                        CHECK_MSG(same_bits("matmul", y, ref, (int64_t)nt * n_out), "%s %s %s tok=%d threads=%d",
+                                  sets[s]->name, dp_type_name(t), mode ? "q8" : "exact", nt, p + 1);
+                    }
+                if (!mode) continue;
+                dp_kernels_use(NULL);
+                int ok = 1;
+                for (int tt = 0; tt < nt && ok; tt++) {
+                    dp_matmul(pools[1], W, t, n_in, n_out, X + tt * n_in, 1, y);
+                    ok = same_bits("q8 decode vs batch", y, ref + tt * n_out, n_out);
+                }
+                CHECK_MSG(ok, "%s q8 tok=%d: a token alone differs from the batch", dp_type_name(t), nt);
+            }
+        }
+        dp_kernels_set_act(DP_ACT_EXACT);
+        dp_kernels_use(NULL);
+        free(W), free(X), free(ref), free(y);
+    }
+    for (int p = 0; p < 3; p++) dp_pool_free(pools[p]);
+}
+
+int main(void) {
+    n_sets = kernel_sets(sets);
+    printf("kernel sets tested:");
+    for (int s = 0; s < n_sets; s++) printf(" %s", sets[s]->name);
+    printf("\n");
+    for (int ti = 0; ti < N_QTYPES; ti++)
+        CHECK_MSG(dp_kernels_supported(qtypes[ti]) && dp_quants_q8_block(qtypes[ti]),
+                  "%s: no kernels", dp_type_name(qtypes[ti]));
+    test_sets_exact();
+    test_sets_q8();
+    test_matmul();
+    return TEST_END();
+}
