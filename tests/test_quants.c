@@ -227,6 +227,210 @@ static void test_matmul(void) {
     for (int p = 0; p < 3; p++) dp_pool_free(pools[p]);
 }
 
+
+/* ---- the q8 order against sum w * xhat in double ---- */
+
+static void test_q8_vs_double(void) {
+    enum { NB = 6 };
+    double worst = 0;
+    for (int ti = 0; ti < N_QTYPES; ti++) {
+        uint32_t t = qtypes[ti];
+        int bs = block_size(t);
+        int64_t n = (int64_t)NB * bs;
+        enum dp_act_kind kind = dp_quants_act_kind(t);
+        float *x = malloc((size_t)n * sizeof *x), *w = malloc((size_t)n * sizeof *w);
+        int bad = 0;
+        for (int rep = 0; rep < 40; rep++) {
+            uint8_t *W = random_blocks(t, NB);
+            for (int64_t i = 0; i < n; i++) x[i] = rndf() * (i % 29 == 0 ? 20.0f : 1.0f);
+            if (rep == 1) memset(x, 0, (size_t)bs * sizeof *x); /* an all-zero activation block */
+            struct act A;
+            act_make(&A, t, x, 1, n);
+            float y;
+            dp_kernels_scalar()->vecdot_q8[t](W, dp_type_row_bytes(t, n), 1, &A.a, 1, &y, 1);
+            dp_kernels_scalar()->dequant[t](W, w, n);
+            int nbx = dp_quants_act_block(kind);
+            double s = 0, mag = 0;
+            for (int64_t k = 0; k < n; k++) {
+                double xh = (double)A.d[k / nbx] * A.q[k];
+                s += (double)w[k] * xh;
+                mag += fabs((double)w[k] * xh);
+            }
+            /* Q8_1's s is f16(d * sum q): the min term uses it instead of the exact sum */
+            double tol = (4.0 * NB + 8) * 0x1p-24 * mag;
+            if (kind == DP_ACT_KIND_Q8_1)
+                for (int b = 0; b < NB; b++) {
+                    const uint8_t *blk = W + b * dp_type_traits(t)->block_bytes;
+                    double m = dp_f16_to_f32((uint16_t)(blk[2] | blk[3] << 8)), sum = 0;
+                    for (int j = 0; j < 32; j++) sum += (double)A.d[b] * A.q[b * 32 + j];
+                    tol += fabs(m) * (fabs(A.s[b] - sum) + 0x1p-24 * fabs(sum));
+                }
+            double err = fabs(y - s);
+            if (mag > 0) worst = fmax(worst, err / mag);
+            if (!(err <= tol)) {
+                if (bad++ < 3)
+                    fprintf(stderr, "  %s rep %d: q8 %.9g vs double %.9g (tol %.3g)\n", dp_type_name(t), rep, y, s, tol);
+            }
+            act_free(&A);
+            free(W);
+        }
+        CHECK_MSG(bad == 0, "%s: %d q8 block dots off sum w*xhat", dp_type_name(t), bad);
+        free(x), free(w);
+    }
+    printf("q8 order vs sum w*xhat in double: worst |error| / sum |w*xhat| %.2e\n", worst);
+}
+
+/* ---- the Q8_1 and Q8_K roundings against their definitions ---- */
+
+static void test_roundings(void) {
+    enum { N = 1024 };
+    float x[N];
+    int8_t q[N];
+    float d[N / 32], s[N / 32];
+    int32_t sum16[N / 16];
+    int bad = 0;
+    for (int rep = 0; rep < 20; rep++) {
+        for (int i = 0; i < N; i++) x[i] = rndf() * (float)(1 << (rep % 8)) * (i % 50 == 0 ? 7.0f : 1.0f);
+        if (rep == 3) x[5] = -x[5] - 1000.0f;                                  /* the largest is negative */
+        if (rep == 4) for (int j = 0; j < 256; j++) x[256 + j] = 0;           /* an all-zero block */
+        if (rep == 5) { /* ties: Q8_K's iscale and Q8_1's 1/d are exactly 1, halves fall between codes */
+            for (int j = 0; j < 256; j++) x[512 + j] = (float)(j % 200 - 100) + 0.5f;
+            x[512 + 77] = -127.0f;
+            for (int j = 0; j < 32; j++) x[64 + j] = (float)(j * 7 % 200 - 100) + 0.5f;
+            x[64 + 3] = 127.0f;
+        }
+        dp_quants_act_q8_k(x, N, q, d, sum16);
+        for (int b = 0; b < N / 256; b++) {
+            float amax = 0, max = 0;
+            for (int j = 0; j < 256; j++)
+                if (fabsf(x[b * 256 + j]) > amax) amax = fabsf(x[b * 256 + j]), max = x[b * 256 + j];
+            float iscale = amax ? -127.0f / max : 0;
+            for (int j = 0; j < 256; j++) {
+                float v = iscale * x[b * 256 + j];
+                int want = amax ? (int)nearbyintf(v) : 0; /* ties to even in the default rounding mode */
+                if (want > 127) want = 127;
+                bad += q[b * 256 + j] != want;
+            }
+            bad += amax ? d[b] != 1.0f / iscale : d[b] != 0.0f;
+            for (int j = 0; j < 16; j++) {
+                int32_t sum = 0;
+                for (int i = 0; i < 16; i++) sum += q[b * 256 + 16 * j + i];
+                bad += sum16[b * 16 + j] != sum;
+            }
+        }
+        dp_quants_act_q8_1(x, N, q, d, s);
+        for (int b = 0; b < N / 32; b++) {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+            float dd = amax / 127.0f, id = dd ? 1.0f / dd : 0;
+            int sum = 0;
+            for (int j = 0; j < 32; j++) {
+                float v = x[b * 32 + j] * id;
+                int want = (int)(v < 0 ? -floorf(-v + 0.5f) : floorf(v + 0.5f)); /* half away from zero */
+                bad += q[b * 32 + j] != want;
+                sum += want;
+            }
+            bad += d[b] != dp_f16_to_f32(dp_f32_to_f16(dd));
+            bad += s[b] != dp_f16_to_f32(dp_f32_to_f16((float)sum * dd));
+        }
+    }
+    CHECK_MSG(bad == 0, "%d values differ from the Q8_1/Q8_K definitions", bad);
+    /* non-finite input: NaN scale, zero codes */
+    x[7] = NAN;
+    dp_quants_act_q8_k(x, N, q, d, sum16);
+    CHECK(isnan(d[0]) && q[0] == 0 && !isnan(d[1]));
+    x[7] = INFINITY;
+    dp_quants_act_q8_1(x, N, q, d, s);
+    CHECK(isnan(d[0]) && isnan(s[0]) && q[0] == 0 && !isnan(d[1]));
+}
+
+/* ---- decoders against the F32 source of llama-quantize's files ---- */
+
+/*
+ * Relative rms error |decoded - f32| / rms(f32) allowed per type: the
+ * measured worst over the shared files' tensors (printed) plus about 25 %.
+ * Measured on the shared files: Q2_K 0.297, Q3_K 0.152, Q4_0 0.087, Q4_1
+ * 0.079, IQ4_NL 0.077, IQ4_XS 0.077, Q4_K 0.072, Q5_0 0.043, Q5_1 0.038,
+ * Q5_K 0.036, Q6_K 0.018, Q8_0 0.0054.
+ */
+static double rel_rms_bound(uint32_t t) {
+    switch (t) {
+    case DP_TYPE_Q2_K: return 0.37;
+    case DP_TYPE_Q3_K: return 0.19;
+    case DP_TYPE_Q4_0: return 0.11;
+    case DP_TYPE_Q4_1: return 0.099;
+    case DP_TYPE_IQ4_NL: case DP_TYPE_IQ4_XS: return 0.096;
+    case DP_TYPE_Q4_K: return 0.09;
+    case DP_TYPE_Q5_0: return 0.054;
+    case DP_TYPE_Q5_1: return 0.048;
+    case DP_TYPE_Q5_K: return 0.045;
+    case DP_TYPE_Q6_K: return 0.0225;
+    case DP_TYPE_Q8_0: return 0.0068;
+    default: return 0; /* float types: exact to their rounding, checked by test_kernels */
+    }
+}
+
+static const char *const shared_files[] = {
+    "models/quants/synth-llama-iq4_nl.gguf", "models/quants/synth-llama-iq4_xs.gguf",
+    "models/quants/synth-llama-q2_k-mix.gguf", "models/quants/synth-llama-q2_k.gguf",
+    "models/quants/synth-llama-q3_k.gguf", "models/quants/synth-llama-q3_k_m.gguf",
+    "models/quants/synth-llama-q4_1.gguf", "models/quants/synth-llama-q4_k.gguf",
+    "models/quants/synth-llama-q4_k_m.gguf", "models/quants/synth-llama-q4_k_s.gguf",
+    "models/quants/synth-llama-q5_0.gguf", "models/quants/synth-llama-q5_1.gguf",
+    "models/quants/synth-llama-q5_k.gguf", "models/quants/synth-llama-q5_k_m.gguf",
+    "models/quants/synth-llama-q6_k.gguf", "models/synthetic/synth-llama-q8_0.gguf",
+    "models/synthetic/synth-llama-q4_0.gguf", "models/synthetic/synth-llama-q6_k.gguf",
+    "models/synthetic/synth-llama-q4_k_m.gguf",
+};
+#define N_SHARED (int)(sizeof shared_files / sizeof shared_files[0])
+
+static double measured[DP_TYPE_COUNT];
+
+static void test_decode_files(void) {
+    struct dp_gguf *src;
+    CHECK_MSG(dp_gguf_open(test_shared("models/synthetic/synth-llama-f32.gguf"), &src) == DP_OK, "%s", dp_last_error());
+    if (!src) return;
+    for (int f = 0; f < N_SHARED; f++) {
+        struct dp_gguf *g = NULL;
+        if (dp_gguf_open(test_shared(shared_files[f]), &g)) {
+            CHECK_MSG(0, "%s", dp_last_error());
+            continue;
+        }
+        int n_quant = 0;
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            const struct dp_gguf_tensor *t = &g->tensors[i];
+            const struct dp_gguf_tensor *r = dp_gguf_find_tensor(src, t->name);
+            CHECK_MSG(r && r->type == DP_TYPE_F32 && r->ne[0] == t->ne[0] && r->ne[1] == t->ne[1], "%s: %s",
+                      shared_files[f], t->name);
+            if (!r || rel_rms_bound(t->type) == 0) continue;
+            CHECK_MSG(dp_kernels_supported(t->type), "%s: %s has type %s", shared_files[f], t->name,
+                      dp_type_name(t->type));
+            int64_t n_in = t->ne[0], n_out = t->ne[1];
+            size_t rb = dp_type_row_bytes(t->type, n_in);
+            float *w = malloc((size_t)n_in * sizeof *w);
+            double e2 = 0, r2 = 0;
+            for (int64_t row = 0; row < n_out; row++) {
+                dp_dequant_row(t->type, t->data + (size_t)row * rb, w, n_in);
+                const float *ref = (const float *)(r->data + (size_t)row * (size_t)n_in * 4);
+                for (int64_t k = 0; k < n_in; k++) e2 += ((double)w[k] - ref[k]) * ((double)w[k] - ref[k]), r2 += (double)ref[k] * ref[k];
+            }
+            free(w);
+            double rel = sqrt(e2 / r2);
+            measured[t->type] = fmax(measured[t->type], rel);
+            CHECK_MSG(rel <= rel_rms_bound(t->type), "%s: %s (%s) decodes with rel rms error %.4f > %.4f",
+                      shared_files[f], t->name, dp_type_name(t->type), rel, rel_rms_bound(t->type));
+            n_quant++;
+        }
+        CHECK_MSG(n_quant >= 7, "%s: only %d quantized tensors", shared_files[f], n_quant);
+        dp_gguf_close(g);
+    }
+    dp_gguf_close(src);
+    printf("decoded vs F32 source, worst rel rms error per type:");
+    for (int t = 0; t < DP_TYPE_COUNT; t++)
+        if (measured[t] > 0) printf(" %s %.4f", dp_type_name((uint32_t)t), measured[t]);
+    printf("\n");
+}
+
 int main(void) {
     n_sets = kernel_sets(sets);
     printf("kernel sets tested:");
@@ -238,5 +442,8 @@ int main(void) {
     test_sets_exact();
     test_sets_q8();
     test_matmul();
+    test_q8_vs_double();
+    test_roundings();
+    test_decode_files();
     return TEST_END();
 }
