@@ -1,6 +1,8 @@
 /*
  * kernels: the arithmetic on weights. Weights stay in their file type (F32,
- * F16, BF16, Q8_0, Q4_0) and are dequantized on the fly; activations are f32.
+ * F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, IQ4_NL, IQ4_XS; the
+ * block formats beyond Q8_0/Q4_0 are decoded by quants.c) and are
+ * dequantized on the fly; activations are f32.
  * Dequantized weights are exact in f32, so a product differs from a textbook
  * one only by the order of its sums, and that order is fixed here:
  *
@@ -28,18 +30,23 @@
  * k. Speed and the reasons for these choices: docs/performance.md.
  *
  * The q8 activation mode (dp_kernels_set_act(DP_ACT_Q8), `--act q8`) rounds
- * activations the way llama.cpp does before products with Q8_0 and Q4_0
- * weights; F32, F16 and BF16 weights stay exact. dp_matmul rounds each row
- * of X once per call to Q8_0 blocks of 32 with llama.cpp's reference
- * rounding (d = amax/127, q = round(x/d) half away from zero, d stored as
- * f16), and every output is then computed in the q8 order, the same for
- * any n_tok (a decode step reproduces a batch bit for bit):
+ * activations the way llama.cpp does before products with quantized weights
+ * (Q8_0 blocks for Q8_0, Q4_0, Q5_0 and IQ4_NL; Q8_1 for Q4_1 and Q5_1;
+ * Q8_K for the K-quants and IQ4_XS: quants.h); F32, F16 and BF16 weights stay
+ * exact. dp_matmul rounds each row of X once per call with llama.cpp's
+ * reference rounding (Q8_0: d = amax/127, q = round(x/d) half away from
+ * zero, d stored as f16), and every output is then computed in the q8
+ * order, the same for any n_tok (a decode step reproduces a batch bit for
+ * bit). For Q8_0 and Q4_0 weights:
  *
  *  - per block b of 32 elements, I_b = sum of qw_j * qx_j, an exact integer
  *    (qw = q for Q8_0, nibble - 8 for Q4_0; |I_b| < 2^20);
  *  - y = +0, then y = fma(dw_b * dx_b, (float)I_b, y) for b = 0, 1, ... in
  *    increasing b. dw_b * dx_b is exact in f32 (two f16 values), and so is
  *    (float)I_b, so the fma is the only rounding per block.
+ *
+ * The other types follow the same pattern with their scales and mins; the
+ * exact rule per type is in quants.h.
  *
  * Non-finite activations in a block make its d NaN (and the outputs NaN).
  * The SIMD variants compute I_b with vpdpbusd (AVX-512 VNNI) or
@@ -154,7 +161,7 @@ const struct dp_kernel_ops *dp_kernels_q8(uint32_t type);
  * Y (n_tok x n_out, row stride n_out) = X (n_tok x n_in, row stride n_in) W^T,
  * W (n_out x n_in) in `type` with row bytes dp_type_row_bytes(type, n_in).
  * Same bits for every pool size and every kernel set. In the q8 mode, Q8_0
- * and Q4_0 weights take the q8 order (above); other types are unaffected.
+ * and the other quantized types take the q8 order (above, quants.h); float types are unaffected.
  */
 #define DP_MATMUL_MIN_PARALLEL 131072.0 /* multiply-adds below which dp_matmul stays on the caller */
 void dp_matmul(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
