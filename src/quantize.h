@@ -15,4 +15,10 @@
  */
 dp_status dp_quantize_row(uint32_t type, const float *x, void *row, int64_t n);
 
+/*
+ * Whether dp_quantize_row writes `type`: F32, F16, BF16, Q4_0, Q4_1, Q5_0,
+ * Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS.
+ */
+bool dp_quantize_supported(uint32_t type);
+
 #endif
