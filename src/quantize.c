@@ -26,6 +26,7 @@
 #include <float.h>
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 /*
  * A fused a*b+c changes the bytes (tried: hundreds of K-quant blocks differ).
@@ -677,4 +678,83 @@ dp_status dp_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
                        t->name, t->block_size);
     for (int64_t b = 0; b < n / t->block_size; b++) block_fn[type](x + b * t->block_size, p + b * t->block_bytes);
     return DP_OK;
+}
+
+uint32_t dp_quantize_fallback(uint32_t type, int64_t n_in) {
+    const struct dp_type_traits *t = dp_type_traits(type);
+    if (t && n_in % t->block_size == 0) return type;
+    uint32_t f = DP_TYPE_F16;
+    switch (type) {
+    case DP_TYPE_Q2_K: case DP_TYPE_Q3_K: case DP_TYPE_IQ4_XS: f = DP_TYPE_IQ4_NL; break;
+    case DP_TYPE_Q4_K: f = DP_TYPE_Q5_0; break;
+    case DP_TYPE_Q5_K: f = DP_TYPE_Q5_1; break;
+    case DP_TYPE_Q6_K: f = DP_TYPE_Q8_0; break;
+    default: break;
+    }
+    return n_in % dp_type_traits(f)->block_size == 0 ? f : DP_TYPE_F16;
+}
+
+/* ---- llama-quantize's preset mixes ---- */
+
+static const struct {
+    const char *name;
+    uint32_t base;
+} mixes[DP_MIX_COUNT] = {
+    [DP_MIX_Q2_K] = {"Q2_K_MIX", DP_TYPE_Q2_K},   [DP_MIX_Q3_K_S] = {"Q3_K_S", DP_TYPE_Q3_K},
+    [DP_MIX_Q3_K_M] = {"Q3_K_M", DP_TYPE_Q3_K},   [DP_MIX_Q3_K_L] = {"Q3_K_L", DP_TYPE_Q3_K},
+    [DP_MIX_Q4_K_S] = {"Q4_K_S", DP_TYPE_Q4_K},   [DP_MIX_Q4_K_M] = {"Q4_K_M", DP_TYPE_Q4_K},
+    [DP_MIX_Q5_K_S] = {"Q5_K_S", DP_TYPE_Q5_K},   [DP_MIX_Q5_K_M] = {"Q5_K_M", DP_TYPE_Q5_K},
+};
+
+int dp_quantize_mix_from_name(const char *name) {
+    for (int i = 0; i < DP_MIX_COUNT; i++)
+        if (!strcasecmp(mixes[i].name, name)) return i;
+    return DP_MIX_NONE;
+}
+
+const char *dp_quantize_mix_name(int mix) { return mix >= 0 && mix < DP_MIX_COUNT ? mixes[mix].name : "none"; }
+
+/* llama.cpp's use_more_bits: the first and last eighth of the layers and every third one between. */
+static bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+static bool has(const char *name, const char *part) { return strstr(name, part) != NULL; }
+
+uint32_t dp_quantize_mix_type(int mix, const char *name, int layer, int n_layers, int n_gqa, int64_t n_in,
+                              bool has_output) {
+    DP_ASSERT(mix >= 0 && mix < DP_MIX_COUNT);
+    uint32_t t = mixes[mix].base;
+    int i = layer, n = n_layers;
+    if (!strcmp(name, "output.weight") || (!has_output && !strcmp(name, "token_embd.weight"))) {
+        /* the head: Q6_K, or Q8_0 when its rows are not whole super-blocks */
+        t = n_in % QK ? DP_TYPE_Q8_0 : DP_TYPE_Q6_K;
+    } else if (!strcmp(name, "token_embd.weight")) {
+        /* the base type */
+    } else if (has(name, "attn_v.weight")) {
+        switch (mix) {
+        case DP_MIX_Q2_K: t = n_gqa >= 4 ? DP_TYPE_Q4_K : DP_TYPE_Q3_K; break;
+        case DP_MIX_Q3_K_M: t = i < 2 ? DP_TYPE_Q5_K : DP_TYPE_Q4_K; break;
+        case DP_MIX_Q3_K_L: t = DP_TYPE_Q5_K; break;
+        case DP_MIX_Q4_K_M: case DP_MIX_Q5_K_M: if (use_more_bits(i, n)) t = DP_TYPE_Q6_K; break;
+        case DP_MIX_Q4_K_S: if (i < 4) t = DP_TYPE_Q5_K; break;
+        default: break;
+        }
+    } else if (has(name, "ffn_down")) {
+        switch (mix) {
+        case DP_MIX_Q2_K: t = DP_TYPE_Q3_K; break;
+        case DP_MIX_Q3_K_M: t = i < n / 16 ? DP_TYPE_Q5_K : DP_TYPE_Q4_K; break;
+        case DP_MIX_Q3_K_L: t = DP_TYPE_Q5_K; break;
+        case DP_MIX_Q4_K_M: case DP_MIX_Q5_K_M: if (use_more_bits(i, n)) t = DP_TYPE_Q6_K; break;
+        case DP_MIX_Q4_K_S: if (i < n / 8) t = DP_TYPE_Q5_K; break;
+        default: break;
+        }
+    } else if (has(name, "attn_output.weight")) {
+        if (mix == DP_MIX_Q2_K) t = DP_TYPE_Q3_K;
+        else if (mix == DP_MIX_Q3_K_M) t = DP_TYPE_Q4_K;
+        else if (mix == DP_MIX_Q3_K_L) t = DP_TYPE_Q5_K;
+    } else if (has(name, "attn_qkv.weight")) {
+        if (mix == DP_MIX_Q3_K_M || mix == DP_MIX_Q3_K_L) t = DP_TYPE_Q4_K;
+        else if (mix == DP_MIX_Q4_K_M) t = DP_TYPE_Q5_K;
+        else if (mix == DP_MIX_Q5_K_M) t = DP_TYPE_Q6_K;
+    }
+    return dp_quantize_fallback(t, n_in);
 }

@@ -132,8 +132,75 @@ static void error_paths(void) {
     }
 }
 
+/*
+ * The per-tensor types of llama-quantize's preset mixes (dp_quantize_mix_type)
+ * against the types in its own mixed files; 1-D tensors stay F32.
+ */
+static void mix_types(const char *rel, int mix) {
+    struct dp_gguf *g;
+    if (dp_gguf_open(test_shared(rel), &g)) {
+        CHECK_MSG(0, "%s", dp_last_error());
+        return;
+    }
+    int64_t n_layers = 0, heads = 0, kv = 0;
+    dp_gguf_get_int(g, "llama.block_count", true, &n_layers);
+    dp_gguf_get_int(g, "llama.attention.head_count", true, &heads);
+    dp_gguf_get_int(g, "llama.attention.head_count_kv", true, &kv);
+    bool has_output = dp_gguf_find_tensor(g, "output.weight") != NULL;
+    int wrong = 0, n = 0;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const struct dp_gguf_tensor *t = &g->tensors[i];
+        int layer = -1;
+        sscanf(t->name, "blk.%d.", &layer);
+        uint32_t want = t->n_dims < 2 ? DP_TYPE_F32
+                        : dp_quantize_mix_type(mix, t->name, layer, (int)n_layers, (int)(heads / kv), t->ne[0], has_output);
+        n++;
+        if (want != t->type) {
+            wrong++;
+            fprintf(stderr, "%s: %s is %s, the %s rule says %s\n", rel, t->name, dp_type_name(t->type),
+                    dp_quantize_mix_name(mix), dp_type_name(want));
+        }
+    }
+    printf("%-36s %s: %d tensors, %d of another type than the rule\n", rel, dp_quantize_mix_name(mix), n, wrong);
+    CHECK(n == 21 && wrong == 0);
+    dp_gguf_close(g);
+}
+
+/* The fallback for rows that are not whole blocks, as llama-quant.cpp's table. */
+static void fallbacks(void) {
+    CHECK_EQ_INT(dp_quantize_fallback(DP_TYPE_Q4_K, 256), DP_TYPE_Q4_K);
+    CHECK_EQ_INT(dp_quantize_fallback(DP_TYPE_Q4_K, 96), DP_TYPE_Q5_0);
+    CHECK_EQ_INT(dp_quantize_fallback(DP_TYPE_Q5_K, 96), DP_TYPE_Q5_1);
+    CHECK_EQ_INT(dp_quantize_fallback(DP_TYPE_Q6_K, 96), DP_TYPE_Q8_0);
+    CHECK_EQ_INT(dp_quantize_fallback(DP_TYPE_Q2_K, 32), DP_TYPE_IQ4_NL);
+    CHECK_EQ_INT(dp_quantize_fallback(DP_TYPE_Q3_K, 32), DP_TYPE_IQ4_NL);
+    CHECK_EQ_INT(dp_quantize_fallback(DP_TYPE_IQ4_XS, 64), DP_TYPE_IQ4_NL);
+    CHECK_EQ_INT(dp_quantize_fallback(DP_TYPE_Q4_K, 100), DP_TYPE_F16);
+    CHECK_EQ_INT(dp_quantize_fallback(DP_TYPE_Q8_0, 100), DP_TYPE_F16);
+    CHECK_EQ_INT(dp_quantize_fallback(DP_TYPE_F32, 7), DP_TYPE_F32);
+    /* the head falls back to Q8_0, not through the table */
+    CHECK_EQ_INT(dp_quantize_mix_type(DP_MIX_Q4_K_M, "output.weight", -1, 2, 2, 96, true), DP_TYPE_Q8_0);
+    CHECK_EQ_INT(dp_quantize_mix_type(DP_MIX_Q4_K_M, "token_embd.weight", -1, 2, 2, 256, false), DP_TYPE_Q6_K);
+    CHECK_EQ_INT(dp_quantize_mix_type(DP_MIX_Q4_K_M, "blk.0.ffn_down.weight", 0, 2, 2, 96, true), DP_TYPE_Q5_0);
+    /* llama's use_more_bits on 32 layers: 0-3, 28-31 and every third from 6 */
+    int more = 0;
+    for (int l = 0; l < 32; l++)
+        more += dp_quantize_mix_type(DP_MIX_Q4_K_M, "blk.x.attn_v.weight", l, 32, 4, 4096, true) == DP_TYPE_Q6_K;
+    CHECK_EQ_INT(more, 4 + 4 + 8);
+    CHECK_EQ_INT(dp_quantize_mix_from_name("q4_k_m"), DP_MIX_Q4_K_M);
+    CHECK_EQ_INT(dp_quantize_mix_from_name("Q2_K_MIX"), DP_MIX_Q2_K);
+    CHECK_EQ_INT(dp_quantize_mix_from_name("Q2_K"), DP_MIX_NONE);
+}
+
 int main(void) {
     error_paths();
+    fallbacks();
+    mix_types("models/quants/synth-llama-q4_k_m.gguf", DP_MIX_Q4_K_M);
+    mix_types("models/quants/synth-llama-q4_k_s.gguf", DP_MIX_Q4_K_S);
+    mix_types("models/quants/synth-llama-q5_k_m.gguf", DP_MIX_Q5_K_M);
+    mix_types("models/quants/synth-llama-q3_k_m.gguf", DP_MIX_Q3_K_M);
+    mix_types("models/quants/synth-llama-q2_k-mix.gguf", DP_MIX_Q2_K);
+    mix_types("models/synthetic/synth-llama-q4_k_m.gguf", DP_MIX_Q4_K_M);
     struct dp_gguf *f32;
     const char *src = test_shared("models/synthetic/synth-llama-f32.gguf");
     if (dp_gguf_open(src, &f32)) {
