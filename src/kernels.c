@@ -99,10 +99,17 @@ static void dequant_q4_0(const void *row, float *out, int64_t n) {
     }
 }
 
-static const dp_dequant_fn scalar_dequant[DP_TYPE_COUNT] = {
-    [DP_TYPE_F32] = dequant_f32, [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
-    [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,
-};
+/* The decoders of every type depthprune computes with (quants.c holds all but the first five). */
+#define SCALAR_DEQUANT                                                                                    \
+    [DP_TYPE_F32] = dequant_f32, [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,             \
+    [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0, [DP_TYPE_Q4_1] = dp_quants_dequant_q4_1, \
+    [DP_TYPE_Q5_0] = dp_quants_dequant_q5_0, [DP_TYPE_Q5_1] = dp_quants_dequant_q5_1,                     \
+    [DP_TYPE_Q2_K] = dp_quants_dequant_q2_k, [DP_TYPE_Q3_K] = dp_quants_dequant_q3_k,                     \
+    [DP_TYPE_Q4_K] = dp_quants_dequant_q4_k, [DP_TYPE_Q5_K] = dp_quants_dequant_q5_k,                     \
+    [DP_TYPE_Q6_K] = dp_quants_dequant_q6_k, [DP_TYPE_IQ4_NL] = dp_quants_dequant_iq4_nl,                 \
+    [DP_TYPE_IQ4_XS] = dp_quants_dequant_iq4_xs
+
+static const dp_dequant_fn scalar_dequant[DP_TYPE_COUNT] = {SCALAR_DEQUANT};
 
 /* Start of element k0 of a row (k0 a multiple of the block size). */
 static const uint8_t *row_at(uint32_t type, const void *row, int64_t k0) {
@@ -110,19 +117,26 @@ static const uint8_t *row_at(uint32_t type, const void *row, int64_t k0) {
     return (const uint8_t *)row + (size_t)(k0 / tr->block_size) * tr->block_bytes;
 }
 
-/* The dot order on rows dequantized 32 elements at a time, VEC_TOK tokens per pass. */
+/* Elements decoded at a time by the reference: one block of a quantized type, 32 of a float type. */
+static int decode_len(uint32_t type) {
+    int bs = dp_type_traits(type)->block_size;
+    return bs > 1 ? bs : 32;
+}
+
+/* The dot order on rows dequantized a block (or 32 elements) at a time, VEC_TOK tokens per pass. */
 #define VEC_TOK 8
 static void vecdot_ref(uint32_t type, const void *W, size_t row_bytes, int n_rows, const float *X, int64_t ldx,
                        int n_tok, int64_t n, float *Y, int64_t ldy) {
-    float w[32];
+    float w[256];
+    int step = decode_len(type);
     for (int r = 0; r < n_rows; r++) {
         const uint8_t *row = (const uint8_t *)W + (size_t)r * row_bytes;
         for (int t0 = 0; t0 < n_tok; t0 += VEC_TOK) {
             int nt = n_tok - t0 < VEC_TOK ? n_tok - t0 : VEC_TOK;
             const float *x = X + t0 * ldx;
             float l[VEC_TOK][16] = {{0}};
-            for (int64_t k0 = 0; k0 < n; k0 += 32) {
-                int len = n - k0 < 32 ? (int)(n - k0) : 32;
+            for (int64_t k0 = 0; k0 < n; k0 += step) {
+                int len = n - k0 < step ? (int)(n - k0) : step;
                 scalar_dequant[type](row_at(type, row, k0), w, len);
                 for (int t = 0; t < nt; t++)
                     for (int j = 0; j < len; j++) l[t][j & 15] = fmaf(w[j], x[t * ldx + k0 + j], l[t][j & 15]);
@@ -132,14 +146,15 @@ static void vecdot_ref(uint32_t type, const void *W, size_t row_bytes, int n_row
     }
 }
 
-/* Panel packing on rows dequantized 32 elements at a time. */
+/* Panel packing on rows dequantized a block (or 32 elements) at a time. */
 static void pack_ref(uint32_t type, const void *W, size_t row_bytes, int n_rows, int mr, int64_t k0, int64_t kc,
                      float *P) {
-    float w[32];
+    float w[256];
+    int step = decode_len(type);
     for (int i = 0; i < mr; i++) {
         const uint8_t *row = (const uint8_t *)W + (size_t)i * row_bytes;
-        for (int64_t c = 0; c < kc; c += 32) {
-            int len = kc - c < 32 ? (int)(kc - c) : 32;
+        for (int64_t c = 0; c < kc; c += step) {
+            int len = kc - c < step ? (int)(kc - c) : step;
             if (i < n_rows) scalar_dequant[type](row_at(type, row, k0 + c), w, len);
             for (int j = 0; j < len; j++) P[(c + j) * mr + i] = i < n_rows ? w[j] : 0.0f;
         }
@@ -159,6 +174,16 @@ SCALAR_TYPED(DP_TYPE_F16, f16)
 SCALAR_TYPED(DP_TYPE_BF16, bf16)
 SCALAR_TYPED(DP_TYPE_Q8_0, q8_0)
 SCALAR_TYPED(DP_TYPE_Q4_0, q4_0)
+SCALAR_TYPED(DP_TYPE_Q4_1, q4_1)
+SCALAR_TYPED(DP_TYPE_Q5_0, q5_0)
+SCALAR_TYPED(DP_TYPE_Q5_1, q5_1)
+SCALAR_TYPED(DP_TYPE_Q2_K, q2_k)
+SCALAR_TYPED(DP_TYPE_Q3_K, q3_k)
+SCALAR_TYPED(DP_TYPE_Q4_K, q4_k)
+SCALAR_TYPED(DP_TYPE_Q5_K, q5_k)
+SCALAR_TYPED(DP_TYPE_Q6_K, q6_k)
+SCALAR_TYPED(DP_TYPE_IQ4_NL, iq4_nl)
+SCALAR_TYPED(DP_TYPE_IQ4_XS, iq4_xs)
 
 /* ---- scalar reference of the q8 mode ---- */
 
@@ -189,43 +214,42 @@ static void quant_act_scalar(const float *x, int64_t n, int32_t off, int8_t *q, 
     for (int64_t b = 0; b < n / 32; b++) quant_act_block(x + b * 32, off, q + b * 32, d + b, bias + b);
 }
 
-/* Block b of a Q8_0 or Q4_0 row as integers qw and the f16 scale dw. */
-static void block_ints(uint32_t type, const uint8_t *row, int64_t b, int32_t qw[32], float *dw) {
-    const uint8_t *p = row + (size_t)b * (type == DP_TYPE_Q8_0 ? 34 : 18);
-    *dw = dp_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
-    for (int j = 0; j < 32; j++)
-        qw[j] = type == DP_TYPE_Q8_0 ? (int8_t)p[2 + j] : j < 16 ? (p[2 + j] & 0xF) - 8 : (p[2 + j - 16] >> 4) - 8;
-}
-
-/* The q8 order, one output at a time. */
+/* The q8 order, one output at a time, through the type's block dot (quants.c). */
 static void vecdot_q8_ref(uint32_t type, const void *W, size_t row_bytes, int n_rows, const struct dp_act_q8 *A,
                           int n_tok, float *Y, int64_t ldy) {
-    int64_t nb = A->n_in / 32;
-    int32_t qw[32];
+    dp_quants_q8_block_fn f = dp_quants_q8_block(type);
+    const struct dp_type_traits *tr = dp_type_traits(type);
+    int64_t bs = tr->block_size, nb = A->n_in / bs, n16 = A->n_in / 16;
     for (int r = 0; r < n_rows; r++) {
         const uint8_t *row = (const uint8_t *)W + (size_t)r * row_bytes;
         for (int t = 0; t < n_tok; t++) {
-            const int8_t *qx = A->q + (size_t)t * A->n_in;
-            float y = 0.0f, dw;
-            for (int64_t b = 0; b < nb; b++) {
-                block_ints(type, row, b, qw, &dw);
-                int32_t I = 0;
-                for (int j = 0; j < 32; j++) I += qw[j] * qx[b * 32 + j];
-                y = fmaf(dw * A->d[t * nb + b], (float)I, y);
-            }
+            const int8_t *qx = A->q + (size_t)t * (size_t)A->n_in;
+            float y = 0.0f;
+            for (int64_t b = 0; b < nb; b++)
+                y = f(row + (size_t)b * tr->block_bytes, qx + b * bs, A->d[t * nb + b], A->s ? A->s[t * nb + b] : 0.0f,
+                      A->sum16 ? A->sum16 + t * n16 + b * (bs / 16) : NULL, y);
             Y[t * ldy + r] = y;
         }
     }
 }
 
-static void vecdot_q8_ref_q8_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y,
-                               int64_t ldy) {
-    vecdot_q8_ref(DP_TYPE_Q8_0, W, rb, nr, A, nt, Y, ldy);
-}
-static void vecdot_q8_ref_q4_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y,
-                               int64_t ldy) {
-    vecdot_q8_ref(DP_TYPE_Q4_0, W, rb, nr, A, nt, Y, ldy);
-}
+#define SCALAR_Q8(T, NAME)                                                                                  \
+    static void vecdot_q8_ref_##NAME(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, \
+                                     float *Y, int64_t ldy) {                                               \
+        vecdot_q8_ref(T, W, rb, nr, A, nt, Y, ldy);                                                         \
+    }
+SCALAR_Q8(DP_TYPE_Q8_0, q8_0)
+SCALAR_Q8(DP_TYPE_Q4_0, q4_0)
+SCALAR_Q8(DP_TYPE_Q5_0, q5_0)
+SCALAR_Q8(DP_TYPE_IQ4_NL, iq4_nl)
+SCALAR_Q8(DP_TYPE_Q4_1, q4_1)
+SCALAR_Q8(DP_TYPE_Q5_1, q5_1)
+SCALAR_Q8(DP_TYPE_Q2_K, q2_k)
+SCALAR_Q8(DP_TYPE_Q3_K, q3_k)
+SCALAR_Q8(DP_TYPE_Q4_K, q4_k)
+SCALAR_Q8(DP_TYPE_Q5_K, q5_k)
+SCALAR_Q8(DP_TYPE_Q6_K, q6_k)
+SCALAR_Q8(DP_TYPE_IQ4_XS, iq4_xs)
 
 #define SCALAR_MR 8
 #define SCALAR_NR 4
@@ -245,22 +269,23 @@ static const struct dp_kernel_ops scalar_ops = {
     .dot = dot_scalar,
     .axpy = axpy_scalar,
     .attend = attend_scalar,
-    .dequant = {
-        [DP_TYPE_F32] = dequant_f32, [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
-        [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,
-    },
-    .vecdot = {
-        [DP_TYPE_F32] = vecdot_ref_f32, [DP_TYPE_F16] = vecdot_ref_f16, [DP_TYPE_BF16] = vecdot_ref_bf16,
-        [DP_TYPE_Q8_0] = vecdot_ref_q8_0, [DP_TYPE_Q4_0] = vecdot_ref_q4_0,
-    },
-    .pack = {
-        [DP_TYPE_F32] = pack_ref_f32, [DP_TYPE_F16] = pack_ref_f16, [DP_TYPE_BF16] = pack_ref_bf16,
-        [DP_TYPE_Q8_0] = pack_ref_q8_0, [DP_TYPE_Q4_0] = pack_ref_q4_0,
-    },
+    .dequant = {SCALAR_DEQUANT},
+#define SCALAR_ALL(P)                                                                                          \
+    {[DP_TYPE_F32] = P##f32, [DP_TYPE_F16] = P##f16, [DP_TYPE_BF16] = P##bf16, [DP_TYPE_Q8_0] = P##q8_0,       \
+     [DP_TYPE_Q4_0] = P##q4_0, [DP_TYPE_Q4_1] = P##q4_1, [DP_TYPE_Q5_0] = P##q5_0, [DP_TYPE_Q5_1] = P##q5_1,  \
+     [DP_TYPE_Q2_K] = P##q2_k, [DP_TYPE_Q3_K] = P##q3_k, [DP_TYPE_Q4_K] = P##q4_k, [DP_TYPE_Q5_K] = P##q5_k,  \
+     [DP_TYPE_Q6_K] = P##q6_k, [DP_TYPE_IQ4_NL] = P##iq4_nl, [DP_TYPE_IQ4_XS] = P##iq4_xs}
+    .vecdot = SCALAR_ALL(vecdot_ref_),
+    .pack = SCALAR_ALL(pack_ref_),
     .gemm = gemm_scalar,
     .mr = SCALAR_MR, .nr = SCALAR_NR, .nr_step = 1,
     .quant_act = quant_act_scalar,
-    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_ref_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_ref_q4_0},
+    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_ref_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_ref_q4_0,
+                  [DP_TYPE_Q5_0] = vecdot_q8_ref_q5_0, [DP_TYPE_IQ4_NL] = vecdot_q8_ref_iq4_nl,
+                  [DP_TYPE_Q4_1] = vecdot_q8_ref_q4_1, [DP_TYPE_Q5_1] = vecdot_q8_ref_q5_1,
+                  [DP_TYPE_Q2_K] = vecdot_q8_ref_q2_k, [DP_TYPE_Q3_K] = vecdot_q8_ref_q3_k,
+                  [DP_TYPE_Q4_K] = vecdot_q8_ref_q4_k, [DP_TYPE_Q5_K] = vecdot_q8_ref_q5_k,
+                  [DP_TYPE_Q6_K] = vecdot_q8_ref_q6_k, [DP_TYPE_IQ4_XS] = vecdot_q8_ref_iq4_xs},
 };
 
 /* ---- dispatch ---- */
@@ -301,12 +326,17 @@ dp_status dp_kernels_act_parse(const char *name, enum dp_act *out) {
     return DP_OK;
 }
 
+/* Whether set k computes the q8 order of `type` (a Q8_0-rounded type also needs the set's rounding). */
+static bool has_q8(const struct dp_kernel_ops *k, uint32_t type) {
+    return k && k->vecdot_q8[type] && (dp_quants_act_kind(type) != DP_ACT_KIND_Q8_0 || k->quant_act);
+}
+
 const struct dp_kernel_ops *dp_kernels_q8(uint32_t type) {
     const struct dp_kernel_ops *k = dp_kernels();
-    DP_ASSERT(type == DP_TYPE_Q8_0 || type == DP_TYPE_Q4_0);
-    if (k->quant_act && k->vecdot_q8[type]) return k;
+    DP_ASSERT(dp_quants_act_kind(type) != DP_ACT_KIND_NONE);
+    if (has_q8(k, type)) return k;
     const struct dp_kernel_ops *avx2 = k != &scalar_ops ? dp_kernels_avx2() : NULL;
-    return avx2 && avx2->quant_act && avx2->vecdot_q8[type] ? avx2 : &scalar_ops;
+    return has_q8(avx2, type) ? avx2 : &scalar_ops;
 }
 
 bool dp_kernels_supported(uint32_t type) { return type < DP_TYPE_COUNT && scalar_dequant[type]; }
@@ -470,32 +500,50 @@ static void gemm_worker(void *ctx, int ith, int nth) {
 
 struct q8_job {
     struct matmul_job m; /* the product (Xp and n_kpack unused; k is the set of dp_kernels_q8) */
+    enum dp_act_kind kind;
     int8_t *q;
-    float *d;
-    int32_t *bias;
+    float *d, *s;
+    int32_t *bias, *sum16;
 };
+
+/* The unsigned offset of a Q8_0-rounded type's codes for the SIMD sets: u = qw + off >= 0. */
+static int32_t q8_offset(uint32_t type) {
+    switch (type) {
+    case DP_TYPE_Q4_0: return 8;
+    case DP_TYPE_Q5_0: return 16;
+    default: return 128; /* Q8_0, IQ4_NL */
+    }
+}
 
 static void q8_quant_worker(void *ctx, int ith, int nth) {
     const struct q8_job *j = ctx;
     const struct matmul_job *m = &j->m;
-    int64_t lo, hi, nb = m->n_in / 32;
+    int64_t lo, hi, n = m->n_in, nb = n / dp_quants_act_block(j->kind);
     dp_pool_split(m->n_tok, ith, nth, &lo, &hi);
-    int32_t off = m->type == DP_TYPE_Q8_0 ? 128 : 8;
-    for (int64_t t = lo; t < hi; t++)
-        m->k->quant_act(m->X + t * m->n_in, m->n_in, off, j->q + t * m->n_in, j->d + t * nb, j->bias + t * nb);
+    for (int64_t t = lo; t < hi; t++) {
+        const float *x = m->X + t * n;
+        int8_t *q = j->q + t * n;
+        if (j->kind == DP_ACT_KIND_Q8_0) m->k->quant_act(x, n, q8_offset(m->type), q, j->d + t * nb, j->bias + t * nb);
+        else if (j->kind == DP_ACT_KIND_Q8_1) dp_quants_act_q8_1(x, n, q, j->d + t * nb, j->s + t * nb);
+        else dp_quants_act_q8_k(x, n, q, j->d + t * nb, j->sum16 + t * (n / 16));
+    }
 }
 
 static void q8_worker(void *ctx, int ith, int nth) {
     const struct q8_job *j = ctx;
     const struct matmul_job *m = &j->m;
-    int64_t lo, hi, nb = m->n_in / 32;
+    int64_t lo, hi, nb = m->n_in / dp_quants_act_block(j->kind), n16 = m->n_in / 16;
     row_share(m->n_out, ith, nth, &lo, &hi);
     dp_vecdot_q8_fn f = m->k->vecdot_q8[m->type];
     for (int64_t r0 = lo; r0 < hi; r0 += VEC_UNIT) {
         int nr = hi - r0 < VEC_UNIT ? (int)(hi - r0) : VEC_UNIT;
         for (int t0 = 0; t0 < m->n_tok; t0 += Q8_TOK_CHUNK) {
             int nt = m->n_tok - t0 < Q8_TOK_CHUNK ? m->n_tok - t0 : Q8_TOK_CHUNK;
-            struct dp_act_q8 a = {j->q + (size_t)t0 * m->n_in, j->d + t0 * nb, j->bias + t0 * nb, m->n_in};
+            struct dp_act_q8 a = {j->q + (size_t)t0 * m->n_in, j->d + t0 * nb,
+                                  j->kind == DP_ACT_KIND_Q8_0 ? j->bias + t0 * nb : NULL,
+                                  m->n_in,
+                                  j->kind == DP_ACT_KIND_Q8_1 ? j->s + t0 * nb : NULL,
+                                  j->kind == DP_ACT_KIND_Q8_K ? j->sum16 + t0 * n16 : NULL};
             f(m->W + (size_t)r0 * m->row_bytes, m->row_bytes, nr, &a, nt, m->Y + (size_t)t0 * m->n_out + r0, m->n_out);
         }
     }
@@ -503,13 +551,15 @@ static void q8_worker(void *ctx, int ith, int nth) {
 
 static void matmul_q8(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in, int64_t n_out, const float *X,
                       int n_tok, float *Y) {
-    DP_ASSERT(n_in % 32 == 0);
-    size_t nb = (size_t)n_in / 32, n_scales = (size_t)n_tok * nb;
-    /* one buffer: d and bias (n_scales each), then q from a 64-byte boundary */
-    size_t q_at = (2 * n_scales * sizeof(float) + 63) / 64 * 64;
+    enum dp_act_kind kind = dp_quants_act_kind(type);
+    DP_ASSERT(n_in % dp_quants_act_block(kind) == 0);
+    /* one buffer: d, s, bias (n_in/32 per token each, enough for every kind), sum16, then q on a 64-byte boundary */
+    size_t n32 = (size_t)n_tok * ((size_t)n_in / 32), n16 = 2 * n32;
+    size_t q_at = ((3 * n32 + n16) * sizeof(float) + 63) / 64 * 64;
     float *buf = scratch(SCRATCH_ACT, (q_at + (size_t)n_tok * (size_t)n_in + 3) / sizeof(float));
     struct q8_job j = {{dp_kernels_q8(type), W, type, n_in, n_out, dp_type_row_bytes(type, n_in), X, n_tok, Y, NULL, 0},
-                       (int8_t *)((uint8_t *)buf + q_at), buf, (int32_t *)(buf + n_scales)};
+                       kind, (int8_t *)((uint8_t *)buf + q_at), buf, buf + n32, (int32_t *)(buf + 2 * n32),
+                       (int32_t *)(buf + 3 * n32)};
     if (n_tok >= 8) dp_pool_run(pool, q8_quant_worker, &j);
     else q8_quant_worker(&j, 0, 1);
     dp_pool_run(pool, q8_worker, &j);
@@ -520,7 +570,7 @@ void dp_matmul(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in,
     DP_ASSERT(dp_kernels_supported(type));
     /* a tiny product costs less than waking a thread: the caller runs it (same bits for any split) */
     if ((double)n_in * (double)n_out * n_tok < DP_MATMUL_MIN_PARALLEL) pool = NULL;
-    if (dp_kernels_act() == DP_ACT_Q8 && (type == DP_TYPE_Q8_0 || type == DP_TYPE_Q4_0)) {
+    if (dp_kernels_act() == DP_ACT_Q8 && dp_quants_act_kind(type) != DP_ACT_KIND_NONE) {
         matmul_q8(pool, W, type, n_in, n_out, X, n_tok, Y);
         return;
     }

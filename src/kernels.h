@@ -52,6 +52,7 @@
 
 #include "pool.h"
 #include "quantize.h"
+#include "quants.h"
 #include "types.h"
 
 /* dp_matmul uses the gemm order from this many tokens on, the dot order below it. */
@@ -92,10 +93,12 @@ typedef void (*dp_gemm_fn)(const float *P, const float *Xp, int nr_b, int64_t kc
  * sum qw*qx = sum u*qx + bias.
  */
 struct dp_act_q8 {
-    const int8_t *q;     /* (n_tok, n_in): the rounded values */
-    const float *d;      /* (n_tok, nb): block scales (f16 values, as f32) */
-    const int32_t *bias; /* (n_tok, nb): -off * sum of the block's q */
+    const int8_t *q;      /* (n_tok, n_in): the rounded values */
+    const float *d;       /* (n_tok, nb): block scales (Q8_0/Q8_1: f16 values as f32, nb = n_in/32; Q8_K: f32, n_in/256) */
+    const int32_t *bias;  /* Q8_0 only, (n_tok, nb): -off * sum of the block's q; NULL otherwise */
     int64_t n_in;
+    const float *s;       /* Q8_1 only, (n_tok, nb): the block's s (f16 of d * sum q, as f32); NULL otherwise */
+    const int32_t *sum16; /* Q8_K only, (n_tok, n_in/16): sums of q over 16 elements; NULL otherwise */
 };
 /* Round x[0..n) (n a multiple of 32) to Q8_0 blocks as llama.cpp does, into q, d and bias (see above). */
 typedef void (*dp_quant_act_fn)(const float *x, int64_t n, int32_t off, int8_t *q, float *d, int32_t *bias);
