@@ -17,6 +17,7 @@
  */
 #include "export.h"
 
+#include "quantize.h"
 #include "sha256.h"
 
 #include <errno.h>
@@ -169,9 +170,12 @@ struct ctx {
     const struct dp_gguf *g;
     const struct plan *p;
     struct dp_gguf_writer *w;
-    uint32_t mat_type, vec_type;        /* new matrices in out_type, new vectors in F32 */
+    uint32_t out_type;                  /* opts->out_type: a type or DP_EXPORT_SOURCE_TYPES */
+    uint32_t vec_type;                  /* new vectors: F32 */
     void **bufs;                        /* new tensor data, freed after writing */
     int n_bufs, cap_bufs;
+    bool lossless;                      /* every new tensor so far in F32 */
+    int n_fallback;                     /* matrices written in a fallback type */
 };
 
 static void *keep(struct ctx *x, void *buf) {
@@ -202,10 +206,16 @@ static dp_status add_new(struct ctx *x, const char *name, uint32_t type, const f
                        (long long)n_in, tt->name, tt->block_size);
     size_t row = dp_type_row_bytes(type, n_in), nbytes = row * (size_t)n_out;
     uint8_t *q = keep(x, dp_malloc(nbytes));
-    if (!q) return DP_ERR_NOMEM;
+    float *back = type == DP_TYPE_F32 ? NULL : keep(x, dp_malloc((size_t)n_in * sizeof *back));
+    if (!q || (type != DP_TYPE_F32 && !back)) return DP_ERR_NOMEM;
     for (int64_t r = 0; r < n_out; r++) {
         dp_status st = dp_quantize_row(type, v + r * n_in, q + (size_t)r * row, n_in);
         if (st) return st;
+        /* lossless while every value reads back as computed (zero placeholders do in any type) */
+        if (back && x->lossless) {
+            dp_dequant_row(type, q + (size_t)r * row, back, n_in);
+            for (int64_t k = 0; k < n_in && x->lossless; k++) x->lossless = back[k] == v[r * n_in + k];
+        }
     }
     int64_t ne[2] = {n_in, n_out};
     return dp_gguf_add_tensor(x->w, name, type, n_out == 1 ? 1 : 2, ne, q, nbytes);
@@ -236,7 +246,48 @@ static int block_of(const char *name, const char **rest) {
     return (int)n;
 }
 
-/* ffn_down.bias of an output block: the source's (if kept) plus the constant. */
+/* The type of source tensor blk.<src>.<sfx>, else of the first block that has one, else F32. */
+static uint32_t source_type(struct ctx *x, int src, const char *sfx) {
+    const struct dp_gguf_tensor *t = src_tensor(x, src, sfx);
+    for (int k = 0; !t && k < x->m->cfg.n_layers; k++) t = src_tensor(x, k, sfx);
+    return t ? t->type : DP_TYPE_F32;
+}
+
+/*
+ * The type asked for a new or modified matrix whose counterpart in the
+ * source has type `orig`: out_type, or orig itself for
+ * DP_EXPORT_SOURCE_TYPES; Q8_0 for a type the quantizer cannot write.
+ */
+static uint32_t wanted_type(const struct ctx *x, uint32_t orig) {
+    uint32_t t = x->out_type == DP_EXPORT_SOURCE_TYPES ? orig : x->out_type;
+    return dp_quantize_supported(t) ? t : DP_TYPE_Q8_0;
+}
+
+/* A new matrix of n_out rows of n_in in `want`, or in its fallback when a row is not whole blocks of it. */
+static dp_status add_matrix(struct ctx *x, const char *name, uint32_t want, const float *v, int64_t n_in,
+                            int64_t n_out) {
+    uint32_t t = dp_quantize_fallback(want, n_in);
+    x->n_fallback += t != want;
+    return add_new(x, name, t, v, n_in, n_out);
+}
+
+/* The FFN matrix types of output block b (gate, up, down), before any fallback. */
+static void ffn_types(struct ctx *x, const struct out_block *b, uint32_t t[3]) {
+    t[0] = wanted_type(x, source_type(x, b->src, "ffn_gate.weight"));
+    t[1] = wanted_type(x, source_type(x, b->src, "ffn_up.weight"));
+    t[2] = wanted_type(x, source_type(x, b->src, "ffn_down.weight"));
+}
+
+/* Width of the FFN slot of a low-rank map: its rank, rounded up to 32 when any of its matrices is quantized. */
+static int64_t lowrank_width(struct ctx *x, const struct out_block *b) {
+    uint32_t t[3];
+    ffn_types(x, b, t);
+    bool quant = false;
+    for (int k = 0; k < 3; k++) quant |= dp_type_traits(t[k])->block_size > 1;
+    return quant ? (b->lr->rank + 31) / 32 * 32 : b->lr->rank;
+}
+
+/* ffn_down.bias of an output block: the source's (if kept, in its type) plus the constant. */
 static dp_status write_down_bias(struct ctx *x, int i, const struct out_block *b, bool from_src) {
     int dim = x->p->dim;
     const struct dp_weight *bd = &x->m->layers[b->src].b_down;
@@ -245,17 +296,20 @@ static dp_status write_down_bias(struct ctx *x, int i, const struct out_block *b
     if (!v) return DP_ERR_NOMEM;
     if (from_src && bd->data) dp_dequant_row(bd->type, bd->data, v, dim);
     for (int k = 0; k < dim; k++) v[k] += b->bias[k];
+    uint32_t type = x->vec_type;
+    if (from_src && bd->data && dp_quantize_supported(bd->type)) type = dp_quantize_fallback(bd->type, dim);
     char name[64];
     snprintf(name, sizeof name, "blk.%d.ffn_down.bias", i);
-    return add_new(x, name, x->vec_type, v, dim, 1);
+    return add_new(x, name, type, v, dim, 1);
 }
 
 /* The low-rank map in output block i's FFN slot (see export.h). */
 static dp_status write_lowrank(struct ctx *x, int i, const struct out_block *b) {
     const struct dp_unit_recovery *u = b->lr;
     int64_t dim = x->p->dim, r = u->rank;
-    bool quant = dp_type_traits(x->mat_type)->block_size > 1;
-    int64_t rp = quant ? (r + 31) / 32 * 32 : r;   /* ffn_down rows are rp wide */
+    int64_t rp = lowrank_width(x, b);   /* ffn_down rows are rp wide */
+    uint32_t t[3];
+    ffn_types(x, b, t);
     char name[64], sfx[32];
     snprintf(sfx, sizeof sfx, "%s.weight", b->norm);
     const struct dp_gguf_tensor *norm = src_tensor(x, b->src, sfx);
@@ -273,19 +327,21 @@ static dp_status write_lowrank(struct ctx *x, int i, const struct out_block *b) 
     snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", i);
     if ((st = copy_tensor(x, norm, name))) return st;
     snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", i);
-    if ((st = add_new(x, name, x->mat_type, gate, dim, rp))) return st;
+    if ((st = add_matrix(x, name, t[0], gate, dim, rp))) return st;
     snprintf(name, sizeof name, "blk.%d.ffn_gate.bias", i);
     if ((st = add_new(x, name, x->vec_type, gbias, rp, 1))) return st;
     snprintf(name, sizeof name, "blk.%d.ffn_up.weight", i);
-    if ((st = add_new(x, name, x->mat_type, up, dim, rp))) return st;
+    if ((st = add_matrix(x, name, t[1], up, dim, rp))) return st;
     snprintf(name, sizeof name, "blk.%d.ffn_down.weight", i);
-    if ((st = add_new(x, name, x->mat_type, down, rp, dim))) return st;
+    if ((st = add_matrix(x, name, t[2], down, rp, dim))) return st;
     return write_down_bias(x, i, b, false);
 }
 
 /* The zero FFN placeholder of width 32 in output block i. */
 static dp_status write_zero_ffn(struct ctx *x, int i, const struct out_block *b) {
     int64_t dim = x->p->dim, w = ZERO_FFN_WIDTH;
+    uint32_t t[3];
+    ffn_types(x, b, t);
     char name[64];
     float *z = zeros(x, (size_t)(w * dim)), *ones = zeros(x, (size_t)dim);
     if (!z || !ones) return DP_ERR_NOMEM;
@@ -294,16 +350,16 @@ static dp_status write_zero_ffn(struct ctx *x, int i, const struct out_block *b)
     snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", i);
     if ((st = add_new(x, name, x->vec_type, ones, dim, 1))) return st;
     snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", i);
-    if ((st = add_new(x, name, x->mat_type, z, dim, w))) return st;
+    if ((st = add_matrix(x, name, t[0], z, dim, w))) return st;
     snprintf(name, sizeof name, "blk.%d.ffn_up.weight", i);
-    if ((st = add_new(x, name, x->mat_type, z, dim, w))) return st;
+    if ((st = add_matrix(x, name, t[1], z, dim, w))) return st;
     snprintf(name, sizeof name, "blk.%d.ffn_down.weight", i);
-    if ((st = add_new(x, name, x->mat_type, z, w, dim))) return st;
+    if ((st = add_matrix(x, name, t[2], z, w, dim))) return st;
     return write_down_bias(x, i, b, false);
 }
 
 /* Zero linear attention in output block i: x + 0 . (attn_norm . RMSNorm(x)). */
-static dp_status write_zero_linear(struct ctx *x, int i) {
+static dp_status write_zero_linear(struct ctx *x, int i, int src) {
     int64_t dim = x->p->dim;
     char name[64];
     float *z = zeros(x, (size_t)(dim * dim)), *ones = zeros(x, (size_t)dim);
@@ -313,7 +369,7 @@ static dp_status write_zero_linear(struct ctx *x, int i) {
     snprintf(name, sizeof name, "blk.%d.attn_norm.weight", i);
     if ((st = add_new(x, name, x->vec_type, ones, dim, 1))) return st;
     snprintf(name, sizeof name, "blk.%d.attn_output.weight", i);
-    return add_new(x, name, x->mat_type, z, dim, dim);
+    return add_matrix(x, name, wanted_type(x, source_type(x, src, "attn_output.weight")), z, dim, dim);
 }
 
 /* Output block i: original tensors of its source block renamed, then the new ones. */
@@ -332,7 +388,7 @@ static dp_status write_block(struct ctx *x, int i) {
         st = copy_tensor(x, T, name);
     }
     if (st) return st;
-    if (b->attn == ATTN_ZERO_LINEAR && (st = write_zero_linear(x, i))) return st;
+    if (b->attn == ATTN_ZERO_LINEAR && (st = write_zero_linear(x, i, b->src))) return st;
     switch (b->ffn) {
     case FFN_ORIG: return write_down_bias(x, i, b, true);
     case FFN_ZERO: return write_zero_ffn(x, i, b);
@@ -355,7 +411,7 @@ static dp_status write_embedding(struct ctx *x) {
         dp_dequant_row(E->type, E->data + (size_t)r * row, o, dim);
         for (int64_t k = 0; k < dim; k++) o[k] += x->p->embd_bias[k];
     }
-    dp_status st = add_new(x, "token_embd.weight", x->mat_type, v, dim, n_vocab);
+    dp_status st = add_matrix(x, "token_embd.weight", wanted_type(x, E->type), v, dim, n_vocab);
     /* a tied head must keep the original embedding */
     if (!st && !dp_gguf_find_tensor(x->g, "output.weight")) st = copy_tensor(x, E, "output.weight");
     return st;
@@ -413,9 +469,7 @@ static dp_status write_metadata(struct ctx *x, const char *arch) {
         struct dp_layer_shape s = x->m->layers[o->src].shape;
         nh[b] = o->attn == ATTN_ORIG ? s.n_head : o->attn == ATTN_ZERO_LINEAR ? c->n_head : 0;
         nkv[b] = o->attn == ATTN_ORIG ? s.n_head_kv : 0;
-        bool quant = dp_type_traits(x->mat_type)->block_size > 1;
-        nff[b] = o->ffn == FFN_ORIG ? s.n_ff : o->ffn == FFN_ZERO ? ZERO_FFN_WIDTH
-                 : quant ? (o->lr->rank + 31) / 32 * 32 : o->lr->rank;
+        nff[b] = o->ffn == FFN_ORIG ? s.n_ff : o->ffn == FFN_ZERO ? ZERO_FFN_WIDTH : (int32_t)lowrank_width(x, o);
     }
     dp_gguf_set_arr(x->w, "deci.attention.head_count", DP_GGUF_I32, nh, (uint64_t)n);
     dp_gguf_set_arr(x->w, "deci.attention.head_count_kv", DP_GGUF_I32, nkv, (uint64_t)n);
@@ -479,7 +533,8 @@ static dp_status write_provenance(struct ctx *x, const struct dp_mask *mask, con
     if (o->scheme) dp_gguf_set_str(x->w, "depthprune.scheme", o->scheme);
     if (o->calib) dp_gguf_set_str(x->w, "depthprune.calib", o->calib);
     if (o->plan) dp_gguf_set_str(x->w, "depthprune.plan", o->plan);
-    dp_gguf_set_str(x->w, "depthprune.out_type", dp_type_name(x->mat_type));
+    dp_gguf_set_str(x->w, "depthprune.out_type",
+                    x->out_type == DP_EXPORT_SOURCE_TYPES ? "source" : dp_type_name(x->out_type));
     const char **what = keep(x, dp_malloc((size_t)x->p->n * sizeof *what));
     if (!what) return DP_ERR_NOMEM;
     for (int i = 0; i < x->p->n; i++) what[i] = x->p->b[i].what;
@@ -500,8 +555,9 @@ dp_status dp_export(const struct dp_model *m, const struct dp_mask *mask, const 
         return dp_fail(DP_ERR_UNSUPPORTED, "%s: export needs a GGUF source (this is a %s checkpoint)", m->path,
                        m->format);
     uint32_t t = o->out_type;
-    if (t != DP_TYPE_F32 && t != DP_TYPE_F16 && t != DP_TYPE_BF16 && t != DP_TYPE_Q8_0 && t != DP_TYPE_Q4_0)
-        return dp_fail(DP_ERR_ARG, "output type %s is not F32, F16, BF16, Q8_0 or Q4_0", dp_type_name(t));
+    if (t != DP_EXPORT_SOURCE_TYPES && !dp_quantize_supported(t))
+        return dp_fail(DP_ERR_ARG, "output type %s cannot be written (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
+                       "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS can)", dp_type_name(t));
     if (mask->n_layers != m->cfg.n_layers)
         return dp_fail(DP_ERR_ARG, "%s: the mask is for %d blocks, the model has %d", m->path, mask->n_layers,
                        m->cfg.n_layers);
@@ -517,7 +573,7 @@ dp_status dp_export(const struct dp_model *m, const struct dp_mask *mask, const 
         if (p.b[i].bias)
             st = dp_fail(DP_ERR_UNSUPPORTED, "%s: llama.cpp's %s graph has no ffn_down.bias to fold a constant into",
                          m->path, arch);
-    struct ctx x = {m, m->gguf, &p, NULL, t, DP_TYPE_F32, NULL, 0, 0};
+    struct ctx x = {m, m->gguf, &p, NULL, t, DP_TYPE_F32, NULL, 0, 0, true, 0};
     char sha[65];
     if (!st) {
         dp_sha256_hex(m->gguf->data, m->gguf->size, sha);
@@ -537,6 +593,8 @@ dp_status dp_export(const struct dp_model *m, const struct dp_mask *mask, const 
         memset(info, 0, sizeof *info);
         snprintf(info->arch, sizeof info->arch, "%s", arch);
         info->n_blocks = p.n;
+        info->lossless = x.lossless;
+        info->n_fallback = x.n_fallback;
         memcpy(info->sha256, sha, sizeof sha);
     }
     dp_gguf_writer_free(x.w);

@@ -27,11 +27,21 @@
  *
  * Everything else is copied byte for byte (metadata pairs and tensors,
  * quantized ones keeping type and bytes). New or modified matrices are
- * written in opts->out_type (F32 unless told; F16, BF16, Q8_0, Q4_0); new
- * vectors (biases, norm weights) always in F32, as llama.cpp's converters
- * and llama-quantize keep 1-D tensors. Provenance goes into `depthprune.*`
- * keys, which loading never reads. Output is atomic (temporary file, then
- * rename) and never replaces the model's own file.
+ * written in opts->out_type, or with DP_EXPORT_SOURCE_TYPES (the CLI's
+ * default) in the type of their counterpart in the source: token_embd
+ * with a folded constant in token_embd's type; the zero FFN, low-rank map
+ * or zero linear attention of output block i in the types of the source
+ * block's ffn_gate / ffn_up / ffn_down / attn_output (the same kind in
+ * another block when it has none, F32 when no block has one). So a Q4_K_M
+ * model stays a Q4_K_M-sized file. A row that is not a whole number of
+ * blocks of that type (a ffn_down of width 32 or R) takes llama-quantize's
+ * fallback (dp_quantize_fallback: Q4_K -> Q5_0, Q6_K -> Q8_0, ...), a
+ * source type the quantizer cannot write takes Q8_0. Vectors: a modified
+ * ffn_down.bias keeps its type, new ones (biases, norm weights) are F32, as
+ * llama.cpp's converters and llama-quantize keep 1-D tensors. Provenance
+ * goes into `depthprune.*` keys (depthprune.out_type: the type asked for,
+ * or "source"), which loading never reads. Output is atomic (temporary
+ * file, then rename) and never replaces the model's own file.
  */
 #ifndef DP_EXPORT_H
 #define DP_EXPORT_H
@@ -39,8 +49,12 @@
 #include "model.h"
 #include "recover.h"
 
+/* opts->out_type: each new or modified matrix in the type of its counterpart in the source */
+#define DP_EXPORT_SOURCE_TYPES 0xffffffffu
+
 struct dp_export_opts {
-    uint32_t out_type;          /* DP_TYPE_F32 (0, the default), F16, BF16, Q8_0 or Q4_0 */
+    uint32_t out_type;          /* DP_EXPORT_SOURCE_TYPES, or a type dp_quantize_row writes
+                                   (F32 is 0: a zeroed struct or NULL opts writes F32) */
     /* provenance (NULL when unknown or not applicable) */
     const char *removed;        /* removed units in removal order ("b2,a4"); NULL: from the mask */
     const char *metric, *scheme, *calib, *plan;
@@ -51,6 +65,8 @@ struct dp_export_info {
     char arch[32];              /* of the output: the source's, or "deci" */
     int n_blocks;               /* output blocks */
     char sha256[65];            /* of the source file */
+    bool lossless;              /* every new or modified tensor reads back exactly as computed */
+    int n_fallback;             /* new or modified matrices in a fallback type (rows not whole blocks) */
 };
 
 /*

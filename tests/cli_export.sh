@@ -73,6 +73,21 @@ $DP synth -o $TMP/t.gguf --dim 64 --ff 128 --heads 4 --kv-heads 2 --layers 3 --t
 $DP prune -m $TMP/t.gguf --drop b0 --recover mean $C --save-plan $TMP/tp.json -o $TMP/t-b0.gguf >/dev/null 2>&1 || bad "prune tied"
 close "$(ppl -m $TMP/t-b0.gguf)" "$(ppl -m $TMP/t.gguf --plan $TMP/tp.json)" 1e-5 "tied head, block 0 mean"
 
+# a Q4_K_M file stays Q4_K_M: new matrices in their source counterparts' types (a 32-wide ffn_down of
+# Q6_K falls back to Q8_0, with a note), a folded constant requantized in Q4_K; exact where nothing rounds
+Q=$S/models/quants/synth-llama-q4_k_m.gguf
+$DP prune -m $Q --drop f1 -o $TMP/q-f1.gguf --json >$TMP/qf1.out 2>$TMP/qf1.err || bad "prune Q4_K_M f1: $(cat $TMP/qf1.err)"
+eq "$(sed -n 's/.*"out_type": *"\([A-Za-z0-9_]*\)".*/\1/p' $TMP/qf1.out)" "source" "default out_type"
+grep -q "fallback type" $TMP/qf1.err && ok || bad "fallback note: $(cat $TMP/qf1.err)"
+close "$(ppl -m $TMP/q-f1.gguf)" "$(ppl -m $Q --drop f1)" 1e-6 "Q4_K_M zero FFN export"
+$DP prune -m $Q --drop b0 --recover mean $C -o $TMP/q-b0.gguf >/dev/null 2>&1 || bad "prune Q4_K_M b0 mean"
+$DP prune -m $Q --drop b0 -o $TMP/q-b0n.gguf >/dev/null 2>&1 || bad "prune Q4_K_M b0"
+s0=$(wc -c <$TMP/q-b0n.gguf); s1=$(wc -c <$TMP/q-b0.gguf)
+awk -v a="$s0" -v b="$s1" 'BEGIN { exit !(b < a * 1.01 && b > a * 0.99) }' && ok || bad "Q4_K_M b0 mean size $s1, without $s0"
+$DP prune -m $Q --drop b0 --recover mean $C --out-type F32 -o $TMP/q-b0f.gguf >/dev/null 2>&1 || bad "prune --out-type F32"
+s2=$(wc -c <$TMP/q-b0f.gguf)
+[ "$s2" -gt "$s1" ] && ok || bad "an F32 embedding is larger: $s1 vs $s2"
+
 # qwen2 keeps its arch for whole blocks; llama.cpp's qwen2 graph cannot hold sublayer removal
 $DP synth -o $TMP/q.gguf --arch qwen2 --dim 64 --ff 128 --heads 4 --kv-heads 2 --layers 3 2>/dev/null || bad "synth qwen2"
 $DP prune -m $TMP/q.gguf --drop b1 -o $TMP/q-b1.gguf >/dev/null 2>&1 || bad "prune qwen2 b1"
@@ -87,7 +102,7 @@ fails "every block" prune -m $M --drop b0,b1,b2,b3,b4 -o $TMP/none.gguf
 fails "bad unit" prune -m $M --drop b7 -o $TMP/none.gguf
 fails "no units" prune -m $M -o $TMP/none.gguf
 fails "no output" prune -m $M --drop b1
-fails "bad out-type" prune -m $M --drop b1 --out-type Q5_K -o $TMP/none.gguf
+fails "bad out-type" prune -m $M --drop b1 --out-type IQ2_XXS -o $TMP/none.gguf
 fails "both drop and scores" prune -m $M --drop b1 --scores x.json --metric m --count 1 -o $TMP/none.gguf
 fails "missing scores" prune -m $M --scores $TMP/nothing.json --metric loo_loss --count 1 -o $TMP/none.gguf
 fails "unwritable" prune -m $M --drop b1 -o $TMP/no/dir/x.gguf

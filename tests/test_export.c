@@ -12,6 +12,7 @@
 
 #include "export.h"
 #include "gguf.h"
+#include "quantize.h"
 #include "recover.h"
 #include "sha256.h"
 
@@ -492,9 +493,144 @@ static void test_stories(struct dp_pool *pool) {
     dp_mask_all(m, &mask);
     CHECK(dp_export(m, &mask, NULL, NULL, dp_model_path(m), NULL) == DP_ERR_ARG &&
           strstr(dp_last_error(), "overwrite"));
-    struct dp_export_opts bad = {.out_type = DP_TYPE_Q4_1};
+    struct dp_export_opts bad = {.out_type = DP_TYPE_IQ2_XXS};
     CHECK(dp_export(m, &mask, NULL, &bad, tmp("x.gguf"), NULL) == DP_ERR_ARG && access(tmp("x.gguf"), F_OK));
     CHECK(dp_export(m, &mask, NULL, NULL, "/nonexistent-dir/x.gguf", NULL) == DP_ERR_IO);
+    dp_model_close(m);
+}
+
+/* Sum of the tensor bytes of a file. */
+static size_t tensor_bytes(const struct dp_gguf *g) {
+    size_t n = 0;
+    for (uint64_t i = 0; i < g->n_tensors; i++) n += g->tensors[i].nbytes;
+    return n;
+}
+
+/* Whether token_embd of `e` is, row by row, dp_quantize_row(type) of src's embedding plus c. */
+static bool embd_is_requantized(const struct dp_gguf *e, const struct dp_gguf *src, const float *c, uint32_t type) {
+    const struct dp_gguf_tensor *te = dp_gguf_find_tensor(e, "token_embd.weight");
+    const struct dp_gguf_tensor *ts = dp_gguf_find_tensor(src, "token_embd.weight");
+    if (!te || !ts || te->type != type) return false;
+    int64_t dim = ts->ne[0];
+    size_t rs = dp_type_row_bytes(ts->type, dim), re = dp_type_row_bytes(type, dim);
+    float v[1024];
+    uint8_t q[2048];
+    for (int64_t r = 0; r < ts->ne[1]; r++) {
+        dp_dequant_row(ts->type, ts->data + r * rs, v, dim);
+        for (int64_t k = 0; k < dim; k++) v[k] += c[k];
+        if (dp_quantize_row(type, v, q, dim) || memcmp(q, te->data + r * re, re)) return false;
+    }
+    return true;
+}
+
+/*
+ * Exports of K-quant files (llama-quantize's Q4_K_M of the synthetic llama)
+ * keep their types: kept tensors are byte copies, a modified token_embd is
+ * requantized in Q4_K, new matrices take the type of their source block's
+ * counterpart (or llama-quantize's fallback for rows of 32), so the file
+ * stays Q4_K_M-sized; and every type the quantizer writes works as
+ * --out-type on the F32 twin.
+ */
+static void test_kquants(struct dp_pool *pool) {
+    struct dp_model *m;
+    if (dp_model_open(test_shared("models/quants/synth-llama-q4_k_m.gguf"), NULL, &m)) {
+        fprintf(stderr, "%s\n", dp_last_error());
+        CHECK(0);
+        return;
+    }
+    const struct dp_gguf *src = gguf_of(m);
+    const uint32_t S = DP_EXPORT_SOURCE_TYPES;
+    /* a whole block: every kept tensor byte for byte, the file shrinks by exactly that block */
+    struct dp_model *e = roundtrip(m, pool, "b1", -1, S, true, 0, "llama", 1, tmp("km-b1.gguf"));
+    if (e) {
+        const struct dp_gguf *g = gguf_of(e);
+        bool all = true;
+        size_t blk1 = 0;
+        for (uint64_t i = 0; i < src->n_tensors; i++) {
+            const char *n = src->tensors[i].name;
+            if (!strncmp(n, "blk.1.", 6)) blk1 += src->tensors[i].nbytes;
+            else all = all && same_tensor(g, n, src, n);
+        }
+        CHECK_MSG(all, "Q4_K_M export: kept tensors are byte copies");
+        CHECK_EQ_INT(tensor_bytes(g), tensor_bytes(src) - blk1);
+        char buf[32];
+        CHECK(dp_gguf_get_str(g, "depthprune.out_type", true, buf, sizeof buf) == DP_OK && !strcmp(buf, "source"));
+        dp_model_close(e);
+    }
+    /* a zero FFN: gate/up in blk.1's Q4_K, the 32-wide ffn_down in the fallback of blk.1's Q6_K (Q8_0); exact */
+    struct dp_mask mask;
+    struct dp_export_opts o = {.out_type = S};
+    struct dp_export_info info;
+    e = roundtrip(m, pool, "f1", -1, S, true, 0, "deci", 2, tmp("km-f1.gguf"));
+    if (e) {
+        const struct dp_gguf *g = gguf_of(e);
+        const struct dp_gguf_tensor *gt = dp_gguf_find_tensor(g, "blk.1.ffn_gate.weight"),
+                                    *dt = dp_gguf_find_tensor(g, "blk.1.ffn_down.weight");
+        CHECK(gt && gt->type == DP_TYPE_Q4_K && gt->ne[1] == 32);
+        CHECK(dt && dt->type == DP_TYPE_Q8_0 && dt->ne[0] == 32);
+        dp_model_close(e);
+    }
+    dp_mask_all(m, &mask);
+    dp_mask_drop(&mask, "f1");
+    CHECK(dp_export(m, &mask, NULL, &o, tmp("km-f1b.gguf"), &info) == DP_OK && info.lossless && info.n_fallback == 1);
+    /* block 0 with a mean: token_embd requantized in Q4_K from its decoded rows plus the constant */
+    struct dp_recovery *r0 = make_rec("b0", 0, 256);
+    dp_mask_all(m, &mask);
+    dp_mask_drop(&mask, "b0");
+    CHECK(dp_export(m, &mask, r0, &o, tmp("km-b0.gguf"), &info) == DP_OK && !info.lossless);
+    struct dp_gguf *g0 = NULL;
+    CHECK(dp_gguf_open(tmp("km-b0.gguf"), &g0) == DP_OK);
+    if (g0) {
+        CHECK_MSG(embd_is_requantized(g0, src, r0->units[0].c, DP_TYPE_Q4_K), "Q4_K_M b0 mean: token_embd");
+        CHECK(same_tensor(g0, "output.weight", src, "output.weight"));
+        dp_gguf_close(g0);
+    }
+    free_rec(r0);
+    /*
+     * Requantizing the embedding (and Q4_K / Q8_0 low-rank maps) moves the logits by about 5% of the
+     * largest: a fraction of the file's own Q4_K rounding, which moves them by 40% from its F32 twin's
+     * (random weights amplify every rounding). Bound: 15%.
+     */
+    dp_model_close(roundtrip(m, pool, "b0", 0, S, false, 0.15, "llama", 1, tmp("km-b0r.gguf")));
+    dp_model_close(roundtrip(m, pool, "a0,f1", 4, S, false, 0.15, "deci", 3, tmp("km-lr.gguf")));
+    dp_model_close(m);
+
+    /* every type the quantizer writes, as --out-type, on the F32 twin */
+    if (dp_model_open(test_shared("models/synthetic/synth-llama-f32.gguf"), NULL, &m)) {
+        fprintf(stderr, "%s\n", dp_last_error());
+        CHECK(0);
+        return;
+    }
+    src = gguf_of(m);
+    const uint32_t types[] = {DP_TYPE_F16, DP_TYPE_BF16, DP_TYPE_Q8_0, DP_TYPE_Q4_0, DP_TYPE_Q4_1, DP_TYPE_Q5_0,
+                              DP_TYPE_Q5_1, DP_TYPE_Q2_K, DP_TYPE_Q3_K, DP_TYPE_Q4_K, DP_TYPE_Q5_K, DP_TYPE_Q6_K,
+                              DP_TYPE_IQ4_NL, DP_TYPE_IQ4_XS};
+    struct dp_recovery *rec = make_rec("b0", 0, 256);
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        uint32_t t = types[i];
+        struct dp_export_opts ot = {.out_type = t};
+        dp_mask_all(m, &mask);
+        dp_mask_drop(&mask, "b0,f1");
+        struct dp_model *x = NULL;
+        dp_status st = dp_export(m, &mask, rec, &ot, tmp("t.gguf"), &info);
+        CHECK_MSG(st == DP_OK && dp_model_open(tmp("t.gguf"), NULL, &x) == DP_OK, "out type %s: %s", dp_type_name(t),
+                  dp_last_error());
+        if (!x) continue;
+        const struct dp_gguf *g = gguf_of(x);
+        CHECK_MSG(embd_is_requantized(g, src, rec->units[0].c, t), "out type %s: token_embd", dp_type_name(t));
+        const struct dp_gguf_tensor *dt = dp_gguf_find_tensor(g, "blk.0.ffn_down.weight");
+        CHECK_MSG(dt && dt->type == dp_quantize_fallback(t, 32) && info.n_fallback == (dt->type != t),
+                  "out type %s: zero ffn_down in %s", dp_type_name(t), dt ? dp_type_name(dt->type) : "-");
+        char buf[32];
+        CHECK(dp_gguf_get_str(g, "depthprune.out_type", true, buf, sizeof buf) == DP_OK && !strcmp(buf, dp_type_name(t)));
+        float *lg = logits_of(x, NULL, NULL, pool);
+        bool finite = true;
+        for (long k = 0; k < (long)N_TOK * 512; k++) finite = finite && isfinite(lg[k]);
+        CHECK_MSG(finite, "out type %s: logits of the reload are finite", dp_type_name(t));
+        free(lg);
+        dp_model_close(x);
+    }
+    free_rec(rec);
     dp_model_close(m);
 }
 
@@ -505,6 +641,7 @@ int main(void) {
     struct dp_pool *pool = dp_pool_new(2);
     test_stories(pool);
     test_arrays(pool);
+    test_kquants(pool);
     dp_pool_free(pool);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -8,9 +8,13 @@
  * cli_open) is folded into the file. The export is written under a
  * temporary name and verified before it takes its final name: the file is
  * reloaded and its logits on a short token sequence compared with the
- * in-memory pruned model's (mask plus recovery hooks). With --out-type F32
- * (the default) they must agree to float rounding, or nothing is written;
- * other types are reported.
+ * in-memory pruned model's (mask plus recovery hooks). New and modified
+ * matrices are written in the types of their counterparts in the source
+ * (by default) or in --out-type T; when every one of them reads back
+ * exactly (F32, or zero placeholders in any type) the logits must agree to
+ * float rounding, or nothing is written; otherwise the difference is
+ * reported. A matrix whose rows are not whole blocks of its type takes
+ * llama-quantize's fallback type, with a note on stderr.
  */
 #include "cli.h"
 
@@ -19,6 +23,7 @@
 #include "model.h"
 #include "plan.h"
 #include "prune.h"
+#include "quantize.h"
 #include "recover.h"
 #include "sweep.h"
 #include "tasks.h"
@@ -217,7 +222,8 @@ static void print_result(bool json, const char *out, const struct dp_export_info
         fputc('\n', stdout);
         return;
     }
-    printf("wrote        %s (arch %s, new and modified tensors in %s)\n", out, info->arch, type);
+    printf("wrote        %s (arch %s, new and modified tensors in %s)\n", out, info->arch,
+           strcmp(type, "source") ? type : "the types of their source counterparts");
     printf("removed      %s (recovery %s)\n", removed[0] ? removed : "none", rec_kind);
     printf("blocks       %d -> %d\n", dp_model_config(m)->n_layers, info->n_blocks);
     printf("parameters   %lld -> %lld (%.1f%%)\n", (long long)s0.n_params, (long long)s1.n_params,
@@ -251,7 +257,7 @@ static dp_status verify(const struct cli_model *cm, const struct dp_model *e, do
 int cmd_prune(int argc, char **argv) {
     struct cli_common c = {0};
     struct budget_opts bo = {0};
-    const char *out = NULL, *scores = NULL, *metric = NULL, *scheme = NULL, *count_s = NULL, *type_s = "F32",
+    const char *out = NULL, *scores = NULL, *metric = NULL, *scheme = NULL, *count_s = NULL, *type_s = NULL,
                *no_verify = NULL;
     const struct cli_opt opts[] = {
         CLI_COMMON_OPTS(c),
@@ -260,7 +266,8 @@ int cmd_prune(int argc, char **argv) {
         {"--metric", NULL, false, &metric, "metric whose order to follow"},
         {"--scheme", NULL, false, &scheme, "block (default), attn, ffn or both"},
         {"--count", NULL, false, &count_s, "units to remove"},
-        {"--out-type", NULL, false, &type_s, "type of new or modified matrices: F32 (default), F16, BF16, Q8_0, Q4_0"},
+        {"--out-type", NULL, false, &type_s, "type of new or modified matrices (default: each its source counterpart's): "
+                                            "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, IQ4_NL, IQ4_XS"},
         {"--no-verify", NULL, true, &no_verify, "skip the reload check"},
         {"--target-kv", NULL, false, &bo.target_kv, "budget: keep at most this fraction of the KV cache"},
         {"--target-params", NULL, false, &bo.target_params, "budget: keep at most this fraction of the parameters"},
@@ -295,9 +302,10 @@ int cmd_prune(int argc, char **argv) {
         return cli_error("prune", 2, "--protect, --ppl, --ppl-docs, --ctx, --max-seqs, --mmlu and --mmlu-limit go with a budget");
     long count = 0;
     if (count_s && !cli_int("prune", "--count", count_s, 1, 2 * DP_MAX_LAYERS, &count)) return 2;
-    int type = dp_type_from_name(type_s);
-    if (type != DP_TYPE_F32 && type != DP_TYPE_F16 && type != DP_TYPE_BF16 && type != DP_TYPE_Q8_0 && type != DP_TYPE_Q4_0)
-        return cli_error("prune", 2, "--out-type must be F32, F16, BF16, Q8_0 or Q4_0, not '%s'", type_s);
+    int type = type_s ? dp_type_from_name(type_s) : -1;
+    if (type_s && (type < 0 || !dp_quantize_supported((uint32_t)type)))
+        return cli_error("prune", 2, "--out-type must be F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, "
+                                     "Q4_K, Q5_K, Q6_K, IQ4_NL or IQ4_XS, not '%s'", type_s);
     if (same_file(out, c.model)) return cli_error("prune", 2, "%s: refusing to overwrite the model being pruned", out);
     char list[4096];
     struct dp_budget_result bres = {0};
@@ -320,7 +328,7 @@ int cmd_prune(int argc, char **argv) {
     }
     if (cm.recovery && c.calib)
         snprintf(calib, sizeof calib, "%s%s%s", c.calib, c.calib_docs ? " docs " : "", c.calib_docs ? c.calib_docs : "");
-    struct dp_export_opts o = {.out_type = (uint32_t)type, .removed = removed,
+    struct dp_export_opts o = {.out_type = type_s ? (uint32_t)type : DP_EXPORT_SOURCE_TYPES, .removed = removed,
                                .metric = scores ? metric : plan->metric[0] ? plan->metric : NULL,
                                .scheme = scores ? scheme : plan->scheme[0] ? plan->scheme : NULL,
                                .calib = calib[0] ? calib : NULL, .plan = c.plan};
@@ -331,6 +339,9 @@ int cmd_prune(int argc, char **argv) {
         rc = cli_error("prune", 1, "%s", dp_last_error());
         goto done;
     }
+    if (info.n_fallback)
+        fprintf(stderr, "depthprune prune: %d new matrices have rows that are not whole blocks of their type; "
+                        "written in llama-quantize's fallback type (e.g. Q4_K -> Q5_0)\n", info.n_fallback);
     double diff = 0, scale = 0;
     if (!no_verify) {
         if (verify(&cm, e, &diff, &scale)) {
@@ -338,7 +349,7 @@ int cmd_prune(int argc, char **argv) {
             goto done;
         }
         /* float rounding only: folded constants and B / silu(1) reassociate sums */
-        if (type == DP_TYPE_F32 && !(diff <= 1e-4 * fmax(1.0, scale))) {
+        if (info.lossless && !(diff <= 1e-4 * fmax(1.0, scale))) {
             rc = cli_error("prune", 1, "%s would not reproduce the pruned model (max |logit difference| %.3g); not "
                            "written", out, diff);
             goto done;
@@ -350,7 +361,7 @@ int cmd_prune(int argc, char **argv) {
     }
     tmp[0] = 0;
     print_result(c.json != NULL, out, &info, plan, removed, cm.m, e, cm.recovery ? cm.recovery->kind : "none",
-                 dp_type_name((uint32_t)type), diff, !no_verify, budget ? &bres : NULL);
+                 type_s ? dp_type_name((uint32_t)type) : "source", diff, !no_verify, budget ? &bres : NULL);
 done:
     if (tmp[0]) unlink(tmp);
     dp_model_close(e);

@@ -1,8 +1,12 @@
 /*
  * synth: a synthetic llama-shaped GGUF model with seeded random weights, in
- * any supported weight type, for tests and benchmarks. The same seed gives
- * the same f32 weights before quantization, so a model in F16/BF16/Q8_0/Q4_0
- * is exactly the quantization of its F32 twin. The vocabulary is a generated
+ * any weight type the quantizer writes, or one of llama-quantize's preset
+ * mixes (Q4_K_M, Q2_K_MIX, ...: per-tensor types by llama-quantize's rules),
+ * for tests and benchmarks. The same seed gives the same f32 weights before
+ * quantization, so a quantized model is exactly what llama-quantize (no
+ * importance matrix; --pure for a plain type) makes of its F32 twin. A
+ * matrix whose rows are not whole blocks of its type takes llama-quantize's
+ * fallback type (Q4_K -> Q5_0, ...), with a note on stderr. The vocabulary is a generated
  * SentencePiece one (control tokens, 256 byte tokens, then letter pieces)
  * unless --vocab-from copies the tokenizer of another GGUF file.
  */
@@ -10,6 +14,7 @@
 
 #include "gguf.h"
 #include "kernels.h"
+#include "quantize.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,7 +22,7 @@
 
 struct synth {
     long dim, ff, heads, kv_heads, layers, vocab, ctx, seed;
-    int type;
+    int type, mix;                 /* a plain type, or a preset mix (DP_MIX_NONE) */
     bool tied, bias;
     const char *arch;
     struct dp_gguf_writer *w;
@@ -33,9 +38,34 @@ static uint64_t next(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-/* A tensor of n_out rows of n_in uniform values in [-scale, scale] (or all `fill` when scale is 0). */
+/*
+ * The type of matrix `name` (block `layer`, -1 outside blocks) with rows of
+ * n_in: the plain type or the mix's, then the fallback when a row is not
+ * whole blocks of it (noted on stderr).
+ */
+static int matrix_type(const struct synth *s, const char *name, int layer, int64_t n_in) {
+    /* n_in 0 asks the mix for its type before any fallback */
+    uint32_t want = s->mix == DP_MIX_NONE ? (uint32_t)s->type
+                    : dp_quantize_mix_type(s->mix, name, layer, (int)s->layers, (int)(s->heads / s->kv_heads), 0, !s->tied);
+    uint32_t t = dp_quantize_fallback(want, n_in);
+    if (t != want)
+        fprintf(stderr, "depthprune synth: %s: rows of %lld are not whole %s blocks; %s instead (llama-quantize's fallback)\n",
+                name, (long long)n_in, dp_type_name(want), dp_type_name(t));
+    return (int)t;
+}
+
+/*
+ * A tensor of n_out rows of n_in uniform values in [-scale, scale] (or all
+ * `fill` when scale is 0): a matrix (type < 0: the model's type for it) or
+ * an F32 vector.
+ */
 static dp_status tensor(struct synth *s, const char *name, int64_t n_in, int64_t n_out, float scale, float fill,
                         int type) {
+    if (type < 0) {
+        int layer = -1;
+        sscanf(name, "blk.%d.", &layer);
+        type = matrix_type(s, name, layer, n_in);
+    }
     size_t n = (size_t)(n_in * n_out);
     float *x = malloc(n * sizeof *x);
     size_t nbytes = dp_type_row_bytes((uint32_t)type, n_in) * (size_t)n_out;
@@ -122,6 +152,8 @@ static dp_status vocab_meta(struct synth *s, const char *from) {
     return st;
 }
 
+#define MAT (-1) /* tensor(): a weight matrix, in the model's type for it */
+
 static dp_status build(struct synth *s, const char *vocab_from) {
     char key[96];
     dp_gguf_set_str(s->w, "general.architecture", s->arch);
@@ -143,25 +175,25 @@ static dp_status build(struct synth *s, const char *vocab_from) {
     if (st) return st;
     long hd = s->dim / s->heads, kvd = s->kv_heads * hd;
     float sd = 1.0f / sqrtf((float)s->dim), sf = 1.0f / sqrtf((float)s->ff);
-    if ((st = tensor(s, "token_embd.weight", s->dim, s->vocab, 1.0f, 0, s->type)) ||
+    if ((st = tensor(s, "token_embd.weight", s->dim, s->vocab, 1.0f, 0, MAT)) ||
         (st = tensor(s, "output_norm.weight", s->dim, 1, 0, 1.0f, DP_TYPE_F32)))
         return st;
-    if (!s->tied && (st = tensor(s, "output.weight", s->dim, s->vocab, sd, 0, s->type))) return st;
+    if (!s->tied && (st = tensor(s, "output.weight", s->dim, s->vocab, sd, 0, MAT))) return st;
     for (long l = 0; l < s->layers; l++) {
         char n[64];
 #define T(sfx, nin, nout, sc, fill, ty) (snprintf(n, sizeof n, "blk.%ld." sfx, l), tensor(s, n, nin, nout, sc, fill, ty))
         if ((st = T("attn_norm.weight", s->dim, 1, 0, 1.0f, DP_TYPE_F32)) ||
-            (st = T("attn_q.weight", s->dim, s->dim, sd * 4, 0, s->type)) ||
-            (st = T("attn_k.weight", s->dim, kvd, sd * 4, 0, s->type)) ||
-            (st = T("attn_v.weight", s->dim, kvd, sd, 0, s->type)) ||
-            (st = T("attn_output.weight", s->dim, s->dim, sd, 0, s->type)) ||
+            (st = T("attn_q.weight", s->dim, s->dim, sd * 4, 0, MAT)) ||
+            (st = T("attn_k.weight", s->dim, kvd, sd * 4, 0, MAT)) ||
+            (st = T("attn_v.weight", s->dim, kvd, sd, 0, MAT)) ||
+            (st = T("attn_output.weight", s->dim, s->dim, sd, 0, MAT)) ||
             (s->bias && ((st = T("attn_q.bias", s->dim, 1, 0.1f, 0, DP_TYPE_F32)) ||
                          (st = T("attn_k.bias", kvd, 1, 0.1f, 0, DP_TYPE_F32)) ||
                          (st = T("attn_v.bias", kvd, 1, 0.1f, 0, DP_TYPE_F32)))) ||
             (st = T("ffn_norm.weight", s->dim, 1, 0, 1.0f, DP_TYPE_F32)) ||
-            (st = T("ffn_gate.weight", s->dim, s->ff, sd * 2, 0, s->type)) ||
-            (st = T("ffn_up.weight", s->dim, s->ff, sd * 2, 0, s->type)) ||
-            (st = T("ffn_down.weight", s->ff, s->dim, sf, 0, s->type)))
+            (st = T("ffn_gate.weight", s->dim, s->ff, sd * 2, 0, MAT)) ||
+            (st = T("ffn_up.weight", s->dim, s->ff, sd * 2, 0, MAT)) ||
+            (st = T("ffn_down.weight", s->ff, s->dim, sf, 0, MAT)))
             return st;
 #undef T
     }
@@ -173,7 +205,9 @@ int cmd_synth(int argc, char **argv) {
                *vocab_from = NULL;
     const struct cli_opt opts[] = {
         {"-o", "--output", false, &out, "output GGUF file"},
-        {"--type", NULL, false, &type_s, "weight type: F32 (default), F16, BF16, Q8_0, Q4_0"},
+        {"--type", NULL, false, &type_s, "weight type: F32 (default), F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, "
+                                         "Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, or a llama-quantize mix: Q2_K_MIX, Q3_K_S, "
+                                         "Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M"},
         {"--arch", NULL, false, &arch, "llama (default) or qwen2 (NEOX RoPE, q/k/v biases)"},
         {"--dim", NULL, false, &v[0], "embedding width (default 256)"},
         {"--ff", NULL, false, &v[1], "FFN width (default 768)"},
@@ -191,7 +225,7 @@ int cmd_synth(int argc, char **argv) {
     const char *pos[1];
     int n_pos, rc = cli_parse("synth", argc, argv, opts, pos, 0, &n_pos);
     if (rc || !out) return rc && rc != 2 ? rc : cli_usage("synth", "-o OUT.gguf [--type T] [--dim N] [--ff N] [--heads N] ...", opts);
-    struct synth s = {256, 768, 8, 0, 2, 512, 2048, 1, 0, false, false, arch, NULL, NULL, 0, 0};
+    struct synth s = {256, 768, 8, 0, 2, 512, 2048, 1, 0, DP_MIX_NONE, false, false, arch, NULL, NULL, 0, 0};
     long *dst[] = {&s.dim, &s.ff, &s.heads, &s.kv_heads, &s.layers, &s.vocab, &s.ctx, &s.seed};
     const char *names[] = {"--dim", "--ff", "--heads", "--kv-heads", "--layers", "--vocab", "--ctx", "--seed"};
     long his[] = {1 << 16, 1 << 18, 1024, 1024, DP_MAX_LAYERS, 1 << 22, 1 << 22, 0x7fffffffL};
@@ -199,14 +233,15 @@ int cmd_synth(int argc, char **argv) {
         if (v[i] && !cli_int("synth", names[i], v[i], i == 7 ? 0 : 1, his[i], dst[i])) return 2;
     if (!s.kv_heads) s.kv_heads = s.heads > 1 ? s.heads / 2 : 1;
     s.type = dp_type_from_name(type_s);
-    if (s.type < 0 || !dp_kernels_supported((uint32_t)s.type))
-        return cli_error("synth", 2, "--type must be F32, F16, BF16, Q8_0 or Q4_0, not '%s'", type_s);
+    s.mix = dp_quantize_mix_from_name(type_s);
+    if (s.mix == DP_MIX_NONE && (s.type < 0 || !dp_quantize_supported((uint32_t)s.type)))
+        return cli_error("synth", 2, "--type must be F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, "
+                                     "Q5_K, Q6_K, IQ4_NL, IQ4_XS or a mix (Q2_K_MIX, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, "
+                                     "Q4_K_M, Q5_K_S, Q5_K_M), not '%s'", type_s);
     if (strcmp(arch, "llama") && strcmp(arch, "qwen2")) return cli_error("synth", 2, "--arch must be llama or qwen2");
     if (s.dim % s.heads || s.heads % s.kv_heads || (s.dim / s.heads) % 2)
         return cli_error("synth", 2, "--dim must split into --heads heads of even size, shared by --kv-heads");
-    const struct dp_type_traits *tt = dp_type_traits((uint32_t)s.type);
-    if (s.dim % tt->block_size || s.ff % tt->block_size)
-        return cli_error("synth", 2, "--dim and --ff must be multiples of %d for %s", tt->block_size, tt->name);
+    const char *tname = s.mix != DP_MIX_NONE ? dp_quantize_mix_name(s.mix) : dp_type_name((uint32_t)s.type);
     s.tied = tied != NULL;
     s.bias = bias != NULL || !strcmp(arch, "qwen2");
     s.rng = (uint64_t)s.seed * 0x2545F4914F6CDD1Dull + 1;
@@ -216,9 +251,9 @@ int cmd_synth(int argc, char **argv) {
     if (!st) st = dp_gguf_writer_write(s.w, out);
     if (st) rc = cli_error("synth", 1, "%s", dp_last_error());
     else if (json)
-        printf("{\"path\": \"%s\", \"type\": \"%s\", \"seconds\": %.3f}\n", out, tt->name, dp_now() - t0);
+        printf("{\"path\": \"%s\", \"type\": \"%s\", \"seconds\": %.3f}\n", out, tname, dp_now() - t0);
     else
-        fprintf(stderr, "wrote %s (%s, %ld blocks, dim %ld, FFN %ld, vocab %ld) in %.1f s\n", out, tt->name, s.layers,
+        fprintf(stderr, "wrote %s (%s, %ld blocks, dim %ld, FFN %ld, vocab %ld) in %.1f s\n", out, tname, s.layers,
                 s.dim, s.ff, s.vocab, dp_now() - t0);
     for (int i = 0; i < s.n_bufs; i++) free(s.bufs[i]);
     free(s.bufs);
