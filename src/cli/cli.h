@@ -109,6 +109,38 @@ int cli_read_chunks(const char *cmd, const struct dp_model *m, const char *file,
                     long max_seqs, const char *docs_opt, const char *what, struct dp_chunks **out);
 void cli_close(struct cli_model *cm);
 
+/*
+ * The files a command reads and writes, checked before any work by
+ * cli_io_check: every input that exists must be a regular file (a folder for
+ * cli_io_in_dir), so that a FIFO or a device never blocks a read, and no
+ * output may be an input: the same device and inode, so "dir/../file",
+ * symlinks and hard links are caught (an output that does not exist yet
+ * cannot be one). A folder input covers every file up to two levels below
+ * it (MMLU's dev/ and test/). NULL paths are ignored; paths are copied.
+ */
+struct cli_io_file {
+    char opt[32];  /* the option naming it ("" for a positional argument) */
+    char *path;    /* (owned) */
+    bool out, dir;
+};
+struct cli_io {
+    struct cli_io_file *f;
+    int n, cap;
+    bool nomem;
+};
+void cli_io_in(struct cli_io *io, const char *opt, const char *path);
+/* Each file of a comma-separated list. */
+void cli_io_in_list(struct cli_io *io, const char *opt, const char *list);
+void cli_io_in_dir(struct cli_io *io, const char *opt, const char *dir);
+void cli_io_out(struct cli_io *io, const char *opt, const char *path);
+/*
+ * The files of the common options: -m, --vocab, --plan (and the recovery
+ * file it names), --calib; --save-plan (and the recovery file it would write).
+ */
+void cli_io_common(struct cli_io *io, const struct cli_common *c);
+/* Check as above and free io's entries; 0, or the exit code after one message naming both files. */
+int cli_io_check(const char *cmd, struct cli_io *io);
+
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

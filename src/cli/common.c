@@ -18,6 +18,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int cli_error(const char *cmd, int code, const char *fmt, ...) {
@@ -107,6 +109,136 @@ bool cli_double(const char *cmd, const char *opt, const char *value, double lo, 
     }
     *out = v;
     return true;
+}
+
+/* ---- inputs and outputs ---- */
+
+static void io_add(struct cli_io *io, const char *opt, const char *path, bool out, bool dir) {
+    if (!path || !*path) return;
+    if (io->n == io->cap) {
+        int cap = io->cap ? 2 * io->cap : 16;
+        struct cli_io_file *f = realloc(io->f, (size_t)cap * sizeof *f);
+        if (!f) {
+            io->nomem = true;
+            return;
+        }
+        io->f = f;
+        io->cap = cap;
+    }
+    struct cli_io_file *e = &io->f[io->n];
+    snprintf(e->opt, sizeof e->opt, "%s", opt ? opt : "");
+    e->path = strdup(path);
+    e->out = out;
+    e->dir = dir;
+    if (!e->path) io->nomem = true;
+    else io->n++;
+}
+
+void cli_io_in(struct cli_io *io, const char *opt, const char *path) { io_add(io, opt, path, false, false); }
+void cli_io_in_dir(struct cli_io *io, const char *opt, const char *dir) { io_add(io, opt, dir, false, true); }
+void cli_io_out(struct cli_io *io, const char *opt, const char *path) { io_add(io, opt, path, true, false); }
+
+void cli_io_in_list(struct cli_io *io, const char *opt, const char *list) {
+    for (const char *s = list; s && *s;) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        char path[4096];
+        if (n > 0 && n < sizeof path) {
+            memcpy(path, s, n);
+            path[n] = 0;
+            cli_io_in(io, opt, path);
+        }
+        s = e ? e + 1 : s + n;
+    }
+}
+
+/* The recovery file --save-plan FILE writes: FILE's stem + ".recover.gguf" (as save_plan below). */
+static void recover_path_of(const char *plan_path, char *buf, size_t cap) {
+    size_t n = strlen(plan_path);
+    if (n > 5 && !strcmp(plan_path + n - 5, ".json")) n -= 5;
+    snprintf(buf, cap, "%.*s.recover.gguf", (int)n, plan_path);
+}
+
+void cli_io_common(struct cli_io *io, const struct cli_common *c) {
+    cli_io_in(io, "-m", c->model);
+    cli_io_in(io, "--vocab", c->vocab);
+    cli_io_in(io, "--plan", c->plan);
+    cli_io_in(io, "--calib", c->calib);
+    bool recovery = c->recover && strcmp(c->recover, "none");
+    if (c->plan) {
+        struct dp_plan *p = calloc(1, sizeof *p);
+        if (p && !dp_plan_load(c->plan, p) && p->recover_file[0]) {
+            cli_io_in(io, "--plan's recovery", p->recover_file);
+            recovery = true;
+        }
+        free(p);
+    }
+    cli_io_out(io, "--save-plan", c->save_plan);
+    if (c->save_plan && recovery) {
+        char rec[4200];
+        recover_path_of(c->save_plan, rec, sizeof rec);
+        cli_io_out(io, "--save-plan's recovery", rec);
+    }
+}
+
+static void io_free(struct cli_io *io) {
+    for (int i = 0; i < io->n; i++) free(io->f[i].path);
+    free(io->f);
+    memset(io, 0, sizeof *io);
+}
+
+/* "-m m.gguf", or "m.gguf" for a positional argument. */
+static void io_name(const struct cli_io_file *f, const char *path, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s%s%s", f->opt, f->opt[0] ? " " : "", path);
+}
+
+/* The file under dir (up to depth levels down) that is the file `out`, or false. */
+static bool dir_holds(const char *dir, const struct stat *out, int depth, char *found, size_t cap) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool hit = false;
+    for (struct dirent *e; !hit && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char path[4096];
+        struct stat s;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path || stat(path, &s) != 0) continue;
+        if (S_ISREG(s.st_mode) && s.st_dev == out->st_dev && s.st_ino == out->st_ino) {
+            snprintf(found, cap, "%s", path);
+            hit = true;
+        } else if (S_ISDIR(s.st_mode) && depth > 1) {
+            hit = dir_holds(path, out, depth - 1, found, cap);
+        }
+    }
+    closedir(d);
+    return hit;
+}
+
+int cli_io_check(const char *cmd, struct cli_io *io) {
+    int rc = io->nomem ? cli_error(cmd, 1, "out of memory") : 0;
+    for (int o = 0; !rc && o < io->n; o++) {
+        const struct cli_io_file *out = &io->f[o];
+        struct stat so;
+        if (!out->out || stat(out->path, &so) != 0) continue; /* a new file cannot be an input */
+        for (int i = 0; !rc && i < io->n; i++) {
+            const struct cli_io_file *in = &io->f[i];
+            struct stat si;
+            char found[4096], a[4200], b[4200];
+            if (in->out || stat(in->path, &si) != 0) continue;
+            bool same = si.st_dev == so.st_dev && si.st_ino == so.st_ino;
+            if (in->dir && S_ISDIR(si.st_mode)) {
+                if (!dir_holds(in->path, &so, 2, found, sizeof found)) continue;
+                io_name(out, out->path, a, sizeof a);
+                rc = cli_error(cmd, 2, "%s is %s, an input of %s %s: refusing to overwrite an input", a, found, in->opt,
+                               in->path);
+            } else if (same) {
+                io_name(out, out->path, a, sizeof a);
+                io_name(in, in->path, b, sizeof b);
+                rc = cli_error(cmd, 2, "%s is the same file as the input %s: refusing to overwrite an input", a, b);
+            }
+        }
+    }
+    io_free(io);
+    return rc;
 }
 
 /* ---- plans and recoveries ---- */
@@ -242,10 +374,8 @@ static int save_plan(const char *cmd, const char *path, struct cli_model *out) {
     struct dp_plan *p = out->plan;
     p->recover_kind[0] = p->recover_file[0] = 0;
     if (out->recovery) {
-        size_t n = strlen(path);
-        if (n > 5 && !strcmp(path + n - 5, ".json")) n -= 5;
-        if (n + 14 >= sizeof p->recover_file) return cli_error(cmd, 2, "--save-plan: path too long");
-        snprintf(p->recover_file, sizeof p->recover_file, "%.*s.recover.gguf", (int)n, path);
+        if (strlen(path) + 14 >= sizeof p->recover_file) return cli_error(cmd, 2, "--save-plan: path too long");
+        recover_path_of(path, p->recover_file, sizeof p->recover_file);
         snprintf(p->recover_kind, sizeof p->recover_kind, "%s", out->recovery->kind);
         if (dp_recovery_save(out->recovery, p->recover_file)) return cli_error(cmd, 1, "%s", dp_last_error());
     }
@@ -282,6 +412,10 @@ int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out)
     memset(out, 0, sizeof *out);
     if (!c->model) return cli_error(cmd, 2, "missing -m MODEL");
     if (c->plan && c->drop) return cli_error(cmd, 2, "--plan and --drop cannot be combined");
+    struct cli_io io = {0};
+    cli_io_common(&io, c);
+    int rc = cli_io_check(cmd, &io);
+    if (rc) return rc;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
     if (c->threads && !cli_int(cmd, "-t", c->threads, 1, 256, &threads)) return 2;
@@ -300,7 +434,7 @@ int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out)
         cli_close(out);
         return cli_error(cmd, 1, "cannot start %ld threads", threads);
     }
-    int rc = open_plan(cmd, c, out);
+    rc = open_plan(cmd, c, out);
     if (!rc) rc = open_recovery(cmd, c, out);
     if (!rc && c->save_plan) rc = save_plan(cmd, c->save_plan, out);
     if (rc) cli_close(out);

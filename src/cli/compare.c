@@ -95,6 +95,13 @@ int cmd_compare(int argc, char **argv) {
     c.ctx = ctx_s; /* the calibration default of --recover */
     if (progress) setenv("DP_PROGRESS", "1", 1);
     else if (c.json) setenv("DP_PROGRESS", "0", 0);
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in(&io, "-f", file);
+    cli_io_in(&io, "--candidate", candidate);
+    cli_io_in(&io, "--kld-base", kld_base);
+    cli_io_out(&io, "--save-base", save_base);
+    if ((rc = cli_io_check("compare", &io))) return rc;
     struct cli_model cm;
     if ((rc = cli_open("compare", &c, &cm))) return rc;
     struct dp_model *m2 = NULL;

@@ -50,6 +50,11 @@ int cmd_mc(int argc, char **argv) {
         (ctx_s && !cli_int("mc", "--ctx-limit", ctx_s, 8, 1 << 20, &ctx_limit)))
         return 2;
     progress_mode(c.json != NULL, progress != NULL);
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in(&io, "--data", data);
+    cli_io_in(&io, "--labels", labels);
+    if ((rc = cli_io_check("mc", &io))) return rc;
     struct cli_model cm;
     if ((rc = cli_open("mc", &c, &cm))) return rc;
     struct dp_mask mask_b;

@@ -103,6 +103,11 @@ int cmd_mmlu(int argc, char **argv) {
         (ctx_s && !cli_int("mmlu", "--ctx-limit", ctx_s, 8, 1 << 20, &ctx_limit)))
         return 2;
     progress_mode(c.json != NULL, progress != NULL);
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in_dir(&io, "--data", data);
+    cli_io_out(&io, "--dump-prompts", dump);
+    if ((rc = cli_io_check("mmlu", &io))) return rc;
     struct cli_model cm;
     if ((rc = cli_open("mmlu", &c, &cm))) return rc;
     struct dp_mask mask_b;

@@ -64,6 +64,10 @@ int cmd_ppl(int argc, char **argv) {
     c.ctx = ctx_s; /* the calibration corpus of --recover defaults to these settings */
     c.docs = docs;
     c.max_seqs = max_seqs_s;
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in(&io, "-f", file);
+    if ((rc = cli_io_check("ppl", &io))) return rc;
     struct cli_model cm;
     if ((rc = cli_open("ppl", &c, &cm))) return rc;
     const struct dp_config *cf = dp_model_config(cm.m);

@@ -172,11 +172,6 @@ static long long file_size(const char *path) {
     return stat(path, &s) ? -1 : (long long)s.st_size;
 }
 
-static bool same_file(const char *a, const char *b) {
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 static void print_result(bool json, const char *out, const struct dp_export_info *info, const struct dp_plan *plan,
                          const char *removed, const struct dp_model *m, const struct dp_model *e,
                          const char *rec_kind, const char *type, double diff, bool verified,
@@ -298,7 +293,13 @@ int cmd_prune(int argc, char **argv) {
     int type = dp_type_from_name(type_s);
     if (type != DP_TYPE_F32 && type != DP_TYPE_F16 && type != DP_TYPE_BF16 && type != DP_TYPE_Q8_0 && type != DP_TYPE_Q4_0)
         return cli_error("prune", 2, "--out-type must be F32, F16, BF16, Q8_0 or Q4_0, not '%s'", type_s);
-    if (same_file(out, c.model)) return cli_error("prune", 2, "%s: refusing to overwrite the model being pruned", out);
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in(&io, "--scores", scores);
+    cli_io_in(&io, "--ppl", bo.ppl);
+    cli_io_in_dir(&io, "--mmlu", bo.mmlu);
+    cli_io_out(&io, "-o", out);
+    if ((rc = cli_io_check("prune", &io))) return rc;
     char list[4096];
     struct dp_budget_result bres = {0};
     if (scores) {

@@ -206,6 +206,17 @@ int cmd_score(int argc, char **argv) {
     }
     if ((ckpt || out_path) && !ckpt_path) return cli_error("score", 1, "out of memory");
     o.checkpoint = ckpt_path;
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in(&io, "-f", file);
+    cli_io_in_dir(&io, "--mmlu", mmlu);
+    cli_io_out(&io, "-o", out_path);
+    cli_io_out(&io, "--csv", csv_path);
+    cli_io_out(&io, ckpt ? "--checkpoint" : "the checkpoint", ckpt_path);
+    if ((rc = cli_io_check("score", &io))) {
+        free(ckpt_path);
+        return rc;
+    }
 
     c.ctx = ctx_s; /* the calibration corpus of --recover defaults to these settings */
     c.docs = docs;

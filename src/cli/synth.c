@@ -207,6 +207,10 @@ int cmd_synth(int argc, char **argv) {
     const struct dp_type_traits *tt = dp_type_traits((uint32_t)s.type);
     if (s.dim % tt->block_size || s.ff % tt->block_size)
         return cli_error("synth", 2, "--dim and --ff must be multiples of %d for %s", tt->block_size, tt->name);
+    struct cli_io io = {0};
+    cli_io_in(&io, "--vocab-from", vocab_from);
+    cli_io_out(&io, "-o", out);
+    if ((rc = cli_io_check("synth", &io))) return rc;
     s.tied = tied != NULL;
     s.bias = bias != NULL || !strcmp(arch, "qwen2");
     s.rng = (uint64_t)s.seed * 0x2545F4914F6CDD1Dull + 1;
