@@ -59,16 +59,54 @@ void *dp_calloc(size_t n, size_t size) {
     return p;
 }
 
-dp_status dp_map_open(const char *path, struct dp_map *out) {
-    memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY);
+static const char *mode_kind(mode_t m) {
+    if (S_ISDIR(m)) return "a folder";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a plain file";
+}
+
+const char *dp_file_kind(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return NULL;
+    return mode_kind(st.st_mode);
+}
+
+dp_status dp_open_read(const char *path, int *fd_out, uint64_t *size) {
+    *fd_out = -1;
+    /* O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return dp_fail(DP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        dp_status e = dp_fail(DP_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
         close(fd);
-        return dp_fail(DP_ERR_IO, "%s: not a regular file", path);
+        return e;
     }
-    out->size = (size_t)st.st_size;
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return dp_fail(DP_ERR_IO, "%s: not a regular file (%s)", path, mode_kind(st.st_mode));
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    *fd_out = fd;
+    *size = (uint64_t)st.st_size;
+    return DP_OK;
+}
+
+dp_status dp_map_open(const char *path, struct dp_map *out) {
+    memset(out, 0, sizeof *out);
+    int fd;
+    uint64_t size;
+    dp_status st0 = dp_open_read(path, &fd, &size);
+    if (st0) return st0;
+    if (size > SIZE_MAX) {
+        close(fd);
+        return dp_fail(DP_ERR_IO, "%s: too large to map", path);
+    }
+    out->size = (size_t)size;
     if (out->size > 0) {
         void *p = mmap(NULL, out->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
@@ -95,8 +133,15 @@ void dp_map_close(struct dp_map *map) {
 
 dp_status dp_read_file(const char *path, char **out, size_t *len) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return dp_fail(DP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    uint64_t size;
+    dp_status st = dp_open_read(path, &fd, &size);
+    if (st) return st;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return dp_fail(DP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     while (buf) {

@@ -34,7 +34,17 @@ bool dp_add_overflow(uint64_t a, uint64_t b, uint64_t *out);
 void *dp_malloc(size_t n);
 void *dp_calloc(size_t n, size_t size);
 
-/* A read-only mapping of a whole file. */
+/*
+ * Open a file for reading, refusing what is not a regular file (a FIFO, a
+ * device, a folder) at once instead of blocking on it or reading forever:
+ * the check is made on the open descriptor (opened non-blocking, then made
+ * blocking again). *fd is the caller's to close; *size its size in bytes.
+ */
+dp_status dp_open_read(const char *path, int *fd, uint64_t *size);
+/* What path is when it exists and is not a regular file ("a FIFO", "a folder", ...), else NULL. */
+const char *dp_file_kind(const char *path);
+
+/* A read-only mapping of a whole file (a regular file: dp_open_read). */
 struct dp_map {
     const uint8_t *data;
     size_t size;
@@ -43,7 +53,7 @@ struct dp_map {
 dp_status dp_map_open(const char *path, struct dp_map *out);
 void dp_map_close(struct dp_map *map);
 
-/* Read a whole file into a NUL-terminated heap buffer (*len excludes the NUL). */
+/* Read a whole regular file (dp_open_read) into a NUL-terminated heap buffer (*len excludes the NUL). */
 dp_status dp_read_file(const char *path, char **out, size_t *len);
 
 /*

@@ -4,6 +4,9 @@
 #    command's own inputs (the same file, spelled directly, through a symlink,
 #    a hard link or dir/../file) is refused with one line, before any work,
 #    and the input's bytes are unchanged.
+# 2. No waiting on what can never work: a FIFO, a device or a folder given
+#    where a file is read is refused with one line at once (under `timeout`,
+#    so that a regression fails instead of hanging).
 # Every input is a copy under $TMP: a regression overwrites the copy, never ../shared.
 . tests/lib.sh
 SM=$S/models/stories260K/stories260K.gguf
@@ -69,6 +72,44 @@ refused "info --save-plan onto the model" "$M" info -m "$M" --drop b1 --save-pla
 cp "$SC" "$TMP/in/cosine_block_oneshot_none.json"; cp "$SC" "$TMP/in/cosine_block_oneshot_none.json.orig"
 refused "sweep --save-plans onto an input" "$TMP/in/cosine_block_oneshot_none.json" \
     sweep -m "$M" --scores "$TMP/in/cosine_block_oneshot_none.json" --scheme block --max 1 -o "$TMP/sw4.json" --save-plans "$TMP/in"
+
+# ---- 2. non-regular inputs ----
+# fast WHAT ARGS...: as fails, within 10 s (exit 124 from timeout: it blocked)
+fast() {
+    what=$1; shift
+    timeout 10 "$DP" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null; rc=$?
+    lines=$(wc -l <"$TMP/err")
+    if [ $rc -eq 124 ]; then bad "$what: still waiting after 10 s"
+    elif [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ $rc -lt 128 ]; then ok
+    else bad "$what: exit $rc, $lines stderr lines: $(head -c 300 "$TMP/err")"; fi
+}
+mkfifo "$TMP/fifo"
+mkdir -p "$TMP/mmfifo/dev" "$TMP/mmfifo/test"
+cp "$TMP/mmlu/dev/marketing_dev.csv" "$TMP/mmfifo/dev/"
+mkfifo "$TMP/mmfifo/test/marketing_test.csv"
+fast "model is a FIFO" ppl -m "$TMP/fifo" -f "$T" --ctx 64
+grep -q "FIFO" "$TMP/err" && ok || bad "the message says FIFO: $(cat "$TMP/err")"
+fast "--vocab is a FIFO" ppl -m "$S/models/stories260K/stories260K.bin" --vocab "$TMP/fifo" -f "$T" --ctx 64
+fast "corpus is a FIFO" ppl -m "$M" -f "$TMP/fifo" --ctx 64
+fast "llamacpp corpus is a FIFO" ppl -m "$M" -f "$TMP/fifo" --ctx 64 --protocol llamacpp
+fast "calibration corpus is a FIFO" score -m "$M" -f "$TMP/fifo" --metric cosine --ctx 64
+fast "--calib is a FIFO" ppl -m "$M" -f "$T" --ctx 64 --drop b1 --recover mean --calib "$TMP/fifo"
+fast "--plan is a FIFO" ppl -m "$M" -f "$T" --ctx 64 --plan "$TMP/fifo"
+fast "--scores is a FIFO (sweep)" sweep -m "$M" --scores "$TMP/fifo" -o "$TMP/swf.json"
+fast "--scores is a FIFO (prune)" prune -m "$M" --scores "$TMP/fifo" --metric cosine --count 1 -o "$TMP/pf.gguf"
+fast "an MMLU test file is a FIFO" mmlu -m "$M" --data "$TMP/mmfifo"
+fast "a task file is a FIFO" mc -m "$M" --task arc --data "$TMP/fifo"
+fast "PIQA labels are a FIFO" mc -m "$M" --task piqa --data "$D/piqa/valid.jsonl" --labels "$TMP/fifo" --limit 2
+fast "--kld-base is a FIFO" compare -m "$M" --drop b1 --kld-base "$TMP/fifo"
+fast "--candidate is a FIFO" compare -m "$M" --candidate "$TMP/fifo" -f "$T" --ctx 64
+fast "tokenize -f is a FIFO" tokenize -m "$M" -f "$TMP/fifo"
+fast "a report input is a FIFO" report "$TMP/fifo" -o "$TMP/r.html"
+fast "--vocab-from is a FIFO" synth -o "$TMP/sy.gguf" --vocab-from "$TMP/fifo"
+fast "a checkpoint is a FIFO" score -m "$M" -f "$T" --metric loo_loss --ctx 64 --max-seqs 2 --checkpoint "$TMP/fifo"
+fast "corpus is a character device" ppl -m "$M" -f /dev/zero --ctx 64
+grep -q "character device" "$TMP/err" && ok || bad "the message says character device: $(cat "$TMP/err")"
+fast "model is a folder" ppl -m "$TMP/in" -f "$T" --ctx 64
+fast "corpus is a folder" ppl -m "$M" -f "$TMP/in" --ctx 64
 
 # outputs elsewhere still work
 $DP ppl -m "$TMP/link.gguf" -f "$T" --ctx 64 --max-seqs 1 --drop b1 --save-plan "$TMP/p2.json" >/dev/null 2>&1 || bad "ppl --save-plan elsewhere"

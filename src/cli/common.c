@@ -215,6 +215,13 @@ static bool dir_holds(const char *dir, const struct stat *out, int depth, char *
 
 int cli_io_check(const char *cmd, struct cli_io *io) {
     int rc = io->nomem ? cli_error(cmd, 1, "out of memory") : 0;
+    for (int i = 0; !rc && i < io->n; i++) {
+        const struct cli_io_file *in = &io->f[i];
+        const char *kind = in->out || in->dir ? NULL : dp_file_kind(in->path);
+        char a[4200];
+        io_name(in, in->path, a, sizeof a);
+        if (kind) rc = cli_error(cmd, 1, "%s: not a regular file (%s)", a, kind);
+    }
     for (int o = 0; !rc && o < io->n; o++) {
         const struct cli_io_file *out = &io->f[o];
         struct stat so;
