@@ -7,6 +7,10 @@
 # 2. No waiting on what can never work: a FIFO, a device or a folder given
 #    where a file is read is refused with one line at once (under `timeout`,
 #    so that a regression fails instead of hanging).
+# 3. Memory planned up front: a run whose sessions (KV cache, scratch,
+#    logits) exceed the available memory (DP_MEM_AVAILABLE simulates a small
+#    machine; MemAvailable otherwise) or --max-mem is refused at once, saying
+#    how much it needs and which flag lowers it; nothing is allocated.
 # Every input is a copy under $TMP: a regression overwrites the copy, never ../shared.
 . tests/lib.sh
 SM=$S/models/stories260K/stories260K.gguf
@@ -110,6 +114,34 @@ fast "corpus is a character device" ppl -m "$M" -f /dev/zero --ctx 64
 grep -q "character device" "$TMP/err" && ok || bad "the message says character device: $(cat "$TMP/err")"
 fast "model is a folder" ppl -m "$TMP/in" -f "$T" --ctx 64
 fast "corpus is a folder" ppl -m "$M" -f "$TMP/in" --ctx 64
+
+# ---- 3. memory ----
+W=$TMP/wide.gguf
+$DP synth -o "$W" --dim 256 --ff 256 --heads 8 --kv-heads 8 --layers 4 --ctx 1048576 --vocab-from "$M" 2>/dev/null || bad "synth (setup)"
+# mem WHAT FLAG ARGS...: refused within 10 s, one line saying GiB/MiB needed and "lower FLAG"
+mem() {
+    what=$1; flag=$2; shift 2
+    fast "$what" "$@"
+    grep -q "needs [0-9.]* [GM]iB, more than .*: lower $flag" "$TMP/err" || bad "$what: the message does not say what is needed and '$flag': $(head -c 300 "$TMP/err")"
+}
+export DP_MEM_AVAILABLE=1G
+mem "ppl --ctx 1048576" --ctx ppl -m "$W" -f "$T" --ctx 1048576
+mem "ppl llamacpp --ctx 1048576" --ctx ppl -m "$W" -f "$T" --ctx 1048576 --protocol llamacpp
+mem "score --ctx 1048576" --ctx score -m "$W" -f "$T" --metric cosine --ctx 1048576
+mem "compare --ctx 1048576" --ctx compare -m "$W" --drop b1 -f "$T" --ctx 1048576
+mem "mmlu --ctx-limit 1048576" --ctx-limit mmlu -m "$W" --data "$TMP/mmlu" --ctx-limit 1048576
+mem "mc --ctx-limit 1048576" --ctx-limit mc -m "$W" --task arc --data "$D/arc/ARC-Easy-Dev.jsonl" --ctx-limit 1048576
+mem "generate -n 1000000" -n generate -m "$W" -p "Once upon a time" -n 1000000
+mem "bench --prefill 1048576" "--prefill" bench -m "$W" --prefill 1048576 --decode 1 --reps 1
+mem "recovery --calib-ctx 1048576" --calib-ctx ppl -m "$W" -f "$T" --ctx 64 --drop b1 --recover mean --calib "$T" --calib-ctx 1048576
+mem "sweep --ppl --ctx 1048576" --ctx sweep -m "$W" --scores "$SC" --max 1 --ppl "$T" --ctx 1048576 -o "$TMP/swm.json"
+mem "prune budget --ctx 1048576" --ctx prune -m "$W" --scores "$SC" --metric cosine --max-ppl-ratio 2 --ppl "$T" --ctx 1048576 -o "$TMP/pm.gguf"
+unset DP_MEM_AVAILABLE
+mem "--max-mem below the plan" --ctx ppl -m "$M" -f "$T" --ctx 128 --max-mem 1M
+grep -q "more than --max-mem 1.0 MiB" "$TMP/err" && ok || bad "--max-mem named: $(cat "$TMP/err")"
+fails "--max-mem not a size" ppl -m "$M" -f "$T" --ctx 128 --max-mem lots
+v=$(DP_MEM_AVAILABLE=1G $DP ppl -m "$M" -f "$T" --ctx 64 --max-seqs 2 --max-mem 64M --json 2>/dev/null | json ppl)
+[ -n "$v" ] && ok || bad "a run within the limits still runs"
 
 # outputs elsewhere still work
 $DP ppl -m "$TMP/link.gguf" -f "$T" --ctx 64 --max-seqs 1 --drop b1 --save-plan "$TMP/p2.json" >/dev/null 2>&1 || bad "ppl --save-plan elsewhere"

@@ -10,6 +10,7 @@
 #include "cli.h"
 
 #include "data.h"
+#include "memory.h"
 #include "plan.h"
 #include "recover.h"
 
@@ -276,7 +277,8 @@ static int open_plan(const char *cmd, const struct cli_common *c, struct cli_mod
 }
 
 /* Calibration chunks of --calib with the --calib-* settings (defaults: the command's corpus settings). */
-static int open_calib(const char *cmd, const struct cli_common *c, const struct dp_model *m, struct dp_chunks **out) {
+static int open_calib(const char *cmd, const struct cli_common *c, const struct cli_model *cm, struct dp_chunks **out) {
+    const struct dp_model *m = cm->m;
     const char *ctx_s = c->calib_ctx ? c->calib_ctx : c->ctx, *docs = c->calib_docs ? c->calib_docs : c->docs;
     const char *max_s = c->calib_max_seqs ? c->calib_max_seqs : c->max_seqs;
     const struct dp_config *cf = dp_model_config(m);
@@ -284,6 +286,11 @@ static int open_calib(const char *cmd, const struct cli_common *c, const struct 
     if ((ctx_s && !cli_int(cmd, "--calib-ctx", ctx_s, 2, 1 << 20, &ctx)) ||
         (max_s && !cli_int(cmd, "--calib-max-seqs", max_s, 1, 1L << 30, &max_seqs)))
         return 2;
+    char what[96];
+    snprintf(what, sizeof what, "fitting the recovery on sequences of %ld tokens", ctx);
+    int rc = cli_check_mem(cmd, cm, dp_session_bytes(m, NULL, (int)ctx) + dp_logits_bytes(m, ctx), what,
+                           c->calib_ctx ? "--calib-ctx" : "--calib-ctx (or --ctx)");
+    if (rc) return rc;
     return cli_read_chunks(cmd, m, c->calib, docs, ctx, max_seqs, "--calib-docs", "--calib", out);
 }
 
@@ -343,7 +350,7 @@ static int fit_recovery(const char *cmd, const struct cli_common *c, struct cli_
     if (!c->calib) return cli_error(cmd, 2, "--recover %s needs --calib CORPUS", c->recover);
     if (out->plan->n_units == 0) return cli_error(cmd, 2, "--recover %s needs removed units (--drop or --plan)", c->recover);
     struct dp_chunks *ch = NULL;
-    if ((rc = open_calib(cmd, c, out->m, &ch))) return rc;
+    if ((rc = open_calib(cmd, c, out, &ch))) return rc;
     const char *order[DP_PLAN_MAX_UNITS];
     for (int i = 0; i < out->plan->n_units; i++) order[i] = out->plan->units[i];
     double t0 = dp_now();
@@ -426,6 +433,9 @@ int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out)
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
     if (c->threads && !cli_int(cmd, "-t", c->threads, 1, 256, &threads)) return 2;
+    int64_t max_mem = 0;
+    if (c->max_mem && !dp_parse_bytes(c->max_mem, &max_mem))
+        return cli_error(cmd, 2, "--max-mem must be a size such as 512M or 8G, not '%s'", c->max_mem);
     enum dp_act act = DP_ACT_EXACT;
     if (c->act && dp_kernels_act_parse(c->act, &act)) return cli_error(cmd, 2, "--act: %s", dp_last_error());
     dp_kernels_set_act(act);
@@ -436,6 +446,7 @@ int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out)
         return cli_error(cmd, 2, "--drop: %s", dp_last_error());
     }
     out->n_threads = (int)threads;
+    out->max_mem = max_mem;
     out->pool = dp_pool_new((int)threads);
     if (!out->pool) {
         cli_close(out);
@@ -446,6 +457,21 @@ int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out)
     if (!rc && c->save_plan) rc = save_plan(cmd, c->save_plan, out);
     if (rc) cli_close(out);
     return rc;
+}
+
+int cli_check_mem(const char *cmd, const struct cli_model *cm, int64_t need, const char *what, const char *flag) {
+    return dp_mem_check(need, cm->max_mem, what, flag) ? cli_error(cmd, 1, "%s", dp_last_error()) : 0;
+}
+
+int cli_check_sessions(const char *cmd, const struct cli_model *cm, const struct dp_mask *mask, int n_sessions,
+                       long n_ctx, long n_logits, int64_t extra, const char *flag) {
+    int64_t need = n_sessions * (dp_session_bytes(cm->m, mask, (int)n_ctx) + dp_logits_bytes(cm->m, n_logits)) + extra;
+    char what[200], n[40] = "a session", kv[32];
+    if (n_sessions > 1) snprintf(n, sizeof n, "running %d sessions", n_sessions);
+    dp_format_bytes(dp_kv_cache_bytes(cm->m, mask, (int)n_ctx), kv, sizeof kv);
+    snprintf(what, sizeof what, "%s of %ld positions (KV cache %s%s, with scratch and logits)", n, n_ctx, kv,
+             n_sessions > 1 ? " each" : "");
+    return cli_check_mem(cmd, cm, need, what, flag);
 }
 
 void cli_close(struct cli_model *cm) {

@@ -104,6 +104,10 @@ int cmd_compare(int argc, char **argv) {
     if ((rc = cli_io_check("compare", &io))) return rc;
     struct cli_model cm;
     if ((rc = cli_open("compare", &c, &cm))) return rc;
+    if ((rc = cli_check_sessions("compare", &cm, NULL, candidate || c.drop ? 2 : 1, ctx, ctx, 0, "--ctx"))) {
+        cli_close(&cm);
+        return rc;
+    }
     struct dp_model *m2 = NULL;
     struct dp_mask full, mask2;
     dp_mask_all(cm.m, &full);

@@ -68,6 +68,10 @@ int cmd_mc(int argc, char **argv) {
     else if (ctx_limit > cf->n_ctx_train)
         fprintf(stderr, "depthprune mc: warning: --ctx-limit %ld exceeds the model's trained context %d\n", ctx_limit,
                 cf->n_ctx_train);
+    if ((rc = cli_check_sessions("mc", &cm, NULL, 1, ctx_limit, 1, 0, "--ctx-limit"))) {
+        cli_close(&cm);
+        return rc;
+    }
     struct dp_mc_set *set = NULL;
     struct dp_mc_result *r = NULL, *rb = NULL;
     struct dp_mc_opts o = {(int)ctx_limit, !no_cache};

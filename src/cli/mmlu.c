@@ -121,6 +121,10 @@ int cmd_mmlu(int argc, char **argv) {
     else if (ctx_limit > cf->n_ctx_train)
         fprintf(stderr, "depthprune mmlu: warning: --ctx-limit %ld exceeds the model's trained context %d\n", ctx_limit,
                 cf->n_ctx_train);
+    if ((rc = cli_check_sessions("mmlu", &cm, NULL, 1, ctx_limit, 1, 0, "--ctx-limit"))) {
+        cli_close(&cm);
+        return rc;
+    }
     struct dp_mmlu_data *d = NULL;
     struct dp_mmlu_result *r = NULL, *rb = NULL;
     struct dp_out out = {0};

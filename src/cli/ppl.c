@@ -73,6 +73,10 @@ int cmd_ppl(int argc, char **argv) {
     const struct dp_config *cf = dp_model_config(cm.m);
     if (!ctx) ctx = paper ? (cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048) : 512;
     if (ctx > cf->n_ctx_train) fprintf(stderr, "depthprune ppl: warning: --ctx %ld exceeds the model's trained context %d\n", ctx, cf->n_ctx_train);
+    if ((rc = cli_check_sessions("ppl", &cm, &cm.mask, 1, ctx, ctx, 0, "--ctx"))) {
+        cli_close(&cm);
+        return rc;
+    }
     struct dp_ppl r;
     struct dp_chunks *ch = NULL;
     struct dp_corpus *corpus = NULL;

@@ -116,6 +116,10 @@ static int from_budget(const struct cli_common *c, const struct budget_opts *b, 
     if (rc) return rc;
     const struct dp_config *cf = dp_model_config(cm.m);
     if (!ctx) ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048;
+    if (b->ppl && (rc = cli_check_sessions("prune", &cm, NULL, 1, ctx, ctx, 0, "--ctx"))) {
+        cli_close(&cm);
+        return rc;
+    }
     struct dp_influences sc = {0};
     struct dp_chunks *pplc = NULL;
     struct dp_mmlu_data *mmlu = NULL;

@@ -489,6 +489,9 @@ int cmd_sweep(int argc, char **argv) {
     if (!su.calib_ctx) su.calib_ctx = su.paper ? su.ctx : (cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048);
     if (!o.c.calib_max_seqs && su.paper) su.calib_max_seqs = su.max_seqs;
     if (!su.mmlu_ctx) su.mmlu_ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048;
+    if (!rc && o.ppl) rc = cli_check_sessions(CMD, &cm, NULL, 1, su.ctx, su.ctx, 0, "--ctx");
+    if (!rc && o.mmlu) rc = cli_check_sessions(CMD, &cm, NULL, 1, su.mmlu_ctx, 1, 0, "--mmlu-ctx-limit");
+    if (!rc && o.c.calib) rc = cli_check_sessions(CMD, &cm, NULL, 1, su.calib_ctx, su.calib_ctx, 0, "--calib-ctx");
 
     /* corpora, MMLU and warnings */
     struct dp_chunks *calib = NULL, *pplc = NULL;
