@@ -68,6 +68,13 @@ dp_status dp_out_open(const char *path, struct dp_out *out);
 dp_status dp_out_commit(struct dp_out *out);
 void dp_out_abort(struct dp_out *out);
 
+/*
+ * The longest CSV field, JSONL line or task-file line accepted (1 MiB): a
+ * longer one is refused naming the file and line, instead of being parsed,
+ * tokenized and then truncated at great cost.
+ */
+#define DP_MAX_LINE ((size_t)1 << 20)
+
 /* Monotonic time in seconds. */
 double dp_now(void);
 /* Peak resident set size of this process in MiB. */

@@ -11,6 +11,10 @@
 #    logits) exceed the available memory (DP_MEM_AVAILABLE simulates a small
 #    machine; MemAvailable otherwise) or --max-mem is refused at once, saying
 #    how much it needs and which flag lowers it; nothing is allocated.
+# 4. Bounded work on absurd input: a CSV field, JSONL line or task line over
+#    1 MiB is refused naming file and line; a 20 MB one-line corpus with
+#    --max-seqs is tokenized only as far as the chunks need, and gives the
+#    perplexity of its head.
 # Every input is a copy under $TMP: a regression overwrites the copy, never ../shared.
 . tests/lib.sh
 SM=$S/models/stories260K/stories260K.gguf
@@ -142,6 +146,32 @@ grep -q "more than --max-mem 1.0 MiB" "$TMP/err" && ok || bad "--max-mem named: 
 fails "--max-mem not a size" ppl -m "$M" -f "$T" --ctx 128 --max-mem lots
 v=$(DP_MEM_AVAILABLE=1G $DP ppl -m "$M" -f "$T" --ctx 64 --max-seqs 2 --max-mem 64M --json 2>/dev/null | json ppl)
 [ -n "$v" ] && ok || bad "a run within the limits still runs"
+
+# ---- 4. absurd sizes ----
+# BIG: 2 MB of letters on one line
+awk 'BEGIN { s = "abcdefghij"; for (i = 0; i < 17; i++) s = s s; printf "%s", substr(s, 1, 2000000) }' >"$TMP/big"
+mkdir -p "$TMP/mmbig/dev" "$TMP/mmbig/test"
+cp "$TMP/mmlu/dev/marketing_dev.csv" "$TMP/mmbig/dev/"
+{ head -n 2 "$TMP/mmlu/test/marketing_test.csv"; printf '"'; cat "$TMP/big"; printf '",A,B,C,D,A\n'; } >"$TMP/mmbig/test/marketing_test.csv"
+fast "an MMLU field over 1 MiB" mmlu -m "$M" --data "$TMP/mmbig" --limit 3
+grep -q "marketing_test.csv:3: a field longer than 1 MiB" "$TMP/err" && ok || bad "the message names file:line and the limit: $(head -c 300 "$TMP/err")"
+{ echo '{"text": "a short document"}'; printf '{"text": "'; cat "$TMP/big"; echo '"}'; } >"$TMP/big.jsonl"
+fast "a JSONL corpus line over 1 MiB" ppl -m "$M" -f "$TMP/big.jsonl" --ctx 64
+grep -q "big.jsonl:2: a line longer than 1 MiB" "$TMP/err" && ok || bad "the message names file:line: $(head -c 300 "$TMP/err")"
+{ head -n 1 "$D/arc/ARC-Easy-Dev.jsonl"; printf '{"question": "'; cat "$TMP/big"; echo '"}'; } >"$TMP/arc.jsonl"
+fast "a task line over 1 MiB" mc -m "$M" --task arc --data "$TMP/arc.jsonl"
+grep -q "arc.jsonl:2: a line longer than 1 MiB" "$TMP/err" && ok || bad "the message names file:line: $(head -c 300 "$TMP/err")"
+{ head -n 6 "$D/hellaswag/hellaswag_val_full.txt"; cat "$TMP/big"; echo; } >"$TMP/hs.txt"
+fast "a HellaSwag line over 1 MiB" mc -m "$M" --task hellaswag --data "$TMP/hs.txt"
+grep -q "hs.txt:7: a line longer than 1 MiB" "$TMP/err" && ok || bad "the message names file:line: $(head -c 300 "$TMP/err")"
+# a 20 MB one-line corpus, --max-seqs 4: the perplexity of its head, at once
+tr '\n' ' ' <"$T" >"$TMP/line1"
+for i in 1 2 3 4 5 6 7 8 9 10; do cat "$TMP/line1" "$TMP/line1" "$TMP/line1" "$TMP/line1" "$TMP/line1" "$TMP/line1" "$TMP/line1" "$TMP/line1" "$TMP/line1" "$TMP/line1"; done >"$TMP/line100"
+for i in 1 2 3 4 5 6 7 8 9 10; do cat "$TMP/line100"; done >"$TMP/line20m"
+head -c 200000 "$TMP/line20m" >"$TMP/head"
+a=$(timeout 20 $DP ppl -m "$M" -f "$TMP/line20m" --ctx 128 --max-seqs 4 --json 2>"$TMP/err" | json ppl)
+b=$($DP ppl -m "$M" -f "$TMP/head" --ctx 128 --max-seqs 4 --json 2>/dev/null | json ppl)
+[ -n "$a" ] && eq "$a" "$b" "20 MB line, --max-seqs 4: the perplexity of its head" || bad "20 MB line: $(head -c 300 "$TMP/err")"
 
 # outputs elsewhere still work
 $DP ppl -m "$TMP/link.gguf" -f "$T" --ctx 64 --max-seqs 1 --drop b1 --save-plan "$TMP/p2.json" >/dev/null 2>&1 || bad "ppl --save-plan elsewhere"
