@@ -23,14 +23,50 @@ static _Thread_local char last_error[1024] = "no error";
 
 const char *dp_last_error(void) { return last_error; }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when it is not one (RFC 3629: no overlongs, surrogates). */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!k || k > n) return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
+        (c == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return k;
+}
+
+char *dp_escape(const char *s, size_t n, char *buf, size_t cap) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = u[i] >= 0x80 ? utf8_len(u + i, n - i) : 1;
+        bool raw = k > 1 || (u[i] >= 0x20 && u[i] < 0x7f);
+        size_t w = raw ? k : 4;
+        if (o + w + 4 > cap) { /* room for "..." and the NUL */
+            if (cap >= 4) {
+                memcpy(buf + (o < cap - 4 ? o : cap - 4), "...", 3);
+                o = (o < cap - 4 ? o : cap - 4) + 3;
+            }
+            break;
+        }
+        if (raw) memcpy(buf + o, s + i, k);
+        else snprintf(buf + o, 5, "\\x%02x", u[i]);
+        o += w;
+        i += raw ? k : 1;
+    }
+    buf[o < cap ? o : cap - 1] = 0;
+    return buf;
+}
+
 dp_status dp_fail(dp_status status, const char *fmt, ...) {
+    char raw[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    /* One line, always: newlines in user-provided names become spaces. */
-    for (char *p = last_error; *p; p++)
-        if (*p == '\n' || *p == '\r') *p = ' ';
+    /* One line, always: whatever the input held, control bytes are written \xNN. */
+    dp_escape(raw, strlen(raw), last_error, sizeof last_error);
     return status;
 }
 

@@ -16,8 +16,21 @@
 #define DP_PRINTF(a, b)
 #endif
 
-/* Record a one-line message for dp_last_error() and return `status`. */
+/*
+ * Record a one-line message for dp_last_error() and return `status`. The
+ * message is escaped by dp_escape, so bytes from an input file (a field, a
+ * token, a key) never reach a terminal raw.
+ */
 dp_status dp_fail(dp_status status, const char *fmt, ...) DP_PRINTF(2, 3);
+
+/*
+ * Copy n bytes of s to buf (cap > 0 bytes, always NUL-terminated) for a
+ * message: valid UTF-8 is kept, control bytes (newlines included) and bytes
+ * that are not part of valid UTF-8 become \xNN. Cut with "..." when buf is
+ * too small. Text without such bytes is unchanged, so escaping twice is
+ * harmless. Returns buf.
+ */
+char *dp_escape(const char *s, size_t n, char *buf, size_t cap);
 
 /* An always-on invariant check for internal bugs (never for bad input). */
 #define DP_ASSERT(x)                                                                   \

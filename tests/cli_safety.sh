@@ -15,6 +15,8 @@
 #    1 MiB is refused naming file and line; a 20 MB one-line corpus with
 #    --max-seqs is tokenized only as far as the chunks need, and gives the
 #    perplexity of its head.
+# 5. Error lines print input bytes escaped: control bytes and bytes that are
+#    not UTF-8 read \xNN, never raw.
 # Every input is a copy under $TMP: a regression overwrites the copy, never ../shared.
 . tests/lib.sh
 SM=$S/models/stories260K/stories260K.gguf
@@ -172,6 +174,30 @@ head -c 200000 "$TMP/line20m" >"$TMP/head"
 a=$(timeout 20 $DP ppl -m "$M" -f "$TMP/line20m" --ctx 128 --max-seqs 4 --json 2>"$TMP/err" | json ppl)
 b=$($DP ppl -m "$M" -f "$TMP/head" --ctx 128 --max-seqs 4 --json 2>/dev/null | json ppl)
 [ -n "$a" ] && eq "$a" "$b" "20 MB line, --max-seqs 4: the perplexity of its head" || bad "20 MB line: $(head -c 300 "$TMP/err")"
+
+# ---- 5. escaped bytes ----
+# escaped WHAT ARGS...: fails with one line holding \x06 and no raw control byte
+escaped() {
+    what=$1; shift
+    fails "$what" "$@"
+    grep -q 'x06' "$TMP/err" && grep -qF '\x06' "$TMP/err" && ok || bad "$what: no \\x06 in: $(head -c 300 "$TMP/err")"
+    if tr -d '\n' <"$TMP/err" | LC_ALL=C grep -q '[[:cntrl:]]'; then bad "$what: raw control bytes in the message"; else ok; fi
+}
+mkdir -p "$TMP/mmg/dev" "$TMP/mmg/test"
+cp "$TMP/mmlu/dev/marketing_dev.csv" "$TMP/mmg/dev/"
+{ head -n 2 "$TMP/mmlu/test/marketing_test.csv"; printf 'q,a,b,c,d,\006\377\033[31m\n'; } >"$TMP/mmg/test/marketing_test.csv"
+escaped "MMLU answer with binary garbage" mmlu -m "$M" --data "$TMP/mmg"
+grep -qF '\xff' "$TMP/err" && ok || bad "a byte that is not UTF-8 reads \\xff: $(cat "$TMP/err")"
+printf 'ctx\n\006\377\nx\ny\nz\nw\n' >"$TMP/hsg.txt"
+escaped "HellaSwag label with binary garbage" mc -m "$M" --task hellaswag --data "$TMP/hsg.txt"
+printf '1\n\006\n' >"$TMP/labels.lst"
+escaped "PIQA label with binary garbage" mc -m "$M" --task piqa --data "$D/piqa/valid.jsonl" --labels "$TMP/labels.lst" --limit 2
+escaped "--drop with a control byte" ppl -m "$M" -f "$T" --drop "$(printf 'b\006')"
+escaped "an option with a control byte" ppl -m "$M" -f "$T" "$(printf -- '--x\006')"
+# valid UTF-8 is kept as it is
+printf '1\n\303\251\n' >"$TMP/labels2.lst"
+fails "PIQA label in UTF-8" mc -m "$M" --task piqa --data "$D/piqa/valid.jsonl" --labels "$TMP/labels2.lst" --limit 2
+grep -q "label 'é'" "$TMP/err" && ok || bad "UTF-8 kept: $(cat "$TMP/err")"
 
 # outputs elsewhere still work
 $DP ppl -m "$TMP/link.gguf" -f "$T" --ctx 64 --max-seqs 1 --drop b1 --save-plan "$TMP/p2.json" >/dev/null 2>&1 || bad "ppl --save-plan elsewhere"

@@ -73,6 +73,36 @@ static void test_regular(void) {
     unlink(path);
 }
 
+static void check_escape(const char *in, size_t n, const char *want) {
+    char buf[256];
+    dp_escape(in, n, buf, sizeof buf);
+    CHECK_MSG(!strcmp(buf, want), "got '%s', want '%s'", buf, want);
+}
+
+static void test_escape(void) {
+    check_escape("plain text, 1.0", 15, "plain text, 1.0");
+    check_escape("a\x06" "b", 3, "a\\x06" "b");
+    check_escape("\x01\x1f\x7f\n\r\t", 6, "\\x01\\x1f\\x7f\\x0a\\x0d\\x09");
+    check_escape("\xff\xfe", 2, "\\xff\\xfe");
+    check_escape("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    check_escape("\xc0\xaf", 2, "\\xc0\\xaf");             /* overlong '/' */
+    check_escape("\xed\xa0\x80", 3, "\\xed\\xa0\\x80");    /* a UTF-16 surrogate */
+    check_escape("\xf4\x90\x80\x80", 4, "\\xf4\\x90\\x80\\x80"); /* above U+10FFFF */
+    check_escape("x\xe2\x82", 3, "x\\xe2\\x82");           /* a sequence cut short */
+    check_escape("a\0b", 3, "a\\x00b");
+    char small[8];
+    dp_escape("abcdefghij", 10, small, sizeof small);
+    CHECK_MSG(!strcmp(small, "abcd..."), "%s", small);
+    dp_escape("\x01\x02\x03", 3, small, sizeof small);
+    CHECK_MSG(!strcmp(small, "\\x01..."), "%s", small); /* never half an escape */
+    char once[64], twice[64];
+    dp_escape("k\x06\xff", 3, once, sizeof once);
+    dp_escape(once, strlen(once), twice, sizeof twice);
+    CHECK(!strcmp(once, twice));
+    CHECK(dp_fail(DP_ERR_FORMAT, "%s: key '%s'", "f.gguf", "ab\x06\x1b[2J") == DP_ERR_FORMAT);
+    CHECK_MSG(!strcmp(dp_last_error(), "f.gguf: key 'ab\\x06\\x1b[2J'"), "%s", dp_last_error());
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_base.XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -81,6 +111,7 @@ int main(void) {
     test_non_regular();
     test_regular();
     alarm(0);
+    test_escape();
     rmdir(tmpdir);
     return TEST_END();
 }

@@ -24,12 +24,13 @@
 #include <unistd.h>
 
 int cli_error(const char *cmd, int code, const char *fmt, ...) {
+    char raw[2048], line[4096];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "depthprune %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    /* arguments and file bytes quoted in the message are escaped (dp_escape) */
+    fprintf(stderr, "depthprune %s: %s\n", cmd, dp_escape(raw, strlen(raw), line, sizeof line));
     return code;
 }
 
