@@ -77,6 +77,9 @@ refused "prune -o onto the scores" "$SC" prune -m "$M" --scores "$SC" --metric c
 refused "prune -o onto --plan" "$P" prune -m "$M" --plan "$P" -o "$P"
 refused "synth -o onto --vocab-from" "$M" synth -o "$M" --vocab-from "$M" --dim 64 --ff 64 --heads 2 --layers 1
 refused "mc --save-plan onto the task file" "$T" mc -m "$M" --task hellaswag --data "$T" --drop b1 --save-plan "$T"
+mkdir -p "$TMP/piqa"; head -n 3 "$D/piqa/valid.jsonl" >"$TMP/piqa/v.jsonl"; head -n 3 "$D/piqa/valid-labels.lst" >"$TMP/piqa/v-labels.lst"
+cp "$TMP/piqa/v-labels.lst" "$TMP/piqa/v-labels.lst.orig"
+refused "mc --save-plan onto PIQA's default labels" "$TMP/piqa/v-labels.lst" mc -m "$M" --task piqa --data "$TMP/piqa/v.jsonl" --drop b1 --save-plan "$TMP/piqa/v-labels.lst"
 refused "info --save-plan onto the model" "$M" info -m "$M" --drop b1 --save-plan "$M"
 # a plan of sweep --save-plans DIR that would land on an input
 cp "$SC" "$TMP/in/cosine_block_oneshot_none.json"; cp "$SC" "$TMP/in/cosine_block_oneshot_none.json.orig"

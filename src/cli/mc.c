@@ -53,6 +53,12 @@ int cmd_mc(int argc, char **argv) {
     struct cli_io io = {0};
     cli_io_common(&io, &c);
     cli_io_in(&io, "--data", data);
+    char default_labels[4200];
+    if (task == DP_TASK_PIQA && !labels) { /* the default of src/tasks.h: FILE with .jsonl -> -labels.lst */
+        size_t n = strlen(data), stem = n > 6 && !strcmp(data + n - 6, ".jsonl") ? n - 6 : n;
+        snprintf(default_labels, sizeof default_labels, "%.*s-labels.lst", (int)stem, data);
+        cli_io_in(&io, "the labels of --data", default_labels);
+    }
     cli_io_in(&io, "--labels", labels);
     if ((rc = cli_io_check("mc", &io))) return rc;
     struct cli_model cm;
