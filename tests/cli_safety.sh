@@ -144,6 +144,7 @@ mem "generate -n 1000000" -n generate -m "$W" -p "Once upon a time" -n 1000000
 mem "bench --prefill 1048576" "--prefill" bench -m "$W" --prefill 1048576 --decode 1 --reps 1
 mem "recovery --calib-ctx 1048576" --calib-ctx ppl -m "$W" -f "$T" --ctx 64 --drop b1 --recover mean --calib "$T" --calib-ctx 1048576
 mem "sweep --ppl --ctx 1048576" --ctx sweep -m "$W" --scores "$SC" --max 1 --ppl "$T" --ctx 1048576 -o "$TMP/swm.json"
+mem "sweep --iterative --calib-ctx 1048576" --calib-ctx sweep -m "$W" --scores "$SC" --max 1 --iterative --calib "$T" --calib-ctx 1048576 -o "$TMP/swi.json"
 mem "prune budget --ctx 1048576" --ctx prune -m "$W" --scores "$SC" --metric cosine --max-ppl-ratio 2 --ppl "$T" --ctx 1048576 -o "$TMP/pm.gguf"
 unset DP_MEM_AVAILABLE
 mem "--max-mem below the plan" --ctx ppl -m "$M" -f "$T" --ctx 128 --max-mem 1M

@@ -12,6 +12,7 @@
 
 #include "data.h"
 #include "eval.h"
+#include "metrics.h"
 #include "mmlu.h"
 #include "model.h"
 #include "plan.h"
@@ -491,7 +492,11 @@ int cmd_sweep(int argc, char **argv) {
     if (!su.mmlu_ctx) su.mmlu_ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048;
     if (!rc && o.ppl) rc = cli_check_sessions(CMD, &cm, NULL, 1, su.ctx, su.ctx, 0, "--ctx");
     if (!rc && o.mmlu) rc = cli_check_sessions(CMD, &cm, NULL, 1, su.mmlu_ctx, 1, 0, "--mmlu-ctx-limit");
-    if (!rc && o.c.calib) rc = cli_check_sessions(CMD, &cm, NULL, 1, su.calib_ctx, su.calib_ctx, 0, "--calib-ctx");
+    if (!rc && o.c.calib) { /* fitting recoveries; iterative runs re-score with snapshots and logits */
+        int64_t snap = 0, lg = 0;
+        if (o.iterative) dp_metrics_memory(cm.m, (int)su.calib_ctx, &snap, &lg);
+        rc = cli_check_sessions(CMD, &cm, NULL, 1, su.calib_ctx, su.calib_ctx, snap + lg, "--calib-ctx");
+    }
 
     /* corpora, MMLU and warnings */
     struct dp_chunks *calib = NULL, *pplc = NULL;
