@@ -23,14 +23,50 @@ static _Thread_local char last_error[1024] = "no error";
 
 const char *dp_last_error(void) { return last_error; }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when it is not one (RFC 3629: no overlongs, surrogates). */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!k || k > n) return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
+        (c == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return k;
+}
+
+char *dp_escape(const char *s, size_t n, char *buf, size_t cap) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = u[i] >= 0x80 ? utf8_len(u + i, n - i) : 1;
+        bool raw = k > 1 || (u[i] >= 0x20 && u[i] < 0x7f);
+        size_t w = raw ? k : 4;
+        if (o + w + 4 > cap) { /* room for "..." and the NUL */
+            if (cap >= 4) {
+                memcpy(buf + (o < cap - 4 ? o : cap - 4), "...", 3);
+                o = (o < cap - 4 ? o : cap - 4) + 3;
+            }
+            break;
+        }
+        if (raw) memcpy(buf + o, s + i, k);
+        else snprintf(buf + o, 5, "\\x%02x", u[i]);
+        o += w;
+        i += raw ? k : 1;
+    }
+    buf[o < cap ? o : cap - 1] = 0;
+    return buf;
+}
+
 dp_status dp_fail(dp_status status, const char *fmt, ...) {
+    char raw[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    /* One line, always: newlines in user-provided names become spaces. */
-    for (char *p = last_error; *p; p++)
-        if (*p == '\n' || *p == '\r') *p = ' ';
+    /* One line, always: whatever the input held, control bytes are written \xNN. */
+    dp_escape(raw, strlen(raw), last_error, sizeof last_error);
     return status;
 }
 
@@ -59,16 +95,54 @@ void *dp_calloc(size_t n, size_t size) {
     return p;
 }
 
-dp_status dp_map_open(const char *path, struct dp_map *out) {
-    memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY);
+static const char *mode_kind(mode_t m) {
+    if (S_ISDIR(m)) return "a folder";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a plain file";
+}
+
+const char *dp_file_kind(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return NULL;
+    return mode_kind(st.st_mode);
+}
+
+dp_status dp_open_read(const char *path, int *fd_out, uint64_t *size) {
+    *fd_out = -1;
+    /* O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return dp_fail(DP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        dp_status e = dp_fail(DP_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
         close(fd);
-        return dp_fail(DP_ERR_IO, "%s: not a regular file", path);
+        return e;
     }
-    out->size = (size_t)st.st_size;
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return dp_fail(DP_ERR_IO, "%s: not a regular file (%s)", path, mode_kind(st.st_mode));
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    *fd_out = fd;
+    *size = (uint64_t)st.st_size;
+    return DP_OK;
+}
+
+dp_status dp_map_open(const char *path, struct dp_map *out) {
+    memset(out, 0, sizeof *out);
+    int fd;
+    uint64_t size;
+    dp_status st0 = dp_open_read(path, &fd, &size);
+    if (st0) return st0;
+    if (size > SIZE_MAX) {
+        close(fd);
+        return dp_fail(DP_ERR_IO, "%s: too large to map", path);
+    }
+    out->size = (size_t)size;
     if (out->size > 0) {
         void *p = mmap(NULL, out->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
@@ -95,8 +169,15 @@ void dp_map_close(struct dp_map *map) {
 
 dp_status dp_read_file(const char *path, char **out, size_t *len) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return dp_fail(DP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    uint64_t size;
+    dp_status st = dp_open_read(path, &fd, &size);
+    if (st) return st;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return dp_fail(DP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     while (buf) {

@@ -16,8 +16,21 @@
 #define DP_PRINTF(a, b)
 #endif
 
-/* Record a one-line message for dp_last_error() and return `status`. */
+/*
+ * Record a one-line message for dp_last_error() and return `status`. The
+ * message is escaped by dp_escape, so bytes from an input file (a field, a
+ * token, a key) never reach a terminal raw.
+ */
 dp_status dp_fail(dp_status status, const char *fmt, ...) DP_PRINTF(2, 3);
+
+/*
+ * Copy n bytes of s to buf (cap > 0 bytes, always NUL-terminated) for a
+ * message: valid UTF-8 is kept, control bytes (newlines included) and bytes
+ * that are not part of valid UTF-8 become \xNN. Cut with "..." when buf is
+ * too small. Text without such bytes is unchanged, so escaping twice is
+ * harmless. Returns buf.
+ */
+char *dp_escape(const char *s, size_t n, char *buf, size_t cap);
 
 /* An always-on invariant check for internal bugs (never for bad input). */
 #define DP_ASSERT(x)                                                                   \
@@ -34,7 +47,17 @@ bool dp_add_overflow(uint64_t a, uint64_t b, uint64_t *out);
 void *dp_malloc(size_t n);
 void *dp_calloc(size_t n, size_t size);
 
-/* A read-only mapping of a whole file. */
+/*
+ * Open a file for reading, refusing what is not a regular file (a FIFO, a
+ * device, a folder) at once instead of blocking on it or reading forever:
+ * the check is made on the open descriptor (opened non-blocking, then made
+ * blocking again). *fd is the caller's to close; *size its size in bytes.
+ */
+dp_status dp_open_read(const char *path, int *fd, uint64_t *size);
+/* What path is when it exists and is not a regular file ("a FIFO", "a folder", ...), else NULL. */
+const char *dp_file_kind(const char *path);
+
+/* A read-only mapping of a whole file (a regular file: dp_open_read). */
 struct dp_map {
     const uint8_t *data;
     size_t size;
@@ -43,7 +66,7 @@ struct dp_map {
 dp_status dp_map_open(const char *path, struct dp_map *out);
 void dp_map_close(struct dp_map *map);
 
-/* Read a whole file into a NUL-terminated heap buffer (*len excludes the NUL). */
+/* Read a whole regular file (dp_open_read) into a NUL-terminated heap buffer (*len excludes the NUL). */
 dp_status dp_read_file(const char *path, char **out, size_t *len);
 
 /*
@@ -57,6 +80,13 @@ struct dp_out {
 dp_status dp_out_open(const char *path, struct dp_out *out);
 dp_status dp_out_commit(struct dp_out *out);
 void dp_out_abort(struct dp_out *out);
+
+/*
+ * The longest CSV field, JSONL line or task-file line accepted (1 MiB): a
+ * longer one is refused naming the file and line, instead of being parsed,
+ * tokenized and then truncated at great cost.
+ */
+#define DP_MAX_LINE ((size_t)1 << 20)
 
 /* Monotonic time in seconds. */
 double dp_now(void);

@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+static dp_status field_too_long(const char *name, int line) {
+    return dp_fail(DP_ERR_FORMAT, "%s:%d: a field longer than %zu MiB (the limit for a CSV field)", name, line,
+                   DP_MAX_LINE >> 20);
+}
+
 /*
  * Scan the text. With c == NULL only count; otherwise fill c's arrays (sized
  * by the counting pass). Returns a status; counts in *n_rows, *n_fields.
@@ -43,6 +48,7 @@ static dp_status scan(const char *s, size_t len, const char *name, struct dp_csv
                         break;
                     }
                     if (s[i] == '\n') line++;
+                    if (out - start >= DP_MAX_LINE) return field_too_long(name, quote_line);
                     if (c) c->buf[out] = s[i];
                     out++;
                     i++;
@@ -51,6 +57,7 @@ static dp_status scan(const char *s, size_t len, const char *name, struct dp_csv
                     return dp_fail(DP_ERR_FORMAT, "%s:%d: unexpected character after a closing quote", name, line);
             } else {
                 while (i < len && s[i] != ',' && s[i] != '\n' && !(s[i] == '\r' && i + 1 < len && s[i + 1] == '\n')) {
+                    if (out - start >= DP_MAX_LINE) return field_too_long(name, line);
                     if (c) c->buf[out] = s[i];
                     out++;
                     i++;

@@ -63,7 +63,10 @@ dp_status dp_corpus_read(const char *path, struct dp_corpus **out) {
             const char *line = text + pos;
             bool blank = true;
             for (size_t i = 0; i < n; i++) blank = blank && isspace((unsigned char)line[i]);
-            if (!blank) {
+            if (n > DP_MAX_LINE)
+                st = dp_fail(DP_ERR_FORMAT, "%s:%d: a line longer than %zu MiB (the limit for a JSONL line)", path,
+                             line_no, DP_MAX_LINE >> 20);
+            else if (!blank) {
                 char where[1100];
                 snprintf(where, sizeof where, "%s:%d", path, line_no);
                 struct dp_jv *obj;
@@ -126,6 +129,71 @@ dp_status dp_parse_range(const char *s, int *lo, int *hi) {
     return DP_OK;
 }
 
+/* The ids of len bytes of text (BOS first) appended at (*ids)[*n], the buffer grown as needed. */
+static dp_status append_tokens(const struct dp_tokenizer *t, const char *text, size_t len, int **ids, size_t *cap,
+                               size_t *n, const char *path) {
+    for (;;) {
+        int k;
+        size_t room = *cap - *n;
+        dp_status st = dp_tokenize(t, text, len, DP_TOKENIZE_BOS, *ids + *n, (int)(room < INT32_MAX ? room : INT32_MAX), &k);
+        if (st) return st;
+        if (*n + (size_t)k <= *cap) {
+            *n += (size_t)k;
+            return DP_OK;
+        }
+        size_t c = 2 * (*n + (size_t)k);
+        int *p = realloc(*ids, c * sizeof *p);
+        if (!p) return dp_fail(DP_ERR_NOMEM, "%s: out of memory tokenizing", path);
+        *ids = p;
+        *cap = c;
+    }
+}
+
+/* Prefixes shorter than this are not worth the second tokenization: the document is tokenized whole. */
+#define PREFIX_MIN ((size_t)1 << 16)
+/* Tokens beyond those wanted that the first prefix must give, so the comparison is not at its cut. */
+#define PREFIX_MARGIN 64
+
+/*
+ * The first `need` ids of a document (all of them when need is 0) appended
+ * at (*ids)[*n]. A long document of which only a head is wanted (--max-seqs)
+ * is not tokenized whole: prefixes of doubling length are tokenized until two
+ * successive ones agree on the wanted ids (cutting the text changes only the
+ * ids next to the cut), so the work is bounded by what is needed, not by the
+ * document's length, and the ids are those of the whole document.
+ */
+static dp_status doc_tokens(const struct dp_tokenizer *t, const char *text, size_t len, size_t need, int **ids,
+                            size_t *cap, size_t *n, const char *path) {
+    size_t p = need * 8 > PREFIX_MIN ? need * 8 : PREFIX_MIN;
+    if (!need || len <= 2 * p) return append_tokens(t, text, len, ids, cap, n, path);
+    int *prev = NULL, *cur = NULL;
+    size_t k_prev = 0;
+    dp_status st = DP_OK;
+    for (; !st && p < len; p *= 2) {
+        size_t k = 0, c = p + 16;
+        cur = malloc(c * sizeof *cur);
+        st = cur ? append_tokens(t, text, p, &cur, &c, &k, path) : dp_fail(DP_ERR_NOMEM, "%s: out of memory tokenizing", path);
+        if (!st && prev && k_prev >= need + PREFIX_MARGIN && k >= need && !memcmp(prev, cur, need * sizeof *cur)) {
+            while (!st && *n + need > *cap) {
+                int *q = realloc(*ids, 2 * (*n + need) * sizeof *q);
+                if (q) *ids = q, *cap = 2 * (*n + need);
+                else st = dp_fail(DP_ERR_NOMEM, "%s: out of memory tokenizing", path);
+            }
+            if (!st) memcpy(*ids + *n, cur, need * sizeof *cur), *n += need;
+            free(prev);
+            free(cur);
+            return st;
+        }
+        free(prev);
+        prev = cur;
+        k_prev = k;
+        cur = NULL;
+    }
+    free(prev);
+    free(cur);
+    return st ? st : append_tokens(t, text, len, ids, cap, n, path);
+}
+
 dp_status dp_chunks_paper(const struct dp_tokenizer *t, const struct dp_corpus *c, int doc_lo, int doc_hi, int ctx,
                           int max_seqs, struct dp_chunks **out) {
     *out = NULL;
@@ -139,25 +207,13 @@ dp_status dp_chunks_paper(const struct dp_tokenizer *t, const struct dp_corpus *
     if (!ids) return DP_ERR_NOMEM;
     int docs = 0;
     for (int d = doc_lo; d < doc_hi; d++) {
-        if (max_seqs > 0 && n >= (size_t)max_seqs * ctx) break;
-        int k;
-        dp_status st;
-        for (;;) {
-            st = dp_tokenize(t, c->docs[d], c->lens[d], DP_TOKENIZE_BOS, ids + n, (int)(cap - n < INT32_MAX ? cap - n : INT32_MAX), &k);
-            if (st || n + (size_t)k <= cap) break;
-            cap = 2 * (n + (size_t)k);
-            int *p = realloc(ids, cap * sizeof *p);
-            if (!p) {
-                free(ids);
-                return dp_fail(DP_ERR_NOMEM, "%s: out of memory tokenizing", c->path);
-            }
-            ids = p;
-        }
+        size_t want = max_seqs > 0 ? (size_t)max_seqs * ctx : 0;
+        if (want && n >= want) break;
+        dp_status st = doc_tokens(t, c->docs[d], c->lens[d], want ? want - n : 0, &ids, &cap, &n, c->path);
         if (st) {
             free(ids);
             return st;
         }
-        n += (size_t)k;
         docs++;
     }
     size_t n_seqs = n / (size_t)ctx;

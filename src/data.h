@@ -7,7 +7,9 @@
  * line. Each document is stripped of leading and trailing whitespace; empty
  * documents are skipped. The "paper" chunking tokenizes every document with
  * BOS, concatenates the ids in order and cuts them into chunks of exactly
- * ctx tokens, dropping the remainder.
+ * ctx tokens, dropping the remainder. With a limit on the chunks, only the
+ * documents (and of a long document, only the head) that the limit needs are
+ * tokenized.
  */
 #ifndef DP_DATA_H
 #define DP_DATA_H
@@ -29,7 +31,7 @@ struct dp_chunks {
     int n_seqs, ctx;
     int *ids;              /* (n_seqs, ctx) */
     int n_docs;            /* documents tokenized */
-    int64_t n_tokens;      /* ids before the remainder was dropped */
+    int64_t n_tokens;      /* ids before the remainder was dropped (with max_seqs: at most max_seqs*ctx) */
 };
 
 /*

@@ -231,6 +231,11 @@ static dp_status push_item(struct dp_mc_set *s, int *cap, struct dp_mc_item *it)
     return DP_OK;
 }
 
+static dp_status line_too_long(const char *path, int line) {
+    return dp_fail(DP_ERR_FORMAT, "%s:%d: a line longer than %zu MiB (the limit for a task line)", path, line,
+                   DP_MAX_LINE >> 20);
+}
+
 /* HellaSwag in llama.cpp's format: 6 lines per task. */
 static dp_status read_hellaswag(const char *path, char *text, size_t len, int limit, struct dp_mc_set *s) {
     int cap = 0, line_no = 0;
@@ -245,6 +250,7 @@ static dp_status read_hellaswag(const char *path, char *text, size_t len, int li
         if (n && line[n - 1] == '\r') n--;
         line[n] = 0;
         line_no++;
+        if (n > DP_MAX_LINE) return line_too_long(path, line_no);
         pos = nl ? end + 1 : len;
         if (n_lines == 0) first_line = line_no;
         lines[n_lines++] = line;
@@ -410,6 +416,10 @@ static dp_status read_jsonl(enum dp_task task, const char *path, char *text, siz
         char *line = text + pos;
         size_t n = end - pos;
         pos = nl ? end + 1 : len;
+        if (n > DP_MAX_LINE) {
+            st = line_too_long(path, line_no);
+            break;
+        }
         bool blank = true;
         for (size_t i = 0; i < n && blank; i++) blank = isspace((unsigned char)line[i]);
         if (blank) continue;

@@ -76,6 +76,10 @@ int cmd_bench(int argc, char **argv) {
     const struct dp_model *m = cm.m;
     int V = m->cfg.n_vocab, n_ctx = (int)(n_pre > n_dec ? n_pre : n_dec);
     if (n_ctx < 1) n_ctx = 1;
+    if ((rc = cli_check_sessions("bench", &cm, &cm.mask, 1, n_ctx, 1, 0, "--prefill or --decode"))) {
+        cli_close(&cm);
+        return rc;
+    }
     int *ids = malloc((size_t)n_ctx * sizeof *ids);
     float *logits = malloc((size_t)V * sizeof *logits);
     double *t_pre = calloc((size_t)reps, sizeof *t_pre), *t_dec = calloc((size_t)reps, sizeof *t_dec);

@@ -39,6 +39,7 @@ bool cli_double(const char *cmd, const char *opt, const char *value, double lo, 
 struct cli_common {
     const char *model, *vocab, *drop, *threads, *json;
     const char *act; /* --act: activation mode of the matrix products (handled by cli_open) */
+    const char *max_mem; /* --max-mem: the memory a run may plan for (handled by cli_open, checked by cli_check_mem) */
     /* plans and recoveries (handled by cli_open) */
     const char *plan, *save_plan, *recover, *calib, *calib_docs, *calib_ctx, *calib_max_seqs, *recover_stats,
         *recover_init, *ridge, *objective, *steps, *lr, *batch, *seed;
@@ -57,6 +58,7 @@ struct cli_common {
     {"-t", "--threads", false, &(c).threads, "threads (default: all cores)"},                      \
     {"--act", NULL, false, &(c).act, "exact (default) or q8: activations rounded as llama.cpp for Q8_0/Q4_0"}, \
     {"--json", NULL, true, &(c).json, "one JSON object on stdout"},                                \
+    {"--max-mem", NULL, false, &(c).max_mem, "refuse a run planned to need more memory (e.g. 8G; default: what is available)"}, \
     CLI_RECOVER_OPTS(c)
 #define CLI_RECOVER_OPTS(c)                                                                        \
     {"--plan", NULL, false, &(c).plan, "saved plan: units in removal order (+ recovery file)"},   \
@@ -88,6 +90,7 @@ struct cli_model {
     struct dp_mask mask;
     struct dp_pool *pool;
     int n_threads;
+    int64_t max_mem;                  /* --max-mem in bytes, 0 when not given */
     /*
      * Replacements of removed units (recoveries from --plan/--recover), or
      * NULL: pass to dp_session_forward_hooked (src/model.h) in every forward
@@ -108,6 +111,50 @@ struct dp_chunks;
 int cli_read_chunks(const char *cmd, const struct dp_model *m, const char *file, const char *docs, long ctx,
                     long max_seqs, const char *docs_opt, const char *what, struct dp_chunks **out);
 void cli_close(struct cli_model *cm);
+/*
+ * Before allocating: refuse with one line when `need` bytes exceed --max-mem
+ * or the machine's available memory (src/memory.h), naming `what` and the
+ * flag that lowers it. Returns 0 or the exit code after the message.
+ */
+int cli_check_mem(const char *cmd, const struct cli_model *cm, int64_t need, const char *what, const char *flag);
+/*
+ * cli_check_mem for n_sessions sessions of n_ctx positions under mask (NULL:
+ * every unit), each with f32 logits for n_logits positions, plus `extra` bytes.
+ */
+int cli_check_sessions(const char *cmd, const struct cli_model *cm, const struct dp_mask *mask, int n_sessions,
+                       long n_ctx, long n_logits, int64_t extra, const char *flag);
+
+/*
+ * The files a command reads and writes, checked before any work by
+ * cli_io_check: every input that exists must be a regular file (a folder for
+ * cli_io_in_dir), so that a FIFO or a device never blocks a read, and no
+ * output may be an input: the same device and inode, so "dir/../file",
+ * symlinks and hard links are caught (an output that does not exist yet
+ * cannot be one). A folder input covers every file up to two levels below
+ * it (MMLU's dev/ and test/). NULL paths are ignored; paths are copied.
+ */
+struct cli_io_file {
+    char opt[32];  /* the option naming it ("" for a positional argument) */
+    char *path;    /* (owned) */
+    bool out, dir;
+};
+struct cli_io {
+    struct cli_io_file *f;
+    int n, cap;
+    bool nomem;
+};
+void cli_io_in(struct cli_io *io, const char *opt, const char *path);
+/* Each file of a comma-separated list. */
+void cli_io_in_list(struct cli_io *io, const char *opt, const char *list);
+void cli_io_in_dir(struct cli_io *io, const char *opt, const char *dir);
+void cli_io_out(struct cli_io *io, const char *opt, const char *path);
+/*
+ * The files of the common options: -m, --vocab, --plan (and the recovery
+ * file it names), --calib; --save-plan (and the recovery file it would write).
+ */
+void cli_io_common(struct cli_io *io, const struct cli_common *c);
+/* Check as above and free io's entries; 0, or the exit code after one message naming both files. */
+int cli_io_check(const char *cmd, struct cli_io *io);
 
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

@@ -10,6 +10,7 @@
 #include "cli.h"
 
 #include "data.h"
+#include "memory.h"
 #include "plan.h"
 #include "recover.h"
 
@@ -18,15 +19,18 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int cli_error(const char *cmd, int code, const char *fmt, ...) {
+    char raw[2048], line[4096];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "depthprune %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    /* arguments and file bytes quoted in the message are escaped (dp_escape) */
+    fprintf(stderr, "depthprune %s: %s\n", cmd, dp_escape(raw, strlen(raw), line, sizeof line));
     return code;
 }
 
@@ -109,6 +113,143 @@ bool cli_double(const char *cmd, const char *opt, const char *value, double lo, 
     return true;
 }
 
+/* ---- inputs and outputs ---- */
+
+static void io_add(struct cli_io *io, const char *opt, const char *path, bool out, bool dir) {
+    if (!path || !*path) return;
+    if (io->n == io->cap) {
+        int cap = io->cap ? 2 * io->cap : 16;
+        struct cli_io_file *f = realloc(io->f, (size_t)cap * sizeof *f);
+        if (!f) {
+            io->nomem = true;
+            return;
+        }
+        io->f = f;
+        io->cap = cap;
+    }
+    struct cli_io_file *e = &io->f[io->n];
+    snprintf(e->opt, sizeof e->opt, "%s", opt ? opt : "");
+    e->path = strdup(path);
+    e->out = out;
+    e->dir = dir;
+    if (!e->path) io->nomem = true;
+    else io->n++;
+}
+
+void cli_io_in(struct cli_io *io, const char *opt, const char *path) { io_add(io, opt, path, false, false); }
+void cli_io_in_dir(struct cli_io *io, const char *opt, const char *dir) { io_add(io, opt, dir, false, true); }
+void cli_io_out(struct cli_io *io, const char *opt, const char *path) { io_add(io, opt, path, true, false); }
+
+void cli_io_in_list(struct cli_io *io, const char *opt, const char *list) {
+    for (const char *s = list; s && *s;) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        char path[4096];
+        if (n > 0 && n < sizeof path) {
+            memcpy(path, s, n);
+            path[n] = 0;
+            cli_io_in(io, opt, path);
+        }
+        s = e ? e + 1 : s + n;
+    }
+}
+
+/* The recovery file --save-plan FILE writes: FILE's stem + ".recover.gguf" (as save_plan below). */
+static void recover_path_of(const char *plan_path, char *buf, size_t cap) {
+    size_t n = strlen(plan_path);
+    if (n > 5 && !strcmp(plan_path + n - 5, ".json")) n -= 5;
+    snprintf(buf, cap, "%.*s.recover.gguf", (int)n, plan_path);
+}
+
+void cli_io_common(struct cli_io *io, const struct cli_common *c) {
+    cli_io_in(io, "-m", c->model);
+    cli_io_in(io, "--vocab", c->vocab);
+    cli_io_in(io, "--plan", c->plan);
+    cli_io_in(io, "--calib", c->calib);
+    bool recovery = c->recover && strcmp(c->recover, "none");
+    if (c->plan) {
+        struct dp_plan *p = calloc(1, sizeof *p);
+        if (p && !dp_plan_load(c->plan, p) && p->recover_file[0]) {
+            cli_io_in(io, "--plan's recovery", p->recover_file);
+            recovery = true;
+        }
+        free(p);
+    }
+    cli_io_out(io, "--save-plan", c->save_plan);
+    if (c->save_plan && recovery) {
+        char rec[4200];
+        recover_path_of(c->save_plan, rec, sizeof rec);
+        cli_io_out(io, "--save-plan's recovery", rec);
+    }
+}
+
+static void io_free(struct cli_io *io) {
+    for (int i = 0; i < io->n; i++) free(io->f[i].path);
+    free(io->f);
+    memset(io, 0, sizeof *io);
+}
+
+/* "-m m.gguf", or "m.gguf" for a positional argument. */
+static void io_name(const struct cli_io_file *f, const char *path, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s%s%s", f->opt, f->opt[0] ? " " : "", path);
+}
+
+/* The file under dir (up to depth levels down) that is the file `out`, or false. */
+static bool dir_holds(const char *dir, const struct stat *out, int depth, char *found, size_t cap) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool hit = false;
+    for (struct dirent *e; !hit && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char path[4096];
+        struct stat s;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path || stat(path, &s) != 0) continue;
+        if (S_ISREG(s.st_mode) && s.st_dev == out->st_dev && s.st_ino == out->st_ino) {
+            snprintf(found, cap, "%s", path);
+            hit = true;
+        } else if (S_ISDIR(s.st_mode) && depth > 1) {
+            hit = dir_holds(path, out, depth - 1, found, cap);
+        }
+    }
+    closedir(d);
+    return hit;
+}
+
+int cli_io_check(const char *cmd, struct cli_io *io) {
+    int rc = io->nomem ? cli_error(cmd, 1, "out of memory") : 0;
+    for (int i = 0; !rc && i < io->n; i++) {
+        const struct cli_io_file *in = &io->f[i];
+        const char *kind = in->out || in->dir ? NULL : dp_file_kind(in->path);
+        char a[4200];
+        io_name(in, in->path, a, sizeof a);
+        if (kind) rc = cli_error(cmd, 1, "%s: not a regular file (%s)", a, kind);
+    }
+    for (int o = 0; !rc && o < io->n; o++) {
+        const struct cli_io_file *out = &io->f[o];
+        struct stat so;
+        if (!out->out || stat(out->path, &so) != 0) continue; /* a new file cannot be an input */
+        for (int i = 0; !rc && i < io->n; i++) {
+            const struct cli_io_file *in = &io->f[i];
+            struct stat si;
+            char found[4096], a[4200], b[4200];
+            if (in->out || stat(in->path, &si) != 0) continue;
+            bool same = si.st_dev == so.st_dev && si.st_ino == so.st_ino;
+            if (in->dir && S_ISDIR(si.st_mode)) {
+                if (!dir_holds(in->path, &so, 2, found, sizeof found)) continue;
+                io_name(out, out->path, a, sizeof a);
+                rc = cli_error(cmd, 2, "%s is %s, an input of %s %s: refusing to overwrite an input", a, found, in->opt,
+                               in->path);
+            } else if (same) {
+                io_name(out, out->path, a, sizeof a);
+                io_name(in, in->path, b, sizeof b);
+                rc = cli_error(cmd, 2, "%s is the same file as the input %s: refusing to overwrite an input", a, b);
+            }
+        }
+    }
+    io_free(io);
+    return rc;
+}
+
 /* ---- plans and recoveries ---- */
 
 static void recover_log(void *ctx, const char *line) { fprintf(stderr, "depthprune %s: %s\n", (const char *)ctx, line); }
@@ -137,7 +278,8 @@ static int open_plan(const char *cmd, const struct cli_common *c, struct cli_mod
 }
 
 /* Calibration chunks of --calib with the --calib-* settings (defaults: the command's corpus settings). */
-static int open_calib(const char *cmd, const struct cli_common *c, const struct dp_model *m, struct dp_chunks **out) {
+static int open_calib(const char *cmd, const struct cli_common *c, const struct cli_model *cm, struct dp_chunks **out) {
+    const struct dp_model *m = cm->m;
     const char *ctx_s = c->calib_ctx ? c->calib_ctx : c->ctx, *docs = c->calib_docs ? c->calib_docs : c->docs;
     const char *max_s = c->calib_max_seqs ? c->calib_max_seqs : c->max_seqs;
     const struct dp_config *cf = dp_model_config(m);
@@ -145,6 +287,11 @@ static int open_calib(const char *cmd, const struct cli_common *c, const struct 
     if ((ctx_s && !cli_int(cmd, "--calib-ctx", ctx_s, 2, 1 << 20, &ctx)) ||
         (max_s && !cli_int(cmd, "--calib-max-seqs", max_s, 1, 1L << 30, &max_seqs)))
         return 2;
+    char what[96];
+    snprintf(what, sizeof what, "fitting the recovery on sequences of %ld tokens", ctx);
+    int rc = cli_check_mem(cmd, cm, dp_session_bytes(m, NULL, (int)ctx) + dp_logits_bytes(m, ctx), what,
+                           c->calib_ctx ? "--calib-ctx" : "--calib-ctx (or --ctx)");
+    if (rc) return rc;
     return cli_read_chunks(cmd, m, c->calib, docs, ctx, max_seqs, "--calib-docs", "--calib", out);
 }
 
@@ -204,7 +351,7 @@ static int fit_recovery(const char *cmd, const struct cli_common *c, struct cli_
     if (!c->calib) return cli_error(cmd, 2, "--recover %s needs --calib CORPUS", c->recover);
     if (out->plan->n_units == 0) return cli_error(cmd, 2, "--recover %s needs removed units (--drop or --plan)", c->recover);
     struct dp_chunks *ch = NULL;
-    if ((rc = open_calib(cmd, c, out->m, &ch))) return rc;
+    if ((rc = open_calib(cmd, c, out, &ch))) return rc;
     const char *order[DP_PLAN_MAX_UNITS];
     for (int i = 0; i < out->plan->n_units; i++) order[i] = out->plan->units[i];
     double t0 = dp_now();
@@ -242,10 +389,8 @@ static int save_plan(const char *cmd, const char *path, struct cli_model *out) {
     struct dp_plan *p = out->plan;
     p->recover_kind[0] = p->recover_file[0] = 0;
     if (out->recovery) {
-        size_t n = strlen(path);
-        if (n > 5 && !strcmp(path + n - 5, ".json")) n -= 5;
-        if (n + 14 >= sizeof p->recover_file) return cli_error(cmd, 2, "--save-plan: path too long");
-        snprintf(p->recover_file, sizeof p->recover_file, "%.*s.recover.gguf", (int)n, path);
+        if (strlen(path) + 14 >= sizeof p->recover_file) return cli_error(cmd, 2, "--save-plan: path too long");
+        recover_path_of(path, p->recover_file, sizeof p->recover_file);
         snprintf(p->recover_kind, sizeof p->recover_kind, "%s", out->recovery->kind);
         if (dp_recovery_save(out->recovery, p->recover_file)) return cli_error(cmd, 1, "%s", dp_last_error());
     }
@@ -282,9 +427,16 @@ int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out)
     memset(out, 0, sizeof *out);
     if (!c->model) return cli_error(cmd, 2, "missing -m MODEL");
     if (c->plan && c->drop) return cli_error(cmd, 2, "--plan and --drop cannot be combined");
+    struct cli_io io = {0};
+    cli_io_common(&io, c);
+    int rc = cli_io_check(cmd, &io);
+    if (rc) return rc;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
     if (c->threads && !cli_int(cmd, "-t", c->threads, 1, 256, &threads)) return 2;
+    int64_t max_mem = 0;
+    if (c->max_mem && !dp_parse_bytes(c->max_mem, &max_mem))
+        return cli_error(cmd, 2, "--max-mem must be a size such as 512M or 8G, not '%s'", c->max_mem);
     enum dp_act act = DP_ACT_EXACT;
     if (c->act && dp_kernels_act_parse(c->act, &act)) return cli_error(cmd, 2, "--act: %s", dp_last_error());
     dp_kernels_set_act(act);
@@ -295,16 +447,32 @@ int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out)
         return cli_error(cmd, 2, "--drop: %s", dp_last_error());
     }
     out->n_threads = (int)threads;
+    out->max_mem = max_mem;
     out->pool = dp_pool_new((int)threads);
     if (!out->pool) {
         cli_close(out);
         return cli_error(cmd, 1, "cannot start %ld threads", threads);
     }
-    int rc = open_plan(cmd, c, out);
+    rc = open_plan(cmd, c, out);
     if (!rc) rc = open_recovery(cmd, c, out);
     if (!rc && c->save_plan) rc = save_plan(cmd, c->save_plan, out);
     if (rc) cli_close(out);
     return rc;
+}
+
+int cli_check_mem(const char *cmd, const struct cli_model *cm, int64_t need, const char *what, const char *flag) {
+    return dp_mem_check(need, cm->max_mem, what, flag) ? cli_error(cmd, 1, "%s", dp_last_error()) : 0;
+}
+
+int cli_check_sessions(const char *cmd, const struct cli_model *cm, const struct dp_mask *mask, int n_sessions,
+                       long n_ctx, long n_logits, int64_t extra, const char *flag) {
+    int64_t need = n_sessions * (dp_session_bytes(cm->m, mask, (int)n_ctx) + dp_logits_bytes(cm->m, n_logits)) + extra;
+    char what[200], n[40] = "a session", kv[32];
+    if (n_sessions > 1) snprintf(n, sizeof n, "running %d sessions", n_sessions);
+    dp_format_bytes(dp_kv_cache_bytes(cm->m, mask, (int)n_ctx), kv, sizeof kv);
+    snprintf(what, sizeof what, "%s of %ld positions (KV cache %s%s, with scratch and logits)", n, n_ctx, kv,
+             n_sessions > 1 ? " each" : "");
+    return cli_check_mem(cmd, cm, need, what, flag);
 }
 
 void cli_close(struct cli_model *cm) {

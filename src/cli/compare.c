@@ -95,8 +95,19 @@ int cmd_compare(int argc, char **argv) {
     c.ctx = ctx_s; /* the calibration default of --recover */
     if (progress) setenv("DP_PROGRESS", "1", 1);
     else if (c.json) setenv("DP_PROGRESS", "0", 0);
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in(&io, "-f", file);
+    cli_io_in(&io, "--candidate", candidate);
+    cli_io_in(&io, "--kld-base", kld_base);
+    cli_io_out(&io, "--save-base", save_base);
+    if ((rc = cli_io_check("compare", &io))) return rc;
     struct cli_model cm;
     if ((rc = cli_open("compare", &c, &cm))) return rc;
+    if ((rc = cli_check_sessions("compare", &cm, NULL, candidate || c.drop ? 2 : 1, ctx, ctx, 0, "--ctx"))) {
+        cli_close(&cm);
+        return rc;
+    }
     struct dp_model *m2 = NULL;
     struct dp_mask full, mask2;
     dp_mask_all(cm.m, &full);

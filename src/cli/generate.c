@@ -73,6 +73,12 @@ int cmd_generate(int argc, char **argv) {
                      cf->n_ctx_train);
     }
     if (!st && n_prompt == 0) st = dp_fail(DP_ERR_ARG, "the prompt gives no tokens");
+    if (!st && cli_check_sessions("generate", &cm, &cm.mask, 1, n_ctx, 1, 0, "-n")) {
+        free(ids);
+        free(logits);
+        cli_close(&cm);
+        return 1;
+    }
     if (!st) st = dp_session_new(cm.m, &cm.mask, n_ctx, &s);
     double t0 = dp_now(), t_prefill = 0;
     if (!st) st = dp_session_forward_hooked(s, cm.pool, ids, n_prompt, logits, DP_LOGITS_LAST, cm.hooks);

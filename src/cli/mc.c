@@ -50,6 +50,17 @@ int cmd_mc(int argc, char **argv) {
         (ctx_s && !cli_int("mc", "--ctx-limit", ctx_s, 8, 1 << 20, &ctx_limit)))
         return 2;
     progress_mode(c.json != NULL, progress != NULL);
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in(&io, "--data", data);
+    char default_labels[4200];
+    if (task == DP_TASK_PIQA && !labels) { /* the default of src/tasks.h: FILE with .jsonl -> -labels.lst */
+        size_t n = strlen(data), stem = n > 6 && !strcmp(data + n - 6, ".jsonl") ? n - 6 : n;
+        snprintf(default_labels, sizeof default_labels, "%.*s-labels.lst", (int)stem, data);
+        cli_io_in(&io, "the labels of --data", default_labels);
+    }
+    cli_io_in(&io, "--labels", labels);
+    if ((rc = cli_io_check("mc", &io))) return rc;
     struct cli_model cm;
     if ((rc = cli_open("mc", &c, &cm))) return rc;
     struct dp_mask mask_b;
@@ -63,6 +74,10 @@ int cmd_mc(int argc, char **argv) {
     else if (ctx_limit > cf->n_ctx_train)
         fprintf(stderr, "depthprune mc: warning: --ctx-limit %ld exceeds the model's trained context %d\n", ctx_limit,
                 cf->n_ctx_train);
+    if ((rc = cli_check_sessions("mc", &cm, NULL, 1, ctx_limit, 1, 0, "--ctx-limit"))) {
+        cli_close(&cm);
+        return rc;
+    }
     struct dp_mc_set *set = NULL;
     struct dp_mc_result *r = NULL, *rb = NULL;
     struct dp_mc_opts o = {(int)ctx_limit, !no_cache};

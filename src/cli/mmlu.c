@@ -103,6 +103,11 @@ int cmd_mmlu(int argc, char **argv) {
         (ctx_s && !cli_int("mmlu", "--ctx-limit", ctx_s, 8, 1 << 20, &ctx_limit)))
         return 2;
     progress_mode(c.json != NULL, progress != NULL);
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in_dir(&io, "--data", data);
+    cli_io_out(&io, "--dump-prompts", dump);
+    if ((rc = cli_io_check("mmlu", &io))) return rc;
     struct cli_model cm;
     if ((rc = cli_open("mmlu", &c, &cm))) return rc;
     struct dp_mask mask_b;
@@ -116,6 +121,10 @@ int cmd_mmlu(int argc, char **argv) {
     else if (ctx_limit > cf->n_ctx_train)
         fprintf(stderr, "depthprune mmlu: warning: --ctx-limit %ld exceeds the model's trained context %d\n", ctx_limit,
                 cf->n_ctx_train);
+    if ((rc = cli_check_sessions("mmlu", &cm, NULL, 1, ctx_limit, 1, 0, "--ctx-limit"))) {
+        cli_close(&cm);
+        return rc;
+    }
     struct dp_mmlu_data *d = NULL;
     struct dp_mmlu_result *r = NULL, *rb = NULL;
     struct dp_out out = {0};

@@ -64,11 +64,19 @@ int cmd_ppl(int argc, char **argv) {
     c.ctx = ctx_s; /* the calibration corpus of --recover defaults to these settings */
     c.docs = docs;
     c.max_seqs = max_seqs_s;
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in(&io, "-f", file);
+    if ((rc = cli_io_check("ppl", &io))) return rc;
     struct cli_model cm;
     if ((rc = cli_open("ppl", &c, &cm))) return rc;
     const struct dp_config *cf = dp_model_config(cm.m);
     if (!ctx) ctx = paper ? (cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048) : 512;
     if (ctx > cf->n_ctx_train) fprintf(stderr, "depthprune ppl: warning: --ctx %ld exceeds the model's trained context %d\n", ctx, cf->n_ctx_train);
+    if ((rc = cli_check_sessions("ppl", &cm, &cm.mask, 1, ctx, ctx, 0, "--ctx"))) {
+        cli_close(&cm);
+        return rc;
+    }
     struct dp_ppl r;
     struct dp_chunks *ch = NULL;
     struct dp_corpus *corpus = NULL;

@@ -121,6 +121,10 @@ static int from_budget(const struct cli_common *c, const struct budget_opts *b, 
     if (rc) return rc;
     const struct dp_config *cf = dp_model_config(cm.m);
     if (!ctx) ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048;
+    if (b->ppl && (rc = cli_check_sessions("prune", &cm, NULL, 1, ctx, ctx, 0, "--ctx"))) {
+        cli_close(&cm);
+        return rc;
+    }
     struct dp_influences sc = {0};
     struct dp_chunks *pplc = NULL;
     struct dp_mmlu_data *mmlu = NULL;
@@ -175,11 +179,6 @@ static dp_status verify_logits(const struct dp_model *m, const struct dp_mask *m
 static long long file_size(const char *path) {
     struct stat s;
     return stat(path, &s) ? -1 : (long long)s.st_size;
-}
-
-static bool same_file(const char *a, const char *b) {
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 static void print_result(bool json, const char *out, const struct dp_export_info *info, const struct dp_plan *plan,
@@ -306,7 +305,13 @@ int cmd_prune(int argc, char **argv) {
     if (type_s && (type < 0 || !dp_quantize_supported((uint32_t)type)))
         return cli_error("prune", 2, "--out-type must be F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, "
                                      "Q4_K, Q5_K, Q6_K, IQ4_NL or IQ4_XS, not '%s'", type_s);
-    if (same_file(out, c.model)) return cli_error("prune", 2, "%s: refusing to overwrite the model being pruned", out);
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in(&io, "--scores", scores);
+    cli_io_in(&io, "--ppl", bo.ppl);
+    cli_io_in_dir(&io, "--mmlu", bo.mmlu);
+    cli_io_out(&io, "-o", out);
+    if ((rc = cli_io_check("prune", &io))) return rc;
     char list[4096];
     struct dp_budget_result bres = {0};
     if (scores) {

@@ -17,6 +17,10 @@ int cmd_report(int argc, char **argv) {
     if (rc) return rc == 2 && !n_files ? cli_usage(CMD, syn, opts) : rc;
     if (!n_files) return cli_error(CMD, 2, "no input files (scores or sweep JSON)");
     if (!out) return cli_error(CMD, 2, "missing -o report.html");
+    struct cli_io io = {0};
+    for (int i = 0; i < n_files; i++) cli_io_in(&io, "", files[i]);
+    cli_io_out(&io, "-o", out);
+    if ((rc = cli_io_check(CMD, &io))) return rc;
     if (dp_report_html(files, n_files, out)) return cli_error(CMD, 1, "%s", dp_last_error());
     fprintf(stderr, "depthprune report: wrote %s\n", out);
     return 0;

@@ -11,6 +11,7 @@
 #include "cli.h"
 
 #include "data.h"
+#include "memory.h"
 #include "metrics.h"
 #include "model.h"
 #include "score_report.h"
@@ -58,23 +59,6 @@ static bool parse_metrics(const char *list, enum dp_unit_kind kind, bool mmlu, b
 }
 
 /* A byte count such as 4096, 512M, 8G. */
-static bool parse_bytes(const char *s, int64_t *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double mul = 1;
-    if (*end == 'K' || *end == 'k') mul = 1024.0, end++;
-    else if (*end == 'M' || *end == 'm') mul = 1048576.0, end++;
-    else if (*end == 'G' || *end == 'g') mul = 1073741824.0, end++;
-    else if (*end == 'T' || *end == 't') mul = 1099511627776.0, end++;
-    if (end == s || *end || errno || !(v > 0) || v * mul > 9e18) {
-        cli_error("score", 2, "--max-mem must be a size such as 512M or 8G, not '%s'", s);
-        return false;
-    }
-    *out = (int64_t)(v * mul);
-    return true;
-}
-
 static dp_status write_json_file(const char *path, const struct dp_scores *s, const struct dp_score_info *info) {
     struct dp_out out;
     dp_status st = dp_out_open(path, &out);
@@ -95,7 +79,7 @@ int cmd_score(int argc, char **argv) {
     struct cli_common c = {0};
     const char *file = NULL, *metric = NULL, *unit = "block", *ctx_s = NULL, *docs = NULL, *max_seqs_s = NULL,
                *samples_s = NULL, *subsets_s = NULL, *tol_s = NULL, *span_s = NULL, *out_path = NULL,
-               *csv_path = NULL, *exact = NULL, *ckpt = NULL, *ckpt_every_s = NULL, *max_mem_s = NULL,
+               *csv_path = NULL, *exact = NULL, *ckpt = NULL, *ckpt_every_s = NULL,
                *no_reuse = NULL, *min_pairs_s = NULL, *mmlu = NULL, *mmlu_limit = NULL, *iterative = NULL, *parallel = "auto", *mmlu_draws = NULL,
                *mmlu_shots = NULL, *mmlu_ctx = NULL;
     const struct cli_opt opts[] = {
@@ -116,7 +100,6 @@ int cmd_score(int argc, char **argv) {
         {"--csv", NULL, false, &csv_path, "CSV, one row per unit"},
         {"--checkpoint", NULL, false, &ckpt, "checkpoint file (default: OUTPUT.ckpt with -o)"},
         {"--checkpoint-every", NULL, false, &ckpt_every_s, "seconds between checkpoints (default 60)"},
-        {"--max-mem", NULL, false, &max_mem_s, "fail when residual snapshots and logits need more (e.g. 8G)"},
         {"--no-reuse", NULL, true, &no_reuse, "run every pass from the embedding (checks prefix reuse)"},
         {"--parallel", NULL, false, &parallel, "auto (default), seqs (a sequence per thread) or matmul"},
         {"--mmlu", NULL, false, &mmlu, "mmlu_shapley: MMLU folder (dev/, test/)"},
@@ -177,7 +160,8 @@ int cmd_score(int argc, char **argv) {
         if (!*seed_s || *end || errno || *seed_s == '-')
             return cli_error("score", 2, "--seed must be a non-negative integer, not '%s'", seed_s);
     }
-    if (max_mem_s && !parse_bytes(max_mem_s, &o.max_mem)) return 2;
+    if (c.max_mem && !dp_parse_bytes(c.max_mem, &o.max_mem))
+        return cli_error("score", 2, "--max-mem must be a size such as 512M or 8G, not '%s'", c.max_mem);
     if (docs && dp_parse_range(docs, &lo, &hi)) return cli_error("score", 2, "--docs: %s", dp_last_error());
     o.shapley_perms = (int)samples;
     o.banzhaf_subsets = (int)subsets;
@@ -206,6 +190,17 @@ int cmd_score(int argc, char **argv) {
     }
     if ((ckpt || out_path) && !ckpt_path) return cli_error("score", 1, "out of memory");
     o.checkpoint = ckpt_path;
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in(&io, "-f", file);
+    cli_io_in_dir(&io, "--mmlu", mmlu);
+    cli_io_out(&io, "-o", out_path);
+    cli_io_out(&io, "--csv", csv_path);
+    cli_io_out(&io, ckpt ? "--checkpoint" : "the checkpoint", ckpt_path);
+    if ((rc = cli_io_check("score", &io))) {
+        free(ckpt_path);
+        return rc;
+    }
 
     c.ctx = ctx_s; /* the calibration corpus of --recover defaults to these settings */
     c.docs = docs;
@@ -227,6 +222,18 @@ int cmd_score(int argc, char **argv) {
         fprintf(stderr, "depthprune score: warning: --ctx %ld exceeds the model's trained context %d\n", ctx,
                 cf->n_ctx_train);
     o.mmlu_opts.ctx_limit = (int)(mctx ? mctx : cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048);
+    /* one worker at least: a session, the snapshots and logits of the adaptive metrics, the static observers */
+    bool adaptive = false;
+    for (int k = DP_METRIC_LOO_LOSS; k <= DP_METRIC_SHAPLEY_LOGIT; k++) adaptive |= o.want[k];
+    int64_t snap = 0, lg = 0;
+    dp_metrics_memory(cm.m, (int)ctx, &snap, &lg);
+    int64_t extra = (adaptive ? snap + lg : 0) + (ctx + cf->n_layers + 1) * cf->n_embd * (int64_t)sizeof(float);
+    if ((calib && (rc = cli_check_sessions("score", &cm, &cm.mask, 1, ctx, 0, extra, "--ctx"))) ||
+        (oracle && (rc = cli_check_sessions("score", &cm, &cm.mask, 1, o.mmlu_opts.ctx_limit, 1, 0, "--mmlu-ctx-limit")))) {
+        cli_close(&cm);
+        free(ckpt_path);
+        return rc;
+    }
     struct dp_corpus *corpus = NULL;
     struct dp_chunks *ch = NULL;
     struct dp_scores *s = NULL;

@@ -12,6 +12,7 @@
 
 #include "data.h"
 #include "eval.h"
+#include "metrics.h"
 #include "mmlu.h"
 #include "model.h"
 #include "plan.h"
@@ -142,6 +143,15 @@ static int recover_opts(const struct cli_common *c, struct dp_recover_opts *o) {
 
 /* ---- plans ---- */
 
+/* The plan file of one run under --save-plans DIR: DIR/METRIC_SCHEME_MODE_RECOVER.json, ':' as '-' in the name. */
+static void plan_path(const char *dir, const char *metric, enum dp_scheme scheme, bool iterative, const char *recover,
+                      char *path, size_t cap) {
+    snprintf(path, cap, "%s/%s_%s_%s_%s.json", dir, metric, dp_scheme_name(scheme), iterative ? "iterative" : "oneshot",
+             recover);
+    for (char *p = path + strlen(dir) + 1; *p; p++)
+        if (*p == ':') *p = '-';
+}
+
 /* --save-plans DIR: one plan per run (the budget's step, or every unit), with a fitted recovery when the run has one. */
 static int save_plans(const struct opts *o, const struct dp_sweep *s, const struct cli_model *cm,
                       const struct dp_chunks *calib, const struct dp_recover_opts *ropts) {
@@ -154,10 +164,7 @@ static int save_plans(const struct opts *o, const struct dp_sweep *s, const stru
         struct dp_plan plan;
         if (dp_sweep_plan(s, r, step, &plan)) return cli_error(CMD, 1, "%s", dp_last_error());
         char path[2048];
-        snprintf(path, sizeof path, "%s/%s_%s_%s_%s.json", o->save_plans, run->metric, dp_scheme_name(run->scheme),
-                 run->iterative ? "iterative" : "oneshot", run->recover);
-        for (char *p = path + strlen(o->save_plans) + 1; *p; p++)
-            if (*p == ':') *p = '-';
+        plan_path(o->save_plans, run->metric, run->scheme, run->iterative, run->recover, path, sizeof path);
         struct dp_recovery *rec = NULL;
         if (strcmp(run->recover, "none") && plan.n_units > 0) {
             struct dp_mask mask;
@@ -333,6 +340,27 @@ static int parse_setup(struct opts *o, struct setup *su, const struct dp_influen
     return 0;
 }
 
+/* The files --save-plans DIR would write (every metric, scheme, mode and recovery asked) against the inputs. */
+static int check_plan_files(const struct opts *o, const struct setup *su) {
+    if (!o->save_plans) return 0;
+    struct cli_io io = {0};
+    cli_io_common(&io, &o->c);
+    cli_io_in_list(&io, "--scores", o->scores);
+    cli_io_in(&io, "--ppl", o->ppl);
+    cli_io_in_dir(&io, "--mmlu", o->mmlu);
+    for (int m = 0; m < su->n_metrics; m++)
+        for (int k = 0; k < su->n_schemes; k++)
+            for (int it = 0; it < 2; it++)
+                for (int r = 0; r < su->n_recovers; r++) {
+                    char path[2048];
+                    plan_path(o->save_plans, su->metrics[m], su->schemes[k], it, su->recovers[r], path, sizeof path);
+                    cli_io_out(&io, "--save-plans", path);
+                    snprintf(path + strlen(path) - 5, 14, ".recover.gguf");
+                    if (strcmp(su->recovers[r], "none")) cli_io_out(&io, "--save-plans", path);
+                }
+    return cli_io_check(CMD, &io);
+}
+
 static void build_args(const struct opts *o, const struct setup *su, const char *scores_id, struct args *a) {
     char buf[2048] = "";
     arg(a, "model", o->c.model);
@@ -402,6 +430,15 @@ int cmd_sweep(int argc, char **argv) {
     if (!o.out) return cli_error(CMD, 2, "missing -o OUT.json");
     if (o.c.save_plan) return cli_error(CMD, 2, "--save-plan does not apply to a sweep: use --save-plans DIR");
     o.c.own_recover = true;
+    struct cli_io io = {0};
+    cli_io_common(&io, &o.c);
+    cli_io_in_list(&io, "--scores", o.scores);
+    cli_io_in(&io, "--ppl", o.ppl);
+    cli_io_in_dir(&io, "--mmlu", o.mmlu);
+    cli_io_out(&io, "-o", o.out);
+    cli_io_out(&io, "--svg", o.svg);
+    cli_io_out(&io, "--csv", o.csv);
+    if ((rc = cli_io_check(CMD, &io))) return rc;
 
     struct dp_influences sc;
     memset(&sc, 0, sizeof sc);
@@ -421,7 +458,7 @@ int cmd_sweep(int argc, char **argv) {
     }
     struct setup su;
     memset(&su, 0, sizeof su);
-    if ((rc = parse_setup(&o, &su, &sc))) {
+    if ((rc = parse_setup(&o, &su, &sc)) || (rc = check_plan_files(&o, &su))) {
         dp_influences_free(&sc);
         return rc;
     }
@@ -453,6 +490,13 @@ int cmd_sweep(int argc, char **argv) {
     if (!su.calib_ctx) su.calib_ctx = su.paper ? su.ctx : (cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048);
     if (!o.c.calib_max_seqs && su.paper) su.calib_max_seqs = su.max_seqs;
     if (!su.mmlu_ctx) su.mmlu_ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048;
+    if (!rc && o.ppl) rc = cli_check_sessions(CMD, &cm, NULL, 1, su.ctx, su.ctx, 0, "--ctx");
+    if (!rc && o.mmlu) rc = cli_check_sessions(CMD, &cm, NULL, 1, su.mmlu_ctx, 1, 0, "--mmlu-ctx-limit");
+    if (!rc && o.c.calib) { /* fitting recoveries; iterative runs re-score with snapshots and logits */
+        int64_t snap = 0, lg = 0;
+        if (o.iterative) dp_metrics_memory(cm.m, (int)su.calib_ctx, &snap, &lg);
+        rc = cli_check_sessions(CMD, &cm, NULL, 1, su.calib_ctx, su.calib_ctx, snap + lg, "--calib-ctx");
+    }
 
     /* corpora, MMLU and warnings */
     struct dp_chunks *calib = NULL, *pplc = NULL;

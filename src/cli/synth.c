@@ -242,6 +242,10 @@ int cmd_synth(int argc, char **argv) {
     if (s.dim % s.heads || s.heads % s.kv_heads || (s.dim / s.heads) % 2)
         return cli_error("synth", 2, "--dim must split into --heads heads of even size, shared by --kv-heads");
     const char *tname = s.mix != DP_MIX_NONE ? dp_quantize_mix_name(s.mix) : dp_type_name((uint32_t)s.type);
+    struct cli_io io = {0};
+    cli_io_in(&io, "--vocab-from", vocab_from);
+    cli_io_out(&io, "-o", out);
+    if ((rc = cli_io_check("synth", &io))) return rc;
     s.tied = tied != NULL;
     s.bias = bias != NULL || !strcmp(arch, "qwen2");
     s.rng = (uint64_t)s.seed * 0x2545F4914F6CDD1Dull + 1;

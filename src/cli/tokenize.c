@@ -25,6 +25,10 @@ int cmd_tokenize(int argc, char **argv) {
     const char *syn = "-m MODEL (-p TEXT | -f FILE) [--no-bos] [--no-parse-special] [--pieces] [--json]";
     if (rc) return rc == 2 && !c.model ? cli_usage("tokenize", syn, opts) : rc;
     if (!prompt == !file) return cli_error("tokenize", 2, "give exactly one of -p TEXT and -f FILE");
+    struct cli_io io = {0};
+    cli_io_common(&io, &c);
+    cli_io_in(&io, "-f", file);
+    if ((rc = cli_io_check("tokenize", &io))) return rc;
     char *text = NULL;
     size_t len;
     if (file && dp_read_file(file, &text, &len)) return cli_error("tokenize", 1, "%s", dp_last_error());
