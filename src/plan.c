@@ -152,7 +152,8 @@ dp_status dp_plan_save(const struct dp_plan *p, const char *path) {
     struct dp_json j;
     dp_json_init(&j, o.f);
     dp_json_begin_obj(&j, NULL);
-    dp_json_int(&j, "depthprune_plan", 2);
+    /* version 2 promises the model's identity; a plan without it (read from version 1) stays version 1 */
+    dp_json_int(&j, "depthprune_plan", p->n_blocks > 0 && p->model_hash[0] && p->model_shape[0] ? 2 : 1);
     if (p->model[0]) dp_json_str(&j, "model", p->model);
     if (p->n_blocks > 0) dp_json_int(&j, "n_blocks", p->n_blocks);
     if (p->model_hash[0]) dp_json_str(&j, "model_hash", p->model_hash);

@@ -38,7 +38,10 @@ struct dp_plan {
 };
 
 dp_status dp_plan_load(const char *path, struct dp_plan *out);
-/* Write atomically; recover_file is stored relative to the plan's folder when inside it. */
+/*
+ * Write atomically; recover_file is stored relative to the plan's folder when
+ * inside it. Written as version 2 when the identity is complete, else 1.
+ */
 dp_status dp_plan_save(const struct dp_plan *p, const char *path);
 /* The model identity the plan claims (for dp_identity_check). */
 void dp_plan_identity(const struct dp_plan *p, struct dp_identity *out);

@@ -81,6 +81,9 @@ refuses "version 1 scores of another block count" n_blocks prune -m $M --scores 
 printf '{"depthprune_plan": 1, "n_blocks": 2, "removed": ["b1"]}\n' >"$TMP/p1.json"
 accepts "version 1 plan" ppl -m $F $E --plan "$TMP/p1.json"
 eq "$(grep -c 'warning: .*p1.json has no model hash' "$TMP/err")" 1 "version 1 plan: one warning"
+accepts "a version 1 plan saved again" ppl -m $F $E --plan "$TMP/p1.json" --save-plan "$TMP/p1b.json"
+accepts "... reads back" ppl -m $F $E --plan "$TMP/p1b.json"
+eq "$(grep -c '"depthprune_plan":2,.*"model_hash":"[0-9a-f]\{64\}"' "$TMP/p1b.json")" 1 "... as version 2 with the model's hash"
 
 # recover.kind: a recovery kind, and the kind of its file
 $DP ppl -m $M $E --drop b2 --recover mean --calib $D --calib-max-seqs 2 --save-plan "$TMP/mean.json" >/dev/null 2>&1 ||

@@ -255,6 +255,9 @@ static int load_recovery(const char *cmd, const char *plan_path, struct cli_mode
 /* --save-plan FILE: the plan, and its recovery as FILE's stem + ".recover.gguf". */
 static int save_plan(const char *cmd, const char *path, struct cli_model *out) {
     struct dp_plan *p = out->plan;
+    struct dp_identity id;
+    dp_identity_of(out->m, &id);
+    dp_plan_set_identity(p, &id); /* the plan now describes its use on this model */
     p->recover_kind[0] = p->recover_file[0] = 0;
     if (out->recovery) {
         size_t n = strlen(path);
