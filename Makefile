@@ -5,7 +5,7 @@
 #   make asan       tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make tsan       tests under ThreadSanitizer
 #   make bench      the standard benchmark set (bench/run.sh)
-#   make fuzz       libFuzzer target for the GGUF reader (clang)
+#   make fuzz       libFuzzer targets for every parser (clang): tests/fuzz/fuzz_*.c
 #
 # SIMD kernels live in their own files, compiled with their own -m flags and
 # picked at run time (src/kernels.c); everything else is plain C11.
@@ -44,6 +44,15 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(foreach f,$(SIMD_SRC),$(if $(wildcard $
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
+# Fuzz targets: built with libFuzzer by `make fuzz` (clang), and with any compiler as replay
+# programs (tests/fuzz/replay.c) that `make test` runs on the seed corpora (tests/cli_fuzz.sh).
+# `make test` builds the libFuzzer ones too when clang links -fsanitize=fuzzer (FUZZ=0: never),
+# so tests/cli_fuzz.sh can run each for a few seconds.
+FUZZ_TARGETS = gguf csv tasks plan scores tokenizer
+FUZZ_REPLAY  = $(FUZZ_TARGETS:%=$(BUILD)/fuzz-replay/fuzz_%)
+FUZZ ?= $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, long n){(void)d;(void)n;return 0;}\n' | \
+          clang -x c - -fsanitize=fuzzer -o /dev/null 2>/dev/null && echo 1 || echo 0)
+
 .PHONY: all test asan tsan bench fuzz clean
 
 all: depthprune
@@ -63,6 +72,12 @@ $(BUILD)/src/kernels_avx512.o: src/kernels_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SIMD_AVX512) -c -o $@ $<
 
+# The fuzz build compiles the SIMD kernels without sanitizers: clang 14 takes many minutes on
+# their intrinsics under ASan+UBSan, and they parse nothing (make asan covers them).
+ifeq ($(BUILD),build-fuzz)
+$(BUILD)/src/kernels_avx2.o $(BUILD)/src/kernels_avx512.o: override OPT = -O1
+endif
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
@@ -71,29 +86,38 @@ $(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libdepthprune.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdepthprune.a $(LDLIBS)
 
-test: depthprune $(TESTS)
-	@sh tests/run.sh $(BUILD) $(TESTS)
+$(BUILD)/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz_util.h $(BUILD)/libdepthprune.a
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ tests/fuzz/replay.c $< $(BUILD)/libdepthprune.a $(LDLIBS)
+
+test: depthprune $(TESTS) $(FUZZ_REPLAY) $(if $(filter 1,$(FUZZ)),fuzz)
+	@FUZZ=$(FUZZ) sh tests/run.sh $(BUILD) $(TESTS)
 
 # The sanitizer builds link ./depthprune too (the CLI tests run it); it is removed afterwards so
 # that the next plain `make` links the normal binary again.
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	$(MAKE) BUILD=build-asan FUZZ=0 OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	    LDLIBS="-lm -lpthread -fsanitize=address,undefined" test; rc=$$?; rm -f depthprune; exit $$rc
 
 tsan:
-	$(MAKE) BUILD=build-tsan OPT="-O1 -fsanitize=thread" LDLIBS="-lm -lpthread -fsanitize=thread" test; \
+	$(MAKE) BUILD=build-tsan FUZZ=0 OPT="-O1 -fsanitize=thread" LDLIBS="-lm -lpthread -fsanitize=thread" test; \
 	    rc=$$?; rm -f depthprune; exit $$rc
 
 bench: depthprune
 	@sh bench/run.sh
 
 fuzz:
-	$(MAKE) CC=clang BUILD=build-fuzz OPT="-O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
-	    $(BUILD:build=build-fuzz)/libdepthprune.a
-	clang -std=c11 -D_GNU_SOURCE -O1 -g -Iinclude -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	    -o build-fuzz/fuzz_gguf tests/fuzz/fuzz_gguf.c build-fuzz/libdepthprune.a -lm -lpthread
-	@mkdir -p build-fuzz/corpus
-	@echo "run: build-fuzz/fuzz_gguf -max_total_time=60 build-fuzz/corpus tests/fuzz/corpus"
+	$(MAKE) CC=clang BUILD=build-fuzz FUZZ=0 OPT="-O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
+	    build-fuzz/libdepthprune.a
+	@for t in $(FUZZ_TARGETS); do \
+	    [ build-fuzz/fuzz_$$t -nt tests/fuzz/fuzz_$$t.c ] && [ build-fuzz/fuzz_$$t -nt build-fuzz/libdepthprune.a ] && \
+	        [ build-fuzz/fuzz_$$t -nt tests/fuzz/fuzz_util.h ] && continue; \
+	    echo "clang ... -o build-fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c"; \
+	    clang -std=c11 -D_GNU_SOURCE -O1 -g -Iinclude -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	        -o build-fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c build-fuzz/libdepthprune.a $(LDLIBS) || exit 1; \
+	done
+	@echo "run: mkdir -p build-fuzz/corpus-csv; build-fuzz/fuzz_csv -max_total_time=60 build-fuzz/corpus-csv tests/fuzz/csv"
+	@echo "     (targets: $(FUZZ_TARGETS); the GGUF seeds are in tests/fuzz/corpus)"
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz depthprune

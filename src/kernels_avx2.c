@@ -11,6 +11,7 @@
  */
 #include "kernels.h"
 #include "kernels_attend.h"
+#include "cpu_features.h"
 
 #include <float.h>
 #include <immintrin.h>
@@ -658,7 +659,7 @@ static const struct dp_kernel_ops avx2_ops = {
 
 const struct dp_kernel_ops *dp_kernels_avx2(void) {
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("f16c"))
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !dp_cpu_has_f16c())
         return NULL;
     return &avx2_ops;
 }

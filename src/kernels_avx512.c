@@ -16,6 +16,7 @@
  */
 #include "kernels.h"
 #include "kernels_attend.h"
+#include "cpu_features.h"
 
 #include <float.h>
 #include <immintrin.h>
@@ -794,7 +795,7 @@ const struct dp_kernel_ops *dp_kernels_avx512(void) {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
         !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq") ||
-        !__builtin_cpu_supports("f16c") || !__builtin_cpu_supports("fma"))
+        !dp_cpu_has_f16c() || !__builtin_cpu_supports("fma"))
         return NULL;
     return __builtin_cpu_supports("avx512vnni") ? &avx512_ops : &avx512_novnni_ops;
 }

@@ -25,6 +25,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,9 +194,42 @@ static dp_status load_gguf_config(struct dp_model *m) {
     return DP_OK;
 }
 
+/*
+ * A tensor of the wrong shape is reported by view(); this adds the metadata
+ * key the expected shape came from, so the message says which of the two to
+ * believe: "(from qwen2.attention.head_count_kv = 2 x head size 32)".
+ */
+static dp_status with_key(struct dp_model *m, dp_status st, const char *tensor, const char *fmt, ...) DP_PRINTF(4, 5);
+static dp_status with_key(struct dp_model *m, dp_status st, const char *tensor, const char *fmt, ...) {
+    if (st != DP_ERR_FORMAT || !dp_gguf_find_tensor(m->gguf, tensor)) return st;
+    char msg[512], why[256];
+    snprintf(msg, sizeof msg, "%s", dp_last_error());
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    return dp_fail(st, "%s (from %s)", msg, why);
+}
+
+/* Every blk.N.* tensor must belong to a block the metadata declares. */
+static dp_status check_block_tensors(struct dp_model *m) {
+    for (uint64_t k = 0; k < m->gguf->n_tensors; k++) {
+        const char *name = m->gguf->tensors[k].name;
+        if (strncmp(name, "blk.", 4) || name[4] < '0' || name[4] > '9') continue;
+        char *end;
+        errno = 0;
+        long b = strtol(name + 4, &end, 10);
+        if (errno || *end != '.' || b >= m->cfg.n_layers)
+            return dp_fail(DP_ERR_FORMAT, "%s: tensor '%s' lies beyond %s.block_count = %d", m->path, name, m->cfg.arch,
+                           m->cfg.n_layers);
+    }
+    return DP_OK;
+}
+
 static dp_status load_gguf_weights(struct dp_model *m) {
     struct dp_config *c = &m->cfg;
     dp_status st;
+    if ((st = check_block_tensors(m))) return st;
     if ((st = view(m, "token_embd.weight", c->n_embd, c->n_vocab, true, &m->tok_embd)) ||
         (st = view(m, "output_norm.weight", c->n_embd, 1, true, &m->output_norm)) ||
         (st = view(m, "output.weight", c->n_embd, c->n_vocab, false, &m->output)))
@@ -220,16 +255,31 @@ static dp_status load_gguf_weights(struct dp_model *m) {
                                m->path, l, (long long)d);
             if ((st = view(m, n[0], d, 1, true, &L->attn_norm)) || (st = view(m, n[4], d, d, true, &L->wo))) return st;
         } else if (L->has_attn) {
-            if ((st = view(m, n[0], d, 1, true, &L->attn_norm)) || (st = view(m, n[1], d, q, true, &L->wq)) ||
-                (st = view(m, n[2], d, kv, true, &L->wk)) || (st = view(m, n[3], d, kv, true, &L->wv)) ||
-                (st = view(m, n[4], q, d, true, &L->wo)) || (st = view(m, n[5], q, 1, false, &L->bq)) ||
-                (st = view(m, n[6], kv, 1, false, &L->bk)) || (st = view(m, n[7], kv, 1, false, &L->bv)) ||
+            /* qwen2 has q/k/v biases (llama.cpp requires them): a file without them is damaged */
+            bool qkv_bias = !strcmp(c->arch, "qwen2");
+            const char *hc = "attention.head_count", *hkv = "attention.head_count_kv";
+            if ((st = view(m, n[0], d, 1, true, &L->attn_norm))) return st;
+            for (int i = 1; i <= 7; i++) {
+                if (i == 4) continue;
+                bool is_kv = i == 2 || i == 3 || i == 6 || i == 7;
+                struct dp_weight *w = i == 1 ? &L->wq : i == 2 ? &L->wk : i == 3 ? &L->wv
+                                    : i == 5 ? &L->bq : i == 6 ? &L->bk : &L->bv;
+                st = view(m, n[i], i < 4 ? d : is_kv ? kv : q, i < 4 ? (is_kv ? kv : q) : 1, i < 4 || qkv_bias, w);
+                if ((st = with_key(m, st, n[i], "%s.%s = %d x head size %d", c->arch, is_kv ? hkv : hc,
+                                   is_kv ? sh.n_head_kv : sh.n_head, c->head_dim)))
+                    return st;
+            }
+            if ((st = with_key(m, view(m, n[4], q, d, true, &L->wo), n[4], "%s.%s = %d x head size %d, %s.embedding_length = %lld",
+                               c->arch, hc, sh.n_head, c->head_dim, c->arch, (long long)d)) ||
                 (st = view(m, n[8], d, 1, false, &L->bo)))
                 return st;
         }
+        const char *ffk = "feed_forward_length";
         if (L->has_ffn &&
-            ((st = view(m, n[9], d, 1, true, &L->ffn_norm)) || (st = view(m, n[10], d, sh.n_ff, true, &L->w_gate)) ||
-             (st = view(m, n[11], d, sh.n_ff, true, &L->w_up)) || (st = view(m, n[12], sh.n_ff, d, true, &L->w_down)) ||
+            ((st = view(m, n[9], d, 1, true, &L->ffn_norm)) ||
+             (st = with_key(m, view(m, n[10], d, sh.n_ff, true, &L->w_gate), n[10], "%s.%s = %d", c->arch, ffk, sh.n_ff)) ||
+             (st = with_key(m, view(m, n[11], d, sh.n_ff, true, &L->w_up), n[11], "%s.%s = %d", c->arch, ffk, sh.n_ff)) ||
+             (st = with_key(m, view(m, n[12], sh.n_ff, d, true, &L->w_down), n[12], "%s.%s = %d", c->arch, ffk, sh.n_ff)) ||
              (st = view(m, n[13], d, 1, false, &L->b_down)) || (st = view(m, n[14], sh.n_ff, 1, false, &L->b_gate)) ||
              (st = view(m, n[15], sh.n_ff, 1, false, &L->b_up))))
             return st;

@@ -3,8 +3,9 @@
  *
  * A plan is small and read once, so loading parses the whole file with the
  * JSON reader and checks every field it uses: the version, the unit names
- * (b<i>, a<i>, f<i>; no unit removed twice), the block count when given, and
- * the recovery object. Unknown keys are ignored so later versions can add
+ * (b<i>, a<i>, f<i>; no unit removed twice), the model identity (block
+ * count, hash, shape: required from version 2 on), and the recovery object
+ * (a known kind and a file). Unknown keys are ignored so later versions can add
  * fields. Saving writes the same shape through the streaming JSON writer to a
  * temporary file renamed into place.
  *
@@ -15,6 +16,7 @@
 #include "plan.h"
 
 #include "json.h"
+#include "recover.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +89,12 @@ static dp_status load_recover(const struct dp_jv *root, const char *path, struct
         return st;
     if (!p->recover_kind[0] || !file[0])
         return dp_fail(DP_ERR_FORMAT, "%s: \"recover\" needs a \"kind\" and a \"file\"", path);
+    enum dp_recover_method method;
+    int rank;
+    if (dp_recover_parse_kind(p->recover_kind, &method, &rank) || method == DP_RECOVER_NONE)
+        return dp_fail(DP_ERR_FORMAT,
+                       "%s: recover.kind '%s' is not a recovery (mean, lowrank:R, bias-trained, lowrank-trained:R)",
+                       path, p->recover_kind);
     size_t d = file[0] == '/' ? 0 : dir_len(path);
     if (d + strlen(file) >= sizeof p->recover_file)
         return dp_fail(DP_ERR_FORMAT, "%s: the recovery file's path is too long", path);
@@ -100,25 +108,25 @@ static dp_status load_tree(const struct dp_jv *root, const char *path, struct dp
     const struct dp_jv *ver = dp_json_get(root, "depthprune_plan");
     if (!ver || ver->type != DP_JNUM)
         return dp_fail(DP_ERR_FORMAT, "%s: not a depthprune plan (no \"depthprune_plan\" version)", path);
-    if (ver->num != 1) return dp_fail(DP_ERR_UNSUPPORTED, "%s: plan version %g is not supported (1 is)", path, ver->num);
-    const struct dp_jv *nb = dp_json_get(root, "n_blocks");
-    if (nb && nb->type != DP_JNULL) {
-        if (nb->type != DP_JNUM || nb->num < 0 || nb->num > DP_MAX_LAYERS || nb->num != (int)nb->num)
-            return dp_fail(DP_ERR_FORMAT, "%s: \"n_blocks\" must be an integer in [0, %d]", path, DP_MAX_LAYERS);
-        p->n_blocks = (int)nb->num;
-    }
+    if (ver->num != 1 && ver->num != 2)
+        return dp_fail(DP_ERR_UNSUPPORTED, "%s: \"depthprune_plan\" is %g: this depthprune reads versions 1 and 2", path,
+                       ver->num);
+    p->version = (int)ver->num;
+    struct dp_identity id;
+    dp_status st = dp_identity_read(root, path, p->version >= 2, &id);
+    if (st) return st;
+    dp_plan_set_identity(p, &id);
     const struct dp_jv *units = dp_json_get(root, "removed");
     if (!units || units->type != DP_JARR) return dp_fail(DP_ERR_FORMAT, "%s: \"removed\" must be a list of units", path);
     for (int i = 0; i < units->n; i++) {
         const struct dp_jv *u = &units->items[i];
         if (u->type != DP_JSTR) return dp_fail(DP_ERR_FORMAT, "%s: \"removed\"[%d] is not a string", path, i);
-        if (dp_plan_push(p, u->str)) {
+        if (strlen(u->str) != u->len || dp_plan_push(p, u->str)) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", dp_last_error());
             return dp_fail(DP_ERR_FORMAT, "%s: %s", path, msg);
         }
     }
-    dp_status st;
     if ((st = get_str(root, "metric", path, p->metric, sizeof p->metric)) ||
         (st = get_str(root, "scheme", path, p->scheme, sizeof p->scheme)) ||
         (st = get_str(root, "model", path, p->model, sizeof p->model)))
@@ -144,9 +152,12 @@ dp_status dp_plan_save(const struct dp_plan *p, const char *path) {
     struct dp_json j;
     dp_json_init(&j, o.f);
     dp_json_begin_obj(&j, NULL);
-    dp_json_int(&j, "depthprune_plan", 1);
+    /* version 2 promises the model's identity; a plan without it (read from version 1) stays version 1 */
+    dp_json_int(&j, "depthprune_plan", p->n_blocks > 0 && p->model_hash[0] && p->model_shape[0] ? 2 : 1);
     if (p->model[0]) dp_json_str(&j, "model", p->model);
     if (p->n_blocks > 0) dp_json_int(&j, "n_blocks", p->n_blocks);
+    if (p->model_hash[0]) dp_json_str(&j, "model_hash", p->model_hash);
+    if (p->model_shape[0]) dp_json_str(&j, "model_shape", p->model_shape);
     dp_json_begin_arr(&j, "removed");
     for (int i = 0; i < p->n_units; i++) dp_json_str(&j, NULL, p->units[i]);
     dp_json_end(&j);
@@ -180,6 +191,19 @@ dp_status dp_plan_save(const struct dp_plan *p, const char *path) {
     dp_json_end(&j);
     fputc('\n', o.f);
     return dp_out_commit(&o);
+}
+
+void dp_plan_identity(const struct dp_plan *p, struct dp_identity *out) {
+    memset(out, 0, sizeof *out);
+    out->n_blocks = p->n_blocks;
+    memcpy(out->hash, p->model_hash, sizeof out->hash);
+    memcpy(out->shape, p->model_shape, sizeof out->shape);
+}
+
+void dp_plan_set_identity(struct dp_plan *p, const struct dp_identity *id) {
+    p->n_blocks = id->n_blocks;
+    memcpy(p->model_hash, id->hash, sizeof p->model_hash);
+    memcpy(p->model_shape, id->shape, sizeof p->model_shape);
 }
 
 dp_status dp_plan_apply(const struct dp_plan *p, struct dp_mask *mask) {

@@ -6,21 +6,29 @@
  * written by src/recover.c holding the replacement of each removed unit).
  * On disk it is JSON:
  *
- *   {"depthprune_plan": 1, "model": "stories260K.gguf", "n_blocks": 5,
+ *   {"depthprune_plan": 2, "model": "stories260K.gguf", "n_blocks": 5,
+ *    "model_hash": "...", "model_shape": "...",
  *    "removed": ["b2", "a4"], "metric": "loo_loss", "scheme": "block",
  *    "recover": {"kind": "mean", "file": "plan.recover.gguf"}}   (or null)
  *
- * A relative recovery path is relative to the plan file's folder.
+ * A relative recovery path is relative to the plan file's folder. Version 2
+ * requires n_blocks, model_hash and model_shape (src/identity.h), checked
+ * against the model on use; version 1 plans (older) have none and are read
+ * with only their block count checked. recover.kind must be a recovery kind
+ * (src/recover.h) other than "none".
  */
 #ifndef DP_PLAN_H
 #define DP_PLAN_H
 
 #include "base.h"
+#include "identity.h"
 
 #define DP_PLAN_MAX_UNITS (2 * DP_MAX_LAYERS)
 
 struct dp_plan {
+    int version;                          /* "depthprune_plan" as read (saving writes 2) */
     int n_blocks;                         /* of the model the plan was made for (0: unknown) */
+    char model_hash[65], model_shape[65]; /* identity.h; "" when unknown */
     int n_units;
     char units[DP_PLAN_MAX_UNITS][16];    /* "b2", "a4", ... in removal order */
     char metric[64], scheme[16];
@@ -30,8 +38,15 @@ struct dp_plan {
 };
 
 dp_status dp_plan_load(const char *path, struct dp_plan *out);
-/* Write atomically; recover_file is stored relative to the plan's folder when inside it. */
+/*
+ * Write atomically; recover_file is stored relative to the plan's folder when
+ * inside it. Written as version 2 when the identity is complete, else 1.
+ */
 dp_status dp_plan_save(const struct dp_plan *p, const char *path);
+/* The model identity the plan claims (for dp_identity_check). */
+void dp_plan_identity(const struct dp_plan *p, struct dp_identity *out);
+/* Record the identity of the model the plan is made for (n_blocks, hash, shape). */
+void dp_plan_set_identity(struct dp_plan *p, const struct dp_identity *id);
 /* Remove the plan's units from mask (fails naming the plan when a unit does not exist). */
 dp_status dp_plan_apply(const struct dp_plan *p, struct dp_mask *mask);
 /* Append a unit ("b3") to the plan. */

@@ -168,14 +168,57 @@ static char *calib_of(const struct dp_jv *root) {
     return strdup(buf);
 }
 
+/* The version, identity and unit kind of a scores file (see prune.h). */
+static dp_status read_origin(const struct dp_jv *root, const char *path, struct dp_scores_origin *o) {
+    memset(o, 0, sizeof *o);
+    const struct dp_jv *v = dp_json_get(root, "depthprune_scores");
+    if (v && (v->type != DP_JNUM || (v->num != 1 && v->num != 2)))
+        return dp_fail(DP_ERR_UNSUPPORTED, "%s: \"depthprune_scores\" is %s%g%s: this depthprune reads versions 1 and 2",
+                       path, v->type == DP_JNUM ? "" : "not a number (", v->type == DP_JNUM ? v->num : 0,
+                       v->type == DP_JNUM ? "" : ")");
+    o->version = v ? (int)v->num : 0;
+    dp_status st = dp_identity_read(root, path, o->version >= 2, &o->id);
+    if (st) return st;
+    const struct dp_jv *u = dp_json_get(root, "unit");
+    if (u && u->type != DP_JNULL) {
+        if (u->type != DP_JSTR || (strcmp(u->str, "block") && strcmp(u->str, "sublayer")))
+            return dp_fail(DP_ERR_FORMAT, "%s: \"unit\" must be \"block\" or \"sublayer\"", path);
+        snprintf(o->unit, sizeof o->unit, "%s", u->str);
+    } else if (o->version >= 2) {
+        return dp_fail(DP_ERR_FORMAT, "%s: \"unit\" is missing (this format version requires it)", path);
+    }
+    return DP_OK;
+}
+
+/* Whether a unit or span `name` agrees with the file's declared kind and block count. */
+static dp_status check_entry(const struct dp_scores_origin *o, const char *path, int i, const char *name) {
+    struct dp_unit u;
+    int lo, hi;
+    if (dp_unit_parse(name, &u)) {
+        (void)parse_span(name, &lo, &hi);
+        u.kind = 'b';
+        u.layer = hi;
+    }
+    if (o->unit[0] && (u.kind == 'b') != !strcmp(o->unit, "block"))
+        return dp_fail(DP_ERR_FORMAT, "%s: units[%d] is %s but \"unit\" is \"%s\"", path, i, name, o->unit);
+    if (o->id.n_blocks && u.layer >= o->id.n_blocks)
+        return dp_fail(DP_ERR_FORMAT, "%s: units[%d] is %s but \"n_blocks\" is %d", path, i, name, o->id.n_blocks);
+    return DP_OK;
+}
+
 dp_status dp_influences_load(const char *path, struct dp_influences *acc) {
     struct dp_jv *root;
     dp_status st = dp_json_parse_file(path, &root);
     if (st) return st;
     const struct dp_jv *units = dp_json_get(root, "units");
-    if (!units || units->type != DP_JARR) {
+    if (root->type != DP_JOBJ || !units || units->type != DP_JARR) {
         dp_json_free(root);
         return dp_fail(DP_ERR_FORMAT, "%s: not a scores file (no \"units\" list; write one with depthprune score)", path);
+    }
+    struct dp_scores_origin origin;
+    if ((st = read_origin(root, path, &origin))) {
+        dp_json_free(root);
+        return st;
     }
     int n0 = acc->n;
     for (int i = 0; i < units->n && !st; i++) {
@@ -195,6 +238,7 @@ dp_status dp_influences_load(const char *path, struct dp_influences *acc) {
             st = dp_fail(DP_ERR_FORMAT, "%s: units[%d]: bad unit '%.40s' or metric '%.70s'", path, i, name, metric);
             break;
         }
+        if ((st = check_entry(&origin, path, i, name))) break;
         strcpy(sc.unit, name);
         strcpy(sc.metric, metric);
         sc.influence = inf->type == DP_JNUM ? inf->num : NAN;
@@ -205,10 +249,13 @@ dp_status dp_influences_load(const char *path, struct dp_influences *acc) {
     }
     char **files = st ? NULL : realloc(acc->files, (size_t)(acc->n_files + 1) * sizeof *files);
     char **calib = files ? realloc(acc->calib, (size_t)(acc->n_files + 1) * sizeof *calib) : NULL;
+    struct dp_scores_origin *orig = calib ? realloc(acc->origin, (size_t)(acc->n_files + 1) * sizeof *orig) : NULL;
     if (files) acc->files = files;
     if (calib) acc->calib = calib;
-    if (!st && (!files || !calib)) st = dp_fail(DP_ERR_NOMEM, "out of memory");
+    if (orig) acc->origin = orig;
+    if (!st && (!files || !calib || !orig)) st = dp_fail(DP_ERR_NOMEM, "out of memory");
     if (!st) {
+        acc->origin[acc->n_files] = origin;
         acc->files[acc->n_files] = strdup(path);
         acc->calib[acc->n_files] = calib_of(root);
         acc->n_files++;
@@ -227,8 +274,31 @@ void dp_influences_free(struct dp_influences *s) {
     }
     free(s->files);
     free(s->calib);
+    free(s->origin);
     free(s->s);
     memset(s, 0, sizeof *s);
+}
+
+dp_status dp_influences_check(const struct dp_influences *s, const struct dp_identity *model, int scheme,
+                              bool allow_twin, int *n_unchecked) {
+    *n_unchecked = 0;
+    const char *want = scheme == DP_SCHEME_BLOCK ? "block" : "sublayer";
+    int n_declared = 0, n_suits = 0, first_other = -1;
+    for (int i = 0; i < s->n_files; i++) {
+        bool unchecked;
+        dp_status st = dp_identity_check(&s->origin[i].id, model, s->files[i], allow_twin, &unchecked);
+        if (st) return st;
+        *n_unchecked += unchecked;
+        if (!s->origin[i].unit[0]) continue;
+        n_declared++;
+        if (!strcmp(s->origin[i].unit, want)) n_suits++;
+        else if (first_other < 0) first_other = i;
+    }
+    if (scheme >= 0 && n_declared == s->n_files && s->n_files && !n_suits)
+        return dp_fail(DP_ERR_ARG, "%s: \"unit\" is \"%s\" but scheme %s needs %s scores (depthprune score --unit %s)",
+                       s->files[first_other], s->origin[first_other].unit, dp_scheme_name((enum dp_scheme)scheme),
+                       want, want);
+    return DP_OK;
 }
 
 int dp_influences_metrics(const struct dp_influences *s, const char **out, int cap) {

@@ -12,7 +12,11 @@
  * ties between equal influences go to the lower index.
  *
  * Scores come from the JSON files `score` writes: a list `units` of
- * {"unit","metric","influence","stderr"?}. Several files can be loaded into
+ * {"unit","metric","influence","stderr"?}, with "depthprune_scores" (the
+ * format version: 2 carries the model's identity, 1 is older, absent means
+ * hand-written), "n_blocks", "model_hash", "model_shape" (identity.h) and
+ * "unit" ("block" or "sublayer"), each checked when present: the units
+ * listed must be of the declared kind and exist in n_blocks blocks. Several files can be loaded into
  * one struct dp_influences (block scores from one, sublayer scores from another).
  * The one-shot order of a metric under a scheme sorts the scheme's units by
  * ascending influence (stable, ties by index) and leaves protected units out.
@@ -25,6 +29,7 @@
 #define DP_PRUNE_H
 
 #include "base.h"
+#include "identity.h"
 
 enum dp_scheme { DP_SCHEME_BLOCK, DP_SCHEME_ATTN, DP_SCHEME_FFN, DP_SCHEME_BOTH };
 #define DP_N_SCHEMES 4
@@ -72,17 +77,35 @@ struct dp_influence {
     int file;             /* index into files */
 };
 
+/* What a scores file says about where it came from (empty fields: not said). */
+struct dp_scores_origin {
+    int version;          /* "depthprune_scores": 0 (hand-written), 1 or 2 */
+    char unit[16];        /* "block", "sublayer" or "" */
+    struct dp_identity id;
+};
+
 struct dp_influences {
     int n, cap;
     struct dp_influence *s;
     int n_files;
     char **files;         /* paths loaded, in order */
     char **calib;         /* per file: calibration description "FILE docs A:B" ("" when unknown) */
+    struct dp_scores_origin *origin;  /* per file */
 };
 
 /* Append the scores of one file (checks the layout; fails naming the file). */
 dp_status dp_influences_load(const char *path, struct dp_influences *acc);
 void dp_influences_free(struct dp_influences *s);
+/*
+ * Check every loaded file against the model the scores are applied to
+ * (identity.h; allow_twin accepts other weights of the same shape) and,
+ * when scheme >= 0, that some file's declared unit kind suits the scheme
+ * (block scores for "block", sublayer scores for the others). Fails with one
+ * line naming the file and the key; *n_unchecked counts files without a
+ * model hash (the caller warns).
+ */
+dp_status dp_influences_check(const struct dp_influences *s, const struct dp_identity *model, int scheme,
+                              bool allow_twin, int *n_unchecked);
 /* Metrics present, in first-seen order; returns their count (at most cap written). */
 int dp_influences_metrics(const struct dp_influences *s, const char **out, int cap);
 /* Whether a metric has scores for every unit of a scheme on an n_layers model. */

@@ -38,9 +38,11 @@ void dp_score_report_json(FILE *f, const struct dp_scores *s, const struct dp_sc
     struct dp_json j;
     dp_json_init(&j, f);
     dp_json_begin_obj(&j, NULL);
-    dp_json_int(&j, "depthprune_scores", 1);
+    dp_json_int(&j, "depthprune_scores", 2);
     dp_json_str(&j, "model", info->model ? info->model : "");
     dp_json_int(&j, "n_blocks", info->n_blocks);
+    if (info->model_hash) dp_json_str(&j, "model_hash", info->model_hash);
+    if (info->model_shape) dp_json_str(&j, "model_shape", info->model_shape);
     dp_json_str(&j, "unit", s->kind == DP_UNITS_BLOCK ? "block" : "sublayer");
     dp_json_str(&j, "removed", info->removed ? info->removed : "");
     dp_json_begin_arr(&j, "metrics");

@@ -4,7 +4,9 @@
  * table with bars for people.
  *
  * The JSON object (DESIGN.md, README "Scores files"):
- *   "depthprune_scores": 1, "model", "n_blocks", "unit" ("block"|"sublayer"),
+ *   "depthprune_scores": 2, "model", "n_blocks", "model_hash", "model_shape"
+ *       (src/identity.h: the model the scores are for, checked on use),
+ *       "unit" ("block"|"sublayer"),
  *   "removed" (units the base model already lacks), "metrics": [...],
  *   "data": {"file","docs","documents","sequences","tokens","ctx"},
  *   "units": [{"unit","metric","influence","stderr"?,"d"?}, ...]
@@ -35,6 +37,7 @@
 struct dp_score_info {
     const char *model;      /* path */
     int n_blocks;
+    const char *model_hash, *model_shape;   /* src/identity.h; NULL: not written */
     const char *removed;    /* "" or "b2,a4" */
     const char *file;       /* calibration corpus */
     const char *docs;       /* "A:B" as given, or NULL for all */

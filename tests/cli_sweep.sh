@@ -77,7 +77,7 @@ P="$TMP/plans/m_block_oneshot_none.json"
 py "saved plan" "
 import json
 p = json.load(open('$P'))
-assert p['removed'] == ['b2', 'b4'] and p['depthprune_plan'] == 1, p
+assert p['removed'] == ['b2', 'b4'] and p['depthprune_plan'] == 2 and len(p['model_hash']) == 64, p
 print('ok')"
 a=$($DP ppl -m $M -f $D --docs 500:540 --ctx 64 --max-seqs 6 --plan "$P" --json -t 2 | json ppl)
 b=$($DP ppl -m $M -f $D --docs 500:540 --ctx 64 --max-seqs 6 --drop b2,b4 --json -t 2 | json ppl)

@@ -2,10 +2,14 @@
  * test_model: the forward pass against logits computed outside the project
  * (../shared/reference/logits_*.bin, double precision, tolerance 1e-4 per
  * logit), the llama2.c checkpoint against the GGUF (bit-identical), batch
- * against incremental decode, and thread counts against each other.
+ * against incremental decode, and thread counts against each other; GGUF
+ * metadata that disagrees with the tensors (block_count, head counts, FFN
+ * width, qwen2's q/k/v biases) is refused naming the key and the tensor.
  */
 #include "harness.h"
 #include "model.h"
+
+#include <unistd.h>
 
 static const int ids[16] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426};
 
@@ -105,6 +109,71 @@ static void test_hooks(struct dp_model *m, const float *lg_d) {
     free(lg2);
 }
 
+/*
+ * A copy of the GGUF src at path, through the project's writer: every key and
+ * tensor, then `key` set to u32 `val` (when key is not NULL) and the tensor
+ * `drop` left out (when not NULL).
+ */
+static bool rewrite(const char *src, const char *path, const char *key, uint32_t val, const char *drop) {
+    struct dp_gguf *g;
+    if (dp_gguf_open(src, &g)) return false;
+    struct dp_gguf_writer *w = dp_gguf_writer_new();
+    dp_status st = w ? DP_OK : DP_ERR_NOMEM;
+    for (uint64_t k = 0; !st && k < g->n_kv; k++) dp_gguf_copy_kv(w, g, &g->kv[k], NULL);
+    if (!st && key) dp_gguf_set_u32(w, key, val);
+    for (uint64_t k = 0; !st && k < g->n_tensors; k++) {
+        const struct dp_gguf_tensor *t = &g->tensors[k];
+        if (drop && !strcmp(t->name, drop)) continue;
+        st = dp_gguf_add_tensor(w, t->name, t->type, (int)t->n_dims, t->ne, t->data, t->nbytes);
+    }
+    if (!st) st = dp_gguf_writer_write(w, path);
+    dp_gguf_writer_free(w);
+    dp_gguf_close(g);
+    return st == DP_OK;
+}
+
+/* Opening path fails with DP_ERR_FORMAT and one line naming the file, `a` and `b`. */
+static void refused(const char *path, const char *a, const char *b) {
+    struct dp_model *m = NULL;
+    dp_status st = dp_model_open(path, NULL, &m);
+    const char *e = dp_last_error();
+    CHECK_MSG(st == DP_ERR_FORMAT && !m && strstr(e, path) && strstr(e, a) && strstr(e, b) && !strchr(e, '\n'),
+              "want a refusal naming %s and %s, got status %d: %s", a, b, (int)st, st ? e : "(loaded)");
+    dp_model_close(m);
+}
+
+static void metadata_vs_tensors(void) {
+    const char *st = test_shared("models/stories260K/stories260K.gguf");
+    const char *qw = test_shared("models/synthetic/synth-qwen2-f32.gguf");
+    char path[] = "/tmp/dp_test_meta_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    struct dp_model *m = NULL;
+    /* the copies themselves load */
+    CHECK(rewrite(st, path, NULL, 0, NULL) && dp_model_open(path, NULL, &m) == DP_OK);
+    dp_model_close(m);
+    CHECK(rewrite(qw, path, NULL, 0, NULL) && dp_model_open(path, NULL, &m) == DP_OK);
+    dp_model_close(m);
+    /* block_count smaller than the blocks present: blk.4.* would be ignored */
+    CHECK(rewrite(st, path, "llama.block_count", 4, NULL));
+    refused(path, "llama.block_count", "'blk.4.");
+    /* qwen2 without one of its q/k/v biases */
+    const char *bias[3] = {"blk.0.attn_q.bias", "blk.1.attn_k.bias", "blk.1.attn_v.bias"};
+    for (int i = 0; i < 3; i++) {
+        CHECK(rewrite(qw, path, NULL, 0, bias[i]));
+        refused(path, bias[i], "missing");
+    }
+    /* shapes that disagree with the head counts, the head size and the FFN width */
+    CHECK(rewrite(st, path, "llama.attention.head_count_kv", 2, NULL));
+    refused(path, "llama.attention.head_count_kv = 2", "'blk.0.attn_k.weight'");
+    CHECK(rewrite(st, path, "llama.attention.key_length", 16, NULL));
+    refused(path, "llama.attention.head_count = 8 x head size 16", "'blk.0.attn_q.weight'");
+    CHECK(rewrite(st, path, "llama.feed_forward_length", 100, NULL));
+    refused(path, "llama.feed_forward_length = 100", "'blk.0.ffn_gate.weight'");
+    unlink(path);
+}
+
 int main(void) {
     struct dp_model *g = NULL, *b = NULL;
     dp_status st = dp_model_open(test_shared("models/stories260K/stories260K.gguf"), NULL, &g);
@@ -166,6 +235,8 @@ int main(void) {
     struct dp_model *bad;
     CHECK(dp_model_open("/nonexistent/x.gguf", NULL, &bad) == DP_ERR_IO && strstr(dp_last_error(), "/nonexistent/x.gguf"));
     CHECK(dp_model_open(test_shared("models/stories260K/tok512.bin"), test_shared("models/stories260K/tok512.bin"), &bad) == DP_ERR_FORMAT);
+
+    metadata_vs_tensors();
 
     free(lg); free(lg_d); free(lb); free(lb_d); free(l2); free(l3); free(li); free(l_af);
     free(full); free(drop2);

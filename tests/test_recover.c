@@ -600,6 +600,8 @@ static void closed_form(const struct dp_model *m, struct dp_pool *pool1, struct 
 
 /* ---- plans ---- */
 
+#define A64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
 static bool write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     if (!f) return false;
@@ -607,13 +609,17 @@ static bool write_text(const char *path, const char *text) {
     return fclose(f) == 0;
 }
 
-static void plans(void) {
+static void plans(const struct dp_model *m) {
     char dir[] = "/tmp/dp_test_plan_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char path[256], rec[256];
     snprintf(path, sizeof path, "%s/p.json", dir);
     snprintf(rec, sizeof rec, "%s/p.recover.gguf", dir);
-    struct dp_plan p = {.n_blocks = 5}, q;
+    struct dp_plan p = {.version = 2}, q;
+    struct dp_identity id;
+    dp_identity_of(m, &id);
+    CHECK(id.n_blocks == 5 && strlen(id.hash) == 64 && strlen(id.shape) == 64 && strcmp(id.hash, id.shape));
+    dp_plan_set_identity(&p, &id);
     CHECK(dp_plan_push(&p, "b2") == DP_OK);
     CHECK(dp_plan_push(&p, "a4") == DP_OK);
     CHECK(dp_plan_push(&p, "f0") == DP_OK);
@@ -648,7 +654,13 @@ static void plans(void) {
                          "{\"depthprune_plan\": 1, \"n_blocks\": 2, \"removed\": [\"b2\"]}",
                          "{\"depthprune_plan\": 1, \"removed\": [2]}",
                          "{\"depthprune_plan\": 1, \"removed\": [], \"recover\": {\"kind\": \"mean\"}}",
-                         "{\"depthprune_plan\": 1, \"removed\": [\"b1\"], \"recover\": 3}"};
+                         "{\"depthprune_plan\": 1, \"removed\": [\"b1\"], \"recover\": 3}",
+                         "{\"depthprune_plan\": 3, \"removed\": []}",
+                         "{\"depthprune_plan\": 2, \"n_blocks\": 5, \"model_shape\": \"" A64 "\", \"removed\": []}",
+                         "{\"depthprune_plan\": 1, \"model_hash\": \"abc\", \"removed\": []}",
+                         "{\"depthprune_plan\": 1, \"removed\": [\"b1\"], \"recover\": {\"kind\": \"magic\", \"file\": \"r.gguf\"}}",
+                         "{\"depthprune_plan\": 1, \"removed\": [\"b1\"], \"recover\": {\"kind\": \"none\", \"file\": \"r.gguf\"}}",
+                         "{\"depthprune_plan\": 1, \"removed\": [\"b1\"], \"recover\": {\"kind\": \"lowrank:x\", \"file\": \"r.gguf\"}}"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK(write_text(path, bad[i]));
         dp_status st = dp_plan_load(path, &q);
@@ -671,7 +683,7 @@ int main(void) {
     gradient_check(m, true);
     constant_fixture(pool3);
     closed_form(m, pool1, pool3);
-    plans();
+    plans(m);
     dp_pool_free(pool1);
     dp_pool_free(pool3);
     dp_model_close(m);

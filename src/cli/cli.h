@@ -41,7 +41,7 @@ struct cli_common {
     const char *act; /* --act: activation mode of the matrix products (handled by cli_open) */
     const char *max_mem; /* --max-mem: the memory a run may plan for (handled by cli_open, checked by cli_check_mem) */
     /* plans and recoveries (handled by cli_open) */
-    const char *plan, *save_plan, *recover, *calib, *calib_docs, *calib_ctx, *calib_max_seqs, *recover_stats,
+    const char *plan, *allow_twin, *save_plan, *recover, *calib, *calib_docs, *calib_ctx, *calib_max_seqs, *recover_stats,
         *recover_init, *ridge, *objective, *steps, *lr, *batch, *seed;
     /*
      * Set by a command before cli_open: its evaluated corpus's --ctx, --docs
@@ -62,6 +62,7 @@ struct cli_common {
     CLI_RECOVER_OPTS(c)
 #define CLI_RECOVER_OPTS(c)                                                                        \
     {"--plan", NULL, false, &(c).plan, "saved plan: units in removal order (+ recovery file)"},   \
+    {"--allow-twin", NULL, true, &(c).allow_twin, "accept a plan or scores made on a model of the same shape with other weights"}, \
     {"--save-plan", NULL, false, &(c).save_plan, "write the removed units (+ recovery) as a plan"}, \
     {"--recover", NULL, false, &(c).recover, "none, mean, lowrank:R, bias-trained, lowrank-trained:R"}, \
     {"--calib", NULL, false, &(c).calib, "calibration corpus of --recover"},                        \
@@ -155,6 +156,16 @@ void cli_io_out(struct cli_io *io, const char *opt, const char *path);
 void cli_io_common(struct cli_io *io, const struct cli_common *c);
 /* Check as above and free io's entries; 0, or the exit code after one message naming both files. */
 int cli_io_check(const char *cmd, struct cli_io *io);
+
+/*
+ * Check scores files against the model they are applied to (identity,
+ * declared unit kind against `scheme`, -1 for any; --allow-twin from c);
+ * warns about files without a model hash. Returns 0 or the exit code after
+ * the message.
+ */
+struct dp_influences;
+int cli_check_scores(const char *cmd, const struct cli_common *c, const struct dp_model *m,
+                     const struct dp_influences *sc, int scheme);
 
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

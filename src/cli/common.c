@@ -11,7 +11,9 @@
 
 #include "data.h"
 #include "memory.h"
+#include "identity.h"
 #include "plan.h"
+#include "prune.h"
 #include "recover.h"
 
 #include <errno.h>
@@ -259,12 +261,22 @@ static int open_plan(const char *cmd, const struct cli_common *c, struct cli_mod
     out->plan = calloc(1, sizeof *out->plan);
     if (!out->plan) return cli_error(cmd, 1, "out of memory");
     struct dp_plan *p = out->plan;
+    struct dp_identity id;
+    dp_identity_of(out->m, &id);
     if (c->plan) {
+        struct dp_identity claim;
+        bool unchecked;
         if (dp_plan_load(c->plan, p)) return cli_error(cmd, 1, "%s", dp_last_error());
+        dp_plan_identity(p, &claim);
+        if (dp_identity_check(&claim, &id, c->plan, c->allow_twin != NULL, &unchecked))
+            return cli_error(cmd, 2, "%s", dp_last_error());
         if (dp_plan_apply(p, &out->mask)) return cli_error(cmd, 2, "--plan %s: %s", c->plan, dp_last_error());
+        if (unchecked)
+            fprintf(stderr, "depthprune %s: warning: %s has no model hash (a version 1 plan): checked by its block "
+                            "count and unit names only\n", cmd, c->plan);
         return 0;
     }
-    p->n_blocks = dp_model_config(out->m)->n_layers;
+    dp_plan_set_identity(p, &id);
     snprintf(p->model, sizeof p->model, "%s", c->model);
     for (const char *s = c->drop; s && *s;) {
         const char *e = strchr(s, ',');
@@ -371,9 +383,12 @@ static int fit_recovery(const char *cmd, const struct cli_common *c, struct cli_
 }
 
 /* The recovery file of a plan: every unit it replaces must be removed by the plan. */
-static int load_recovery(const char *cmd, struct cli_model *out) {
+static int load_recovery(const char *cmd, const char *plan_path, struct cli_model *out) {
     const struct dp_plan *p = out->plan;
     if (dp_recovery_load(p->recover_file, out->m, &out->recovery)) return cli_error(cmd, 1, "%s", dp_last_error());
+    if (strcmp(out->recovery->kind, p->recover_kind))
+        return cli_error(cmd, 1, "%s: recover.kind is '%s' but its file %s holds a '%s' recovery", plan_path,
+                         p->recover_kind, p->recover_file, out->recovery->kind);
     for (int i = 0; i < out->recovery->n; i++) {
         bool found = false;
         for (int j = 0; j < p->n_units && !found; j++) found = !strcmp(p->units[j], out->recovery->units[i].unit);
@@ -387,6 +402,9 @@ static int load_recovery(const char *cmd, struct cli_model *out) {
 /* --save-plan FILE: the plan, and its recovery as FILE's stem + ".recover.gguf". */
 static int save_plan(const char *cmd, const char *path, struct cli_model *out) {
     struct dp_plan *p = out->plan;
+    struct dp_identity id;
+    dp_identity_of(out->m, &id);
+    dp_plan_set_identity(p, &id); /* the plan now describes its use on this model */
     p->recover_kind[0] = p->recover_file[0] = 0;
     if (out->recovery) {
         if (strlen(path) + 14 >= sizeof p->recover_file) return cli_error(cmd, 2, "--save-plan: path too long");
@@ -411,7 +429,7 @@ static int open_recovery(const char *cmd, const struct cli_common *c, struct cli
     if (method != DP_RECOVER_NONE) {
         if ((rc = fit_recovery(cmd, c, out))) return rc;
     } else if (!c->recover && out->plan->recover_file[0]) {
-        if ((rc = load_recovery(cmd, out))) return rc;
+        if ((rc = load_recovery(cmd, c->plan, out))) return rc;
     }
     if (out->recovery) {
         struct dp_hooks *h = calloc(1, sizeof *h);
@@ -420,6 +438,21 @@ static int open_recovery(const char *cmd, const struct cli_common *c, struct cli
         out->hooks_store = h;
         out->hooks = h;
     }
+    return 0;
+}
+
+int cli_check_scores(const char *cmd, const struct cli_common *c, const struct dp_model *m,
+                     const struct dp_influences *sc, int scheme) {
+    struct dp_identity id;
+    int n_unchecked;
+    dp_identity_of(m, &id);
+    if (dp_influences_check(sc, &id, scheme, c->allow_twin != NULL, &n_unchecked))
+        return cli_error(cmd, 2, "%s", dp_last_error());
+    /* hand-written files (no "depthprune_scores") are the user's own numbers: no warning */
+    for (int i = 0; n_unchecked && i < sc->n_files; i++)
+        if (!sc->origin[i].id.hash[0] && sc->origin[i].version == 1)
+            fprintf(stderr, "depthprune %s: warning: %s has no model hash (written before version 2): checked by its "
+                            "unit names%s only\n", cmd, sc->files[i], sc->origin[i].id.n_blocks ? " and block count" : "");
     return 0;
 }
 

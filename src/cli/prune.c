@@ -40,18 +40,25 @@
  * The first `count` units of a metric's order under a scheme, as a --drop
  * list (the model is opened only for its block count).
  */
-static int from_scores(const char *model, const char *vocab, const char *path, const char *metric,
-                       const char *scheme_s, long count, char *list, size_t cap) {
+static int from_scores(const struct cli_common *c, const char *path, const char *metric, const char *scheme_s,
+                       long count, char *list, size_t cap) {
     enum dp_scheme scheme;
+    const char *model = c->model;
     if (dp_scheme_parse(scheme_s, &scheme)) return cli_error("prune", 2, "--scheme: %s", dp_last_error());
     struct dp_model *m;
-    if (dp_model_open(model, vocab, &m)) return cli_error("prune", 1, "%s", dp_last_error());
+    if (dp_model_open(model, c->vocab, &m)) return cli_error("prune", 1, "%s", dp_last_error());
     int n_layers = dp_model_config(m)->n_layers;
-    dp_model_close(m);
     struct dp_influences sc = {0};
     struct dp_unit *order = calloc(2 * DP_MAX_LAYERS, sizeof *order);
     int n = 0;
     dp_status st = order ? dp_influences_load(path, &sc) : dp_fail(DP_ERR_NOMEM, "out of memory");
+    int rc = st ? 0 : cli_check_scores("prune", c, m, &sc, (int)scheme);
+    dp_model_close(m);
+    if (rc) {
+        dp_influences_free(&sc);
+        free(order);
+        return rc;
+    }
     if (!st && dp_metric_is_span(metric)) {
         bool found = false;
         st = dp_prune_span(&sc, metric, (int)count, NULL, order, &found);
@@ -132,6 +139,7 @@ static int from_budget(const struct cli_common *c, const struct budget_opts *b, 
     struct dp_plan plan = {0};
     struct dp_sweep_mmlu mc = {NULL, 5, cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048};
     if (dp_influences_load(path, &sc)) rc = cli_error("prune", 1, "%s", dp_last_error());
+    if (!rc) rc = cli_check_scores("prune", c, cm.m, &sc, (int)scheme);
     if (!rc && b->protect && dp_units_protect(b->protect, cf->n_layers, &protect))
         rc = cli_error("prune", 2, "--protect: %s", dp_last_error());
     if (!rc && b->ppl) rc = cli_read_chunks("prune", cm.m, b->ppl, b->ppl_docs, ctx, max_seqs, "--ppl-docs", "--ppl", &pplc);
@@ -317,7 +325,7 @@ int cmd_prune(int argc, char **argv) {
     if (scores) {
         if (!scheme) scheme = "block";
         rc = budget ? from_budget(&c, &bo, scores, metric, scheme, list, sizeof list, &bres)
-                    : from_scores(c.model, c.vocab, scores, metric, scheme, count, list, sizeof list);
+                    : from_scores(&c, scores, metric, scheme, count, list, sizeof list);
         if (rc) return rc;
         if (budget) fprintf(stderr, "depthprune prune: budget: %s\n", bres.why);
         c.drop = list;

@@ -12,6 +12,7 @@
 
 #include "data.h"
 #include "memory.h"
+#include "identity.h"
 #include "metrics.h"
 #include "model.h"
 #include "score_report.h"
@@ -248,7 +249,10 @@ int cmd_score(int argc, char **argv) {
     if (st) rc = cli_error("score", 1, "%s", dp_last_error());
     char removed[4096];
     dp_mask_format(&cm.mask, removed, sizeof removed);
-    struct dp_score_info info = {.model = c.model, .n_blocks = cf->n_layers, .removed = removed, .file = file,
+    struct dp_identity id;
+    dp_identity_of(cm.m, &id);
+    struct dp_score_info info = {.model = c.model, .n_blocks = cf->n_layers, .model_hash = id.hash,
+                                 .model_shape = id.shape, .removed = removed, .file = file,
                                  .docs = docs, .n_docs = ch ? ch->n_docs : 0, .seed = o.seed, .tol = o.shapley_tol,
                                  .n_threads = cm.n_threads, .seconds = dp_now() - t0, .mmlu_dir = mmlu,
                                  .mmlu_limit = (int)mlimit};

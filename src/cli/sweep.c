@@ -157,12 +157,15 @@ static int save_plans(const struct opts *o, const struct dp_sweep *s, const stru
                       const struct dp_chunks *calib, const struct dp_recover_opts *ropts) {
     if (mkdir(o->save_plans, 0777) != 0 && errno != EEXIST)
         return cli_error(CMD, 1, "%s: cannot create the folder: %s", o->save_plans, strerror(errno));
+    struct dp_identity id;
+    dp_identity_of(cm->m, &id);
     for (int r = 0; r < s->n_runs; r++) {
         const struct dp_sweep_run *run = &s->runs[r];
         if (run->n_steps == 0) continue;
         int step = run->has_budget ? run->budget.step : run->n_steps - 1;
         struct dp_plan plan;
         if (dp_sweep_plan(s, r, step, &plan)) return cli_error(CMD, 1, "%s", dp_last_error());
+        dp_plan_set_identity(&plan, &id);
         char path[2048];
         plan_path(o->save_plans, run->metric, run->scheme, run->iterative, run->recover, path, sizeof path);
         struct dp_recovery *rec = NULL;
@@ -463,7 +466,8 @@ int cmd_sweep(int argc, char **argv) {
         return rc;
     }
     struct cli_model cm;
-    if ((rc = cli_open(CMD, &o.c, &cm))) {
+    if ((rc = cli_open(CMD, &o.c, &cm)) || (rc = cli_check_scores(CMD, &o.c, cm.m, &sc, -1))) {
+        if (cm.m) cli_close(&cm);
         dp_influences_free(&sc);
         return rc;
     }
