@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- loading: GGUF ---- */
 
@@ -373,13 +374,10 @@ static dp_status open_llama2c(struct dp_model *m, const char *vocab_path) {
     return DP_OK;
 }
 
-static bool is_gguf(const char *path) {
-    FILE *f = fopen(path, "rb");
+/* Whether the open regular file fd starts with GGUF's magic. */
+static bool is_gguf(int fd) {
     char magic[4] = {0};
-    if (!f) return false;
-    size_t n = fread(magic, 1, 4, f);
-    fclose(f);
-    return n == 4 && !memcmp(magic, "GGUF", 4);
+    return pread(fd, magic, 4, 0) == 4 && !memcmp(magic, "GGUF", 4);
 }
 
 dp_status dp_model_open(const char *path, const char *vocab_path, struct dp_model **out) {
@@ -391,12 +389,14 @@ dp_status dp_model_open(const char *path, const char *vocab_path, struct dp_mode
         free(m);
         return dp_fail(DP_ERR_NOMEM, "out of memory");
     }
-    FILE *f = fopen(path, "rb");
-    dp_status st;
-    if (!f) st = dp_fail(DP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    else {
-        fclose(f);
-        st = is_gguf(path) ? open_gguf(m) : open_llama2c(m, vocab_path);
+    /* a regular file only (dp_open_read refuses a FIFO or a device at once instead of blocking) */
+    int fd;
+    uint64_t size;
+    dp_status st = dp_open_read(path, &fd, &size);
+    if (!st) {
+        bool gguf = is_gguf(fd);
+        close(fd);
+        st = gguf ? open_gguf(m) : open_llama2c(m, vocab_path);
     }
     if (!st) {
         m->max_head = m->max_head_kv = m->max_ff = 0;

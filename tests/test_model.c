@@ -10,6 +10,9 @@
 #include "model.h"
 
 #include <unistd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 
 static const int ids[16] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426};
 
@@ -174,7 +177,19 @@ static void metadata_vs_tensors(void) {
     unlink(path);
 }
 
+/* A FIFO given to the library as a model is refused at once (a read would block forever). */
+static void fifo_model(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/dp_test_model_fifo_%d", (int)getpid());
+    CHECK(mkfifo(path, 0600) == 0);
+    struct dp_model *m = NULL;
+    CHECK(dp_model_open(path, NULL, &m) != DP_OK && m == NULL);
+    CHECK_MSG(strstr(dp_last_error(), "not a regular file") != NULL, "%s", dp_last_error());
+    unlink(path);
+}
+
 int main(void) {
+    fifo_model();
     struct dp_model *g = NULL, *b = NULL;
     dp_status st = dp_model_open(test_shared("models/stories260K/stories260K.gguf"), NULL, &g);
     CHECK_MSG(st == DP_OK, "%s", dp_last_error());
