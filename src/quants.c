@@ -356,10 +356,8 @@ static float blk_q3_k(const uint8_t *w, const int8_t *qx, float dx, float sx, co
     return k_tail(f16_at(w + 108), 0, dx, isc, 0, false, y);
 }
 
-static float blk_q4_k(const uint8_t *w, const int8_t *qx, float dx, float sx, const int32_t *sum16, float y) {
-    (void)sx;
-    int qw[256];
-    for (int e = 0; e < 256; e++) qw[e] = k4_nib(w + 16, e);
+/* Q4_K and Q5_K after their codes: 8 sub-blocks of 32 with 6-bit scales and mins. */
+static float k4_tail(const uint8_t *w, const int *qw, const int8_t *qx, float dx, const int32_t *sum16, float y) {
     int32_t isc = 0, im = 0;
     for (int j = 0; j < 8; j++) {
         int sc, m;
@@ -370,18 +368,18 @@ static float blk_q4_k(const uint8_t *w, const int8_t *qx, float dx, float sx, co
     return k_tail(f16_at(w), f16_at(w + 2), dx, isc, im, true, y);
 }
 
+static float blk_q4_k(const uint8_t *w, const int8_t *qx, float dx, float sx, const int32_t *sum16, float y) {
+    (void)sx;
+    int qw[256];
+    for (int e = 0; e < 256; e++) qw[e] = k4_nib(w + 16, e);
+    return k4_tail(w, qw, qx, dx, sum16, y);
+}
+
 static float blk_q5_k(const uint8_t *w, const int8_t *qx, float dx, float sx, const int32_t *sum16, float y) {
     (void)sx;
     int qw[256];
     for (int e = 0; e < 256; e++) qw[e] = q5k_code(w + 16, w + 48, e);
-    int32_t isc = 0, im = 0;
-    for (int j = 0; j < 8; j++) {
-        int sc, m;
-        scale_min_k4(w + 4, j, &sc, &m);
-        isc += sc * dot_codes(qw + 32 * j, qx + 32 * j, 32);
-        im += m * (sum16[2 * j] + sum16[2 * j + 1]);
-    }
-    return k_tail(f16_at(w), f16_at(w + 2), dx, isc, im, true, y);
+    return k4_tail(w, qw, qx, dx, sum16, y);
 }
 
 static float blk_q6_k(const uint8_t *w, const int8_t *qx, float dx, float sx, const int32_t *sum16, float y) {
