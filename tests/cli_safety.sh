@@ -133,6 +133,9 @@ mem() {
     fast "$what" "$@"
     grep -q "needs [0-9.]* [GM]iB, more than .*: lower $flag" "$TMP/err" || bad "$what: the message does not say what is needed and '$flag': $(head -c 300 "$TMP/err")"
 }
+# scores made for the wide model (a scores file of another model is refused before memory is planned)
+SCW=$TMP/in/scores-wide.json
+$DP score -m "$W" -f "$T" --metric cosine --ctx 64 --max-seqs 2 -o "$SCW" >/dev/null 2>&1 || bad "score wide (setup)"
 export DP_MEM_AVAILABLE=1G
 mem "ppl --ctx 1048576" --ctx ppl -m "$W" -f "$T" --ctx 1048576
 mem "ppl llamacpp --ctx 1048576" --ctx ppl -m "$W" -f "$T" --ctx 1048576 --protocol llamacpp
@@ -143,9 +146,9 @@ mem "mc --ctx-limit 1048576" --ctx-limit mc -m "$W" --task arc --data "$D/arc/AR
 mem "generate -n 1000000" -n generate -m "$W" -p "Once upon a time" -n 1000000
 mem "bench --prefill 1048576" "--prefill" bench -m "$W" --prefill 1048576 --decode 1 --reps 1
 mem "recovery --calib-ctx 1048576" --calib-ctx ppl -m "$W" -f "$T" --ctx 64 --drop b1 --recover mean --calib "$T" --calib-ctx 1048576
-mem "sweep --ppl --ctx 1048576" --ctx sweep -m "$W" --scores "$SC" --max 1 --ppl "$T" --ctx 1048576 -o "$TMP/swm.json"
-mem "sweep --iterative --calib-ctx 1048576" --calib-ctx sweep -m "$W" --scores "$SC" --max 1 --iterative --calib "$T" --calib-ctx 1048576 -o "$TMP/swi.json"
-mem "prune budget --ctx 1048576" --ctx prune -m "$W" --scores "$SC" --metric cosine --max-ppl-ratio 2 --ppl "$T" --ctx 1048576 -o "$TMP/pm.gguf"
+mem "sweep --ppl --ctx 1048576" --ctx sweep -m "$W" --scores "$SCW" --max 1 --ppl "$T" --ctx 1048576 -o "$TMP/swm.json"
+mem "sweep --iterative --calib-ctx 1048576" --calib-ctx sweep -m "$W" --scores "$SCW" --max 1 --iterative --calib "$T" --calib-ctx 1048576 -o "$TMP/swi.json"
+mem "prune budget --ctx 1048576" --ctx prune -m "$W" --scores "$SCW" --metric cosine --max-ppl-ratio 2 --ppl "$T" --ctx 1048576 -o "$TMP/pm.gguf"
 unset DP_MEM_AVAILABLE
 mem "--max-mem below the plan" --ctx ppl -m "$M" -f "$T" --ctx 128 --max-mem 1M
 grep -q "more than --max-mem 1.0 MiB" "$TMP/err" && ok || bad "--max-mem named: $(cat "$TMP/err")"
