@@ -33,6 +33,164 @@ INLINE __m512 f16_scale(const uint8_t *p) {
     return _mm512_cvtph_ps(_mm256_set1_epi16((short)h));
 }
 
+/* ---- the weight types of quants.c, 32 elements at a time (exact mode) ---- */
+
+INLINE float f16s(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+INLINE __m512 iota16(float first) {
+    return _mm512_add_ps(_mm512_set1_ps(first), _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+}
+/* Bytes 0..15 at p, one per lane. */
+INLINE __m512i bytes16(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+/* Bit l of the 32 bits v, for l = 0..15 (lo) or 16..31 (hi), moved to bit 4. */
+INLINE __m512i bit4_of(uint32_t v, int hi) {
+    __m512i sh = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                  _mm512_set1_epi32(16 * hi));
+    return _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)v), sh), _mm512_set1_epi32(1)), 4);
+}
+/* Q4_K / Q5_K: scale and min of sub-block j (quants.c's scale_min_k4). */
+INLINE void k4_scale_min(const uint8_t *s, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xF) | (s[j - 4] >> 6) << 4;
+        *m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+}
+INLINE __m512 iq4_table(void) {
+    return _mm512_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+}
+
+/*
+ * Elements k..k+31 (k a multiple of 32) of a row of a quants.c type, each
+ * with its decoder's expression: the products that do not depend on the
+ * code are formed once (scalar or vector, the same rounding), then applied
+ * to the codes, or looked up by vpermps/vpermt2ps from a table of the
+ * block's 16 or 32 possible values computed by that same expression.
+ */
+INLINE void load32_more(uint32_t type, const uint8_t *row, int64_t k, __m512 *lo, __m512 *hi) {
+    int j = (int)(k >> 5) & 7; /* the group of 32 in a superblock */
+    switch (type) {
+    case DP_TYPE_Q4_1: case DP_TYPE_Q5_1: { /* q*d + m */
+        bool q5 = type == DP_TYPE_Q5_1;
+        const uint8_t *p = row + (k >> 5) * (q5 ? 24 : 20);
+        __m512 d = _mm512_set1_ps(f16s(p)), m = _mm512_set1_ps(f16s(p + 2));
+        __m512i b = bytes16(p + (q5 ? 8 : 4)), bl = _mm512_and_si512(b, _mm512_set1_epi32(15)), bh = _mm512_srli_epi32(b, 4);
+        if (!q5) {
+            __m512 t = _mm512_add_ps(_mm512_mul_ps(iota16(0), d), m);
+            *lo = _mm512_permutexvar_ps(bl, t), *hi = _mm512_permutexvar_ps(bh, t);
+        } else {
+            uint32_t qh;
+            memcpy(&qh, p + 4, 4);
+            __m512 t0 = _mm512_add_ps(_mm512_mul_ps(iota16(0), d), m), t1 = _mm512_add_ps(_mm512_mul_ps(iota16(16), d), m);
+            *lo = _mm512_permutex2var_ps(t0, _mm512_or_si512(bl, bit4_of(qh, 0)), t1);
+            *hi = _mm512_permutex2var_ps(t0, _mm512_or_si512(bh, bit4_of(qh, 1)), t1);
+        }
+        break;
+    }
+    case DP_TYPE_Q5_0: { /* (q-16)*d */
+        const uint8_t *p = row + (k >> 5) * 22;
+        __m512 d = _mm512_set1_ps(f16s(p));
+        uint32_t qh;
+        memcpy(&qh, p + 2, 4);
+        __m512i b = bytes16(p + 6);
+        __m512 t0 = _mm512_mul_ps(iota16(-16), d), t1 = _mm512_mul_ps(iota16(0), d);
+        *lo = _mm512_permutex2var_ps(t0, _mm512_or_si512(_mm512_and_si512(b, _mm512_set1_epi32(15)), bit4_of(qh, 0)), t1);
+        *hi = _mm512_permutex2var_ps(t0, _mm512_or_si512(_mm512_srli_epi32(b, 4), bit4_of(qh, 1)), t1);
+        break;
+    }
+    case DP_TYPE_IQ4_NL: { /* d*value */
+        const uint8_t *p = row + (k >> 5) * 18;
+        __m512 t = _mm512_mul_ps(_mm512_set1_ps(f16s(p)), iq4_table());
+        __m512i b = bytes16(p + 2);
+        *lo = _mm512_permutexvar_ps(b, t), *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), t);
+        break;
+    }
+    case DP_TYPE_IQ4_XS: { /* d*(ls-32)*value */
+        const uint8_t *p = row + (k >> 8) * 136;
+        uint16_t sh = (uint16_t)(p[2] | p[3] << 8);
+        int ls = (((p[4 + j / 2] >> (4 * (j % 2))) & 0xF) | ((sh >> (2 * j)) & 3) << 4) - 32;
+        __m512 t = _mm512_mul_ps(_mm512_set1_ps(f16s(p) * (float)ls), iq4_table());
+        __m512i b = bytes16(p + 8 + 16 * j);
+        *lo = _mm512_permutexvar_ps(b, t), *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), t);
+        break;
+    }
+    case DP_TYPE_Q4_K: case DP_TYPE_Q5_K: { /* d*sc*q - dmin*m */
+        bool q5 = type == DP_TYPE_Q5_K;
+        const uint8_t *p = row + (k >> 8) * (q5 ? 176 : 144), *qs = p + (q5 ? 48 : 16) + 32 * (j / 2);
+        int sc, m;
+        k4_scale_min(p + 4, j, &sc, &m);
+        __m512 dsc = _mm512_set1_ps(f16s(p) * (float)sc), dm = _mm512_set1_ps(f16s(p + 2) * (float)m);
+        __m512i b0 = bytes16(qs), b1 = bytes16(qs + 16);
+        if (j & 1) b0 = _mm512_srli_epi32(b0, 4), b1 = _mm512_srli_epi32(b1, 4);
+        if (!q5) {
+            __m512 t = _mm512_sub_ps(_mm512_mul_ps(dsc, iota16(0)), dm);
+            *lo = _mm512_permutexvar_ps(b0, t), *hi = _mm512_permutexvar_ps(b1, t);
+        } else {
+            __m512i m15 = _mm512_set1_epi32(15), one = _mm512_set1_epi32(1);
+            __m512i h0 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(bytes16(p + 16), j), one), 4);
+            __m512i h1 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(bytes16(p + 32), j), one), 4);
+            __m512 t0 = _mm512_sub_ps(_mm512_mul_ps(dsc, iota16(0)), dm), t1 = _mm512_sub_ps(_mm512_mul_ps(dsc, iota16(16)), dm);
+            *lo = _mm512_permutex2var_ps(t0, _mm512_or_si512(_mm512_and_si512(b0, m15), h0), t1);
+            *hi = _mm512_permutex2var_ps(t0, _mm512_or_si512(_mm512_and_si512(b1, m15), h1), t1);
+        }
+        break;
+    }
+    case DP_TYPE_Q6_K: { /* d*sc*(q-32) */
+        const uint8_t *p = row + (k >> 8) * 210;
+        int h = j / 4, kq = j % 4;
+        const uint8_t *ql = p + 64 * h + 32 * (kq & 1), *qh = p + 128 + 32 * h;
+        float d = f16s(p + 208);
+        const int8_t *sc = (const int8_t *)(p + 192);
+        __m512i m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3), c32 = _mm512_set1_epi32(32);
+        __m512i l0 = bytes16(ql), l1 = bytes16(ql + 16);
+        if (kq >= 2) l0 = _mm512_srli_epi32(l0, 4), l1 = _mm512_srli_epi32(l1, 4);
+        __m512i q0 = _mm512_or_si512(_mm512_and_si512(l0, m15),
+                                     _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(bytes16(qh), 2 * kq), m3), 4));
+        __m512i q1 = _mm512_or_si512(_mm512_and_si512(l1, m15),
+                                     _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(bytes16(qh + 16), 2 * kq), m3), 4));
+        *lo = _mm512_mul_ps(_mm512_set1_ps(d * (float)sc[2 * j]), _mm512_cvtepi32_ps(_mm512_sub_epi32(q0, c32)));
+        *hi = _mm512_mul_ps(_mm512_set1_ps(d * (float)sc[2 * j + 1]), _mm512_cvtepi32_ps(_mm512_sub_epi32(q1, c32)));
+        break;
+    }
+    case DP_TYPE_Q2_K: { /* d*(sc&15)*q - dmin*(sc>>4) */
+        const uint8_t *p = row + (k >> 8) * 84, *qs = p + 16 + 32 * (j / 4);
+        float d = f16s(p + 80), dmin = f16s(p + 82);
+        __m512i m3 = _mm512_set1_epi32(3);
+        __m512 t[2];
+        for (int hh = 0; hh < 2; hh++) {
+            int s = p[2 * j + hh];
+            t[hh] = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(d * (float)(s & 0xF)), iota16(0)),
+                                  _mm512_set1_ps(dmin * (float)(s >> 4)));
+        }
+        *lo = _mm512_permutexvar_ps(_mm512_and_si512(_mm512_srli_epi32(bytes16(qs), 2 * (j % 4)), m3), t[0]);
+        *hi = _mm512_permutexvar_ps(_mm512_and_si512(_mm512_srli_epi32(bytes16(qs + 16), 2 * (j % 4)), m3), t[1]);
+        break;
+    }
+    default: { /* Q3_K: d*scale*code, code = q - 4 unless the hmask bit is set */
+        const uint8_t *p = row + (k >> 8) * 110, *qs = p + 32 + 32 * (j / 4), *s = p + 96;
+        float d = f16s(p + 108);
+        __m512i m3 = _mm512_set1_epi32(3), m4 = _mm512_set1_epi32(4);
+        __m512 t[2];
+        for (int hh = 0; hh < 2; hh++) {
+            int i = 2 * j + hh;
+            int sc = ((i < 8 ? s[i] & 0xF : s[i - 8] >> 4) | ((s[8 + (i & 3)] >> (2 * (i >> 2))) & 3) << 4) - 32;
+            t[hh] = _mm512_mul_ps(_mm512_set1_ps(d * (float)sc), iota16(-4));
+        }
+        __m512i c0 = _mm512_and_si512(_mm512_srli_epi32(bytes16(qs), 2 * (j % 4)), m3);
+        __m512i c1 = _mm512_and_si512(_mm512_srli_epi32(bytes16(qs + 16), 2 * (j % 4)), m3);
+        c0 = _mm512_or_si512(c0, _mm512_and_si512(_mm512_slli_epi32(_mm512_srli_epi32(bytes16(p), j), 2), m4));
+        c1 = _mm512_or_si512(c1, _mm512_and_si512(_mm512_slli_epi32(_mm512_srli_epi32(bytes16(p + 16), j), 2), m4));
+        *lo = _mm512_permutexvar_ps(c0, t[0]), *hi = _mm512_permutexvar_ps(c1, t[1]);
+        break;
+    }
+    }
+}
+
 /*
  * Elements k..k+31 of a row (k a multiple of 32) into lo (k..k+15) and hi,
  * each the exact product of the scale and the integer, as in the scalar code.
@@ -60,7 +218,7 @@ INLINE void load32(uint32_t type, const uint8_t *row, int64_t k, __m512 *lo, __m
         *hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 18)))), d);
         break;
     }
-    default: { /* Q4_0: low nibbles are elements 0..15, high nibbles 16..31 */
+    case DP_TYPE_Q4_0: { /* low nibbles are elements 0..15, high nibbles 16..31 */
         const uint8_t *p = row + (k >> 5) * 18;
         /* a table of the sixteen products d*(q-8), looked up by vpermps (low four bits of each lane) */
         const __m512 q8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
@@ -70,6 +228,7 @@ INLINE void load32(uint32_t type, const uint8_t *row, int64_t k, __m512 *lo, __m
         *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), table);
         break;
     }
+    default: load32_more(type, row, k, lo, hi); break;
     }
 }
 
@@ -289,16 +448,32 @@ static void dequant_f16(const void *row, float *out, int64_t n) { dequant_row(DP
 static void dequant_bf16(const void *row, float *out, int64_t n) { dequant_row(DP_TYPE_BF16, row, out, n); }
 static void dequant_q8_0(const void *row, float *out, int64_t n) { dequant_row(DP_TYPE_Q8_0, row, out, n); }
 static void dequant_q4_0(const void *row, float *out, int64_t n) { dequant_row(DP_TYPE_Q4_0, row, out, n); }
+#define DEQUANT(T, NAME) \
+    static void dequant_##NAME(const void *row, float *out, int64_t n) { dequant_row(T, row, out, n); }
+DEQUANT(DP_TYPE_Q4_1, q4_1)
+DEQUANT(DP_TYPE_Q5_0, q5_0)
+DEQUANT(DP_TYPE_Q5_1, q5_1)
+DEQUANT(DP_TYPE_IQ4_NL, iq4_nl)
+DEQUANT(DP_TYPE_Q2_K, q2_k)
+DEQUANT(DP_TYPE_Q3_K, q3_k)
+DEQUANT(DP_TYPE_Q4_K, q4_k)
+DEQUANT(DP_TYPE_Q5_K, q5_k)
+DEQUANT(DP_TYPE_Q6_K, q6_k)
+DEQUANT(DP_TYPE_IQ4_XS, iq4_xs)
 
 /* ---- decode: R rows x T tokens in the dot order ---- */
 
-/* Bytes of 32 elements. */
+/* Bytes of 32 elements (rounded down for the 256-element types: a prefetch distance). */
 INLINE int64_t bytes32(uint32_t type) {
     switch (type) {
     case DP_TYPE_F32: return 128;
     case DP_TYPE_F16: case DP_TYPE_BF16: return 64;
     case DP_TYPE_Q8_0: return 34;
-    default: return 18;
+    case DP_TYPE_Q4_0: case DP_TYPE_IQ4_NL: return 18;
+    case DP_TYPE_Q4_1: return 20;
+    case DP_TYPE_Q5_0: return 22;
+    case DP_TYPE_Q5_1: return 24;
+    default: return (int64_t)dp_type_traits(type)->block_bytes / 8;
     }
 }
 
@@ -456,6 +631,16 @@ TYPED(DP_TYPE_F16, f16)
 TYPED(DP_TYPE_BF16, bf16)
 TYPED(DP_TYPE_Q8_0, q8_0)
 TYPED(DP_TYPE_Q4_0, q4_0)
+TYPED(DP_TYPE_Q4_1, q4_1)
+TYPED(DP_TYPE_Q5_0, q5_0)
+TYPED(DP_TYPE_Q5_1, q5_1)
+TYPED(DP_TYPE_IQ4_NL, iq4_nl)
+TYPED(DP_TYPE_Q2_K, q2_k)
+TYPED(DP_TYPE_Q3_K, q3_k)
+TYPED(DP_TYPE_Q4_K, q4_k)
+TYPED(DP_TYPE_Q5_K, q5_k)
+TYPED(DP_TYPE_Q6_K, q6_k)
+TYPED(DP_TYPE_IQ4_XS, iq4_xs)
 
 /* ---- prefill: the 32 x NR micro-kernel ---- */
 
@@ -762,6 +947,11 @@ static void quant_act_avx512(const float *x, int64_t n, int32_t off, int8_t *q, 
     }
 }
 
+#define AVX512_ALL(P)                                                                                          \
+    {[DP_TYPE_F32] = P##f32, [DP_TYPE_F16] = P##f16, [DP_TYPE_BF16] = P##bf16, [DP_TYPE_Q8_0] = P##q8_0,       \
+     [DP_TYPE_Q4_0] = P##q4_0, [DP_TYPE_Q4_1] = P##q4_1, [DP_TYPE_Q5_0] = P##q5_0, [DP_TYPE_Q5_1] = P##q5_1,  \
+     [DP_TYPE_Q2_K] = P##q2_k, [DP_TYPE_Q3_K] = P##q3_k, [DP_TYPE_Q4_K] = P##q4_k, [DP_TYPE_Q5_K] = P##q5_k,  \
+     [DP_TYPE_Q6_K] = P##q6_k, [DP_TYPE_IQ4_NL] = P##iq4_nl, [DP_TYPE_IQ4_XS] = P##iq4_xs}
 #define AVX512_OPS                                                                       \
     .name = "avx512",                                                                    \
     .dot = dot_avx512,                                                                   \
@@ -770,15 +960,14 @@ static void quant_act_avx512(const float *x, int64_t n, int32_t off, int8_t *q, 
     .dequant = {                                                                         \
         [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,                      \
         [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,                    \
+        [DP_TYPE_Q4_1] = dequant_q4_1, [DP_TYPE_Q5_0] = dequant_q5_0,                    \
+        [DP_TYPE_Q5_1] = dequant_q5_1, [DP_TYPE_IQ4_NL] = dequant_iq4_nl,                \
+        [DP_TYPE_Q2_K] = dequant_q2_k, [DP_TYPE_Q3_K] = dequant_q3_k,                    \
+        [DP_TYPE_Q4_K] = dequant_q4_k, [DP_TYPE_Q5_K] = dequant_q5_k,                    \
+        [DP_TYPE_Q6_K] = dequant_q6_k, [DP_TYPE_IQ4_XS] = dequant_iq4_xs,                \
     },                                                                                   \
-    .vecdot = {                                                                          \
-        [DP_TYPE_F32] = vecdot_f32, [DP_TYPE_F16] = vecdot_f16, [DP_TYPE_BF16] = vecdot_bf16, \
-        [DP_TYPE_Q8_0] = vecdot_q8_0, [DP_TYPE_Q4_0] = vecdot_q4_0,                      \
-    },                                                                                   \
-    .pack = {                                                                            \
-        [DP_TYPE_F32] = pack_f32, [DP_TYPE_F16] = pack_f16, [DP_TYPE_BF16] = pack_bf16,  \
-        [DP_TYPE_Q8_0] = pack_q8_0, [DP_TYPE_Q4_0] = pack_q4_0,                          \
-    },                                                                                   \
+    .vecdot = AVX512_ALL(vecdot_),                                                       \
+    .pack = AVX512_ALL(pack_),                                                           \
     .gemm = gemm_avx512,                                                                 \
     .mr = MR, .nr = NR, .nr_step = 4
 
