@@ -710,6 +710,7 @@ static void gemm_avx512(const float *P, const float *Xp, int nr_b, int64_t kc, i
 struct q8_panel {
     __m512i w[Q8_NB][8]; /* the codes, as above */
     __m512 s[Q8_NB];     /* the 16 rows' block scales */
+    __m512 m[Q8_NB];     /* Q4_1, Q5_1: the 16 rows' block mins */
 };
 
 /* Bytes 0..15 of p0..p3 into the four 128-bit lanes. */
@@ -730,52 +731,117 @@ INLINE void transpose4x4(const __m512i z[4], __m512i o[4]) {
     o[3] = _mm512_unpackhi_epi64(a1, a3);
 }
 
-/* Block b of the 16 rows (row pointers rows[], byte offsets from rows[0] in idx) into w[8] and the scales. */
-INLINE void q8_block16(uint32_t type, const uint8_t *const rows[16], __m512i idx, int64_t b, __m512i w[8], __m512 *s) {
-    size_t o = (size_t)b * (type == DP_TYPE_Q8_0 ? 34 : 18);
-    __m512i z[4];
-    if (type == DP_TYPE_Q8_0) {
-        /* rows m and m+8 in the two halves of zz[m]; then an 8 x 8 transpose of dwords in each half */
-        __m512i zz[8], t[8], u[8];
+/* w[g] lane r = bytes 4g..4g+3 of rows[r] + o (g < 8): rows r and r+8 in the halves of a register, then 8 x 8 dwords. */
+INLINE void transpose16x32(const uint8_t *const rows[16], size_t o, __m512i w[8]) {
+    __m512i zz[8], t[8], u[8];
 #pragma GCC unroll 8
-        for (int m = 0; m < 8; m++)
-            zz[m] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(rows[m] + o + 2))),
-                                       _mm256_loadu_si256((const __m256i *)(rows[m + 8] + o + 2)), 1);
+    for (int m = 0; m < 8; m++)
+        zz[m] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(rows[m] + o))),
+                                   _mm256_loadu_si256((const __m256i *)(rows[m + 8] + o)), 1);
 #pragma GCC unroll 4
-        for (int p = 0; p < 4; p++) {
-            t[2 * p] = _mm512_unpacklo_epi32(zz[2 * p], zz[2 * p + 1]);
-            t[2 * p + 1] = _mm512_unpackhi_epi32(zz[2 * p], zz[2 * p + 1]);
-        }
-        /* u[4q+g], 128-bit lanes 0..3: rows 4q..4q+3 at dword g, g+4, and rows 8+4q.. at g, g+4 */
+    for (int p = 0; p < 4; p++) {
+        t[2 * p] = _mm512_unpacklo_epi32(zz[2 * p], zz[2 * p + 1]);
+        t[2 * p + 1] = _mm512_unpackhi_epi32(zz[2 * p], zz[2 * p + 1]);
+    }
+    /* u[4q+g], 128-bit lanes 0..3: rows 4q..4q+3 at dword g, g+4, and rows 8+4q.. at g, g+4 */
 #pragma GCC unroll 2
-        for (int q = 0; q < 2; q++) {
-            u[4 * q + 0] = _mm512_unpacklo_epi64(t[4 * q], t[4 * q + 2]);
-            u[4 * q + 1] = _mm512_unpackhi_epi64(t[4 * q], t[4 * q + 2]);
-            u[4 * q + 2] = _mm512_unpacklo_epi64(t[4 * q + 1], t[4 * q + 3]);
-            u[4 * q + 3] = _mm512_unpackhi_epi64(t[4 * q + 1], t[4 * q + 3]);
-        }
-        const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    for (int q = 0; q < 2; q++) {
+        u[4 * q + 0] = _mm512_unpacklo_epi64(t[4 * q], t[4 * q + 2]);
+        u[4 * q + 1] = _mm512_unpackhi_epi64(t[4 * q], t[4 * q + 2]);
+        u[4 * q + 2] = _mm512_unpacklo_epi64(t[4 * q + 1], t[4 * q + 3]);
+        u[4 * q + 3] = _mm512_unpackhi_epi64(t[4 * q + 1], t[4 * q + 3]);
+    }
+    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {
+        w[g] = _mm512_permutex2var_epi64(u[g], lo, u[4 + g]);
+        w[4 + g] = _mm512_permutex2var_epi64(u[g], hi, u[4 + g]);
+    }
+}
+
+/* w[g] lane r = bytes 4g..4g+3 of rows[r] + o (g < 4). */
+INLINE void transpose16x16(const uint8_t *const rows[16], size_t o, __m512i w[4]) {
+    __m512i z[4];
+#pragma GCC unroll 4
+    for (int m = 0; m < 4; m++) z[m] = load4x128(rows[m] + o, rows[m + 4] + o, rows[m + 8] + o, rows[m + 12] + o);
+    transpose4x4(z, w);
+}
+
+/* Bytes of a block of the 32-element types, and where its codes start. */
+INLINE int64_t q8_bb(uint32_t type) {
+    switch (type) {
+    case DP_TYPE_Q8_0: return 34;
+    case DP_TYPE_Q4_1: return 20;
+    case DP_TYPE_Q5_0: return 22;
+    case DP_TYPE_Q5_1: return 24;
+    default: return 18; /* Q4_0, IQ4_NL */
+    }
+}
+INLINE int q8_qs(uint32_t type) {
+    switch (type) {
+    case DP_TYPE_Q4_1: return 4;
+    case DP_TYPE_Q5_0: return 6;
+    case DP_TYPE_Q5_1: return 8;
+    default: return 2;
+    }
+}
+/* Whether the type's block has a min m (Q4_1, Q5_1: y gets fma(m, s) after the scaled sum). */
+INLINE bool q8_has_m(uint32_t type) { return type == DP_TYPE_Q4_1 || type == DP_TYPE_Q5_1; }
+
+/* The sixteen IQ4 values plus 128 (unsigned codes), in each 128-bit lane for vpshufb. */
+INLINE __m512i iq4_lut(void) {
+    return _mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, (char)118, (char)129, (char)141, (char)153,
+                                                (char)166, (char)181, (char)197, (char)217, (char)241));
+}
+
+/*
+ * Q5_0 / Q5_1: the fifth bits (qh lane r: row r's 32 bits) added to w[i] (codes 4i..4i+3): byte i/2 of
+ * qh goes to every byte of its dword, and bit 4(i%2)+c of byte c decides whether c gets 16.
+ */
+INLINE void q5_high(__m512i qh, __m512i w[8]) {
+    const __m512i b0 = _mm512_set1_epi32(0x08040201), b1 = _mm512_set1_epi32((int)0x80402010u);
+    const __m512i sixteen = _mm512_set1_epi8(16);
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) {
+        __m512i sel = _mm512_shuffle_epi8(qh, _mm512_add_epi32(_mm512_set1_epi32(p * 0x01010101),
+                                                               _mm512_set4_epi32(0x0C0C0C0C, 0x08080808, 0x04040404, 0)));
+        w[2 * p] = _mm512_mask_add_epi8(w[2 * p], _mm512_test_epi8_mask(sel, b0), w[2 * p], sixteen);
+        w[2 * p + 1] = _mm512_mask_add_epi8(w[2 * p + 1], _mm512_test_epi8_mask(sel, b1), w[2 * p + 1], sixteen);
+    }
+}
+
+/*
+ * Block b of the 16 rows (row pointers rows[], byte offsets from rows[0] in idx) into w[8], the scales s
+ * and (Q4_1, Q5_1) the mins m.
+ */
+INLINE void q8_block16(uint32_t type, const uint8_t *const rows[16], __m512i idx, int64_t b, __m512i w[8], __m512 *s,
+                       __m512 *m) {
+    size_t o = (size_t)b * (size_t)q8_bb(type);
+    if (type == DP_TYPE_Q8_0) {
+        transpose16x32(rows, o + 2, w);
         const __m512i flip = _mm512_set1_epi8((char)0x80);
-#pragma GCC unroll 4
-        for (int g = 0; g < 4; g++) {
-            w[g] = _mm512_xor_si512(_mm512_permutex2var_epi64(u[g], lo, u[4 + g]), flip);
-            w[4 + g] = _mm512_xor_si512(_mm512_permutex2var_epi64(u[g], hi, u[4 + g]), flip);
-        }
-    } else { /* Q4_0: raw dword g holds the nibbles of elements 4g..4g+3 (low) and 16+4g.. (high) */
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) w[g] = _mm512_xor_si512(w[g], flip);
+    } else { /* raw dword g holds the nibbles of elements 4g..4g+3 (low) and 16+4g.. (high) */
         __m512i raw[4], m4 = _mm512_set1_epi8(0x0F);
-#pragma GCC unroll 4
-        for (int m = 0; m < 4; m++)
-            z[m] = load4x128(rows[m] + o + 2, rows[m + 4] + o + 2, rows[m + 8] + o + 2, rows[m + 12] + o + 2);
-        transpose4x4(z, raw);
+        transpose16x16(rows, o + (size_t)q8_qs(type), raw);
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) {
             w[g] = _mm512_and_si512(raw[g], m4);
             w[4 + g] = _mm512_and_si512(_mm512_srli_epi16(raw[g], 4), m4);
         }
+        if (type == DP_TYPE_IQ4_NL) {
+            __m512i lut = iq4_lut();
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) w[g] = _mm512_shuffle_epi8(lut, w[g]);
+        }
+        if (type == DP_TYPE_Q5_0 || type == DP_TYPE_Q5_1)
+            q5_high(_mm512_i32gather_epi32(idx, (const void *)(rows[0] + o + (type == DP_TYPE_Q5_0 ? 2 : 4)), 1), w);
     }
-    /* the scales: the first dword of each row's block (the f16 and two code bytes), low halves kept */
+    /* the scales: the first dword of each row's block (the f16 and two more bytes: Q4_1/Q5_1's m) */
     __m512i h = _mm512_i32gather_epi32(idx, (const void *)(rows[0] + o), 1);
     *s = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+    if (q8_has_m(type)) *m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h, 16)));
 }
 
 /*
@@ -785,12 +851,12 @@ INLINE void q8_block16(uint32_t type, const uint8_t *const rows[16], __m512i idx
  */
 INLINE void q8_pack(uint32_t type, const uint8_t *const rows[16], __m512i idx, int64_t b0, int nbl,
                     const uint8_t *next, struct q8_panel *P) {
-    int64_t bb = type == DP_TYPE_Q8_0 ? 34 : 18;
+    int64_t bb = q8_bb(type);
     for (int bl = 0; bl < nbl; bl++) {
         const uint8_t *pf = next + (b0 + bl) * 16 * bb;
 #pragma GCC unroll 9
         for (int64_t c = 0; c < 16 * bb; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
-        q8_block16(type, rows, idx, b0 + bl, P->w[bl], &P->s[bl]);
+        q8_block16(type, rows, idx, b0 + bl, P->w[bl], &P->s[bl], &P->m[bl]);
     }
 }
 
@@ -801,11 +867,12 @@ INLINE __m512i bcast4(const int8_t *p) {
 }
 
 /* y + (the block's product of token t with the 16 rows in w and s), the next link of the q8 order's chains. */
-INLINE __m512 q8_step(const __m512i w[8], __m512 s, const struct dp_act_q8 *A, int64_t t, int64_t b, __m512 y) {
+INLINE __m512 q8_step(uint32_t type, const __m512i w[8], __m512 s, __m512 m, const struct dp_act_q8 *A, int64_t t,
+                      int64_t b, __m512 y) {
     int64_t at = t * (A->n_in / 32) + b;
     const int8_t *x = A->q + at * 32;
     /* two chains of four (the sum is an exact integer in any order) */
-    __m512i i0 = _mm512_set1_epi32(A->bias[at]), i1 = _mm512_setzero_si512();
+    __m512i i0 = q8_has_m(type) ? _mm512_setzero_si512() : _mm512_set1_epi32(A->bias[at]), i1 = _mm512_setzero_si512();
     i0 = _mm512_dpbusd_epi32(i0, w[0], bcast4(x));
     i1 = _mm512_dpbusd_epi32(i1, w[4], bcast4(x + 16));
     i0 = _mm512_dpbusd_epi32(i0, w[1], bcast4(x + 4));
@@ -815,7 +882,8 @@ INLINE __m512 q8_step(const __m512i w[8], __m512 s, const struct dp_act_q8 *A, i
     i0 = _mm512_dpbusd_epi32(i0, w[3], bcast4(x + 12));
     i1 = _mm512_dpbusd_epi32(i1, w[7], bcast4(x + 28));
     __m512 sc = _mm512_mul_ps(s, _mm512_set1_ps(A->d[at])); /* exact: two f16 values */
-    return _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1)), y);
+    y = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1)), y);
+    return q8_has_m(type) ? _mm512_fmadd_ps(m, _mm512_set1_ps(A->s[at]), y) : y;
 }
 
 /*
@@ -824,7 +892,7 @@ INLINE __m512 q8_step(const __m512i w[8], __m512 s, const struct dp_act_q8 *A, i
  * chain, so the loop runs across tokens first: T independent chains (their
  * latency hidden) on one register of codes at a time.
  */
-INLINE void q8_tile(int T, const struct q8_panel *P, int nbl, const struct dp_act_q8 *A, int64_t b0, int t0, float *Y,
+INLINE void q8_tile(uint32_t type, int T, const struct q8_panel *P, int nbl, const struct dp_act_q8 *A, int64_t b0, int t0, float *Y,
                     int64_t ldy, __mmask16 mask, bool acc) {
     int64_t n = A->n_in, nb = n / 32;
     __m512 y[Q8_T];
@@ -834,7 +902,8 @@ INLINE void q8_tile(int T, const struct q8_panel *P, int nbl, const struct dp_ac
         int64_t b = b0 + bl;
         __m512i I[Q8_T];
 #pragma GCC unroll 10
-        for (int t = 0; t < T; t++) I[t] = _mm512_set1_epi32(A->bias[(t0 + t) * nb + b]);
+        for (int t = 0; t < T; t++)
+            I[t] = q8_has_m(type) ? _mm512_setzero_si512() : _mm512_set1_epi32(A->bias[(t0 + t) * nb + b]);
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++) {
             __m512i w = _mm512_load_si512(&P->w[bl][g]);
@@ -845,6 +914,11 @@ INLINE void q8_tile(int T, const struct q8_panel *P, int nbl, const struct dp_ac
 #pragma GCC unroll 10
         for (int t = 0; t < T; t++) /* s * d is exact: two f16 values */
             y[t] = _mm512_fmadd_ps(_mm512_mul_ps(s, _mm512_set1_ps(A->d[(t0 + t) * nb + b])), _mm512_cvtepi32_ps(I[t]), y[t]);
+        if (q8_has_m(type)) {
+            __m512 m = _mm512_load_ps(&P->m[bl]);
+#pragma GCC unroll 10
+            for (int t = 0; t < T; t++) y[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(A->s[(t0 + t) * nb + b]), y[t]);
+        }
     }
 #pragma GCC unroll 10
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(Y + t * ldy, mask, y[t]);
@@ -854,7 +928,7 @@ INLINE void q8_tile(int T, const struct q8_panel *P, int nbl, const struct dp_ac
 #define Q8_DIRECT 4
 INLINE void q8_direct(uint32_t type, int T, const uint8_t *const rows[16], __m512i idx, int64_t nb,
                       const uint8_t *next, const struct dp_act_q8 *A, float *Y, int64_t ldy, __mmask16 mask) {
-    int64_t bb = type == DP_TYPE_Q8_0 ? 34 : 18;
+    int64_t bb = q8_bb(type);
     __m512 y[Q8_DIRECT];
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) y[t] = _mm512_setzero_ps();
@@ -863,10 +937,10 @@ INLINE void q8_direct(uint32_t type, int T, const uint8_t *const rows[16], __m51
 #pragma GCC unroll 9
         for (int64_t c = 0; c < 16 * bb; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
         __m512i w[8];
-        __m512 s;
-        q8_block16(type, rows, idx, b, w, &s);
+        __m512 s, m = _mm512_setzero_ps();
+        q8_block16(type, rows, idx, b, w, &s, &m);
 #pragma GCC unroll 4
-        for (int t = 0; t < T; t++) y[t] = q8_step(w, s, A, t, b, y[t]);
+        for (int t = 0; t < T; t++) y[t] = q8_step(type, w, s, m, A, t, b, y[t]);
     }
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(Y + t * ldy, mask, y[t]);
@@ -900,11 +974,11 @@ INLINE void vecdot_q8(uint32_t type, const void *W, size_t rb, int n_rows, const
             q8_pack(type, rows, idx, b0, nbl, base + 16 * rb, &P);
             bool acc = b0 > 0;
             int t = 0;
-            for (; t + Q8_T <= n_tok; t += Q8_T) q8_tile(Q8_T, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc);
-            if (n_tok - t >= 8) q8_tile(8, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc), t += 8;
-            if (n_tok - t >= 4) q8_tile(4, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc), t += 4;
-            if (n_tok - t >= 2) q8_tile(2, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc), t += 2;
-            if (n_tok - t >= 1) q8_tile(1, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc);
+            for (; t + Q8_T <= n_tok; t += Q8_T) q8_tile(type, Q8_T, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc);
+            if (n_tok - t >= 8) q8_tile(type, 8, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc), t += 8;
+            if (n_tok - t >= 4) q8_tile(type, 4, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc), t += 4;
+            if (n_tok - t >= 2) q8_tile(type, 2, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc), t += 2;
+            if (n_tok - t >= 1) q8_tile(type, 1, &P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc);
         }
     }
 }
@@ -912,9 +986,16 @@ INLINE void vecdot_q8(uint32_t type, const void *W, size_t rb, int n_rows, const
 static void vecdot_q8_q8_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
     vecdot_q8(DP_TYPE_Q8_0, W, rb, nr, A, nt, Y, ldy);
 }
-static void vecdot_q8_q4_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
-    vecdot_q8(DP_TYPE_Q4_0, W, rb, nr, A, nt, Y, ldy);
-}
+#define Q8_TYPED(T, NAME)                                                                                    \
+    static void vecdot_q8_##NAME(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, \
+                                 int64_t ldy) {                                                               \
+        vecdot_q8(T, W, rb, nr, A, nt, Y, ldy);                                                               \
+    }
+Q8_TYPED(DP_TYPE_Q4_0, q4_0)
+Q8_TYPED(DP_TYPE_Q4_1, q4_1)
+Q8_TYPED(DP_TYPE_Q5_0, q5_0)
+Q8_TYPED(DP_TYPE_Q5_1, q5_1)
+Q8_TYPED(DP_TYPE_IQ4_NL, iq4_nl)
 
 /* roundf: to the nearest integer, halves away from zero (t finite, |t| < 2^23). */
 INLINE __m512 round_away(__m512 t) {
@@ -975,7 +1056,8 @@ static void quant_act_avx512(const float *x, int64_t n, int32_t off, int8_t *q, 
 static const struct dp_kernel_ops avx512_ops = {
     AVX512_OPS,
     .quant_act = quant_act_avx512,
-    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_q4_0},
+    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_q4_0, [DP_TYPE_Q4_1] = vecdot_q8_q4_1,
+                  [DP_TYPE_Q5_0] = vecdot_q8_q5_0, [DP_TYPE_Q5_1] = vecdot_q8_q5_1, [DP_TYPE_IQ4_NL] = vecdot_q8_iq4_nl},
 };
 static const struct dp_kernel_ops avx512_novnni_ops = {AVX512_OPS};
 
