@@ -997,6 +997,335 @@ Q8_TYPED(DP_TYPE_Q5_0, q5_0)
 Q8_TYPED(DP_TYPE_Q5_1, q5_1)
 Q8_TYPED(DP_TYPE_IQ4_NL, iq4_nl)
 
+/* ---- the q8 mode of the 256-element types (K-quants, IQ4_XS) against Q8_K activations ---- */
+
+/*
+ * The same register layout as above (lane r = row r, four unsigned codes u
+ * = qw + off per dword), a superblock of 16 rows at a time: w[8j + g] holds
+ * codes 4g..4g+3 of group j (elements 32j..32j+31). Per token, the integer
+ * sums of the q8 order are
+ *
+ *   isc = sum_s sc_s * U_s  -  off * sum_s sc_s * S_s,     im = sum_s m_s * S_s,
+ *
+ * over the type's sub-blocks s (of 32 or 16), U_s = sum of u*qx (vpdpbusd
+ * chains, then one vpmulld by the sub-block's scales) and S_s the
+ * activation sums; the S terms are dot products of int16 pairs (vpdpwssd of
+ * per-row coefficient pairs with the token's sum16 values, which fit int16):
+ * the coefficients are -off*sc (Q6_K, Q3_K, IQ4_XS) or the mins (Q4_K,
+ * Q5_K, Q2_K, into im). Every sum is an exact int32 (wrapping in between is
+ * harmless: the true value fits), so the two fmas of the q8 order follow as
+ * in quants.c. A superblock is decoded once into a struct kq_blk (about 6
+ * KiB, in L1) that every token then reads.
+ */
+struct kq_blk {
+    __m512i w[64];  /* the codes */
+    __m512i sc[16]; /* scale of sub-block s (s < 8 for sub-blocks of 32) */
+    __m512i cp[8];  /* int16 pairs: coefficients of sum16[2i] (low) and sum16[2i+1] (high) */
+    __m512 d, dm;   /* d, and dmin (types with mins) */
+};
+
+/* Codes per sub-block / 4: 8 (sub-blocks of 32) or 4 (of 16). */
+INLINE int kq_nw(uint32_t type) {
+    return type == DP_TYPE_Q6_K || type == DP_TYPE_Q2_K || type == DP_TYPE_Q3_K ? 4 : 8;
+}
+INLINE bool kq_mins(uint32_t type) { return type == DP_TYPE_Q4_K || type == DP_TYPE_Q5_K || type == DP_TYPE_Q2_K; }
+INLINE int64_t kq_bb(uint32_t type) { return (int64_t)dp_type_traits(type)->block_bytes; }
+
+/* Low 16 bits of a in the low half of each dword, of b in the high half. */
+INLINE __m512i pair16(__m512i a, __m512i b) { return _mm512_mask_blend_epi16(0xAAAAAAAA, a, _mm512_slli_epi32(b, 16)); }
+INLINE __m512i byte_of(__m512i v, int i) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xFF)); }
+/* (a | (b & c)) bit by bit. */
+INLINE __m512i or_and(__m512i a, __m512i b, __m512i c) { return _mm512_ternarylogic_epi32(a, b, c, 0xF8); }
+/* v shifted left by n (right for n < 0). */
+INLINE __m512i shl(__m512i v, int n) { return n >= 0 ? _mm512_slli_epi32(v, (unsigned)n) : _mm512_srli_epi32(v, (unsigned)-n); }
+
+/* Q4_K / Q5_K: the 8 scales and mins from the 12 packed bytes (dwords s0, s1, s2 of each row). */
+INLINE void kq_scales_k4(__m512i s0, __m512i s1, __m512i s2, struct kq_blk *K) {
+    const __m512i c3f = _mm512_set1_epi32(0x3F3F3F3F), c0f = _mm512_set1_epi32(0x0F0F0F0F), c30 = _mm512_set1_epi32(0x30303030);
+    __m512i scl = _mm512_and_si512(s0, c3f), ml = _mm512_and_si512(s1, c3f);
+    __m512i sch = or_and(_mm512_and_si512(s2, c0f), _mm512_srli_epi32(s0, 2), c30);
+    __m512i mh = or_and(_mm512_and_si512(_mm512_srli_epi32(s2, 4), c0f), _mm512_srli_epi32(s1, 2), c30);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        K->sc[j] = byte_of(scl, j);
+        K->sc[j + 4] = byte_of(sch, j);
+        __m512i m0 = byte_of(ml, j), m1 = byte_of(mh, j);
+        K->cp[j] = _mm512_or_si512(m0, _mm512_slli_epi32(m0, 16));
+        K->cp[j + 4] = _mm512_or_si512(m1, _mm512_slli_epi32(m1, 16));
+    }
+}
+
+/* Superblock b of the 16 rows into K. */
+INLINE void kq_unpack(uint32_t type, const uint8_t *const rows[16], __m512i idx, int64_t b, struct kq_blk *K) {
+    size_t o = (size_t)b * (size_t)kq_bb(type);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
+    const void *base = rows[0] + o;
+    switch (type) {
+    case DP_TYPE_Q4_K: case DP_TYPE_Q5_K: {
+        bool q5 = type == DP_TYPE_Q5_K;
+        __m512i h[4], hq[8], raw[8];
+        transpose16x16(rows, o, h); /* d|dmin, then the 12 scale bytes */
+        K->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h[0]));
+        K->dm = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h[0], 16)));
+        kq_scales_k4(h[1], h[2], h[3], K);
+        if (q5) transpose16x32(rows, o + 16, hq);
+        for (int c = 0; c < 4; c++) {
+            transpose16x32(rows, o + (q5 ? 48 : 16) + 32 * (size_t)c, raw);
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                __m512i lo = _mm512_and_si512(raw[g], m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw[g], 4), m4);
+                if (q5) { /* the fifth bit of group j is bit j of qh */
+                    lo = or_and(lo, shl(hq[g], 4 - 2 * c), _mm512_set1_epi8(0x10));
+                    hi = or_and(hi, shl(hq[g], 3 - 2 * c), _mm512_set1_epi8(0x10));
+                }
+                K->w[16 * c + g] = lo;
+                K->w[16 * c + 8 + g] = hi;
+            }
+        }
+        break;
+    }
+    case DP_TYPE_Q6_K: {
+        __m512i s[4], H[8], L[8];
+        transpose16x16(rows, o + 192, s);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) K->sc[i] = _mm512_srai_epi32(_mm512_slli_epi32(s[i / 4], 24 - 8 * (i % 4)), 24);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) /* -32 sc */
+            K->cp[i] = pair16(_mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(K->sc[2 * i], 5)),
+                              _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(K->sc[2 * i + 1], 5)));
+        /* d at bytes 208..209: the dword from 206 stays inside the block */
+        K->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_i32gather_epi32(idx, (const uint8_t *)base + 206, 1), 16)));
+        for (int h = 0; h < 2; h++) {
+            transpose16x32(rows, o + 128 + 32 * (size_t)h, H);
+            for (int kk = 0; kk < 2; kk++) {
+                transpose16x32(rows, o + 64 * (size_t)h + 32 * (size_t)kk, L);
+#pragma GCC unroll 8
+                for (int g = 0; g < 8; g++) { /* groups kk (low nibbles) and kk+2 (high), bits 2k..2k+1 of qh on top */
+                    int k0 = kk, k1 = kk + 2;
+                    K->w[8 * (4 * h + k0) + g] = or_and(_mm512_and_si512(L[g], m4), shl(H[g], 4 - 2 * k0), _mm512_set1_epi8(0x30));
+                    K->w[8 * (4 * h + k1) + g] =
+                        or_and(_mm512_and_si512(_mm512_srli_epi16(L[g], 4), m4), shl(H[g], 4 - 2 * k1), _mm512_set1_epi8(0x30));
+                }
+            }
+        }
+        break;
+    }
+    case DP_TYPE_IQ4_XS: {
+        __m512i h0 = _mm512_i32gather_epi32(idx, base, 1), sl = _mm512_i32gather_epi32(idx, (const uint8_t *)base + 4, 1);
+        K->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h0));
+        __m512i sh = _mm512_srli_epi32(h0, 16);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            __m512i ls = or_and(_mm512_and_si512(_mm512_srli_epi32(sl, 4 * j), _mm512_set1_epi32(15)), shl(sh, 4 - 2 * j),
+                                _mm512_set1_epi32(0x30));
+            K->sc[j] = _mm512_sub_epi32(ls, _mm512_set1_epi32(32));
+            __m512i c = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(K->sc[j], 7)); /* -128 sc */
+            K->cp[j] = pair16(c, c);
+        }
+        __m512i lut = iq4_lut(), raw[4];
+        for (int j = 0; j < 8; j++) {
+            transpose16x16(rows, o + 8 + 16 * (size_t)j, raw);
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                K->w[8 * j + g] = _mm512_shuffle_epi8(lut, _mm512_and_si512(raw[g], m4));
+                K->w[8 * j + 4 + g] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(raw[g], 4), m4));
+            }
+        }
+        break;
+    }
+    case DP_TYPE_Q2_K: {
+        __m512i s[4], Q[8];
+        transpose16x16(rows, o, s);
+        __m512i dd = _mm512_i32gather_epi32(idx, (const uint8_t *)base + 80, 1);
+        K->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+        K->dm = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+        __m512i mn[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) {
+            __m512i v = byte_of(s[i / 4], i % 4);
+            K->sc[i] = _mm512_and_si512(v, _mm512_set1_epi32(15));
+            mn[i] = _mm512_srli_epi32(v, 4);
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) K->cp[i] = pair16(mn[2 * i], mn[2 * i + 1]);
+        for (int h = 0; h < 2; h++) {
+            transpose16x32(rows, o + 16 + 32 * (size_t)h, Q);
+#pragma GCC unroll 4
+            for (int jj = 0; jj < 4; jj++)
+#pragma GCC unroll 8
+                for (int g = 0; g < 8; g++) K->w[8 * (4 * h + jj) + g] = _mm512_and_si512(_mm512_srli_epi16(Q[g], 2 * jj), m2);
+        }
+        break;
+    }
+    default: { /* Q3_K */
+        __m512i a0 = _mm512_i32gather_epi32(idx, (const uint8_t *)base + 96, 1);
+        __m512i a1 = _mm512_i32gather_epi32(idx, (const uint8_t *)base + 100, 1);
+        __m512i a2 = _mm512_i32gather_epi32(idx, (const uint8_t *)base + 104, 1);
+        __m512i dd = _mm512_i32gather_epi32(idx, (const uint8_t *)base + 106, 1); /* d at 108..109 */
+        K->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) {
+            __m512i lo = _mm512_and_si512(_mm512_srli_epi32((i & 4) ? a1 : a0, 8 * (i & 3) + 4 * (i >> 3)), _mm512_set1_epi32(15));
+            __m512i hi = _mm512_and_si512(_mm512_srli_epi32(a2, 8 * (i & 3) + 2 * (i >> 2)), _mm512_set1_epi32(3));
+            K->sc[i] = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) /* -4 sc */
+            K->cp[i] = pair16(_mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(K->sc[2 * i], 2)),
+                              _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(K->sc[2 * i + 1], 2)));
+        __m512i HM[8], Q[8];
+        transpose16x32(rows, o, HM);
+        for (int h = 0; h < 2; h++) {
+            transpose16x32(rows, o + 32 + 32 * (size_t)h, Q);
+#pragma GCC unroll 4
+            for (int jj = 0; jj < 4; jj++) {
+                int j = 4 * h + jj; /* u = q + 4 * (bit j of hmask) */
+#pragma GCC unroll 8
+                for (int g = 0; g < 8; g++)
+                    K->w[8 * j + g] = or_and(_mm512_and_si512(_mm512_srli_epi16(Q[g], 2 * jj), m2), shl(HM[g], 2 - j),
+                                             _mm512_set1_epi8(0x04));
+            }
+        }
+        break;
+    }
+    }
+}
+
+/* Tokens per pass over a panel of superblocks, and superblocks per panel. */
+#define KQ_T 8
+#define KQ_NB 4
+
+/*
+ * Superblock b of K against tokens t0..t0+T-1: y[t] gets the block's one or
+ * two fmas of the q8 order.
+ */
+INLINE void kq_tile(uint32_t type, int T, const struct kq_blk *K, const struct dp_act_q8 *A, int64_t b, int t0,
+                    __m512 y[]) {
+    const int NW = kq_nw(type), NS = 64 / NW;
+    int64_t n = A->n_in, nb = n / 256, n16 = n / 16;
+    const int8_t *x[KQ_T];
+    __m512i isc[KQ_T], ims[KQ_T];
+    int32_t sp[KQ_T][8] __attribute__((aligned(32)));
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+        x[t] = A->q + (t0 + t) * n + b * 256;
+        _mm256_store_si256((__m256i *)sp[t], _mm512_cvtepi32_epi16(_mm512_loadu_si512(A->sum16 + (t0 + t) * n16 + b * 16)));
+        isc[t] = ims[t] = _mm512_setzero_si512();
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        __m512i c = _mm512_load_si512(&K->cp[i]);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            if (kq_mins(type)) ims[t] = _mm512_dpwssd_epi32(ims[t], c, _mm512_set1_epi32(sp[t][i]));
+            else isc[t] = _mm512_dpwssd_epi32(isc[t], c, _mm512_set1_epi32(sp[t][i]));
+        }
+    }
+#pragma GCC unroll 16
+    for (int s = 0; s < NS; s++) {
+        __m512i I[KQ_T];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) I[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int g = 0; g < NW; g++) {
+            __m512i w = _mm512_load_si512(&K->w[NW * s + g]);
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) I[t] = _mm512_dpbusd_epi32(I[t], w, bcast4(x[t] + 4 * (NW * s + g)));
+        }
+        __m512i sc = _mm512_load_si512(&K->sc[s]);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) isc[t] = _mm512_add_epi32(isc[t], _mm512_mullo_epi32(I[t], sc));
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) {
+        __m512 dx = _mm512_set1_ps(A->d[(t0 + t) * nb + b]);
+        y[t] = _mm512_fmadd_ps(_mm512_mul_ps(K->d, dx), _mm512_cvtepi32_ps(isc[t]), y[t]);
+        if (kq_mins(type)) y[t] = _mm512_fnmadd_ps(_mm512_mul_ps(K->dm, dx), _mm512_cvtepi32_ps(ims[t]), y[t]);
+    }
+}
+
+/* Superblock b of the 16 rows into K, sweeping the next 16 rows (next) into the cache in step (as q8_pack). */
+INLINE void kq_unpack_pf(uint32_t type, const uint8_t *const rows[16], __m512i idx, int64_t b, const uint8_t *next,
+                         struct kq_blk *K) {
+    int64_t bb = kq_bb(type);
+    const uint8_t *pf = next + b * 16 * bb;
+    for (int64_t c = 0; c < 16 * bb; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
+    kq_unpack(type, rows, idx, b, K);
+}
+
+/* T tokens of a panel's nbl superblocks (from b0); Y = (acc ? Y : 0) + their links. */
+INLINE void kq_panel_tile(uint32_t type, int T, const struct kq_blk *P, int nbl, const struct dp_act_q8 *A, int64_t b0,
+                          int t0, float *Y, int64_t ldy, __mmask16 mask, bool acc) {
+    __m512 y[KQ_T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) y[t] = acc ? _mm512_maskz_loadu_ps(mask, Y + t * ldy) : _mm512_setzero_ps();
+    for (int bl = 0; bl < nbl; bl++) kq_tile(type, T, &P[bl], A, b0 + bl, t0, y);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(Y + t * ldy, mask, y[t]);
+}
+
+/* T <= 4 tokens (decode): each superblock is decoded once and used at once. */
+INLINE void kq_direct(uint32_t type, int T, const uint8_t *const rows[16], __m512i idx, int64_t nb, const uint8_t *next,
+                      const struct dp_act_q8 *A, float *Y, int64_t ldy, __mmask16 mask, struct kq_blk *K) {
+    __m512 y[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) y[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        kq_unpack_pf(type, rows, idx, b, next, K);
+        kq_tile(type, T, K, A, b, 0, y);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(Y + t * ldy, mask, y[t]);
+}
+
+INLINE void kq_vecdot(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, int n_tok,
+                      float *Y, int64_t ldy) {
+    int64_t nb = A->n_in / 256;
+    DP_ASSERT(rb * 15 <= INT32_MAX);
+    struct kq_blk P[KQ_NB];
+    for (int r0 = 0; r0 < n_rows; r0 += 16) {
+        int nr = n_rows - r0 < 16 ? n_rows - r0 : 16;
+        const uint8_t *rows[16], *base = (const uint8_t *)W + (size_t)r0 * rb, *next = base + 16 * rb;
+        int32_t off[16];
+        for (int i = 0; i < 16; i++) { /* rows past the end repeat the last one; their lanes are not stored */
+            off[i] = (int32_t)((size_t)(i < nr ? i : nr - 1) * rb);
+            rows[i] = base + off[i];
+        }
+        __m512i idx = _mm512_loadu_si512(off);
+        __mmask16 mask = tail_mask(nr);
+        float *y = Y + r0;
+        switch (n_tok) {
+        case 1: kq_direct(type, 1, rows, idx, nb, next, A, y, ldy, mask, P); continue;
+        case 2: kq_direct(type, 2, rows, idx, nb, next, A, y, ldy, mask, P); continue;
+        case 3: kq_direct(type, 3, rows, idx, nb, next, A, y, ldy, mask, P); continue;
+        case 4: kq_direct(type, 4, rows, idx, nb, next, A, y, ldy, mask, P); continue;
+        default: break;
+        }
+        for (int64_t b0 = 0; b0 < nb; b0 += KQ_NB) {
+            int nbl = nb - b0 < KQ_NB ? (int)(nb - b0) : KQ_NB;
+            for (int bl = 0; bl < nbl; bl++) kq_unpack_pf(type, rows, idx, b0 + bl, next, &P[bl]);
+            bool acc = b0 > 0;
+            int t = 0;
+            for (; t + KQ_T <= n_tok; t += KQ_T) kq_panel_tile(type, KQ_T, P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc);
+            if (n_tok - t >= 4) kq_panel_tile(type, 4, P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc), t += 4;
+            if (n_tok - t >= 2) kq_panel_tile(type, 2, P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc), t += 2;
+            if (n_tok - t >= 1) kq_panel_tile(type, 1, P, nbl, A, b0, t, y + t * ldy, ldy, mask, acc);
+        }
+    }
+}
+
+#define KQ_TYPED(T, NAME)                                                                                    \
+    static void vecdot_q8_##NAME(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, \
+                                 int64_t ldy) {                                                               \
+        kq_vecdot(T, W, rb, nr, A, nt, Y, ldy);                                                               \
+    }
+KQ_TYPED(DP_TYPE_Q2_K, q2_k)
+KQ_TYPED(DP_TYPE_Q3_K, q3_k)
+KQ_TYPED(DP_TYPE_Q4_K, q4_k)
+KQ_TYPED(DP_TYPE_Q5_K, q5_k)
+KQ_TYPED(DP_TYPE_Q6_K, q6_k)
+KQ_TYPED(DP_TYPE_IQ4_XS, iq4_xs)
+
 /* roundf: to the nearest integer, halves away from zero (t finite, |t| < 2^23). */
 INLINE __m512 round_away(__m512 t) {
     __m512 r = _mm512_roundscale_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
@@ -1057,7 +1386,9 @@ static const struct dp_kernel_ops avx512_ops = {
     AVX512_OPS,
     .quant_act = quant_act_avx512,
     .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_q4_0, [DP_TYPE_Q4_1] = vecdot_q8_q4_1,
-                  [DP_TYPE_Q5_0] = vecdot_q8_q5_0, [DP_TYPE_Q5_1] = vecdot_q8_q5_1, [DP_TYPE_IQ4_NL] = vecdot_q8_iq4_nl},
+                  [DP_TYPE_Q5_0] = vecdot_q8_q5_0, [DP_TYPE_Q5_1] = vecdot_q8_q5_1, [DP_TYPE_IQ4_NL] = vecdot_q8_iq4_nl,
+                  [DP_TYPE_Q2_K] = vecdot_q8_q2_k, [DP_TYPE_Q3_K] = vecdot_q8_q3_k, [DP_TYPE_Q4_K] = vecdot_q8_q4_k,
+                  [DP_TYPE_Q5_K] = vecdot_q8_q5_k, [DP_TYPE_Q6_K] = vecdot_q8_q6_k, [DP_TYPE_IQ4_XS] = vecdot_q8_iq4_xs},
 };
 static const struct dp_kernel_ops avx512_novnni_ops = {AVX512_OPS};
 
