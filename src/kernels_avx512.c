@@ -463,6 +463,18 @@ DEQUANT(DP_TYPE_IQ4_XS, iq4_xs)
 
 /* ---- decode: R rows x T tokens in the dot order ---- */
 
+/* Bytes of a block of the 256-element types. */
+INLINE int64_t kq_bb(uint32_t type) {
+    switch (type) {
+    case DP_TYPE_Q2_K: return 84;
+    case DP_TYPE_Q3_K: return 110;
+    case DP_TYPE_Q4_K: return 144;
+    case DP_TYPE_Q5_K: return 176;
+    case DP_TYPE_Q6_K: return 210;
+    default: return 136; /* IQ4_XS */
+    }
+}
+
 /* Bytes of 32 elements (rounded down for the 256-element types: a prefetch distance). */
 INLINE int64_t bytes32(uint32_t type) {
     switch (type) {
@@ -473,7 +485,7 @@ INLINE int64_t bytes32(uint32_t type) {
     case DP_TYPE_Q4_1: return 20;
     case DP_TYPE_Q5_0: return 22;
     case DP_TYPE_Q5_1: return 24;
-    default: return (int64_t)dp_type_traits(type)->block_bytes / 8;
+    default: return kq_bb(type) / 8;
     }
 }
 
@@ -1029,7 +1041,6 @@ INLINE int kq_nw(uint32_t type) {
     return type == DP_TYPE_Q6_K || type == DP_TYPE_Q2_K || type == DP_TYPE_Q3_K ? 4 : 8;
 }
 INLINE bool kq_mins(uint32_t type) { return type == DP_TYPE_Q4_K || type == DP_TYPE_Q5_K || type == DP_TYPE_Q2_K; }
-INLINE int64_t kq_bb(uint32_t type) { return (int64_t)dp_type_traits(type)->block_bytes; }
 
 /* Low 16 bits of a in the low half of each dword, of b in the high half. */
 INLINE __m512i pair16(__m512i a, __m512i b) { return _mm512_mask_blend_epi16(0xAAAAAAAA, a, _mm512_slli_epi32(b, 16)); }
