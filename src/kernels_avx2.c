@@ -53,6 +53,188 @@ INLINE __m256 f16_scale8(const uint8_t *p) {
     return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
 }
 
+/* ---- the quants.c types: codes of 32 elements in one register, in element order ---- */
+
+/* Bytes of a block of the types the SIMD code here reads. */
+INLINE size_t blk_bytes(uint32_t type) {
+    switch (type) {
+    case DP_TYPE_Q4_1: return 20;
+    case DP_TYPE_Q5_0: return 22;
+    case DP_TYPE_Q5_1: return 24;
+    case DP_TYPE_IQ4_NL: return 18;
+    case DP_TYPE_Q2_K: return 84;
+    case DP_TYPE_Q3_K: return 110;
+    case DP_TYPE_Q4_K: return 144;
+    case DP_TYPE_Q5_K: return 176;
+    case DP_TYPE_Q6_K: return 210;
+    default: return 136; /* IQ4_XS */
+    }
+}
+
+/* Whether a type has 256-element blocks (the K-quants and IQ4_XS). */
+INLINE bool is_k(uint32_t type) {
+    return type == DP_TYPE_Q2_K || type == DP_TYPE_Q3_K || type == DP_TYPE_Q4_K || type == DP_TYPE_Q5_K ||
+           type == DP_TYPE_Q6_K || type == DP_TYPE_IQ4_XS;
+}
+
+/* The sixteen IQ4 values in both 128-bit lanes (a vpshufb table). */
+INLINE __m256i iq4_table(void) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)dp_quants_iq4_values));
+}
+
+/* Nibbles of 16 bytes in element order: low nibbles are elements 0..15, high ones 16..31. */
+INLINE __m256i nibbles32(const uint8_t *p) {
+    __m128i b = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
+}
+
+/* 0x10 in byte j where bit j of the 32-bit qh at p is set (the fifth bit of Q5_0 / Q5_1 codes). */
+INLINE __m256i fifth_bits(const uint8_t *p) {
+    int32_t qh;
+    memcpy(&qh, p, 4);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                            3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+    __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(qh), spread), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(0x10));
+}
+
+/*
+ * The 32 codes of a Q4_1, Q5_0, Q5_1 or IQ4_NL block as bytes in element
+ * order: the unsigned codes (Q5_0: qw + 16), IQ4_NL's signed table values.
+ */
+INLINE __m256i q32_codes(uint32_t type, const uint8_t *p) {
+    switch (type) {
+    case DP_TYPE_Q4_1: return nibbles32(p + 4);
+    case DP_TYPE_Q5_0: return _mm256_or_si256(nibbles32(p + 6), fifth_bits(p + 2));
+    case DP_TYPE_Q5_1: return _mm256_or_si256(nibbles32(p + 8), fifth_bits(p + 4));
+    default: return _mm256_shuffle_epi8(iq4_table(), nibbles32(p + 2)); /* IQ4_NL */
+    }
+}
+
+/* The unsigned offset of a 256-block type's codes: u = qw + off (IQ4_XS: signed values, none). */
+INLINE int kq_off(uint32_t type) { return type == DP_TYPE_Q6_K ? 32 : type == DP_TYPE_Q3_K ? 4 : 0; }
+/* Whether the type has mins (a second sum with dmin). */
+INLINE bool kq_mins(uint32_t type) {
+    return type == DP_TYPE_Q2_K || type == DP_TYPE_Q4_K || type == DP_TYPE_Q5_K;
+}
+
+/* Byte x shifted so that its bit `from` lands on bit `to` (bits leaving the byte are masked by the caller). */
+INLINE __m256i move_bit(__m256i x, int from, int to) {
+    return from < to ? _mm256_slli_epi16(x, to - from) : from > to ? _mm256_srli_epi16(x, from - to) : x;
+}
+
+/*
+ * Codes of elements 32c..32c+31 of the 256-block at p, in element order:
+ * u = qw + kq_off(type) (0..63), or IQ4_XS's signed table values.
+ */
+INLINE __m256i kq_codes(uint32_t type, const uint8_t *p, int c) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    switch (type) {
+    case DP_TYPE_Q4_K: {
+        __m256i b = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (c / 2)));
+        return _mm256_and_si256(c & 1 ? _mm256_srli_epi16(b, 4) : b, m4);
+    }
+    case DP_TYPE_Q5_K: { /* qs after 32 bytes of qh; the fifth bit of element 32c + l is bit c of qh[l] */
+        __m256i b = _mm256_loadu_si256((const __m256i *)(p + 48 + 32 * (c / 2)));
+        __m256i h = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 16)), _mm256_set1_epi8((char)(1 << c)));
+        return _mm256_or_si256(_mm256_and_si256(c & 1 ? _mm256_srli_epi16(b, 4) : b, m4), move_bit(h, c, 4));
+    }
+    case DP_TYPE_Q6_K: { /* half h = c/4 of 128: ql 64 bytes, qh 32; k = c%4 picks the nibble and the bit pair */
+        int h = c / 4, k = c % 4;
+        __m256i l = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32 * (k & 1)));
+        __m256i q = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+        l = _mm256_and_si256(k < 2 ? l : _mm256_srli_epi16(l, 4), m4);
+        return _mm256_or_si256(l, _mm256_and_si256(move_bit(q, 2 * k, 4), _mm256_set1_epi8(0x30)));
+    }
+    case DP_TYPE_Q3_K: { /* 2 bits from qs (half c/4, pair c%4), +4 where bit c of hmask is set */
+        __m256i q = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(p + 32 + 32 * (c / 4))),
+                                                       2 * (c % 4)),
+                                     m2);
+        __m256i h = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)p), _mm256_set1_epi8((char)(1 << c)));
+        return _mm256_or_si256(q, _mm256_and_si256(move_bit(h, c, 2), _mm256_set1_epi8(4)));
+    }
+    case DP_TYPE_Q2_K:
+        return _mm256_and_si256(
+            _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (c / 4))), 2 * (c % 4)), m2);
+    default: return _mm256_shuffle_epi8(iq4_table(), nibbles32(p + 8 + 16 * c)); /* IQ4_XS */
+    }
+}
+
+INLINE uint32_t u32_at(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/*
+ * The scales of the 256-block at p as int16 lanes, lane i for elements
+ * 16i..16i+15 (a scale of 32 elements fills two lanes): *S the scales
+ * (Q3_K, IQ4_XS: minus 32, as their decoders), *M the mins (Q2_K, Q4_K,
+ * Q5_K; others: zero).
+ */
+INLINE void kq_scales(uint32_t type, const uint8_t *p, __m256i *S, __m256i *M) {
+    *M = _mm256_setzero_si256();
+    switch (type) {
+    case DP_TYPE_Q4_K: case DP_TYPE_Q5_K: { /* 8 six-bit scales and mins in 12 bytes (quants.c's scale_min_k4) */
+        uint32_t u0 = u32_at(p + 4), u1 = u32_at(p + 8), u2 = u32_at(p + 12);
+        uint32_t sc_lo = u0 & 0x3F3F3F3F, mn_lo = u1 & 0x3F3F3F3F;
+        uint32_t sc_hi = (u2 & 0x0F0F0F0F) | ((u0 >> 6) & 0x03030303) << 4;
+        uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0F) | ((u1 >> 6) & 0x03030303) << 4;
+        __m128i v = _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi);
+        *S = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v));
+        *M = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
+        break;
+    }
+    case DP_TYPE_Q6_K: *S = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192))); break;
+    case DP_TYPE_Q3_K: { /* low nibbles of bytes 0..7 (scales 0..7, then their high nibbles 8..15), 2 bits from 8..11 */
+        uint32_t a0 = u32_at(p + 96), a1 = u32_at(p + 100), a2 = u32_at(p + 104), w[4];
+        uint32_t lo[4] = {a0 & 0x0F0F0F0F, a1 & 0x0F0F0F0F, (a0 >> 4) & 0x0F0F0F0F, (a1 >> 4) & 0x0F0F0F0F};
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) w[g] = lo[g] | ((a2 >> (2 * g)) & 0x03030303) << 4;
+        __m128i v = _mm_sub_epi8(_mm_setr_epi32((int)w[0], (int)w[1], (int)w[2], (int)w[3]), _mm_set1_epi8(32));
+        *S = _mm256_cvtepi8_epi16(v);
+        break;
+    }
+    case DP_TYPE_Q2_K: {
+        __m128i v = _mm_loadu_si128((const __m128i *)p), m4 = _mm_set1_epi8(0x0F);
+        *S = _mm256_cvtepu8_epi16(_mm_and_si128(v, m4));
+        *M = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(v, 4), m4));
+        break;
+    }
+    default: { /* IQ4_XS: scale j has 4 bits in nibble j of bytes 4..7 and 2 bits at 2j of the u16 at 2 */
+        uint32_t sl = u32_at(p + 4), sh = (uint32_t)(p[2] | p[3] << 8);
+        uint32_t sh4 = (sh & 0xF) | (sh & 0xF0) << 4 | (sh & 0xF00) << 8 | (sh & 0xF000) << 12; /* nibble k -> byte k */
+        uint32_t even = (sl & 0x0F0F0F0F) | (sh4 & 0x03030303) << 4;
+        uint32_t odd = ((sl >> 4) & 0x0F0F0F0F) | ((sh4 >> 2) & 0x03030303) << 4;
+        __m128i v = _mm_sub_epi8(_mm_unpacklo_epi8(_mm_cvtsi32_si128((int)even), _mm_cvtsi32_si128((int)odd)),
+                                 _mm_set1_epi8(32));
+        *S = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(v, v));
+        break;
+    }
+    }
+}
+
+/* The f16 scale d and min scale dmin (0 without mins) of the 256-block at p. */
+INLINE float kq_d(uint32_t type, const uint8_t *p) {
+    switch (type) {
+    case DP_TYPE_Q2_K: return f16_scale(p + 80);
+    case DP_TYPE_Q3_K: return f16_scale(p + 108);
+    case DP_TYPE_Q6_K: return f16_scale(p + 208);
+    default: return f16_scale(p); /* Q4_K, Q5_K, IQ4_XS */
+    }
+}
+INLINE float kq_dmin(uint32_t type, const uint8_t *p) {
+    return type == DP_TYPE_Q2_K ? f16_scale(p + 82) : kq_mins(type) ? f16_scale(p + 2) : 0.0f;
+}
+
+/* Bytes 8h..8h+7 of v (h < 4) as eight f32 values, signed. */
+INLINE __m256 bytes8_ps(__m256i v, int h) {
+    __m128i x = h < 2 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
+    if (h & 1) x = _mm_unpackhi_epi64(x, x);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x));
+}
+
 /* Elements k..k+31 of a row (k a multiple of 32) into w[0..3], eight each. */
 INLINE void load32(uint32_t type, const uint8_t *row, int64_t k, __m256 w[4]) {
     switch (type) {
@@ -76,6 +258,18 @@ INLINE void load32(uint32_t type, const uint8_t *row, int64_t k, __m256 w[4]) {
         w[3] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q1, q1))), d);
         break;
     }
+    case DP_TYPE_Q4_1: case DP_TYPE_Q5_0: case DP_TYPE_Q5_1: case DP_TYPE_IQ4_NL: { /* the decoders' expressions */
+        const uint8_t *p = row + (k >> 5) * blk_bytes(type);
+        __m256i q = q32_codes(type, p);
+        if (type == DP_TYPE_Q5_0) q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+        __m256 d = f16_scale8(p), m = f16_scale8(p + 2);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            w[i] = _mm256_mul_ps(bytes8_ps(q, i), d);
+            if (type == DP_TYPE_Q4_1 || type == DP_TYPE_Q5_1) w[i] = _mm256_add_ps(w[i], m);
+        }
+        break;
+    }
     default: /* written out: a loop here kept w[] in memory (a store-forwarding stall per load) */
         w[0] = load8(type, row, k);
         w[1] = load8(type, row, k + 8);
@@ -91,7 +285,8 @@ INLINE int64_t bytes32(uint32_t type) {
     case DP_TYPE_F32: return 128;
     case DP_TYPE_F16: case DP_TYPE_BF16: return 64;
     case DP_TYPE_Q8_0: return 34;
-    default: return 18;
+    case DP_TYPE_Q4_0: return 18;
+    default: return (int64_t)blk_bytes(type);
     }
 }
 
@@ -237,12 +432,80 @@ static void dequant_q4_0(const void *row, float *out, int64_t n) { dequant_row(D
 
 /* ---- decode: R rows x T tokens in the dot order ---- */
 
+/* ---- decode, 256-element blocks: the scales once per block, then 32 elements at a time ---- */
+
+/* The f32 factors of the 256-block at p, lane i for elements 16i..16i+15: a = d * scale, b = dmin * min. */
+INLINE void kq_factors(uint32_t type, const uint8_t *p, float a[16], float b[16]) {
+    __m256i S, M;
+    kq_scales(type, p, &S, &M);
+    __m256 d = _mm256_set1_ps(kq_d(type, p));
+    _mm256_storeu_ps(a, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(S)))));
+    _mm256_storeu_ps(a + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(S, 1)))));
+    if (kq_mins(type)) {
+        __m256 dm = _mm256_set1_ps(kq_dmin(type, p));
+        _mm256_storeu_ps(b, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(M)))));
+        _mm256_storeu_ps(b + 8,
+                         _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(M, 1)))));
+    }
+}
+
+/*
+ * vecdot_tile for the K-quants and IQ4_XS: per block and row the sixteen
+ * factors, then per 32 elements w = a * q (- b), the decoders' expressions.
+ */
+INLINE void vecdot_k_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb, const float *X, int64_t ldx,
+                          int64_t n, float *Y, int64_t ldy, const uint8_t *next) {
+    __m256 lo[4][4], hi[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) lo[r][t] = hi[r][t] = _mm256_setzero_ps();
+    size_t bb = blk_bytes(type);
+    for (int64_t b = 0; b < n / 256; b++) {
+        const uint8_t *pf = next + (size_t)b * R * bb;
+        for (size_t o = 0; o < R * bb; o += 64) _mm_prefetch((const char *)pf + o, _MM_HINT_T0);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = W + r * rb + b * bb;
+            float a[16], m[16];
+            kq_factors(type, p, a, m);
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; c++) {
+                __m256i q = kq_codes(type, p, c);
+                if (kq_off(type)) q = _mm256_sub_epi8(q, _mm256_set1_epi8((char)kq_off(type)));
+                __m256 w[4];
+#pragma GCC unroll 4
+                for (int i = 0; i < 4; i++) {
+                    w[i] = _mm256_mul_ps(_mm256_set1_ps(a[2 * c + i / 2]), bytes8_ps(q, i));
+                    if (kq_mins(type)) w[i] = _mm256_sub_ps(w[i], _mm256_set1_ps(m[2 * c + i / 2]));
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const float *x = X + t * ldx + 256 * b + 32 * c;
+                    lo[r][t] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(x), lo[r][t]);
+                    hi[r][t] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(x + 8), hi[r][t]);
+                    lo[r][t] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(x + 16), lo[r][t]);
+                    hi[r][t] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x + 24), hi[r][t]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) Y[t * ldy + r] = reduce16(lo[r][t], hi[r][t]);
+}
+
 /*
  * R rows x T tokens. As in kernels_avx512.c, the loop sweeps the next tile's
  * bytes (next, R*rb of them) into the cache in step with its own progress.
  */
 INLINE void vecdot_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb, const float *X, int64_t ldx,
                         int64_t n, float *Y, int64_t ldy, const uint8_t *next) {
+    if (is_k(type)) {
+        vecdot_k_tile(type, R, T, W, rb, X, ldx, n, Y, ldy, next);
+        return;
+    }
     __m256 lo[4][4], hi[4][4];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -371,6 +634,22 @@ TYPED(DP_TYPE_F16, f16)
 TYPED(DP_TYPE_BF16, bf16)
 TYPED(DP_TYPE_Q8_0, q8_0)
 TYPED(DP_TYPE_Q4_0, q4_0)
+
+#define VECDOT(T, NAME)                                                                                   \
+    static void vecdot_##NAME(const void *W, size_t rb, int nr, const float *X, int64_t ldx, int nt, int64_t n, \
+                              float *Y, int64_t ldy) {                                                    \
+        vecdot(T, W, rb, nr, X, ldx, nt, n, Y, ldy);                                                      \
+    }
+VECDOT(DP_TYPE_Q4_1, q4_1)
+VECDOT(DP_TYPE_Q5_0, q5_0)
+VECDOT(DP_TYPE_Q5_1, q5_1)
+VECDOT(DP_TYPE_IQ4_NL, iq4_nl)
+VECDOT(DP_TYPE_Q2_K, q2_k)
+VECDOT(DP_TYPE_Q3_K, q3_k)
+VECDOT(DP_TYPE_Q4_K, q4_k)
+VECDOT(DP_TYPE_Q5_K, q5_k)
+VECDOT(DP_TYPE_Q6_K, q6_k)
+VECDOT(DP_TYPE_IQ4_XS, iq4_xs)
 
 /* ---- prefill: the 16 x NR micro-kernel ---- */
 
@@ -644,7 +923,10 @@ static const struct dp_kernel_ops avx2_ops = {
     },
     .vecdot = {
         [DP_TYPE_F32] = vecdot_f32, [DP_TYPE_F16] = vecdot_f16, [DP_TYPE_BF16] = vecdot_bf16,
-        [DP_TYPE_Q8_0] = vecdot_q8_0, [DP_TYPE_Q4_0] = vecdot_q4_0,
+        [DP_TYPE_Q8_0] = vecdot_q8_0, [DP_TYPE_Q4_0] = vecdot_q4_0, [DP_TYPE_Q4_1] = vecdot_q4_1,
+        [DP_TYPE_Q5_0] = vecdot_q5_0, [DP_TYPE_Q5_1] = vecdot_q5_1, [DP_TYPE_IQ4_NL] = vecdot_iq4_nl,
+        [DP_TYPE_Q2_K] = vecdot_q2_k, [DP_TYPE_Q3_K] = vecdot_q3_k, [DP_TYPE_Q4_K] = vecdot_q4_k,
+        [DP_TYPE_Q5_K] = vecdot_q5_k, [DP_TYPE_Q6_K] = vecdot_q6_k, [DP_TYPE_IQ4_XS] = vecdot_iq4_xs,
     },
     .pack = {
         [DP_TYPE_F32] = pack_f32, [DP_TYPE_F16] = pack_f16, [DP_TYPE_BF16] = pack_bf16,
