@@ -864,6 +864,183 @@ static void vecdot_q8_q4_0(const void *W, size_t rb, int nr, const struct dp_act
     vecdot_q8(DP_TYPE_Q4_0, W, rb, nr, A, nt, Y, ldy);
 }
 
+/* ---- the q8 mode, 256-element blocks (K-quants, IQ4_XS): one row per register ---- */
+
+/*
+ * Here a register holds 32 consecutive codes of one row (the layout of the
+ * file), and the block's integer sums are reduced across lanes once per
+ * block. A panel of up to 16 rows x KQ_NB blocks is decoded once: the codes,
+ * per 32 codes the scale of each int16 lane, and the coefficients of the
+ * activation's sums over 16 (sum16). Then per row, token and 32 codes:
+ *   vpmaddubsw(u, qx): pairs u0*x0 + u1*x1, within 2*63*127 (unsigned codes
+ *     u = qw + off <= 63) or, IQ4_XS, |qw| <= 127 against qx with qw's sign,
+ *     2*127*127; never saturated, so exact;
+ *   vpmaddwd(pairs, scales): the scaled sums in int32, exact.
+ * The offset's share -off * sum_j sc_j S_j (Q3_K, Q6_K) and the mins' sum
+ * m_j S_j (Q2_K, Q4_K, Q5_K) take one vpmaddwd on the sixteen S_j (int16:
+ * |S_j| <= 16*127). Every integer is the scalar's exact sum; the f32 tail is
+ * the same fma (or two) per block.
+ */
+#define KQ_NB 2
+#define KQ_ROWS 16
+
+struct kq_blk {
+    __m256i q[8];  /* codes 32c..32c+31: u = qw + off, or IQ4_XS's signed values */
+    __m256i sc[8]; /* int16 lane l of chunk c: the scale of elements 32c + 2l, 32c + 2l + 1 */
+    __m256i c;     /* int16 lane i: coefficient of S_i (-off * scale_i, or min_i) */
+};
+
+struct kq_panel {
+    struct kq_blk b[KQ_NB][KQ_ROWS];
+    float d[KQ_NB][KQ_ROWS], dmin[KQ_NB][KQ_ROWS];
+};
+
+/* vpshufb patterns: from eight int16 in each 128-bit lane, word 2q to the low half, 2q + 1 to the high half. */
+#define KP2(a, b) a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b
+#define KPICK(q) {KP2(4 * q, 4 * q + 1), KP2(4 * q + 2, 4 * q + 3)}
+static const uint8_t kq_pick[4][32] = {KPICK(0), KPICK(1), KPICK(2), KPICK(3)};
+
+INLINE void kq_decode(uint32_t type, const uint8_t *p, struct kq_blk *o, float *d, float *dmin) {
+    __m256i S, M;
+    kq_scales(type, p, &S, &M);
+    __m256i lo = _mm256_permute4x64_epi64(S, 0x44), hi = _mm256_permute4x64_epi64(S, 0xEE);
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++) {
+        o->q[c] = kq_codes(type, p, c);
+        o->sc[c] = _mm256_shuffle_epi8(c < 4 ? lo : hi, _mm256_loadu_si256((const __m256i *)kq_pick[c % 4]));
+    }
+    if (kq_mins(type)) o->c = M;
+    else if (kq_off(type)) o->c = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_mullo_epi16(S, _mm256_set1_epi16((short)kq_off(type))));
+    *d = kq_d(type, p);
+    *dmin = kq_dmin(type, p);
+}
+
+/* Lane r of the result: the sum of the lanes of v[r]. */
+INLINE __m256i hsum8(const __m256i v[8]) {
+    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* The sixteen sum16 of a Q8_K block as int16 lanes. */
+INLINE __m256i sums16(const int32_t *s) {
+    __m256i v = _mm256_packs_epi32(_mm256_loadu_si256((const __m256i *)s), _mm256_loadu_si256((const __m256i *)(s + 8)));
+    return _mm256_permute4x64_epi64(v, 0xD8);
+}
+
+/*
+ * R rows (panel rows r0..) x T tokens (from t0), R*T = 8, over the panel's
+ * nbl blocks from block b0: lane i = t*R + r holds output (r, t)'s chain;
+ * Y = (acc ? Y : +0) + the blocks' links; rows from nr on are not stored.
+ */
+INLINE void kq_tile(uint32_t type, int R, int T, const struct kq_panel *P, int r0, int nr, int nbl,
+                    const struct dp_act_q8 *A, int64_t b0, int t0, float *Y, int64_t ldy, bool acc) {
+    int64_t n = A->n_in, nb = n / 256;
+    float yv[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        yv[i] = acc && r0 + i % R < nr ? Y[(i / R) * ldy + r0 + i % R] : 0.0f;
+    __m256 y = _mm256_loadu_ps(yv);
+    const __m256i rsel = _mm256_setr_epi32(0 % R, 1 % R, 2 % R, 3 % R, 4 % R, 5 % R, 6 % R, 7 % R);
+    const __m256i tsel = _mm256_setr_epi32(0 / R, 1 / R, 2 / R, 3 / R, 4 / R, 5 / R, 6 / R, 7 / R);
+    for (int bl = 0; bl < nbl; bl++) {
+        int64_t b = b0 + bl;
+        __m256i I[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) I[i] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            __m256i x[4];
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) x[t] = _mm256_loadu_si256((const __m256i *)(A->q + (t0 + t) * n + b * 256 + 32 * c));
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                const struct kq_blk *k = &P->b[bl][r0 + r];
+                __m256i w = _mm256_load_si256(&k->q[c]), wa = type == DP_TYPE_IQ4_XS ? _mm256_abs_epi8(w) : w;
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    __m256i xs = type == DP_TYPE_IQ4_XS ? _mm256_sign_epi8(x[t], w) : x[t];
+                    __m256i pr = _mm256_maddubs_epi16(wa, xs);
+                    I[t * R + r] = _mm256_add_epi32(I[t * R + r], _mm256_madd_epi16(pr, _mm256_load_si256(&k->sc[c])));
+                }
+            }
+        }
+        __m256i Mv[8];
+        if (kq_mins(type) || kq_off(type)) {
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                __m256i s = sums16(A->sum16 + (t0 + t) * (n / 16) + b * 16);
+#pragma GCC unroll 8
+                for (int r = 0; r < R; r++) {
+                    __m256i v = _mm256_madd_epi16(s, _mm256_load_si256(&P->b[bl][r0 + r].c));
+                    if (kq_mins(type)) Mv[t * R + r] = v;
+                    else I[t * R + r] = _mm256_add_epi32(I[t * R + r], v);
+                }
+            }
+        }
+        float dx4[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) dx4[t] = A->d[(t0 + t) * nb + b];
+        __m256 dx = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(dx4)), tsel);
+        __m256 dw = _mm256_permutevar8x32_ps(_mm256_loadu_ps(&P->d[bl][r0]), rsel);
+        y = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(hsum8(I)), y);
+        if (kq_mins(type)) {
+            __m256 dm = _mm256_permutevar8x32_ps(_mm256_loadu_ps(&P->dmin[bl][r0]), rsel);
+            __m256 f = _mm256_xor_ps(_mm256_mul_ps(dm, dx), _mm256_set1_ps(-0.0f));
+            y = _mm256_fmadd_ps(f, _mm256_cvtepi32_ps(hsum8(Mv)), y);
+        }
+    }
+    _mm256_storeu_ps(yv, y);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        if (r0 + i % R < nr) Y[(i / R) * ldy + r0 + i % R] = yv[i];
+}
+
+INLINE void vecdot_q8_k(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, int n_tok,
+                        float *Y, int64_t ldy) {
+    int64_t nb = A->n_in / 256;
+    size_t bb = blk_bytes(type);
+    struct kq_panel P;
+    for (int g0 = 0; g0 < n_rows; g0 += KQ_ROWS) {
+        int nr = n_rows - g0 < KQ_ROWS ? n_rows - g0 : KQ_ROWS, np = nr <= 8 ? 8 : 16; /* rows decoded */
+        const uint8_t *base = (const uint8_t *)W + (size_t)g0 * rb, *next = base + (size_t)nr * rb;
+        float *y = Y + g0;
+        for (int64_t b0 = 0; b0 < nb; b0 += KQ_NB) {
+            int nbl = nb - b0 < KQ_NB ? (int)(nb - b0) : KQ_NB;
+            for (int bl = 0; bl < nbl; bl++) {
+                /* the next rows (contiguous) swept into the cache in step, as in kernels_avx512.c */
+                const uint8_t *pf = next + (size_t)(b0 + bl) * KQ_ROWS * bb;
+                for (size_t c = 0; c < KQ_ROWS * bb; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
+                for (int i = 0; i < np; i++) /* rows from nr on repeat the last row; they are not stored */
+                    kq_decode(type, base + (size_t)(i < nr ? i : nr - 1) * rb + (size_t)(b0 + bl) * bb, &P.b[bl][i],
+                              &P.d[bl][i], &P.dmin[bl][i]);
+            }
+            bool acc = b0 > 0;
+            int t = 0;
+            for (; t + 4 <= n_tok; t += 4)
+                for (int r = 0; r < np; r += 2) kq_tile(type, 2, 4, &P, r, nr, nbl, A, b0, t, y + t * ldy, ldy, acc);
+            if (n_tok - t >= 2) {
+                for (int r = 0; r < np; r += 4) kq_tile(type, 4, 2, &P, r, nr, nbl, A, b0, t, y + t * ldy, ldy, acc);
+                t += 2;
+            }
+            if (n_tok - t >= 1)
+                for (int r = 0; r < np; r += 8) kq_tile(type, 8, 1, &P, r, nr, nbl, A, b0, t, y + t * ldy, ldy, acc);
+        }
+    }
+}
+
+#define VECDOT_Q8_K(T, NAME)                                                                                      \
+    static void vecdot_q8_##NAME(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y,   \
+                                 int64_t ldy) {                                                                   \
+        vecdot_q8_k(T, W, rb, nr, A, nt, Y, ldy);                                                                 \
+    }
+VECDOT_Q8_K(DP_TYPE_Q2_K, q2_k)
+VECDOT_Q8_K(DP_TYPE_Q3_K, q3_k)
+VECDOT_Q8_K(DP_TYPE_Q4_K, q4_k)
+VECDOT_Q8_K(DP_TYPE_Q5_K, q5_k)
+VECDOT_Q8_K(DP_TYPE_Q6_K, q6_k)
+VECDOT_Q8_K(DP_TYPE_IQ4_XS, iq4_xs)
+
 /* roundf: to the nearest integer, halves away from zero (t finite, |t| < 2^23). */
 INLINE __m256 round_away(__m256 t) {
     __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC), sign = _mm256_set1_ps(-0.0f);
@@ -935,7 +1112,9 @@ static const struct dp_kernel_ops avx2_ops = {
     .gemm = gemm_avx2,
     .mr = MR, .nr = NR, .nr_step = 2,
     .quant_act = quant_act_avx2,
-    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_q4_0},
+    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_q4_0, [DP_TYPE_Q2_K] = vecdot_q8_q2_k,
+                  [DP_TYPE_Q3_K] = vecdot_q8_q3_k, [DP_TYPE_Q4_K] = vecdot_q8_q4_k, [DP_TYPE_Q5_K] = vecdot_q8_q5_k,
+                  [DP_TYPE_Q6_K] = vecdot_q8_q6_k, [DP_TYPE_IQ4_XS] = vecdot_q8_iq4_xs},
 };
 
 const struct dp_kernel_ops *dp_kernels_avx2(void) {
