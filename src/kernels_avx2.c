@@ -710,26 +710,44 @@ static void gemm_avx2(const float *P, const float *Xp, int nr_b, int64_t kc, int
  *    side is |qw| (up to 128) and the signed one qx with qw's sign (|qx| <=
  *    127, never overflowing); pairs (within 2*128*127) widen by vpmaddwd
  *    at once.
- * The rows go through an 8 x 8 (Q8_0) or 4 x 4 (Q4_0) dword transpose into
- * a panel on the stack, Q8_PKC columns at a time, that T <= 4 tokens at a
- * time then read.
+ *  - Q4_1: the nibbles as Q4_0, without bias (its min is a second fma with
+ *    the Q8_1 s);
+ *  - Q5_0, Q5_1: five-bit codes (Q5_0: qw + 16, the bias -16 sum qx), pairs
+ *    within 2*31*127, summed in 16 bits over four registers (4*7874), twice;
+ *  - IQ4_NL: the table values as Q8_0 (|qw| <= 127).
+ * The rows go through an 8 x 8 (Q8_0, Q5_0, Q5_1: codes decoded in element
+ * order first) or 4 x 4 (Q4_0, Q4_1, IQ4_NL) dword transpose into a panel on
+ * the stack, Q8_PKC columns at a time, that T <= 4 tokens at a time then read.
  */
 #define Q8_PKC 512
 #define Q8_NB (Q8_PKC / 32)
 #define Q8_T 4
 
 struct q8_panel {
-    __m256i w[Q8_NB][8]; /* Q8_0: qw; Q4_0: the nibbles */
+    __m256i w[Q8_NB][8]; /* Q8_0, IQ4_NL: qw; Q4_0, Q4_1: the nibbles; Q5_0, Q5_1: the five-bit codes */
     __m256 s[Q8_NB];     /* the 8 rows' block scales */
+    __m256 m[Q8_NB];     /* Q4_1, Q5_1: the 8 rows' mins */
 };
 
+/* Bytes of a block of a Q8_0-, Q8_1-rounded type. */
+INLINE int64_t q8_bytes(uint32_t type) {
+    return type == DP_TYPE_Q8_0 ? 34 : type == DP_TYPE_Q4_0 ? 18 : (int64_t)blk_bytes(type);
+}
+
+/* Nibble types (4 x 4 transpose of the 16 code bytes): Q4_0, Q4_1, IQ4_NL. */
+INLINE bool q8_nibbles(uint32_t type) {
+    return type == DP_TYPE_Q4_0 || type == DP_TYPE_Q4_1 || type == DP_TYPE_IQ4_NL;
+}
+
 /* Block b of 8 rows (row pointers rows[]) into w[8] and the scales. */
-INLINE void q8_block8(uint32_t type, const uint8_t *const rows[8], int64_t b, __m256i w[8], __m256 *s) {
-    size_t o = (size_t)b * (type == DP_TYPE_Q8_0 ? 34 : 18);
-    if (type == DP_TYPE_Q8_0) {
+INLINE void q8_block8(uint32_t type, const uint8_t *const rows[8], int64_t b, __m256i w[8], __m256 *s, __m256 *mn) {
+    size_t o = (size_t)b * (size_t)q8_bytes(type);
+    if (!q8_nibbles(type)) {
         __m256i r[8], t[8], u[8];
 #pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *)(rows[i] + o + 2));
+        for (int i = 0; i < 8; i++)
+            r[i] = type == DP_TYPE_Q8_0 ? _mm256_loadu_si256((const __m256i *)(rows[i] + o + 2))
+                                        : q32_codes(type, rows[i] + o);
 #pragma GCC unroll 4
         for (int p = 0; p < 4; p++) {
             t[2 * p] = _mm256_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
@@ -748,12 +766,13 @@ INLINE void q8_block8(uint32_t type, const uint8_t *const rows[8], int64_t b, __
             w[g] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x20);
             w[4 + g] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x31);
         }
-    } else { /* Q4_0: rows m and m+4 in the lanes of z[m]; raw dword g: elements 4g.. (low nibbles), 16+4g.. (high) */
+    } else { /* rows m and m+4 in the lanes of z[m]; raw dword g: elements 4g.. (low nibbles), 16+4g.. (high) */
         __m256i z[4], a[4], raw[4], m4 = _mm256_set1_epi8(0x0F);
+        size_t q = o + (type == DP_TYPE_Q4_1 ? 4 : 2);
 #pragma GCC unroll 4
         for (int m = 0; m < 4; m++)
-            z[m] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(rows[m] + o + 2))),
-                                           _mm_loadu_si128((const __m128i *)(rows[m + 4] + o + 2)), 1);
+            z[m] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(rows[m] + q))),
+                                           _mm_loadu_si128((const __m128i *)(rows[m + 4] + q)), 1);
         a[0] = _mm256_unpacklo_epi32(z[0], z[1]);
         a[1] = _mm256_unpackhi_epi32(z[0], z[1]);
         a[2] = _mm256_unpacklo_epi32(z[2], z[3]);
@@ -766,12 +785,21 @@ INLINE void q8_block8(uint32_t type, const uint8_t *const rows[8], int64_t b, __
         for (int g = 0; g < 4; g++) {
             w[g] = _mm256_and_si256(raw[g], m4);
             w[4 + g] = _mm256_and_si256(_mm256_srli_epi16(raw[g], 4), m4);
+            if (type == DP_TYPE_IQ4_NL) {
+                w[g] = _mm256_shuffle_epi8(iq4_table(), w[g]);
+                w[4 + g] = _mm256_shuffle_epi8(iq4_table(), w[4 + g]);
+            }
         }
     }
     uint16_t h[8];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) memcpy(&h[i], rows[i] + o, 2);
     *s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+    if (type == DP_TYPE_Q4_1 || type == DP_TYPE_Q5_1) {
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) memcpy(&h[i], rows[i] + o + 2, 2);
+        *mn = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+    }
 }
 
 INLINE __m256i bcast4(const int8_t *p) {
@@ -794,7 +822,7 @@ INLINE void q8_tile(uint32_t type, int T, const struct q8_panel *P, int nbl, con
     for (int bl = 0; bl < nbl; bl++) {
         int64_t b = b0 + bl;
         __m256i I[Q8_T];
-        if (type == DP_TYPE_Q8_0) {
+        if (type == DP_TYPE_Q8_0 || type == DP_TYPE_IQ4_NL) {
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) I[t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
@@ -806,24 +834,37 @@ INLINE void q8_tile(uint32_t type, int T, const struct q8_panel *P, int nbl, con
                     I[t] = _mm256_add_epi32(I[t], _mm256_madd_epi16(_mm256_maddubs_epi16(wa, x), ones));
                 }
             }
-        } else {
+        } else { /* unsigned codes: 16-bit sums over eight registers (nibbles) or two sums over four (five bits) */
+            const bool five = type == DP_TYPE_Q5_0 || type == DP_TYPE_Q5_1;
+            __m256i H[Q8_T];
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++) I[t] = _mm256_setzero_si256();
+            for (int t = 0; t < T; t++) I[t] = H[t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
             for (int g = 0; g < 8; g++) {
                 __m256i w = _mm256_load_si256(&P->w[bl][g]);
 #pragma GCC unroll 4
-                for (int t = 0; t < T; t++)
-                    I[t] = _mm256_add_epi16(I[t], _mm256_maddubs_epi16(w, bcast4(A->q + (t0 + t) * n + b * 32 + 4 * g)));
+                for (int t = 0; t < T; t++) {
+                    __m256i pr = _mm256_maddubs_epi16(w, bcast4(A->q + (t0 + t) * n + b * 32 + 4 * g));
+                    if (five && g >= 4) H[t] = _mm256_add_epi16(H[t], pr);
+                    else I[t] = _mm256_add_epi16(I[t], pr);
+                }
             }
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++)
-                I[t] = _mm256_add_epi32(_mm256_madd_epi16(I[t], ones), _mm256_set1_epi32(A->bias[(t0 + t) * nb + b]));
+            for (int t = 0; t < T; t++) {
+                I[t] = _mm256_madd_epi16(I[t], ones);
+                if (five) I[t] = _mm256_add_epi32(I[t], _mm256_madd_epi16(H[t], ones));
+                if (type == DP_TYPE_Q4_0 || type == DP_TYPE_Q5_0)
+                    I[t] = _mm256_add_epi32(I[t], _mm256_set1_epi32(A->bias[(t0 + t) * nb + b]));
+            }
         }
         __m256 s = _mm256_load_ps((const float *)&P->s[bl]);
 #pragma GCC unroll 4
-        for (int t = 0; t < T; t++) /* s * d is exact: two f16 values */
+        for (int t = 0; t < T; t++) { /* s * d is exact: two f16 values */
             y[t] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(A->d[(t0 + t) * nb + b])), _mm256_cvtepi32_ps(I[t]), y[t]);
+            if (type == DP_TYPE_Q4_1 || type == DP_TYPE_Q5_1)
+                y[t] = _mm256_fmadd_ps(_mm256_load_ps((const float *)&P->m[bl]), _mm256_set1_ps(A->s[(t0 + t) * nb + b]),
+                                       y[t]);
+        }
     }
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) _mm256_maskstore_ps(Y + t * ldy, mask, y[t]);
@@ -831,7 +872,7 @@ INLINE void q8_tile(uint32_t type, int T, const struct q8_panel *P, int nbl, con
 
 INLINE void vecdot_q8(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, int n_tok,
                       float *Y, int64_t ldy) {
-    int64_t nb = A->n_in / 32, bb = type == DP_TYPE_Q8_0 ? 34 : 18;
+    int64_t nb = A->n_in / 32, bb = q8_bytes(type);
     struct q8_panel P;
     for (int r0 = 0; r0 < n_rows; r0 += 8) {
         int nr = n_rows - r0 < 8 ? n_rows - r0 : 8;
@@ -846,7 +887,7 @@ INLINE void vecdot_q8(uint32_t type, const void *W, size_t rb, int n_rows, const
                 const uint8_t *pf = next + (b0 + bl) * 8 * bb;
 #pragma GCC unroll 5
                 for (int64_t c = 0; c < 8 * bb; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
-                q8_block8(type, rows, b0 + bl, P.w[bl], &P.s[bl]);
+                q8_block8(type, rows, b0 + bl, P.w[bl], &P.s[bl], &P.m[bl]);
             }
             bool acc = b0 > 0;
             int t = 0;
@@ -862,6 +903,19 @@ static void vecdot_q8_q8_0(const void *W, size_t rb, int nr, const struct dp_act
 }
 static void vecdot_q8_q4_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
     vecdot_q8(DP_TYPE_Q4_0, W, rb, nr, A, nt, Y, ldy);
+}
+static void vecdot_q8_q4_1(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
+    vecdot_q8(DP_TYPE_Q4_1, W, rb, nr, A, nt, Y, ldy);
+}
+static void vecdot_q8_q5_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
+    vecdot_q8(DP_TYPE_Q5_0, W, rb, nr, A, nt, Y, ldy);
+}
+static void vecdot_q8_q5_1(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
+    vecdot_q8(DP_TYPE_Q5_1, W, rb, nr, A, nt, Y, ldy);
+}
+static void vecdot_q8_iq4_nl(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y,
+                             int64_t ldy) {
+    vecdot_q8(DP_TYPE_IQ4_NL, W, rb, nr, A, nt, Y, ldy);
 }
 
 /* ---- the q8 mode, 256-element blocks (K-quants, IQ4_XS): one row per register ---- */
@@ -1112,7 +1166,9 @@ static const struct dp_kernel_ops avx2_ops = {
     .gemm = gemm_avx2,
     .mr = MR, .nr = NR, .nr_step = 2,
     .quant_act = quant_act_avx2,
-    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_q4_0, [DP_TYPE_Q2_K] = vecdot_q8_q2_k,
+    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_q4_0, [DP_TYPE_Q4_1] = vecdot_q8_q4_1,
+                  [DP_TYPE_Q5_0] = vecdot_q8_q5_0, [DP_TYPE_Q5_1] = vecdot_q8_q5_1, [DP_TYPE_IQ4_NL] = vecdot_q8_iq4_nl,
+                  [DP_TYPE_Q2_K] = vecdot_q8_q2_k,
                   [DP_TYPE_Q3_K] = vecdot_q8_q3_k, [DP_TYPE_Q4_K] = vecdot_q8_q4_k, [DP_TYPE_Q5_K] = vecdot_q8_q5_k,
                   [DP_TYPE_Q6_K] = vecdot_q8_q6_k, [DP_TYPE_IQ4_XS] = vecdot_q8_iq4_xs},
 };
