@@ -449,6 +449,17 @@ INLINE void kq_factors(uint32_t type, const uint8_t *p, float a[16], float b[16]
     }
 }
 
+/* Elements 32c..32c+31 of the 256-block at p, with its factors a and m, as f32 into w[0..3]: a * q (- m). */
+INLINE void kq_dequant32(uint32_t type, const uint8_t *p, int c, const float a[16], const float m[16], __m256 w[4]) {
+    __m256i q = kq_codes(type, p, c);
+    if (kq_off(type)) q = _mm256_sub_epi8(q, _mm256_set1_epi8((char)kq_off(type)));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        w[i] = _mm256_mul_ps(_mm256_set1_ps(a[2 * c + i / 2]), bytes8_ps(q, i));
+        if (kq_mins(type)) w[i] = _mm256_sub_ps(w[i], _mm256_set1_ps(m[2 * c + i / 2]));
+    }
+}
+
 /*
  * vecdot_tile for the K-quants and IQ4_XS: per block and row the sixteen
  * factors, then per 32 elements w = a * q (- b), the decoders' expressions.
@@ -471,14 +482,8 @@ INLINE void vecdot_k_tile(uint32_t type, int R, int T, const uint8_t *W, size_t 
             kq_factors(type, p, a, m);
 #pragma GCC unroll 8
             for (int c = 0; c < 8; c++) {
-                __m256i q = kq_codes(type, p, c);
-                if (kq_off(type)) q = _mm256_sub_epi8(q, _mm256_set1_epi8((char)kq_off(type)));
                 __m256 w[4];
-#pragma GCC unroll 4
-                for (int i = 0; i < 4; i++) {
-                    w[i] = _mm256_mul_ps(_mm256_set1_ps(a[2 * c + i / 2]), bytes8_ps(q, i));
-                    if (kq_mins(type)) w[i] = _mm256_sub_ps(w[i], _mm256_set1_ps(m[2 * c + i / 2]));
-                }
+                kq_dequant32(type, p, c, a, m, w);
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) {
                     const float *x = X + t * ldx + 256 * b + 32 * c;
@@ -495,6 +500,37 @@ INLINE void vecdot_k_tile(uint32_t type, int R, int T, const uint8_t *W, size_t 
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) Y[t * ldy + r] = reduce16(lo[r][t], hi[r][t]);
 }
+
+/* Elements [k0, k0 + len) of a row of a quants.c type (multiples of 32) as f32: the decoders' values. */
+INLINE void dequant_span(uint32_t type, const uint8_t *row, int64_t k0, int64_t len, float *out) {
+    __m256 w[4];
+    float a[16], m[16];
+    int64_t have = -1; /* the block whose factors a, m hold */
+    for (int64_t k = k0; k < k0 + len; k += 32, out += 32) {
+        if (is_k(type)) {
+            const uint8_t *p = row + (size_t)(k / 256) * blk_bytes(type);
+            if (k / 256 != have) kq_factors(type, p, a, m), have = k / 256;
+            kq_dequant32(type, p, (int)(k % 256 / 32), a, m, w);
+        } else {
+            load32(type, row, k, w);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) _mm256_storeu_ps(out + 8 * i, w[i]);
+    }
+}
+
+#define DEQUANT(T, NAME) \
+    static void dequant_##NAME(const void *row, float *out, int64_t n) { dequant_span(T, row, 0, n, out); }
+DEQUANT(DP_TYPE_Q4_1, q4_1)
+DEQUANT(DP_TYPE_Q5_0, q5_0)
+DEQUANT(DP_TYPE_Q5_1, q5_1)
+DEQUANT(DP_TYPE_IQ4_NL, iq4_nl)
+DEQUANT(DP_TYPE_Q2_K, q2_k)
+DEQUANT(DP_TYPE_Q3_K, q3_k)
+DEQUANT(DP_TYPE_Q4_K, q4_k)
+DEQUANT(DP_TYPE_Q5_K, q5_k)
+DEQUANT(DP_TYPE_Q6_K, q6_k)
+DEQUANT(DP_TYPE_IQ4_XS, iq4_xs)
 
 /*
  * R rows x T tokens. As in kernels_avx512.c, the loop sweeps the next tile's
@@ -621,6 +657,24 @@ INLINE void pack(uint32_t type, const void *W, size_t rb, int n_rows, int mr, in
     }
 }
 
+/* pack for the quants.c types: 8 rows' spans decoded, then 8 x 8 transposes. */
+INLINE void pack_q(uint32_t type, const void *W, size_t rb, int n_rows, int mr, int64_t k0, int64_t kc, float *P) {
+    static _Thread_local float tmp[8][DP_GEMM_KC];
+    const uint8_t *w = W;
+    for (int i0 = 0; i0 < mr; i0 += 8) {
+        for (int i = 0; i < 8; i++) {
+            if (i0 + i < n_rows) dequant_span(type, w + (size_t)(i0 + i) * rb, k0, kc, tmp[i]);
+            else memset(tmp[i], 0, (size_t)kc * sizeof(float));
+        }
+        for (int64_t c = 0; c < kc; c += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(tmp[i] + c);
+            transpose8(r);
+            for (int j = 0; j < 8; j++) _mm256_storeu_ps(P + (c + j) * mr + i0, r[j]);
+        }
+    }
+}
+
 #define TYPED(T, NAME)                                                                                    \
     static void vecdot_##NAME(const void *W, size_t rb, int nr, const float *X, int64_t ldx, int nt, int64_t n, \
                               float *Y, int64_t ldy) {                                                    \
@@ -639,6 +693,9 @@ TYPED(DP_TYPE_Q4_0, q4_0)
     static void vecdot_##NAME(const void *W, size_t rb, int nr, const float *X, int64_t ldx, int nt, int64_t n, \
                               float *Y, int64_t ldy) {                                                    \
         vecdot(T, W, rb, nr, X, ldx, nt, n, Y, ldy);                                                      \
+    }                                                                                                     \
+    static void pack_##NAME(const void *W, size_t rb, int nr, int mr, int64_t k0, int64_t kc, float *P) {  \
+        pack_q(T, W, rb, nr, mr, k0, kc, P);                                                              \
     }
 VECDOT(DP_TYPE_Q4_1, q4_1)
 VECDOT(DP_TYPE_Q5_0, q5_0)
@@ -1150,7 +1207,10 @@ static const struct dp_kernel_ops avx2_ops = {
     .attend = attend_avx2,
     .dequant = {
         [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
-        [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,
+        [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0, [DP_TYPE_Q4_1] = dequant_q4_1,
+        [DP_TYPE_Q5_0] = dequant_q5_0, [DP_TYPE_Q5_1] = dequant_q5_1, [DP_TYPE_IQ4_NL] = dequant_iq4_nl,
+        [DP_TYPE_Q2_K] = dequant_q2_k, [DP_TYPE_Q3_K] = dequant_q3_k, [DP_TYPE_Q4_K] = dequant_q4_k,
+        [DP_TYPE_Q5_K] = dequant_q5_k, [DP_TYPE_Q6_K] = dequant_q6_k, [DP_TYPE_IQ4_XS] = dequant_iq4_xs,
     },
     .vecdot = {
         [DP_TYPE_F32] = vecdot_f32, [DP_TYPE_F16] = vecdot_f16, [DP_TYPE_BF16] = vecdot_bf16,
@@ -1161,7 +1221,10 @@ static const struct dp_kernel_ops avx2_ops = {
     },
     .pack = {
         [DP_TYPE_F32] = pack_f32, [DP_TYPE_F16] = pack_f16, [DP_TYPE_BF16] = pack_bf16,
-        [DP_TYPE_Q8_0] = pack_q8_0, [DP_TYPE_Q4_0] = pack_q4_0,
+        [DP_TYPE_Q8_0] = pack_q8_0, [DP_TYPE_Q4_0] = pack_q4_0, [DP_TYPE_Q4_1] = pack_q4_1,
+        [DP_TYPE_Q5_0] = pack_q5_0, [DP_TYPE_Q5_1] = pack_q5_1, [DP_TYPE_IQ4_NL] = pack_iq4_nl,
+        [DP_TYPE_Q2_K] = pack_q2_k, [DP_TYPE_Q3_K] = pack_q3_k, [DP_TYPE_Q4_K] = pack_q4_k,
+        [DP_TYPE_Q5_K] = pack_q5_k, [DP_TYPE_Q6_K] = pack_q6_k, [DP_TYPE_IQ4_XS] = pack_iq4_xs,
     },
     .gemm = gemm_avx2,
     .mr = MR, .nr = NR, .nr_step = 2,

@@ -3,8 +3,8 @@
  * IQ4_NL, IQ4_XS) in the kernels.
  *
  * Bit-exact, every SIMD set against the scalar set, on random blocks (any
- * code bytes, any finite scales): vecdot and pack (the exact mode's two
- * orders), vecdot_q8 (the q8 order), and dp_matmul in both modes for 1, 2
+ * code bytes, any finite scales): dequant, vecdot and pack (the exact mode's
+ * two orders), vecdot_q8 (the q8 order), and dp_matmul in both modes for 1, 2
  * and 3 threads, one token at a time against a batch; and the largest
  * integer sums (all codes at their extreme, activations all +-1).
  *
@@ -100,6 +100,14 @@ static void test_sets_exact(void) {
                     }
                 CHECK_MSG(bad == 0, "%s vecdot %s n=%lld: %d token rows differ", k->name, dp_type_name(t), (long long)n,
                           bad);
+                if (k->dequant[t]) {
+                    float *da = malloc((size_t)n * sizeof *da), *db = malloc((size_t)n * sizeof *db);
+                    ref->dequant[t](W + rb, da, n);
+                    k->dequant[t](W + rb, db, n);
+                    CHECK_MSG(same_bits("dequant", db, da, n), "%s dequant %s n=%lld", k->name, dp_type_name(t),
+                              (long long)n);
+                    free(da), free(db);
+                }
                 dp_pack_fn pk = k->pack[t] ? k->pack[t] : ref->pack[t];
                 int64_t k0 = n > 2 * bs ? bs : 0, kc = n - k0 < DP_GEMM_KC ? n - k0 : DP_GEMM_KC;
                 for (int nr = 1; nr <= k->mr && nr <= ROWS; nr += 4) {
