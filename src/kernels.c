@@ -294,9 +294,17 @@ static _Atomic(const struct dp_kernel_ops *) current;
 
 const struct dp_kernel_ops *dp_kernels_scalar(void) { return &scalar_ops; }
 
+/*
+ * The environment picks the set: DP_SCALAR=1 (any value but "" and "0") the
+ * scalar one; else DP_KERNELS=scalar|avx2|avx512 that set when the CPU has
+ * it (to run the AVX2 set on an AVX-512 machine); else the widest present.
+ */
 const struct dp_kernel_ops *dp_kernels_best(void) {
     const char *force = getenv("DP_SCALAR");
     if (force && *force && strcmp(force, "0")) return &scalar_ops;
+    const char *name = getenv("DP_KERNELS");
+    if (name && !strcmp(name, "scalar")) return &scalar_ops;
+    if (name && !strcmp(name, "avx2") && dp_kernels_avx2()) return dp_kernels_avx2();
     const struct dp_kernel_ops *k = dp_kernels_avx512();
     if (!k) k = dp_kernels_avx2();
     return k ? k : &scalar_ops;

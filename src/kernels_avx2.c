@@ -54,6 +54,188 @@ INLINE __m256 f16_scale8(const uint8_t *p) {
     return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
 }
 
+/* ---- the quants.c types: codes of 32 elements in one register, in element order ---- */
+
+/* Bytes of a block of the types the SIMD code here reads. */
+INLINE size_t blk_bytes(uint32_t type) {
+    switch (type) {
+    case DP_TYPE_Q4_1: return 20;
+    case DP_TYPE_Q5_0: return 22;
+    case DP_TYPE_Q5_1: return 24;
+    case DP_TYPE_IQ4_NL: return 18;
+    case DP_TYPE_Q2_K: return 84;
+    case DP_TYPE_Q3_K: return 110;
+    case DP_TYPE_Q4_K: return 144;
+    case DP_TYPE_Q5_K: return 176;
+    case DP_TYPE_Q6_K: return 210;
+    default: return 136; /* IQ4_XS */
+    }
+}
+
+/* Whether a type has 256-element blocks (the K-quants and IQ4_XS). */
+INLINE bool is_k(uint32_t type) {
+    return type == DP_TYPE_Q2_K || type == DP_TYPE_Q3_K || type == DP_TYPE_Q4_K || type == DP_TYPE_Q5_K ||
+           type == DP_TYPE_Q6_K || type == DP_TYPE_IQ4_XS;
+}
+
+/* The sixteen IQ4 values in both 128-bit lanes (a vpshufb table). */
+INLINE __m256i iq4_table(void) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)dp_quants_iq4_values));
+}
+
+/* Nibbles of 16 bytes in element order: low nibbles are elements 0..15, high ones 16..31. */
+INLINE __m256i nibbles32(const uint8_t *p) {
+    __m128i b = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
+}
+
+/* 0x10 in byte j where bit j of the 32-bit qh at p is set (the fifth bit of Q5_0 / Q5_1 codes). */
+INLINE __m256i fifth_bits(const uint8_t *p) {
+    int32_t qh;
+    memcpy(&qh, p, 4);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                            3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+    __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(qh), spread), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(0x10));
+}
+
+/*
+ * The 32 codes of a Q4_1, Q5_0, Q5_1 or IQ4_NL block as bytes in element
+ * order: the unsigned codes (Q5_0: qw + 16), IQ4_NL's signed table values.
+ */
+INLINE __m256i q32_codes(uint32_t type, const uint8_t *p) {
+    switch (type) {
+    case DP_TYPE_Q4_1: return nibbles32(p + 4);
+    case DP_TYPE_Q5_0: return _mm256_or_si256(nibbles32(p + 6), fifth_bits(p + 2));
+    case DP_TYPE_Q5_1: return _mm256_or_si256(nibbles32(p + 8), fifth_bits(p + 4));
+    default: return _mm256_shuffle_epi8(iq4_table(), nibbles32(p + 2)); /* IQ4_NL */
+    }
+}
+
+/* The unsigned offset of a 256-block type's codes: u = qw + off (IQ4_XS: signed values, none). */
+INLINE int kq_off(uint32_t type) { return type == DP_TYPE_Q6_K ? 32 : type == DP_TYPE_Q3_K ? 4 : 0; }
+/* Whether the type has mins (a second sum with dmin). */
+INLINE bool kq_mins(uint32_t type) {
+    return type == DP_TYPE_Q2_K || type == DP_TYPE_Q4_K || type == DP_TYPE_Q5_K;
+}
+
+/* Byte x shifted so that its bit `from` lands on bit `to` (bits leaving the byte are masked by the caller). */
+INLINE __m256i move_bit(__m256i x, int from, int to) {
+    return from < to ? _mm256_slli_epi16(x, to - from) : from > to ? _mm256_srli_epi16(x, from - to) : x;
+}
+
+/*
+ * Codes of elements 32c..32c+31 of the 256-block at p, in element order:
+ * u = qw + kq_off(type) (0..63), or IQ4_XS's signed table values.
+ */
+INLINE __m256i kq_codes(uint32_t type, const uint8_t *p, int c) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    switch (type) {
+    case DP_TYPE_Q4_K: {
+        __m256i b = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (c / 2)));
+        return _mm256_and_si256(c & 1 ? _mm256_srli_epi16(b, 4) : b, m4);
+    }
+    case DP_TYPE_Q5_K: { /* qs after 32 bytes of qh; the fifth bit of element 32c + l is bit c of qh[l] */
+        __m256i b = _mm256_loadu_si256((const __m256i *)(p + 48 + 32 * (c / 2)));
+        __m256i h = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p + 16)), _mm256_set1_epi8((char)(1 << c)));
+        return _mm256_or_si256(_mm256_and_si256(c & 1 ? _mm256_srli_epi16(b, 4) : b, m4), move_bit(h, c, 4));
+    }
+    case DP_TYPE_Q6_K: { /* half h = c/4 of 128: ql 64 bytes, qh 32; k = c%4 picks the nibble and the bit pair */
+        int h = c / 4, k = c % 4;
+        __m256i l = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32 * (k & 1)));
+        __m256i q = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+        l = _mm256_and_si256(k < 2 ? l : _mm256_srli_epi16(l, 4), m4);
+        return _mm256_or_si256(l, _mm256_and_si256(move_bit(q, 2 * k, 4), _mm256_set1_epi8(0x30)));
+    }
+    case DP_TYPE_Q3_K: { /* 2 bits from qs (half c/4, pair c%4), +4 where bit c of hmask is set */
+        __m256i q = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(p + 32 + 32 * (c / 4))),
+                                                       2 * (c % 4)),
+                                     m2);
+        __m256i h = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)p), _mm256_set1_epi8((char)(1 << c)));
+        return _mm256_or_si256(q, _mm256_and_si256(move_bit(h, c, 2), _mm256_set1_epi8(4)));
+    }
+    case DP_TYPE_Q2_K:
+        return _mm256_and_si256(
+            _mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (c / 4))), 2 * (c % 4)), m2);
+    default: return _mm256_shuffle_epi8(iq4_table(), nibbles32(p + 8 + 16 * c)); /* IQ4_XS */
+    }
+}
+
+INLINE uint32_t u32_at(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/*
+ * The scales of the 256-block at p as int16 lanes, lane i for elements
+ * 16i..16i+15 (a scale of 32 elements fills two lanes): *S the scales
+ * (Q3_K, IQ4_XS: minus 32, as their decoders), *M the mins (Q2_K, Q4_K,
+ * Q5_K; others: zero).
+ */
+INLINE void kq_scales(uint32_t type, const uint8_t *p, __m256i *S, __m256i *M) {
+    *M = _mm256_setzero_si256();
+    switch (type) {
+    case DP_TYPE_Q4_K: case DP_TYPE_Q5_K: { /* 8 six-bit scales and mins in 12 bytes (quants.c's scale_min_k4) */
+        uint32_t u0 = u32_at(p + 4), u1 = u32_at(p + 8), u2 = u32_at(p + 12);
+        uint32_t sc_lo = u0 & 0x3F3F3F3F, mn_lo = u1 & 0x3F3F3F3F;
+        uint32_t sc_hi = (u2 & 0x0F0F0F0F) | ((u0 >> 6) & 0x03030303) << 4;
+        uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0F) | ((u1 >> 6) & 0x03030303) << 4;
+        __m128i v = _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi);
+        *S = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v));
+        *M = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
+        break;
+    }
+    case DP_TYPE_Q6_K: *S = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192))); break;
+    case DP_TYPE_Q3_K: { /* low nibbles of bytes 0..7 (scales 0..7, then their high nibbles 8..15), 2 bits from 8..11 */
+        uint32_t a0 = u32_at(p + 96), a1 = u32_at(p + 100), a2 = u32_at(p + 104), w[4];
+        uint32_t lo[4] = {a0 & 0x0F0F0F0F, a1 & 0x0F0F0F0F, (a0 >> 4) & 0x0F0F0F0F, (a1 >> 4) & 0x0F0F0F0F};
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) w[g] = lo[g] | ((a2 >> (2 * g)) & 0x03030303) << 4;
+        __m128i v = _mm_sub_epi8(_mm_setr_epi32((int)w[0], (int)w[1], (int)w[2], (int)w[3]), _mm_set1_epi8(32));
+        *S = _mm256_cvtepi8_epi16(v);
+        break;
+    }
+    case DP_TYPE_Q2_K: {
+        __m128i v = _mm_loadu_si128((const __m128i *)p), m4 = _mm_set1_epi8(0x0F);
+        *S = _mm256_cvtepu8_epi16(_mm_and_si128(v, m4));
+        *M = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(v, 4), m4));
+        break;
+    }
+    default: { /* IQ4_XS: scale j has 4 bits in nibble j of bytes 4..7 and 2 bits at 2j of the u16 at 2 */
+        uint32_t sl = u32_at(p + 4), sh = (uint32_t)(p[2] | p[3] << 8);
+        uint32_t sh4 = (sh & 0xF) | (sh & 0xF0) << 4 | (sh & 0xF00) << 8 | (sh & 0xF000) << 12; /* nibble k -> byte k */
+        uint32_t even = (sl & 0x0F0F0F0F) | (sh4 & 0x03030303) << 4;
+        uint32_t odd = ((sl >> 4) & 0x0F0F0F0F) | ((sh4 >> 2) & 0x03030303) << 4;
+        __m128i v = _mm_sub_epi8(_mm_unpacklo_epi8(_mm_cvtsi32_si128((int)even), _mm_cvtsi32_si128((int)odd)),
+                                 _mm_set1_epi8(32));
+        *S = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(v, v));
+        break;
+    }
+    }
+}
+
+/* The f16 scale d and min scale dmin (0 without mins) of the 256-block at p. */
+INLINE float kq_d(uint32_t type, const uint8_t *p) {
+    switch (type) {
+    case DP_TYPE_Q2_K: return f16_scale(p + 80);
+    case DP_TYPE_Q3_K: return f16_scale(p + 108);
+    case DP_TYPE_Q6_K: return f16_scale(p + 208);
+    default: return f16_scale(p); /* Q4_K, Q5_K, IQ4_XS */
+    }
+}
+INLINE float kq_dmin(uint32_t type, const uint8_t *p) {
+    return type == DP_TYPE_Q2_K ? f16_scale(p + 82) : kq_mins(type) ? f16_scale(p + 2) : 0.0f;
+}
+
+/* Bytes 8h..8h+7 of v (h < 4) as eight f32 values, signed. */
+INLINE __m256 bytes8_ps(__m256i v, int h) {
+    __m128i x = h < 2 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
+    if (h & 1) x = _mm_unpackhi_epi64(x, x);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x));
+}
+
 /* Elements k..k+31 of a row (k a multiple of 32) into w[0..3], eight each. */
 INLINE void load32(uint32_t type, const uint8_t *row, int64_t k, __m256 w[4]) {
     switch (type) {
@@ -77,6 +259,18 @@ INLINE void load32(uint32_t type, const uint8_t *row, int64_t k, __m256 w[4]) {
         w[3] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q1, q1))), d);
         break;
     }
+    case DP_TYPE_Q4_1: case DP_TYPE_Q5_0: case DP_TYPE_Q5_1: case DP_TYPE_IQ4_NL: { /* the decoders' expressions */
+        const uint8_t *p = row + (k >> 5) * blk_bytes(type);
+        __m256i q = q32_codes(type, p);
+        if (type == DP_TYPE_Q5_0) q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+        __m256 d = f16_scale8(p), m = f16_scale8(p + 2);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            w[i] = _mm256_mul_ps(bytes8_ps(q, i), d);
+            if (type == DP_TYPE_Q4_1 || type == DP_TYPE_Q5_1) w[i] = _mm256_add_ps(w[i], m);
+        }
+        break;
+    }
     default: /* written out: a loop here kept w[] in memory (a store-forwarding stall per load) */
         w[0] = load8(type, row, k);
         w[1] = load8(type, row, k + 8);
@@ -92,7 +286,8 @@ INLINE int64_t bytes32(uint32_t type) {
     case DP_TYPE_F32: return 128;
     case DP_TYPE_F16: case DP_TYPE_BF16: return 64;
     case DP_TYPE_Q8_0: return 34;
-    default: return 18;
+    case DP_TYPE_Q4_0: return 18;
+    default: return (int64_t)blk_bytes(type);
     }
 }
 
@@ -238,12 +433,116 @@ static void dequant_q4_0(const void *row, float *out, int64_t n) { dequant_row(D
 
 /* ---- decode: R rows x T tokens in the dot order ---- */
 
+/* ---- decode, 256-element blocks: the scales once per block, then 32 elements at a time ---- */
+
+/* The f32 factors of the 256-block at p, lane i for elements 16i..16i+15: a = d * scale, b = dmin * min. */
+INLINE void kq_factors(uint32_t type, const uint8_t *p, float a[16], float b[16]) {
+    __m256i S, M;
+    kq_scales(type, p, &S, &M);
+    __m256 d = _mm256_set1_ps(kq_d(type, p));
+    _mm256_storeu_ps(a, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(S)))));
+    _mm256_storeu_ps(a + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(S, 1)))));
+    if (kq_mins(type)) {
+        __m256 dm = _mm256_set1_ps(kq_dmin(type, p));
+        _mm256_storeu_ps(b, _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(M)))));
+        _mm256_storeu_ps(b + 8,
+                         _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(M, 1)))));
+    }
+}
+
+/* Elements 32c..32c+31 of the 256-block at p, with its factors a and m, as f32 into w[0..3]: a * q (- m). */
+INLINE void kq_dequant32(uint32_t type, const uint8_t *p, int c, const float a[16], const float m[16], __m256 w[4]) {
+    __m256i q = kq_codes(type, p, c);
+    if (kq_off(type)) q = _mm256_sub_epi8(q, _mm256_set1_epi8((char)kq_off(type)));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        w[i] = _mm256_mul_ps(_mm256_set1_ps(a[2 * c + i / 2]), bytes8_ps(q, i));
+        if (kq_mins(type)) w[i] = _mm256_sub_ps(w[i], _mm256_set1_ps(m[2 * c + i / 2]));
+    }
+}
+
+/*
+ * vecdot_tile for the K-quants and IQ4_XS: per block and row the sixteen
+ * factors, then per 32 elements w = a * q (- b), the decoders' expressions.
+ */
+INLINE void vecdot_k_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb, const float *X, int64_t ldx,
+                          int64_t n, float *Y, int64_t ldy, const uint8_t *next) {
+    __m256 lo[4][4], hi[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) lo[r][t] = hi[r][t] = _mm256_setzero_ps();
+    size_t bb = blk_bytes(type);
+    for (int64_t b = 0; b < n / 256; b++) {
+        const uint8_t *pf = next + (size_t)b * R * bb;
+        for (size_t o = 0; o < R * bb; o += 64) _mm_prefetch((const char *)pf + o, _MM_HINT_T0);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = W + r * rb + b * bb;
+            float a[16], m[16];
+            kq_factors(type, p, a, m);
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; c++) {
+                __m256 w[4];
+                kq_dequant32(type, p, c, a, m, w);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const float *x = X + t * ldx + 256 * b + 32 * c;
+                    lo[r][t] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(x), lo[r][t]);
+                    hi[r][t] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(x + 8), hi[r][t]);
+                    lo[r][t] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(x + 16), lo[r][t]);
+                    hi[r][t] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x + 24), hi[r][t]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) Y[t * ldy + r] = reduce16(lo[r][t], hi[r][t]);
+}
+
+/* Elements [k0, k0 + len) of a row of a quants.c type (multiples of 32) as f32: the decoders' values. */
+INLINE void dequant_span(uint32_t type, const uint8_t *row, int64_t k0, int64_t len, float *out) {
+    __m256 w[4];
+    float a[16], m[16];
+    int64_t have = -1; /* the block whose factors a, m hold */
+    for (int64_t k = k0; k < k0 + len; k += 32, out += 32) {
+        if (is_k(type)) {
+            const uint8_t *p = row + (size_t)(k / 256) * blk_bytes(type);
+            if (k / 256 != have) kq_factors(type, p, a, m), have = k / 256;
+            kq_dequant32(type, p, (int)(k % 256 / 32), a, m, w);
+        } else {
+            load32(type, row, k, w);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) _mm256_storeu_ps(out + 8 * i, w[i]);
+    }
+}
+
+#define DEQUANT(T, NAME) \
+    static void dequant_##NAME(const void *row, float *out, int64_t n) { dequant_span(T, row, 0, n, out); }
+DEQUANT(DP_TYPE_Q4_1, q4_1)
+DEQUANT(DP_TYPE_Q5_0, q5_0)
+DEQUANT(DP_TYPE_Q5_1, q5_1)
+DEQUANT(DP_TYPE_IQ4_NL, iq4_nl)
+DEQUANT(DP_TYPE_Q2_K, q2_k)
+DEQUANT(DP_TYPE_Q3_K, q3_k)
+DEQUANT(DP_TYPE_Q4_K, q4_k)
+DEQUANT(DP_TYPE_Q5_K, q5_k)
+DEQUANT(DP_TYPE_Q6_K, q6_k)
+DEQUANT(DP_TYPE_IQ4_XS, iq4_xs)
+
 /*
  * R rows x T tokens. As in kernels_avx512.c, the loop sweeps the next tile's
  * bytes (next, R*rb of them) into the cache in step with its own progress.
  */
 INLINE void vecdot_tile(uint32_t type, int R, int T, const uint8_t *W, size_t rb, const float *X, int64_t ldx,
                         int64_t n, float *Y, int64_t ldy, const uint8_t *next) {
+    if (is_k(type)) {
+        vecdot_k_tile(type, R, T, W, rb, X, ldx, n, Y, ldy, next);
+        return;
+    }
     __m256 lo[4][4], hi[4][4];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -359,6 +658,24 @@ INLINE void pack(uint32_t type, const void *W, size_t rb, int n_rows, int mr, in
     }
 }
 
+/* pack for the quants.c types: 8 rows' spans decoded, then 8 x 8 transposes. */
+INLINE void pack_q(uint32_t type, const void *W, size_t rb, int n_rows, int mr, int64_t k0, int64_t kc, float *P) {
+    static _Thread_local float tmp[8][DP_GEMM_KC];
+    const uint8_t *w = W;
+    for (int i0 = 0; i0 < mr; i0 += 8) {
+        for (int i = 0; i < 8; i++) {
+            if (i0 + i < n_rows) dequant_span(type, w + (size_t)(i0 + i) * rb, k0, kc, tmp[i]);
+            else memset(tmp[i], 0, (size_t)kc * sizeof(float));
+        }
+        for (int64_t c = 0; c < kc; c += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(tmp[i] + c);
+            transpose8(r);
+            for (int j = 0; j < 8; j++) _mm256_storeu_ps(P + (c + j) * mr + i0, r[j]);
+        }
+    }
+}
+
 #define TYPED(T, NAME)                                                                                    \
     static void vecdot_##NAME(const void *W, size_t rb, int nr, const float *X, int64_t ldx, int nt, int64_t n, \
                               float *Y, int64_t ldy) {                                                    \
@@ -372,6 +689,25 @@ TYPED(DP_TYPE_F16, f16)
 TYPED(DP_TYPE_BF16, bf16)
 TYPED(DP_TYPE_Q8_0, q8_0)
 TYPED(DP_TYPE_Q4_0, q4_0)
+
+#define VECDOT(T, NAME)                                                                                   \
+    static void vecdot_##NAME(const void *W, size_t rb, int nr, const float *X, int64_t ldx, int nt, int64_t n, \
+                              float *Y, int64_t ldy) {                                                    \
+        vecdot(T, W, rb, nr, X, ldx, nt, n, Y, ldy);                                                      \
+    }                                                                                                     \
+    static void pack_##NAME(const void *W, size_t rb, int nr, int mr, int64_t k0, int64_t kc, float *P) {  \
+        pack_q(T, W, rb, nr, mr, k0, kc, P);                                                              \
+    }
+VECDOT(DP_TYPE_Q4_1, q4_1)
+VECDOT(DP_TYPE_Q5_0, q5_0)
+VECDOT(DP_TYPE_Q5_1, q5_1)
+VECDOT(DP_TYPE_IQ4_NL, iq4_nl)
+VECDOT(DP_TYPE_Q2_K, q2_k)
+VECDOT(DP_TYPE_Q3_K, q3_k)
+VECDOT(DP_TYPE_Q4_K, q4_k)
+VECDOT(DP_TYPE_Q5_K, q5_k)
+VECDOT(DP_TYPE_Q6_K, q6_k)
+VECDOT(DP_TYPE_IQ4_XS, iq4_xs)
 
 /* ---- prefill: the 16 x NR micro-kernel ---- */
 
@@ -432,26 +768,44 @@ static void gemm_avx2(const float *P, const float *Xp, int nr_b, int64_t kc, int
  *    side is |qw| (up to 128) and the signed one qx with qw's sign (|qx| <=
  *    127, never overflowing); pairs (within 2*128*127) widen by vpmaddwd
  *    at once.
- * The rows go through an 8 x 8 (Q8_0) or 4 x 4 (Q4_0) dword transpose into
- * a panel on the stack, Q8_PKC columns at a time, that T <= 4 tokens at a
- * time then read.
+ *  - Q4_1: the nibbles as Q4_0, without bias (its min is a second fma with
+ *    the Q8_1 s);
+ *  - Q5_0, Q5_1: five-bit codes (Q5_0: qw + 16, the bias -16 sum qx), pairs
+ *    within 2*31*127, summed in 16 bits over four registers (4*7874), twice;
+ *  - IQ4_NL: the table values as Q8_0 (|qw| <= 127).
+ * The rows go through an 8 x 8 (Q8_0, Q5_0, Q5_1: codes decoded in element
+ * order first) or 4 x 4 (Q4_0, Q4_1, IQ4_NL) dword transpose into a panel on
+ * the stack, Q8_PKC columns at a time, that T <= 4 tokens at a time then read.
  */
 #define Q8_PKC 512
 #define Q8_NB (Q8_PKC / 32)
 #define Q8_T 4
 
 struct q8_panel {
-    __m256i w[Q8_NB][8]; /* Q8_0: qw; Q4_0: the nibbles */
+    __m256i w[Q8_NB][8]; /* Q8_0, IQ4_NL: qw; Q4_0, Q4_1: the nibbles; Q5_0, Q5_1: the five-bit codes */
     __m256 s[Q8_NB];     /* the 8 rows' block scales */
+    __m256 m[Q8_NB];     /* Q4_1, Q5_1: the 8 rows' mins */
 };
 
+/* Bytes of a block of a Q8_0-, Q8_1-rounded type. */
+INLINE int64_t q8_bytes(uint32_t type) {
+    return type == DP_TYPE_Q8_0 ? 34 : type == DP_TYPE_Q4_0 ? 18 : (int64_t)blk_bytes(type);
+}
+
+/* Nibble types (4 x 4 transpose of the 16 code bytes): Q4_0, Q4_1, IQ4_NL. */
+INLINE bool q8_nibbles(uint32_t type) {
+    return type == DP_TYPE_Q4_0 || type == DP_TYPE_Q4_1 || type == DP_TYPE_IQ4_NL;
+}
+
 /* Block b of 8 rows (row pointers rows[]) into w[8] and the scales. */
-INLINE void q8_block8(uint32_t type, const uint8_t *const rows[8], int64_t b, __m256i w[8], __m256 *s) {
-    size_t o = (size_t)b * (type == DP_TYPE_Q8_0 ? 34 : 18);
-    if (type == DP_TYPE_Q8_0) {
+INLINE void q8_block8(uint32_t type, const uint8_t *const rows[8], int64_t b, __m256i w[8], __m256 *s, __m256 *mn) {
+    size_t o = (size_t)b * (size_t)q8_bytes(type);
+    if (!q8_nibbles(type)) {
         __m256i r[8], t[8], u[8];
 #pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *)(rows[i] + o + 2));
+        for (int i = 0; i < 8; i++)
+            r[i] = type == DP_TYPE_Q8_0 ? _mm256_loadu_si256((const __m256i *)(rows[i] + o + 2))
+                                        : q32_codes(type, rows[i] + o);
 #pragma GCC unroll 4
         for (int p = 0; p < 4; p++) {
             t[2 * p] = _mm256_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
@@ -470,12 +824,13 @@ INLINE void q8_block8(uint32_t type, const uint8_t *const rows[8], int64_t b, __
             w[g] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x20);
             w[4 + g] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x31);
         }
-    } else { /* Q4_0: rows m and m+4 in the lanes of z[m]; raw dword g: elements 4g.. (low nibbles), 16+4g.. (high) */
+    } else { /* rows m and m+4 in the lanes of z[m]; raw dword g: elements 4g.. (low nibbles), 16+4g.. (high) */
         __m256i z[4], a[4], raw[4], m4 = _mm256_set1_epi8(0x0F);
+        size_t q = o + (type == DP_TYPE_Q4_1 ? 4 : 2);
 #pragma GCC unroll 4
         for (int m = 0; m < 4; m++)
-            z[m] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(rows[m] + o + 2))),
-                                           _mm_loadu_si128((const __m128i *)(rows[m + 4] + o + 2)), 1);
+            z[m] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(rows[m] + q))),
+                                           _mm_loadu_si128((const __m128i *)(rows[m + 4] + q)), 1);
         a[0] = _mm256_unpacklo_epi32(z[0], z[1]);
         a[1] = _mm256_unpackhi_epi32(z[0], z[1]);
         a[2] = _mm256_unpacklo_epi32(z[2], z[3]);
@@ -488,12 +843,21 @@ INLINE void q8_block8(uint32_t type, const uint8_t *const rows[8], int64_t b, __
         for (int g = 0; g < 4; g++) {
             w[g] = _mm256_and_si256(raw[g], m4);
             w[4 + g] = _mm256_and_si256(_mm256_srli_epi16(raw[g], 4), m4);
+            if (type == DP_TYPE_IQ4_NL) {
+                w[g] = _mm256_shuffle_epi8(iq4_table(), w[g]);
+                w[4 + g] = _mm256_shuffle_epi8(iq4_table(), w[4 + g]);
+            }
         }
     }
     uint16_t h[8];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) memcpy(&h[i], rows[i] + o, 2);
     *s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+    if (type == DP_TYPE_Q4_1 || type == DP_TYPE_Q5_1) {
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) memcpy(&h[i], rows[i] + o + 2, 2);
+        *mn = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+    }
 }
 
 INLINE __m256i bcast4(const int8_t *p) {
@@ -516,7 +880,7 @@ INLINE void q8_tile(uint32_t type, int T, const struct q8_panel *P, int nbl, con
     for (int bl = 0; bl < nbl; bl++) {
         int64_t b = b0 + bl;
         __m256i I[Q8_T];
-        if (type == DP_TYPE_Q8_0) {
+        if (type == DP_TYPE_Q8_0 || type == DP_TYPE_IQ4_NL) {
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) I[t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
@@ -528,24 +892,37 @@ INLINE void q8_tile(uint32_t type, int T, const struct q8_panel *P, int nbl, con
                     I[t] = _mm256_add_epi32(I[t], _mm256_madd_epi16(_mm256_maddubs_epi16(wa, x), ones));
                 }
             }
-        } else {
+        } else { /* unsigned codes: 16-bit sums over eight registers (nibbles) or two sums over four (five bits) */
+            const bool five = type == DP_TYPE_Q5_0 || type == DP_TYPE_Q5_1;
+            __m256i H[Q8_T];
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++) I[t] = _mm256_setzero_si256();
+            for (int t = 0; t < T; t++) I[t] = H[t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
             for (int g = 0; g < 8; g++) {
                 __m256i w = _mm256_load_si256(&P->w[bl][g]);
 #pragma GCC unroll 4
-                for (int t = 0; t < T; t++)
-                    I[t] = _mm256_add_epi16(I[t], _mm256_maddubs_epi16(w, bcast4(A->q + (t0 + t) * n + b * 32 + 4 * g)));
+                for (int t = 0; t < T; t++) {
+                    __m256i pr = _mm256_maddubs_epi16(w, bcast4(A->q + (t0 + t) * n + b * 32 + 4 * g));
+                    if (five && g >= 4) H[t] = _mm256_add_epi16(H[t], pr);
+                    else I[t] = _mm256_add_epi16(I[t], pr);
+                }
             }
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++)
-                I[t] = _mm256_add_epi32(_mm256_madd_epi16(I[t], ones), _mm256_set1_epi32(A->bias[(t0 + t) * nb + b]));
+            for (int t = 0; t < T; t++) {
+                I[t] = _mm256_madd_epi16(I[t], ones);
+                if (five) I[t] = _mm256_add_epi32(I[t], _mm256_madd_epi16(H[t], ones));
+                if (type == DP_TYPE_Q4_0 || type == DP_TYPE_Q5_0)
+                    I[t] = _mm256_add_epi32(I[t], _mm256_set1_epi32(A->bias[(t0 + t) * nb + b]));
+            }
         }
         __m256 s = _mm256_load_ps((const float *)&P->s[bl]);
 #pragma GCC unroll 4
-        for (int t = 0; t < T; t++) /* s * d is exact: two f16 values */
+        for (int t = 0; t < T; t++) { /* s * d is exact: two f16 values */
             y[t] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(A->d[(t0 + t) * nb + b])), _mm256_cvtepi32_ps(I[t]), y[t]);
+            if (type == DP_TYPE_Q4_1 || type == DP_TYPE_Q5_1)
+                y[t] = _mm256_fmadd_ps(_mm256_load_ps((const float *)&P->m[bl]), _mm256_set1_ps(A->s[(t0 + t) * nb + b]),
+                                       y[t]);
+        }
     }
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) _mm256_maskstore_ps(Y + t * ldy, mask, y[t]);
@@ -553,7 +930,7 @@ INLINE void q8_tile(uint32_t type, int T, const struct q8_panel *P, int nbl, con
 
 INLINE void vecdot_q8(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, int n_tok,
                       float *Y, int64_t ldy) {
-    int64_t nb = A->n_in / 32, bb = type == DP_TYPE_Q8_0 ? 34 : 18;
+    int64_t nb = A->n_in / 32, bb = q8_bytes(type);
     struct q8_panel P;
     for (int r0 = 0; r0 < n_rows; r0 += 8) {
         int nr = n_rows - r0 < 8 ? n_rows - r0 : 8;
@@ -568,7 +945,7 @@ INLINE void vecdot_q8(uint32_t type, const void *W, size_t rb, int n_rows, const
                 const uint8_t *pf = next + (b0 + bl) * 8 * bb;
 #pragma GCC unroll 5
                 for (int64_t c = 0; c < 8 * bb; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
-                q8_block8(type, rows, b0 + bl, P.w[bl], &P.s[bl]);
+                q8_block8(type, rows, b0 + bl, P.w[bl], &P.s[bl], &P.m[bl]);
             }
             bool acc = b0 > 0;
             int t = 0;
@@ -585,6 +962,196 @@ static void vecdot_q8_q8_0(const void *W, size_t rb, int nr, const struct dp_act
 static void vecdot_q8_q4_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
     vecdot_q8(DP_TYPE_Q4_0, W, rb, nr, A, nt, Y, ldy);
 }
+static void vecdot_q8_q4_1(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
+    vecdot_q8(DP_TYPE_Q4_1, W, rb, nr, A, nt, Y, ldy);
+}
+static void vecdot_q8_q5_0(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
+    vecdot_q8(DP_TYPE_Q5_0, W, rb, nr, A, nt, Y, ldy);
+}
+static void vecdot_q8_q5_1(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y, int64_t ldy) {
+    vecdot_q8(DP_TYPE_Q5_1, W, rb, nr, A, nt, Y, ldy);
+}
+static void vecdot_q8_iq4_nl(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y,
+                             int64_t ldy) {
+    vecdot_q8(DP_TYPE_IQ4_NL, W, rb, nr, A, nt, Y, ldy);
+}
+
+/* ---- the q8 mode, 256-element blocks (K-quants, IQ4_XS): one row per register ---- */
+
+/*
+ * Here a register holds 32 consecutive codes of one row (the layout of the
+ * file), and the block's integer sums are reduced across lanes once per
+ * block. A panel of up to 16 rows x KQ_NB blocks is decoded once: the codes,
+ * per 32 codes the scale of each int16 lane, and the coefficients of the
+ * activation's sums over 16 (sum16). Then per row, token and 32 codes:
+ *   vpmaddubsw(u, qx): pairs u0*x0 + u1*x1, within 2*63*127 (unsigned codes
+ *     u = qw + off <= 63) or, IQ4_XS, |qw| <= 127 against qx with qw's sign,
+ *     2*127*127; never saturated, so exact;
+ *   vpmaddwd(pairs, scales): the scaled sums in int32, exact.
+ * The offset's share -off * sum_j sc_j S_j (Q3_K, Q6_K) and the mins' sum
+ * m_j S_j (Q2_K, Q4_K, Q5_K) take one vpmaddwd on the sixteen S_j (int16:
+ * |S_j| <= 16*127). Every integer is the scalar's exact sum; the f32 tail is
+ * the same fma (or two) per block.
+ */
+#define KQ_NB 2
+#define KQ_ROWS 16
+
+struct kq_blk {
+    __m256i q[8];  /* codes 32c..32c+31: u = qw + off, or IQ4_XS's signed values */
+    __m256i sc[8]; /* int16 lane l of chunk c: the scale of elements 32c + 2l, 32c + 2l + 1 */
+    __m256i c;     /* int16 lane i: coefficient of S_i (-off * scale_i, or min_i) */
+};
+
+struct kq_panel {
+    struct kq_blk b[KQ_NB][KQ_ROWS];
+    float d[KQ_NB][KQ_ROWS], dmin[KQ_NB][KQ_ROWS];
+};
+
+/* vpshufb patterns: from eight int16 in each 128-bit lane, word 2q to the low half, 2q + 1 to the high half. */
+#define KP2(a, b) a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b
+#define KPICK(q) {KP2(4 * q, 4 * q + 1), KP2(4 * q + 2, 4 * q + 3)}
+static const uint8_t kq_pick[4][32] = {KPICK(0), KPICK(1), KPICK(2), KPICK(3)};
+
+INLINE void kq_decode(uint32_t type, const uint8_t *p, struct kq_blk *o, float *d, float *dmin) {
+    __m256i S, M;
+    kq_scales(type, p, &S, &M);
+    __m256i lo = _mm256_permute4x64_epi64(S, 0x44), hi = _mm256_permute4x64_epi64(S, 0xEE);
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++) {
+        o->q[c] = kq_codes(type, p, c);
+        o->sc[c] = _mm256_shuffle_epi8(c < 4 ? lo : hi, _mm256_loadu_si256((const __m256i *)kq_pick[c % 4]));
+    }
+    if (kq_mins(type)) o->c = M;
+    else if (kq_off(type)) o->c = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_mullo_epi16(S, _mm256_set1_epi16((short)kq_off(type))));
+    *d = kq_d(type, p);
+    *dmin = kq_dmin(type, p);
+}
+
+/* Lane r of the result: the sum of the lanes of v[r]. */
+INLINE __m256i hsum8(const __m256i v[8]) {
+    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* The sixteen sum16 of a Q8_K block as int16 lanes. */
+INLINE __m256i sums16(const int32_t *s) {
+    __m256i v = _mm256_packs_epi32(_mm256_loadu_si256((const __m256i *)s), _mm256_loadu_si256((const __m256i *)(s + 8)));
+    return _mm256_permute4x64_epi64(v, 0xD8);
+}
+
+/*
+ * R rows (panel rows r0..) x T tokens (from t0), R*T = 8, over the panel's
+ * nbl blocks from block b0: lane i = t*R + r holds output (r, t)'s chain;
+ * Y = (acc ? Y : +0) + the blocks' links; rows from nr on are not stored.
+ */
+INLINE void kq_tile(uint32_t type, int R, int T, const struct kq_panel *P, int r0, int nr, int nbl,
+                    const struct dp_act_q8 *A, int64_t b0, int t0, float *Y, int64_t ldy, bool acc) {
+    int64_t n = A->n_in, nb = n / 256;
+    float yv[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        yv[i] = acc && r0 + i % R < nr ? Y[(i / R) * ldy + r0 + i % R] : 0.0f;
+    __m256 y = _mm256_loadu_ps(yv);
+    const __m256i rsel = _mm256_setr_epi32(0 % R, 1 % R, 2 % R, 3 % R, 4 % R, 5 % R, 6 % R, 7 % R);
+    const __m256i tsel = _mm256_setr_epi32(0 / R, 1 / R, 2 / R, 3 / R, 4 / R, 5 / R, 6 / R, 7 / R);
+    for (int bl = 0; bl < nbl; bl++) {
+        int64_t b = b0 + bl;
+        __m256i I[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) I[i] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            __m256i x[4];
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) x[t] = _mm256_loadu_si256((const __m256i *)(A->q + (t0 + t) * n + b * 256 + 32 * c));
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                const struct kq_blk *k = &P->b[bl][r0 + r];
+                __m256i w = _mm256_load_si256(&k->q[c]), wa = type == DP_TYPE_IQ4_XS ? _mm256_abs_epi8(w) : w;
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    __m256i xs = type == DP_TYPE_IQ4_XS ? _mm256_sign_epi8(x[t], w) : x[t];
+                    __m256i pr = _mm256_maddubs_epi16(wa, xs);
+                    I[t * R + r] = _mm256_add_epi32(I[t * R + r], _mm256_madd_epi16(pr, _mm256_load_si256(&k->sc[c])));
+                }
+            }
+        }
+        __m256i Mv[8];
+        if (kq_mins(type) || kq_off(type)) {
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                __m256i s = sums16(A->sum16 + (t0 + t) * (n / 16) + b * 16);
+#pragma GCC unroll 8
+                for (int r = 0; r < R; r++) {
+                    __m256i v = _mm256_madd_epi16(s, _mm256_load_si256(&P->b[bl][r0 + r].c));
+                    if (kq_mins(type)) Mv[t * R + r] = v;
+                    else I[t * R + r] = _mm256_add_epi32(I[t * R + r], v);
+                }
+            }
+        }
+        float dx4[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) dx4[t] = A->d[(t0 + t) * nb + b];
+        __m256 dx = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(dx4)), tsel);
+        __m256 dw = _mm256_permutevar8x32_ps(_mm256_loadu_ps(&P->d[bl][r0]), rsel);
+        y = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(hsum8(I)), y);
+        if (kq_mins(type)) {
+            __m256 dm = _mm256_permutevar8x32_ps(_mm256_loadu_ps(&P->dmin[bl][r0]), rsel);
+            __m256 f = _mm256_xor_ps(_mm256_mul_ps(dm, dx), _mm256_set1_ps(-0.0f));
+            y = _mm256_fmadd_ps(f, _mm256_cvtepi32_ps(hsum8(Mv)), y);
+        }
+    }
+    _mm256_storeu_ps(yv, y);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        if (r0 + i % R < nr) Y[(i / R) * ldy + r0 + i % R] = yv[i];
+}
+
+INLINE void vecdot_q8_k(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, int n_tok,
+                        float *Y, int64_t ldy) {
+    int64_t nb = A->n_in / 256;
+    size_t bb = blk_bytes(type);
+    struct kq_panel P;
+    for (int g0 = 0; g0 < n_rows; g0 += KQ_ROWS) {
+        int nr = n_rows - g0 < KQ_ROWS ? n_rows - g0 : KQ_ROWS, np = nr <= 8 ? 8 : 16; /* rows decoded */
+        const uint8_t *base = (const uint8_t *)W + (size_t)g0 * rb, *next = base + (size_t)nr * rb;
+        float *y = Y + g0;
+        for (int64_t b0 = 0; b0 < nb; b0 += KQ_NB) {
+            int nbl = nb - b0 < KQ_NB ? (int)(nb - b0) : KQ_NB;
+            for (int bl = 0; bl < nbl; bl++) {
+                /* the next rows (contiguous) swept into the cache in step, as in kernels_avx512.c */
+                const uint8_t *pf = next + (size_t)(b0 + bl) * KQ_ROWS * bb;
+                for (size_t c = 0; c < KQ_ROWS * bb; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
+                for (int i = 0; i < np; i++) /* rows from nr on repeat the last row; they are not stored */
+                    kq_decode(type, base + (size_t)(i < nr ? i : nr - 1) * rb + (size_t)(b0 + bl) * bb, &P.b[bl][i],
+                              &P.d[bl][i], &P.dmin[bl][i]);
+            }
+            bool acc = b0 > 0;
+            int t = 0;
+            for (; t + 4 <= n_tok; t += 4)
+                for (int r = 0; r < np; r += 2) kq_tile(type, 2, 4, &P, r, nr, nbl, A, b0, t, y + t * ldy, ldy, acc);
+            if (n_tok - t >= 2) {
+                for (int r = 0; r < np; r += 4) kq_tile(type, 4, 2, &P, r, nr, nbl, A, b0, t, y + t * ldy, ldy, acc);
+                t += 2;
+            }
+            if (n_tok - t >= 1)
+                for (int r = 0; r < np; r += 8) kq_tile(type, 8, 1, &P, r, nr, nbl, A, b0, t, y + t * ldy, ldy, acc);
+        }
+    }
+}
+
+#define VECDOT_Q8_K(T, NAME)                                                                                      \
+    static void vecdot_q8_##NAME(const void *W, size_t rb, int nr, const struct dp_act_q8 *A, int nt, float *Y,   \
+                                 int64_t ldy) {                                                                   \
+        vecdot_q8_k(T, W, rb, nr, A, nt, Y, ldy);                                                                 \
+    }
+VECDOT_Q8_K(DP_TYPE_Q2_K, q2_k)
+VECDOT_Q8_K(DP_TYPE_Q3_K, q3_k)
+VECDOT_Q8_K(DP_TYPE_Q4_K, q4_k)
+VECDOT_Q8_K(DP_TYPE_Q5_K, q5_k)
+VECDOT_Q8_K(DP_TYPE_Q6_K, q6_k)
+VECDOT_Q8_K(DP_TYPE_IQ4_XS, iq4_xs)
 
 /* roundf: to the nearest integer, halves away from zero (t finite, |t| < 2^23). */
 INLINE __m256 round_away(__m256 t) {
@@ -641,20 +1208,33 @@ static const struct dp_kernel_ops avx2_ops = {
     .attend = attend_avx2,
     .dequant = {
         [DP_TYPE_F16] = dequant_f16, [DP_TYPE_BF16] = dequant_bf16,
-        [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0,
+        [DP_TYPE_Q8_0] = dequant_q8_0, [DP_TYPE_Q4_0] = dequant_q4_0, [DP_TYPE_Q4_1] = dequant_q4_1,
+        [DP_TYPE_Q5_0] = dequant_q5_0, [DP_TYPE_Q5_1] = dequant_q5_1, [DP_TYPE_IQ4_NL] = dequant_iq4_nl,
+        [DP_TYPE_Q2_K] = dequant_q2_k, [DP_TYPE_Q3_K] = dequant_q3_k, [DP_TYPE_Q4_K] = dequant_q4_k,
+        [DP_TYPE_Q5_K] = dequant_q5_k, [DP_TYPE_Q6_K] = dequant_q6_k, [DP_TYPE_IQ4_XS] = dequant_iq4_xs,
     },
     .vecdot = {
         [DP_TYPE_F32] = vecdot_f32, [DP_TYPE_F16] = vecdot_f16, [DP_TYPE_BF16] = vecdot_bf16,
-        [DP_TYPE_Q8_0] = vecdot_q8_0, [DP_TYPE_Q4_0] = vecdot_q4_0,
+        [DP_TYPE_Q8_0] = vecdot_q8_0, [DP_TYPE_Q4_0] = vecdot_q4_0, [DP_TYPE_Q4_1] = vecdot_q4_1,
+        [DP_TYPE_Q5_0] = vecdot_q5_0, [DP_TYPE_Q5_1] = vecdot_q5_1, [DP_TYPE_IQ4_NL] = vecdot_iq4_nl,
+        [DP_TYPE_Q2_K] = vecdot_q2_k, [DP_TYPE_Q3_K] = vecdot_q3_k, [DP_TYPE_Q4_K] = vecdot_q4_k,
+        [DP_TYPE_Q5_K] = vecdot_q5_k, [DP_TYPE_Q6_K] = vecdot_q6_k, [DP_TYPE_IQ4_XS] = vecdot_iq4_xs,
     },
     .pack = {
         [DP_TYPE_F32] = pack_f32, [DP_TYPE_F16] = pack_f16, [DP_TYPE_BF16] = pack_bf16,
-        [DP_TYPE_Q8_0] = pack_q8_0, [DP_TYPE_Q4_0] = pack_q4_0,
+        [DP_TYPE_Q8_0] = pack_q8_0, [DP_TYPE_Q4_0] = pack_q4_0, [DP_TYPE_Q4_1] = pack_q4_1,
+        [DP_TYPE_Q5_0] = pack_q5_0, [DP_TYPE_Q5_1] = pack_q5_1, [DP_TYPE_IQ4_NL] = pack_iq4_nl,
+        [DP_TYPE_Q2_K] = pack_q2_k, [DP_TYPE_Q3_K] = pack_q3_k, [DP_TYPE_Q4_K] = pack_q4_k,
+        [DP_TYPE_Q5_K] = pack_q5_k, [DP_TYPE_Q6_K] = pack_q6_k, [DP_TYPE_IQ4_XS] = pack_iq4_xs,
     },
     .gemm = gemm_avx2,
     .mr = MR, .nr = NR, .nr_step = 2,
     .quant_act = quant_act_avx2,
-    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_q4_0},
+    .vecdot_q8 = {[DP_TYPE_Q8_0] = vecdot_q8_q8_0, [DP_TYPE_Q4_0] = vecdot_q8_q4_0, [DP_TYPE_Q4_1] = vecdot_q8_q4_1,
+                  [DP_TYPE_Q5_0] = vecdot_q8_q5_0, [DP_TYPE_Q5_1] = vecdot_q8_q5_1, [DP_TYPE_IQ4_NL] = vecdot_q8_iq4_nl,
+                  [DP_TYPE_Q2_K] = vecdot_q8_q2_k,
+                  [DP_TYPE_Q3_K] = vecdot_q8_q3_k, [DP_TYPE_Q4_K] = vecdot_q8_q4_k, [DP_TYPE_Q5_K] = vecdot_q8_q5_k,
+                  [DP_TYPE_Q6_K] = vecdot_q8_q6_k, [DP_TYPE_IQ4_XS] = vecdot_q8_iq4_xs},
 };
 
 const struct dp_kernel_ops *dp_kernels_avx2(void) {

@@ -446,8 +446,21 @@ static void test_dispatch(void) {
     unsetenv("DP_SCALAR");
     dp_kernels_use(NULL);
     CHECK(dp_kernels() == best);
-    CHECK(dp_kernels_supported(DP_TYPE_Q4_0) && dp_kernels_supported(DP_TYPE_Q4_K) && !dp_kernels_supported(DP_TYPE_IQ2_XXS) &&
-          !dp_kernels_supported(999));
+    /* DP_KERNELS names a set; one the CPU lacks or an unknown name gives the best; DP_SCALAR wins */
+    setenv("DP_KERNELS", "scalar", 1);
+    CHECK(dp_kernels_best() == dp_kernels_scalar());
+    setenv("DP_KERNELS", "avx2", 1);
+    CHECK(dp_kernels_best() == (dp_kernels_avx2() ? dp_kernels_avx2() : best));
+    setenv("DP_SCALAR", "1", 1);
+    CHECK(dp_kernels_best() == dp_kernels_scalar());
+    unsetenv("DP_SCALAR");
+    setenv("DP_KERNELS", "avx512", 1);
+    CHECK(dp_kernels_best() == best);
+    setenv("DP_KERNELS", "nonesuch", 1);
+    CHECK(dp_kernels_best() == best);
+    unsetenv("DP_KERNELS");
+    CHECK(dp_kernels_supported(DP_TYPE_Q4_0) && dp_kernels_supported(DP_TYPE_Q4_K) &&
+          !dp_kernels_supported(DP_TYPE_IQ2_XXS) && !dp_kernels_supported(999));
     printf("kernel sets tested: scalar%s%s\n", dp_kernels_avx2() ? ", avx2" : "", dp_kernels_avx512() ? ", avx512" : "");
 }
 

@@ -3,9 +3,10 @@
  * IQ4_NL, IQ4_XS) in the kernels.
  *
  * Bit-exact, every SIMD set against the scalar set, on random blocks (any
- * code bytes, any finite scales): vecdot and pack (the exact mode's two
- * orders), vecdot_q8 (the q8 order), and dp_matmul in both modes for 1, 2
- * and 3 threads, one token at a time against a batch.
+ * code bytes, any finite scales): dequant, vecdot and pack (the exact mode's
+ * two orders), vecdot_q8 (the q8 order), and dp_matmul in both modes for 1, 2
+ * and 3 threads, one token at a time against a batch; and the largest
+ * integer sums (all codes at their extreme, activations all +-1).
  *
  * Against an independent computation: a q8-order block dot (integer codes,
  * scales and mins) equals sum_k w_k * xhat_k in double, w from the f32
@@ -99,6 +100,14 @@ static void test_sets_exact(void) {
                     }
                 CHECK_MSG(bad == 0, "%s vecdot %s n=%lld: %d token rows differ", k->name, dp_type_name(t), (long long)n,
                           bad);
+                if (k->dequant[t]) {
+                    float *da = malloc((size_t)n * sizeof *da), *db = malloc((size_t)n * sizeof *db);
+                    ref->dequant[t](W + rb, da, n);
+                    k->dequant[t](W + rb, db, n);
+                    CHECK_MSG(same_bits("dequant", db, da, n), "%s dequant %s n=%lld", k->name, dp_type_name(t),
+                              (long long)n);
+                    free(da), free(db);
+                }
                 dp_pack_fn pk = k->pack[t] ? k->pack[t] : ref->pack[t];
                 int64_t k0 = n > 2 * bs ? bs : 0, kc = n - k0 < DP_GEMM_KC ? n - k0 : DP_GEMM_KC;
                 for (int nr = 1; nr <= k->mr && nr <= ROWS; nr += 4) {
@@ -178,6 +187,53 @@ static void test_sets_q8(void) {
             act_free(&A);
             free(W);
         }
+    }
+}
+
+/*
+ * The largest integer sums: every code byte 0xFF (or 0x00) and every
+ * activation +1 or -1, so each rounded activation is +-127 and all products
+ * of a block have one sign: a kernel whose 16-bit partial sums could
+ * saturate (vpmaddubsw pairs added over too many registers) differs here.
+ */
+static void test_sets_extremes(void) {
+    enum { ROWS = 9, NT = 5, N = 512 };
+    static float X[NT * N], Ya[NT * ROWS], Yb[NT * ROWS];
+    const struct dp_kernel_ops *ref = dp_kernels_scalar();
+    for (int i = 0; i < NT * N; i++) X[i] = (i / N) % 2 ? -1.0f : 1.0f;
+    for (int ti = 0; ti < N_QTYPES; ti++) {
+        uint32_t t = qtypes[ti];
+        size_t bb = dp_type_traits(t)->block_bytes, rb = dp_type_row_bytes(t, N);
+        int64_t n_blocks = N / block_size(t) * ROWS;
+        uint8_t *W = malloc((size_t)n_blocks * bb);
+        struct act A;
+        act_make(&A, t, X, NT, N);
+        for (int fill = 0; fill < 2; fill++) {
+            memset(W, fill ? 0x00 : 0xFF, (size_t)n_blocks * bb);
+            int od, om;
+            scale_fields(t, &od, &om);
+            for (int64_t b = 0; b < n_blocks; b++) {
+                put_f16(W + b * bb + od, 0.01f);
+                if (om >= 0) put_f16(W + b * bb + om, 0.001f);
+            }
+            for (int s = 1; s < n_sets; s++) {
+                const struct dp_kernel_ops *k = sets[s];
+                if (k->vecdot_q8[t]) {
+                    ref->vecdot_q8[t](W, rb, ROWS, &A.a, NT, Ya, ROWS);
+                    k->vecdot_q8[t](W, rb, ROWS, &A.a, NT, Yb, ROWS);
+                    CHECK_MSG(same_bits("vecdot_q8", Yb, Ya, NT * ROWS), "%s vecdot_q8 %s, code bytes 0x%02x",
+                              k->name, dp_type_name(t), fill ? 0 : 0xFF);
+                }
+                if (k->vecdot[t]) {
+                    ref->vecdot[t](W, rb, ROWS, X, N, NT, N, Ya, ROWS);
+                    k->vecdot[t](W, rb, ROWS, X, N, NT, N, Yb, ROWS);
+                    CHECK_MSG(same_bits("vecdot", Yb, Ya, NT * ROWS), "%s vecdot %s, code bytes 0x%02x", k->name,
+                              dp_type_name(t), fill ? 0 : 0xFF);
+                }
+            }
+        }
+        act_free(&A);
+        free(W);
     }
 }
 
@@ -441,6 +497,7 @@ int main(void) {
                   "%s: no kernels", dp_type_name(qtypes[ti]));
     test_sets_exact();
     test_sets_q8();
+    test_sets_extremes();
     test_matmul();
     test_q8_vs_double();
     test_roundings();
