@@ -978,7 +978,8 @@ static double oracle_d(void *ctx, const uint64_t *set, int value) {
 static dp_status shapley_sampled(struct run *r) {
     const struct dp_score_opts *o = r->o;
     struct dp_shapley_game game = {r->g.n, r->g.nw, r, oracle_need, oracle_d};
-    struct dp_shapley_opts so = {.estimator = o->shapley_estimator, .samples = o->shapley_perms,
+    int est = o->shapley_estimator == DP_SHAPLEY_AUTO ? DP_SHAPLEY_KERNEL : o->shapley_estimator;
+    struct dp_shapley_opts so = {.estimator = est, .samples = o->shapley_perms,
                                  .min_pairs = o->shapley_min_pairs, .tol = o->shapley_tol, .seed = o->seed,
                                  .all_perms = o->shapley_all_perms};
     struct dp_shapley_result sr;
@@ -993,7 +994,7 @@ static dp_status shapley_sampled(struct run *r) {
     for (int v = 0; !st && v < 2; v++) {
         r->res->shapley[v].pairs = sr.pairs[v];
         r->res->shapley[v].samples = sr.samples[v];
-        r->res->shapley[v].estimator = o->shapley_estimator;
+        r->res->shapley[v].estimator = est;
         r->res->shapley[v].converged = sr.converged[v];
     }
     return st;
@@ -1001,7 +1002,11 @@ static dp_status shapley_sampled(struct run *r) {
 
 static dp_status run_shapley(struct run *r) {
     double t0 = dp_now(), c0 = cpu_now();
-    dp_status st = r->o->shapley_exact ? shapley_exact(r) : shapley_sampled(r);
+    /* auto: enumerating every coalition is cheaper than a sampling budget that would ask as many */
+    int n = r->g.n;
+    bool exact = r->o->shapley_exact || (r->o->shapley_estimator == DP_SHAPLEY_AUTO && n <= 24 &&
+                                         ((int64_t)1 << n) <= (int64_t)r->o->shapley_perms * (n + 1));
+    dp_status st = exact ? shapley_exact(r) : shapley_sampled(r);
     if (st) return st;
     /* v(all) and v(none) */
     uint64_t *set = dp_calloc((size_t)r->g.nw, 8);
@@ -1189,7 +1194,7 @@ static dp_status check_opts(const struct dp_model *m, const struct game *g, cons
         return dp_fail(DP_ERR_ARG, "exact Shapley values enumerate 2^n coalitions: at most 24 units, not %d", g->n);
     if (shapley && o->shapley_all_perms && g->n > 9)
         return dp_fail(DP_ERR_ARG, "every permutation of %d units is too many (at most 9)", g->n);
-    if (shapley && (o->shapley_estimator < 0 || o->shapley_estimator >= DP_SHAPLEY_N_EST))
+    if (shapley && (o->shapley_estimator < 0 || o->shapley_estimator > DP_SHAPLEY_AUTO))
         return dp_fail(DP_ERR_ARG, "unknown Shapley estimator %d", o->shapley_estimator);
     if (shapley && o->shapley_all_perms && o->shapley_estimator != DP_SHAPLEY_PERMUTATION)
         return dp_fail(DP_ERR_ARG, "every permutation once is the permutation estimator's check");

@@ -35,12 +35,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const est_names[DP_SHAPLEY_N_EST] = {"permutation", "stratified", "kernel", "leverage"};
+static const char *const est_names[DP_SHAPLEY_N_EST + 1] = {"permutation", "stratified", "kernel", "leverage", "auto"};
 
-const char *dp_shapley_estimator_name(int e) { return e >= 0 && e < DP_SHAPLEY_N_EST ? est_names[e] : NULL; }
+const char *dp_shapley_estimator_name(int e) { return e >= 0 && e <= DP_SHAPLEY_N_EST ? est_names[e] : NULL; }
 
 int dp_shapley_estimator_parse(const char *s) {
-    for (int e = 0; e < DP_SHAPLEY_N_EST; e++)
+    for (int e = 0; e <= DP_SHAPLEY_N_EST; e++)
         if (!strcmp(est_names[e], s)) return e;
     return -1;
 }
@@ -680,7 +680,7 @@ dp_status dp_shapley_estimate(const struct dp_shapley_game *g, const struct dp_s
     switch (o->estimator) {
     case DP_SHAPLEY_PERMUTATION: return est_permutation(g, o, r);
     case DP_SHAPLEY_STRATIFIED: return est_stratified(g, o, r);
-    case DP_SHAPLEY_KERNEL: return est_kernel(g, o, r, false);
+    case DP_SHAPLEY_KERNEL: case DP_SHAPLEY_AUTO: return est_kernel(g, o, r, false);
     case DP_SHAPLEY_LEVERAGE: return est_kernel(g, o, r, true);
     default: return dp_fail(DP_ERR_ARG, "unknown Shapley estimator %d", o->estimator);
     }

@@ -43,13 +43,19 @@ enum dp_shapley_estimator {
     DP_SHAPLEY_STRATIFIED,
     DP_SHAPLEY_KERNEL,
     DP_SHAPLEY_LEVERAGE,
-    DP_SHAPLEY_N_EST
+    DP_SHAPLEY_N_EST,
+    /*
+     * auto, the default: exact enumeration when the 2^n coalitions are no more
+     * than the sampling budget's samples * (n + 1) coalitions (and n <= 24),
+     * else kernel (docs/shapley-estimators.md: the cheapest at every size measured).
+     */
+    DP_SHAPLEY_AUTO = DP_SHAPLEY_N_EST
 };
 
 /* The estimator used when none is named. */
-#define DP_SHAPLEY_DEFAULT DP_SHAPLEY_KERNEL
+#define DP_SHAPLEY_DEFAULT DP_SHAPLEY_AUTO
 
-/* "permutation", ... (NULL when out of range). */
+/* "permutation", ..., "auto" (NULL when out of range). */
 const char *dp_shapley_estimator_name(int e);
 /* The estimator named s, or -1. */
 int dp_shapley_estimator_parse(const char *s);

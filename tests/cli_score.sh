@@ -44,7 +44,9 @@ done
 has "$TMP/j1.json" '"unit":"b1..b3","metric":"angular","influence":[0-9.e-]*,"span":3' "angular span entry"
 eq "$(order angular <"$TMP/j1.json" | wc -w)" 5 "angular: a best span per n"
 has "$TMP/j1.json" '"metric":"shapley_loss","influence":[-0-9.e]*,"stderr":' "shapley stderr"
-has "$TMP/j1.json" '"estimator":"kernel","samples":' "shapley: the default estimator is kernel (was permutation before issue 21)"
+# the default, auto (issue 21; permutation before): 32 coalitions <= 16 x 6, so exact enumeration
+has "$TMP/j1.json" '"exact":true' "shapley: the default enumerates 5 blocks exactly"
+has "$TMP/j1.json" '"estimator":"exact","samples":0' "shapley: exact named in the JSON"
 # --estimator: the permutation sampler as before; every estimator names itself in the JSON
 for e in permutation stratified kernel leverage; do
     $DP score $A --metric shapley_loss --estimator $e --samples 16 --json -t 2 >"$TMP/e.json" 2>"$TMP/err" || bad "--estimator $e: $(cat "$TMP/err")"
