@@ -679,8 +679,8 @@ dp_status dp_shapley_estimate(const struct dp_shapley_game *g, const struct dp_s
     }
     switch (o->estimator) {
     case DP_SHAPLEY_PERMUTATION: return est_permutation(g, o, r);
-    case DP_SHAPLEY_STRATIFIED: return est_stratified(g, o, r);
-    case DP_SHAPLEY_KERNEL: case DP_SHAPLEY_AUTO: return est_kernel(g, o, r, false);
+    case DP_SHAPLEY_STRATIFIED: case DP_SHAPLEY_AUTO: return est_stratified(g, o, r);
+    case DP_SHAPLEY_KERNEL: return est_kernel(g, o, r, false);
     case DP_SHAPLEY_LEVERAGE: return est_kernel(g, o, r, true);
     default: return dp_fail(DP_ERR_ARG, "unknown Shapley estimator %d", o->estimator);
     }

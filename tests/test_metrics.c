@@ -412,16 +412,16 @@ static void test_estimators(const struct dp_model *m, struct dp_pool *pool, cons
         CHECK_MSG(r && r->shapley[0].converged, "%s: early stop", name);
         dp_scores_free(r);
     }
-    /* the default, auto: exact when 2^n <= samples (n + 1), else kernel */
+    /* the default, auto: exact when 2^n <= samples (n + 1), else stratified */
     opts_for(&o, DP_UNITS_BLOCK, both, 2);
     o.shapley_estimator = DP_SHAPLEY_AUTO;
     o.shapley_perms = 6; /* 32 coalitions <= 36 */
     struct dp_scores *au = score(m, NULL, pool, ch, &o);
     CHECK(au && au->shapley[0].exact && same_arr(au->influence[both[0]], ex->influence[both[0]], 5));
     dp_scores_free(au);
-    o.shapley_perms = 5; /* 32 > 30: kernel */
+    o.shapley_perms = 5; /* 32 > 30: stratified */
     au = score(m, NULL, pool, ch, &o);
-    CHECK(au && !au->shapley[0].exact && au->shapley[0].estimator == DP_SHAPLEY_KERNEL);
+    CHECK(au && !au->shapley[0].exact && au->shapley[0].estimator == DP_SHAPLEY_STRATIFIED);
     dp_scores_free(au);
     dp_score_opts_default(&o);
     CHECK_EQ_INT(o.shapley_estimator, DP_SHAPLEY_AUTO);

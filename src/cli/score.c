@@ -112,7 +112,7 @@ int cmd_score(int argc, char **argv) {
         {"--tol", NULL, false, &tol_s, "shapley: stop when every stderr is below T (default 0.01; 0: never early)"},
         {"--min-pairs", NULL, false, &min_pairs_s, "shapley: pairs (stratified: rounds) before an early stop (default 8)"},
         {"--estimator", NULL, false, &estimator,
-         "shapley: auto (default: exact when 2^n <= K (n+1), else kernel), kernel, permutation, stratified, leverage"},
+         "shapley: auto (default: exact when 2^n <= K (n+1), else stratified), stratified, kernel, leverage, permutation"},
         {"--exact", NULL, true, &exact, "shapley: exact values by enumerating every coalition (<= 24 units)"},
         {"--span", NULL, false, &span_s, "angular: only spans of N blocks (default: every N)"},
         {"-o", "--output", false, &out_path, "scores file (JSON) for sweep and prune"},
