@@ -17,6 +17,8 @@
 #include "metrics.h"
 
 #include "eval.h"
+#include "rng.h"
+#include "shapley.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -51,6 +53,7 @@ void dp_score_opts_default(struct dp_score_opts *o) {
     o->shapley_perms = 200;
     o->shapley_min_pairs = 8;
     o->shapley_tol = 0.01;
+    o->shapley_estimator = DP_SHAPLEY_DEFAULT;
     o->seed = 1;
     o->checkpoint_every = 60;
     dp_mmlu_shapley_opts_default(&o->mmlu_opts);
@@ -61,36 +64,6 @@ void dp_metrics_memory(const struct dp_model *m, int ctx, int64_t *snapshot_byte
     *snapshot_bytes = (int64_t)2 * c->n_layers * ctx * c->n_embd * (int64_t)sizeof(float);
     *logits_bytes = (int64_t)2 * ctx * c->n_vocab * (int64_t)sizeof(float);
 }
-
-/* ---- random numbers: splitmix64, seeded per stream ---- */
-
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-struct rng {
-    uint64_t s;
-};
-
-static struct rng rng_seeded(uint64_t seed, uint64_t tag, uint64_t index) {
-    struct rng r = {mix64(seed + 0x9E3779B97F4A7C15ull * (1 + mix64(tag + 0x632BE59BD9B4E019ull * (1 + index))))};
-    return r;
-}
-
-static uint64_t rng_next(struct rng *r) { return mix64(r->s += 0x9E3779B97F4A7C15ull); }
-
-/* Uniform in [0, n) without modulo bias. */
-static uint64_t rng_below(struct rng *r, uint64_t n) {
-    uint64_t threshold = (0 - n) % n;
-    for (;;) {
-        uint64_t x = rng_next(r);
-        if (x >= threshold) return x % n;
-    }
-}
-
-enum { TAG_BANZHAF = 1, TAG_SHAPLEY = 2 };
 
 /* ---- families, players ---- */
 
@@ -147,7 +120,7 @@ struct cache {
 
 static uint64_t key_hash(const uint64_t *k, int nw) {
     uint64_t h = 0x84222325CBF29CE4ull;
-    for (int i = 0; i < nw; i++) h = mix64(h ^ k[i]);
+    for (int i = 0; i < nw; i++) h = dp_mix64(h ^ k[i]);
     return h;
 }
 
@@ -804,13 +777,13 @@ static dp_status banzhaf_seq(struct run *r, struct worker *w, int q, double *out
     int n = g->n, k = r->o->banzhaf_subsets, half = n / 2;
     double *in = out + 2 * k + 1;
     /* k subsets of floor(n/2) players, uniform without replacement: a partial Fisher-Yates shuffle */
-    struct rng rng = rng_seeded(r->o->seed, TAG_BANZHAF, (uint64_t)q);
+    struct dp_rng rng = dp_rng_seeded(r->o->seed, DP_RNG_BANZHAF, (uint64_t)q);
     for (int j = 0; j < k; j++) {
         for (int i = 0; i < n; i++) w->perm[i] = i;
         memset(w->set, 0, (size_t)g->nw * 8);
         for (int i = 0; i < n; i++) in[(size_t)j * n + i] = 0;
         for (int i = 0; i < half; i++) {
-            int s = i + (int)rng_below(&rng, (uint64_t)(n - i)), tmp = w->perm[i];
+            int s = i + (int)dp_rng_below(&rng, (uint64_t)(n - i)), tmp = w->perm[i];
             w->perm[i] = w->perm[s];
             w->perm[s] = tmp;
             bit_set(w->set, w->perm[i]);
@@ -941,44 +914,6 @@ static double cached_d(const struct cache *c, const uint64_t *key, int value) {
     return value ? c->dist[e] : c->ce[e];
 }
 
-/* Marginal contributions along permutation p (phi[p[k]] = D(S_{k-1}) - D(S_k)), reversed when rev. */
-static void marginals(const struct cache *c, int n, const int *p, bool rev, int value, uint64_t *set, double *phi) {
-    memset(set, 0, (size_t)c->nw * 8);
-    double prev = cached_d(c, set, value);
-    for (int k = 0; k < n; k++) {
-        int i = p[rev ? n - 1 - k : k];
-        bit_set(set, i);
-        double d = cached_d(c, set, value);
-        phi[i] = prev - d;
-        prev = d;
-    }
-}
-
-/* Next permutation in lexicographic order; false after the last. */
-static bool next_perm(int *p, int n) {
-    int i = n - 2;
-    while (i >= 0 && p[i] >= p[i + 1]) i--;
-    if (i < 0) return false;
-    int j = n - 1;
-    while (p[j] <= p[i]) j--;
-    int t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-    for (int a = i + 1, b = n - 1; a < b; a++, b--) {
-        t = p[a];
-        p[a] = p[b];
-        p[b] = t;
-    }
-    return true;
-}
-
-/* Whether p precedes its reverse lexicographically (each antithetic pair listed once). */
-static bool before_reverse(const int *p, int n) {
-    for (int k = 0; k < n; k++)
-        if (p[k] != p[n - 1 - k]) return p[k] < p[n - 1 - k];
-    return true;
-}
-
 static dp_status shapley_exact(struct run *r) {
     const struct game *g = &r->g;
     int n = g->n;
@@ -1017,122 +952,61 @@ static dp_status shapley_exact(struct run *r) {
         }
         r->res->shapley[v].exact = true;
         r->res->shapley[v].converged = true;
+        if (r->o->shapley_table) {
+            double *t = dp_malloc((size_t)C * sizeof *t);
+            if (!t) {
+                st = DP_ERR_NOMEM;
+                break;
+            }
+            for (int64_t c = 0; c < C; c++) t[c] = cached_d(&r->cache, (const uint64_t *)&sets[c * g->nw], v);
+            r->res->shapley[v].table = t;
+        }
     }
     free(w);
     free(sets);
     return st;
 }
 
-/*
- * Antithetic permutation sampling: batches of up to 8 pairs; for each pair,
- * each metric still running adds the mean of the two permutations' marginal
- * contributions, then stops when it has min_pairs pairs and every standard
- * error is below the tolerance.
- */
+/* The coalition cache as the estimators' oracle (shapley.h). */
+static dp_status oracle_need(void *ctx, const uint64_t *sets, int64_t C) { return need(ctx, sets, C); }
+
+static double oracle_d(void *ctx, const uint64_t *set, int value) {
+    const struct run *r = ctx;
+    return cached_d(&r->cache, set, value);
+}
+
 static dp_status shapley_sampled(struct run *r) {
-    const struct game *g = &r->g;
     const struct dp_score_opts *o = r->o;
-    int n = g->n, nw = g->nw;
-    enum { BATCH = 8 };
-    int64_t total = ((int64_t)o->shapley_perms + 1) / 2;
-    int *cur = dp_malloc((size_t)n * sizeof *cur);
-    if (o->shapley_all_perms) {
-        total = 1;
-        for (int k = 2; k <= n; k++) total *= k;
-        total = n > 1 ? total / 2 : 1;
-    }
-    int *perms = dp_malloc((size_t)BATCH * n * sizeof *perms);
-    uint64_t *sets = dp_malloc((size_t)BATCH * 2 * (n + 1) * nw * 8), *tmp = dp_malloc((size_t)nw * 8);
-    double *acc = dp_calloc((size_t)4 * n, sizeof *acc), *phi = dp_malloc((size_t)2 * n * sizeof *phi);
-    dp_status st = cur && perms && sets && tmp && acc && phi ? DP_OK : DP_ERR_NOMEM;
-    bool active[2];
-    int pairs[2] = {0, 0};
-    for (int v = 0; v < 2; v++) active[v] = o->want[v ? DP_METRIC_SHAPLEY_LOGIT : DP_METRIC_SHAPLEY_LOSS];
-    struct rng rng = rng_seeded(o->seed, TAG_SHAPLEY, 0);
-    for (int i = 0; cur && i < n; i++) cur[i] = i;
-    bool more = true;
-    for (int64_t done = 0; !st && done < total && more && (active[0] || active[1]);) {
-        int nb = total - done < BATCH ? (int)(total - done) : BATCH;
-        for (int b = 0; b < nb; b++) {
-            int *p = perms + (size_t)b * n;
-            if (o->shapley_all_perms) {
-                while (!before_reverse(cur, n) && next_perm(cur, n)) {}
-                memcpy(p, cur, (size_t)n * sizeof *p);
-                more = next_perm(cur, n);
-            } else {
-                for (int i = 0; i < n; i++) p[i] = i;
-                for (int i = n - 1; i > 0; i--) {
-                    int j = (int)rng_below(&rng, (uint64_t)i + 1), t = p[i];
-                    p[i] = p[j];
-                    p[j] = t;
-                }
-            }
-            /* the prefixes of p and of its reverse */
-            for (int rev = 0; rev < 2; rev++) {
-                uint64_t *s0 = sets + ((size_t)(b * 2 + rev) * (n + 1)) * nw;
-                memset(s0, 0, (size_t)nw * 8);
-                for (int k = 0; k < n; k++) {
-                    memcpy(s0 + (size_t)(k + 1) * nw, s0 + (size_t)k * nw, (size_t)nw * 8);
-                    bit_set(s0 + (size_t)(k + 1) * nw, p[rev ? n - 1 - k : k]);
-                }
-            }
-            if (!more) {
-                nb = b + 1;
-                break;
-            }
-        }
-        st = need(r, sets, (int64_t)nb * 2 * (n + 1));
-        for (int b = 0; !st && b < nb; b++) {
-            for (int v = 0; v < 2; v++) {
-                if (!active[v]) continue;
-                double *sum = acc + (size_t)v * 2 * n, *sq = sum + n;
-                marginals(&r->cache, n, perms + (size_t)b * n, false, v, tmp, phi);
-                marginals(&r->cache, n, perms + (size_t)b * n, true, v, tmp, phi + n);
-                for (int i = 0; i < n; i++) {
-                    double m = 0.5 * (phi[i] + phi[n + i]);
-                    sum[i] += m;
-                    sq[i] += m * m;
-                }
-                int P = ++pairs[v];
-                if (P < o->shapley_min_pairs || !(o->shapley_tol > 0)) continue;
-                bool below = true;
-                for (int i = 0; i < n && below; i++) {
-                    double mean = sum[i] / P, var = (sq[i] - P * mean * mean) / (P - 1);
-                    below = sqrt(var > 0 ? var / P : 0) < o->shapley_tol;
-                }
-                if (below) {
-                    active[v] = false;
-                    r->res->shapley[v].converged = true;
-                }
-            }
-        }
-        done += nb;
-    }
-    for (int v = 0; !st && v < 2; v++) {
+    struct dp_shapley_game game = {r->g.n, r->g.nw, r, oracle_need, oracle_d};
+    int est = o->shapley_estimator == DP_SHAPLEY_AUTO ? DP_SHAPLEY_STRATIFIED : o->shapley_estimator;
+    struct dp_shapley_opts so = {.estimator = est, .samples = o->shapley_perms,
+                                 .min_pairs = o->shapley_min_pairs, .tol = o->shapley_tol, .seed = o->seed,
+                                 .all_perms = o->shapley_all_perms};
+    struct dp_shapley_result sr;
+    memset(&sr, 0, sizeof sr);
+    for (int v = 0; v < 2; v++) {
         int metric = v ? DP_METRIC_SHAPLEY_LOGIT : DP_METRIC_SHAPLEY_LOSS;
-        if (!o->want[metric]) continue;
-        int P = pairs[v];
-        const double *sum = acc + (size_t)v * 2 * n, *sq = sum + n;
-        for (int i = 0; i < n; i++) {
-            double mean = sum[i] / P, var = P > 1 ? (sq[i] - P * mean * mean) / (P - 1) : INFINITY;
-            r->res->influence[metric][i] = mean;
-            r->res->std_err[metric][i] = P > 1 ? sqrt(var > 0 ? var / P : 0) : INFINITY;
-        }
-        r->res->shapley[v].pairs = P;
-        if (o->shapley_all_perms) r->res->shapley[v].converged = true;
+        so.want[v] = o->want[metric];
+        sr.phi[v] = r->res->influence[metric];
+        sr.se[v] = r->res->std_err[metric];
     }
-    free(cur);
-    free(perms);
-    free(sets);
-    free(tmp);
-    free(acc);
-    free(phi);
+    dp_status st = dp_shapley_estimate(&game, &so, &sr);
+    for (int v = 0; !st && v < 2; v++) {
+        r->res->shapley[v].pairs = sr.pairs[v];
+        r->res->shapley[v].samples = sr.samples[v];
+        r->res->shapley[v].estimator = est;
+        r->res->shapley[v].converged = sr.converged[v];
+    }
     return st;
 }
 
 static dp_status run_shapley(struct run *r) {
     double t0 = dp_now(), c0 = cpu_now();
-    dp_status st = r->o->shapley_exact ? shapley_exact(r) : shapley_sampled(r);
+    /* auto: enumerating every coalition is cheaper than a sampling budget that would ask as many */
+    int n = r->g.n;
+    bool exact = r->o->shapley_exact || (r->o->shapley_estimator == DP_SHAPLEY_AUTO && n <= 24 &&
+                                         ((int64_t)1 << n) <= (int64_t)r->o->shapley_perms * (n + 1));
+    dp_status st = exact ? shapley_exact(r) : shapley_sampled(r);
     if (st) return st;
     /* v(all) and v(none) */
     uint64_t *set = dp_calloc((size_t)r->g.nw, 8);
@@ -1252,6 +1126,7 @@ void dp_scores_free(struct dp_scores *s) {
         free(s->value[k]);
         free(s->order[k]);
     }
+    for (int v = 0; v < 2; v++) free(s->shapley[v].table);
     free(s->names);
     free(s->spans);
     free(s->best);
@@ -1319,6 +1194,10 @@ static dp_status check_opts(const struct dp_model *m, const struct game *g, cons
         return dp_fail(DP_ERR_ARG, "exact Shapley values enumerate 2^n coalitions: at most 24 units, not %d", g->n);
     if (shapley && o->shapley_all_perms && g->n > 9)
         return dp_fail(DP_ERR_ARG, "every permutation of %d units is too many (at most 9)", g->n);
+    if (shapley && (o->shapley_estimator < 0 || o->shapley_estimator > DP_SHAPLEY_AUTO))
+        return dp_fail(DP_ERR_ARG, "unknown Shapley estimator %d", o->shapley_estimator);
+    if (shapley && o->shapley_all_perms && o->shapley_estimator != DP_SHAPLEY_PERMUTATION)
+        return dp_fail(DP_ERR_ARG, "every permutation once is the permutation estimator's check");
     if (shapley && !o->shapley_exact && !o->shapley_all_perms && (o->shapley_perms < 2 || o->shapley_min_pairs < 2))
         return dp_fail(DP_ERR_ARG, "shapley needs at least 2 permutations and a minimum of 2 pairs");
     (void)m;
@@ -1381,17 +1260,17 @@ static char *aprintf(const char *fmt, ...) {
 static dp_status make_key(struct run *r, const struct dp_mask *base) {
     const struct dp_score_opts *o = r->o;
     uint64_t h = 0x84222325CBF29CE4ull;
-    for (int64_t i = 0; i < (int64_t)r->ch->n_seqs * r->ch->ctx; i++) h = mix64(h ^ (uint64_t)r->ch->ids[i]);
+    for (int64_t i = 0; i < (int64_t)r->ch->n_seqs * r->ch->ctx; i++) h = dp_mix64(h ^ (uint64_t)r->ch->ids[i]);
     char removed[4096], want[DP_N_METRICS + 1];
     dp_mask_format(base, removed, sizeof removed);
     for (int k = 0; k < DP_N_METRICS; k++) want[k] = o->want[k] ? '1' : '0';
     want[DP_N_METRICS] = 0;
     r->key = aprintf("%s|model=%s|removed=%s|kind=%d|seqs=%d|ctx=%d|ids=%016llx|want=%s|span=%d|subsets=%d|"
-                     "perms=%d|minpairs=%d|tol=%.17g|exact=%d|allperms=%d|seed=%llu|noreuse=%d",
+                     "perms=%d|minpairs=%d|tol=%.17g|exact=%d|allperms=%d|seed=%llu|noreuse=%d|estimator=%d",
                      o->checkpoint_key ? o->checkpoint_key : "", dp_model_path(r->m), removed, (int)o->kind,
                      r->ch->n_seqs, r->ch->ctx, (unsigned long long)h, want, o->span, o->banzhaf_subsets,
                      o->shapley_perms, o->shapley_min_pairs, o->shapley_tol, o->shapley_exact, o->shapley_all_perms,
-                     (unsigned long long)o->seed, o->no_reuse);
+                     (unsigned long long)o->seed, o->no_reuse, o->shapley_estimator);
     return r->key ? DP_OK : DP_ERR_NOMEM;
 }
 

@@ -25,10 +25,10 @@
  * cost.unit_evals counts the sublayers actually computed, cost.naive_unit_evals
  * what passes from the embedding would have computed (base pass included).
  *
- * Shapley values are estimated by antithetic permutation sampling (a
- * permutation and its reverse form one sample) with a cache of coalition
- * values, in batches of 8 pairs; the stopping rule is checked after every
- * pair, so batching never changes the result. Everything random is drawn from
+ * Shapley values are estimated by one of the estimators of shapley.h
+ * (antithetic permutations, stratified by size, paired KernelSHAP, Leverage
+ * SHAP; --estimator) over a cache of coalition values, each asking its
+ * coalitions in batches that the evaluator orders for prefix reuse. Everything random is drawn from
  * a seeded generator outside the forward passes, so results are identical for
  * any thread count.
  *
@@ -92,11 +92,14 @@ struct dp_score_opts {
     bool want[DP_N_METRICS];   /* metrics to compute */
     int span;                  /* angular: only spans of this many blocks (0: every n) */
     int banzhaf_subsets;       /* random subsets per sequence (default 10) */
-    int shapley_perms;         /* at most this many permutations (rounded up to pairs; default 200) */
+    int shapley_perms;         /* at most this many permutations (rounded up to pairs; default 200), or as many
+                                  permutations' coalitions, samples * (n + 1), for the other estimators */
     int shapley_min_pairs;     /* no early stop before this many pairs (default 8) */
     double shapley_tol;        /* stop when every standard error is below (0: never early; default 0.01) */
     bool shapley_exact;        /* exact values by enumerating every coalition (at most 24 units) */
     bool shapley_all_perms;    /* "sample" every permutation once (at most 9 units; a check of the sampler) */
+    int shapley_estimator;     /* enum dp_shapley_estimator (shapley.h; default DP_SHAPLEY_DEFAULT) */
+    bool shapley_table;        /* exact: keep every coalition's value in the result (bench/shapley_study) */
     uint64_t seed;             /* default 1 */
     bool no_reuse;             /* run every pass from the embedding (a check of prefix reuse) */
     int64_t max_mem;           /* fail when snapshots and logits need more bytes (0: no limit) */
@@ -137,11 +140,14 @@ struct dp_scores {
     int *best;                         /* (n_best) index into spans of the best span of each n, ascending n */
     /* shapley_loss [0], shapley_logit [1] */
     struct {
-        int pairs;                     /* antithetic pairs used (0 when exact) */
+        int pairs;                     /* antithetic or complementary pairs used (0 when exact or stratified) */
+        int estimator;                 /* enum dp_shapley_estimator (when not exact) */
+        int64_t samples;               /* permutations, sampled coalitions or stratified marginals used */
         bool converged;                /* every stderr below the tolerance */
         bool exact;
         double v_all, v_none;          /* v(S) = -D(S) of all units and of none */
         int64_t coalitions;            /* distinct coalitions evaluated */
+        double *table;                 /* (2^n) D(S) by coalition bit mask, exact with opts.shapley_table, else NULL */
     } shapley[2];
     int banzhaf_subsets;
     /* mmlu_shapley: measured on MMLU test questions, an oracle (upper bound), not a calibration metric */

@@ -6,6 +6,7 @@
  * people and may change.
  */
 #include "score_report.h"
+#include "shapley.h"
 
 #include <math.h>
 #include <string.h>
@@ -113,13 +114,15 @@ void dp_score_report_json(FILE *f, const struct dp_scores *s, const struct dp_sc
             int v = shapley_slot(k);
             dp_json_begin_obj(&j, dp_metric_name(k));
             dp_json_int(&j, "pairs", s->shapley[v].pairs);
-            dp_json_int(&j, "permutations", 2 * (int64_t)s->shapley[v].pairs);
+            dp_json_int(&j, "permutations", s->shapley[v].estimator == DP_SHAPLEY_PERMUTATION ? 2 * (int64_t)s->shapley[v].pairs : 0);
             dp_json_bool(&j, "converged", s->shapley[v].converged);
             dp_json_bool(&j, "exact", s->shapley[v].exact);
             dp_json_num(&j, "tol", info->tol);
             dp_json_num(&j, "v_all", s->shapley[v].v_all);
             dp_json_num(&j, "v_none", s->shapley[v].v_none);
             dp_json_int(&j, "coalitions", s->shapley[v].coalitions);
+            dp_json_str(&j, "estimator", s->shapley[v].exact ? "exact" : dp_shapley_estimator_name(s->shapley[v].estimator));
+            dp_json_int(&j, "samples", s->shapley[v].samples);
             dp_json_end(&j);
         }
         dp_json_end(&j);
@@ -285,8 +288,12 @@ void dp_score_report_table(FILE *f, const struct dp_scores *s, const struct dp_s
         if (v >= 0) {
             if (s->shapley[v].exact)
                 fprintf(f, "  exact: all %lld coalitions", (long long)s->shapley[v].coalitions);
+            else if (s->shapley[v].estimator == DP_SHAPLEY_PERMUTATION)
+                fprintf(f, "  permutation: %d antithetic pairs (%d permutations), %s", s->shapley[v].pairs,
+                        2 * s->shapley[v].pairs, s->shapley[v].converged ? "every stderr below the tolerance" : "not converged");
             else
-                fprintf(f, "  %d antithetic pairs (%d permutations), %s", s->shapley[v].pairs, 2 * s->shapley[v].pairs,
+                fprintf(f, "  %s: %lld samples, %s", dp_shapley_estimator_name(s->shapley[v].estimator),
+                        (long long)s->shapley[v].samples,
                         s->shapley[v].converged ? "every stderr below the tolerance" : "not converged");
             fprintf(f, "; v(all) - v(none) = %.5f = sum of values\n", s->shapley[v].v_all - s->shapley[v].v_none);
         }

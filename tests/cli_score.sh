@@ -2,7 +2,7 @@
 # cli_score: the score command: the JSON keys other programs read, the scores
 # file and CSV, the table, leave-one-out's ranking of stories260K's blocks
 # against ../shared/reference/README.md (b0 most important, b2 least), the
-# prefix-reuse saving, thread-count determinism, checkpoint and resume, prune
+# prefix-reuse saving, thread-count determinism, the Shapley estimators' names, checkpoint and resume, prune
 # reading the scores file, and bad input (one line on stderr, non-zero exit).
 . tests/lib.sh
 M=$S/models/stories260K/stories260K.gguf
@@ -44,7 +44,16 @@ done
 has "$TMP/j1.json" '"unit":"b1..b3","metric":"angular","influence":[0-9.e-]*,"span":3' "angular span entry"
 eq "$(order angular <"$TMP/j1.json" | wc -w)" 5 "angular: a best span per n"
 has "$TMP/j1.json" '"metric":"shapley_loss","influence":[-0-9.e]*,"stderr":' "shapley stderr"
-has "$TMP/j1.json" '"shapley_loss":{"pairs":8,"permutations":16,' "shapley pairs"
+# the default, auto (issue 21; permutation before): 32 coalitions <= 16 x 6, so exact enumeration
+has "$TMP/j1.json" '"exact":true' "shapley: the default enumerates 5 blocks exactly"
+has "$TMP/j1.json" '"estimator":"exact","samples":0' "shapley: exact named in the JSON"
+# --estimator: the permutation sampler as before; every estimator names itself in the JSON
+for e in permutation stratified kernel leverage; do
+    $DP score $A --metric shapley_loss --estimator $e --samples 16 --json -t 2 >"$TMP/e.json" 2>"$TMP/err" || bad "--estimator $e: $(cat "$TMP/err")"
+    has "$TMP/e.json" "\"estimator\":\"$e\"" "estimator $e in the JSON"
+done
+$DP score $A --metric shapley_loss --estimator permutation --samples 16 --json -t 2 >"$TMP/e.json" 2>/dev/null
+has "$TMP/e.json" '"shapley_loss":{"pairs":8,"permutations":16,' "permutation: pairs and permutations"
 eq "$(head -n 1 "$TMP/s1.csv" | cut -d, -f1-5)" "unit,cosine,rel_l1,rel_l2,angular" "csv header"
 eq "$(wc -l <"$TMP/s1.csv")" 6 "csv rows"
 eq "$(cut -d, -f1 "$TMP/s1.csv" | tr '\n' ' ')" "unit b0 b1 b2 b3 b4 " "csv units"
@@ -95,6 +104,8 @@ fails "bad unit kind" 2 score $A --unit layer --metric cosine
 fails "missing corpus" 2 score -m $M --metric cosine
 fails "missing metric" 2 score $A
 fails "trailing comma" 2 score $A --metric cosine,
+fails "unknown estimator" 2 score $A --metric shapley_loss --estimator nope
+fails "estimator without shapley" 2 score $A --metric loo_loss --estimator kernel
 fails "bad samples" 2 score $A --metric shapley_loss --samples 1
 fails "span too long" 2 score $A --metric angular --span 9
 fails "memory limit" 1 score $A --metric loo_loss --max-mem 1K

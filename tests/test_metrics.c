@@ -30,6 +30,7 @@
 #include "eval.h"
 #include "gguf.h"
 #include "metrics.h"
+#include "shapley.h"
 #include "mmlu.h"
 #include "score_report.h"
 
@@ -93,6 +94,7 @@ static struct dp_chunks *calib(const struct dp_model *m, int docs, int ctx, int 
 
 static void opts_for(struct dp_score_opts *o, enum dp_unit_kind kind, const int *metrics, int n) {
     dp_score_opts_default(o);
+    o->shapley_estimator = DP_SHAPLEY_PERMUTATION; /* the tests below are the permutation sampler's */
     o->kind = kind;
     for (int i = 0; i < n; i++) o->want[metrics[i]] = true;
 }
@@ -334,6 +336,95 @@ static void test_shapley(const struct dp_model *m, struct dp_pool *pool, const s
     struct dp_scores *r = score(m, NULL, pool, ch, &o);
     CHECK(r && r->shapley[0].pairs == 8 && r->shapley[0].converged);
     dp_scores_free(r);
+    dp_scores_free(ex);
+}
+
+/*
+ * The other estimators against the exact values of the 5-block game: within
+ * 3 standard errors for several seeds (both value kinds), efficiency where
+ * guaranteed (kernel, leverage), the same bits for 1 and 3 threads and after
+ * an interruption, and an early stop at a huge tolerance.
+ */
+static void test_estimators(const struct dp_model *m, struct dp_pool *pool, const struct dp_chunks *ch) {
+    int both[] = {DP_METRIC_SHAPLEY_LOSS, DP_METRIC_SHAPLEY_LOGIT};
+    struct dp_score_opts o;
+    opts_for(&o, DP_UNITS_BLOCK, both, 2);
+    o.shapley_exact = true;
+    struct dp_scores *ex = score(m, NULL, pool, ch, &o);
+    if (!ex) return;
+    for (int est = DP_SHAPLEY_STRATIFIED; est < DP_SHAPLEY_N_EST; est++) {
+        const char *name = dp_shapley_estimator_name(est);
+        for (uint64_t seed = 1; seed <= 3; seed++) {
+            opts_for(&o, DP_UNITS_BLOCK, both, 2);
+            o.shapley_estimator = est;
+            o.seed = seed;
+            o.shapley_perms = est == DP_SHAPLEY_LEVERAGE ? 2000 : 60; /* small errors show a wrong leverage weight */
+            o.shapley_tol = 0;
+            struct dp_scores *r = score(m, NULL, pool, ch, &o);
+            if (!r) continue;
+            CHECK(!r->shapley[0].converged && r->shapley[0].estimator == est && r->shapley[0].samples > 0);
+            for (int v = 0; v < 2; v++) {
+                double t = 0;
+                for (int i = 0; i < 5; i++) {
+                    double e = r->influence[both[v]][i], se = r->std_err[both[v]][i], x = ex->influence[both[v]][i];
+                    CHECK_MSG(se > 0 && isfinite(se) && fabs(e - x) <= 3 * se, "%s seed %llu %s b%d: %.6f vs exact %.6f, stderr %.6f",
+                              name, (unsigned long long)seed, dp_metric_name(both[v]), i, e, x, se);
+                    t += e;
+                }
+                if (est != DP_SHAPLEY_STRATIFIED)
+                    CHECK_CLOSE(t, r->shapley[v].v_all - r->shapley[v].v_none, 1e-9, 0);
+            }
+            if (seed == 1) {
+                /* threads and parallel modes change no bit */
+                struct dp_pool *p1 = dp_pool_new(1), *p3 = dp_pool_new(3);
+                struct dp_scores *a = score(m, NULL, p1, ch, &o), *b = score(m, NULL, p3, ch, &o);
+                CHECK_MSG(same_scores(r, a) && same_scores(r, b), "%s: threads", name);
+                dp_scores_free(a);
+                dp_scores_free(b);
+                dp_pool_free(p1);
+                dp_pool_free(p3);
+                /* interrupted inside the batches, resumed to the same bits */
+                const char *ck = tmp_path("est.ckpt");
+                remove(ck);
+                o.checkpoint = ck;
+                o.checkpoint_every = 0;
+                o.stop_after_passes = 3 * ch->n_seqs + 2;
+                struct dp_mask mask;
+                dp_mask_all(m, &mask);
+                struct dp_scores *s = NULL;
+                CHECK(dp_metrics_score(m, &mask, NULL, pool, ch, &o, &s) == DP_ERR_IO && !s);
+                o.stop_after_passes = 0;
+                s = score(m, NULL, pool, ch, &o);
+                CHECK_MSG(same_scores(r, s) && s->resumed &&
+                              s->cost[DP_METRIC_SHAPLEY_LOSS].unit_evals == r->cost[DP_METRIC_SHAPLEY_LOSS].unit_evals,
+                          "%s: resumed", name);
+                dp_scores_free(s);
+                remove(ck);
+                o.checkpoint = NULL;
+            }
+            dp_scores_free(r);
+        }
+        /* a huge tolerance stops at the minimum */
+        opts_for(&o, DP_UNITS_BLOCK, both, 1);
+        o.shapley_estimator = est;
+        o.shapley_tol = 1e9;
+        struct dp_scores *r = score(m, NULL, pool, ch, &o);
+        CHECK_MSG(r && r->shapley[0].converged, "%s: early stop", name);
+        dp_scores_free(r);
+    }
+    /* the default, auto: exact when 2^n <= samples (n + 1), else stratified */
+    opts_for(&o, DP_UNITS_BLOCK, both, 2);
+    o.shapley_estimator = DP_SHAPLEY_AUTO;
+    o.shapley_perms = 6; /* 32 coalitions <= 36 */
+    struct dp_scores *au = score(m, NULL, pool, ch, &o);
+    CHECK(au && au->shapley[0].exact && same_arr(au->influence[both[0]], ex->influence[both[0]], 5));
+    dp_scores_free(au);
+    o.shapley_perms = 5; /* 32 > 30: stratified */
+    au = score(m, NULL, pool, ch, &o);
+    CHECK(au && !au->shapley[0].exact && au->shapley[0].estimator == DP_SHAPLEY_STRATIFIED);
+    dp_scores_free(au);
+    dp_score_opts_default(&o);
+    CHECK_EQ_INT(o.shapley_estimator, DP_SHAPLEY_AUTO);
     dp_scores_free(ex);
 }
 
@@ -709,6 +800,7 @@ int main(void) {
     if (m && ch) {
         test_loo(m, pool, ch);
         test_shapley(m, pool, ch);
+        test_estimators(m, pool, ch);
         test_threads(m, ch);
         test_checkpoint(m, pool, ch);
         test_errors(m, pool, ch);

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "score_report.h"
+#include "shapley.h"
 #include "tasks.h"
 
 #include <errno.h>
@@ -25,8 +26,8 @@
 
 static const char *const SYN =
     "-m MODEL -f CALIB --metric M[,M...] [--unit block|sublayer] [--ctx N] [--docs A:B] [--max-seqs N]\n"
-    "       [--samples K] [--subsets K] [--seed S] [--tol T] [--exact] [--span N] [-o FILE] [--csv FILE] [--json]\n"
-    "       [--mmlu DIR [--mmlu-limit N] [--iterative]]\n"
+    "       [--samples K] [--subsets K] [--seed S] [--tol T] [--exact] [--estimator E] [--span N] [-o FILE]\n"
+    "       [--csv FILE] [--json] [--mmlu DIR [--mmlu-limit N] [--iterative]]\n"
     "  metrics: cosine rel_l1 rel_l2 angular loo_loss loo_logit banzhaf_loss banzhaf_logit shapley_loss\n"
     "           shapley_logit mmlu_shapley (an oracle on the MMLU test set), or all";
 
@@ -82,7 +83,7 @@ int cmd_score(int argc, char **argv) {
                *samples_s = NULL, *subsets_s = NULL, *tol_s = NULL, *span_s = NULL, *out_path = NULL,
                *csv_path = NULL, *exact = NULL, *ckpt = NULL, *ckpt_every_s = NULL,
                *no_reuse = NULL, *min_pairs_s = NULL, *mmlu = NULL, *mmlu_limit = NULL, *iterative = NULL, *parallel = "auto", *mmlu_draws = NULL,
-               *mmlu_shots = NULL, *mmlu_ctx = NULL;
+               *mmlu_shots = NULL, *mmlu_ctx = NULL, *estimator = NULL;
     const struct cli_opt opts[] = {
         CLI_COMMON_OPTS(c),
         {"-f", "--file", false, &file, "calibration corpus (text with <|endoftext|> separators, or .jsonl)"},
@@ -91,10 +92,12 @@ int cmd_score(int argc, char **argv) {
         {"--ctx", NULL, false, &ctx_s, "tokens per calibration sequence (default 2048 capped at the model's)"},
         {"--docs", NULL, false, &docs, "documents A:B of the corpus"},
         {"--max-seqs", NULL, false, &max_seqs_s, "at most N sequences"},
-        {"--samples", NULL, false, &samples_s, "shapley: at most K permutations (default 200)"},
+        {"--samples", NULL, false, &samples_s, "shapley: at most K permutations, or K (n+1) sampled coalitions (default 200)"},
         {"--subsets", NULL, false, &subsets_s, "banzhaf: random subsets per sequence (default 10)"},
         {"--tol", NULL, false, &tol_s, "shapley: stop when every stderr is below T (default 0.01; 0: never early)"},
-        {"--min-pairs", NULL, false, &min_pairs_s, "shapley: antithetic pairs before an early stop (default 8)"},
+        {"--min-pairs", NULL, false, &min_pairs_s, "shapley: pairs (stratified: rounds) before an early stop (default 8)"},
+        {"--estimator", NULL, false, &estimator,
+         "shapley: auto (default: exact when 2^n <= K (n+1), else stratified), stratified, kernel, leverage, permutation"},
         {"--exact", NULL, true, &exact, "shapley: exact values by enumerating every coalition (<= 24 units)"},
         {"--span", NULL, false, &span_s, "angular: only spans of N blocks (default: every N)"},
         {"-o", "--output", false, &out_path, "scores file (JSON) for sweep and prune"},
@@ -170,6 +173,14 @@ int cmd_score(int argc, char **argv) {
     o.shapley_min_pairs = (int)min_pairs;
     o.shapley_tol = tol;
     o.shapley_exact = exact != NULL;
+    if (estimator) {
+        o.shapley_estimator = dp_shapley_estimator_parse(estimator);
+        if (o.shapley_estimator < 0)
+            return cli_error("score", 2, "--estimator must be auto, kernel, permutation, stratified or leverage, not '%s'",
+                             estimator);
+        if (!o.want[DP_METRIC_SHAPLEY_LOSS] && !o.want[DP_METRIC_SHAPLEY_LOGIT])
+            return cli_error("score", 2, "--estimator applies to shapley_loss and shapley_logit");
+    }
     o.seed = seed;
     o.mmlu_opts.seed = seed;
     o.mmlu_opts.draws = (int)mdraws;

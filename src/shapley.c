@@ -1,0 +1,687 @@
+/*
+ * shapley: the four Shapley estimators (see shapley.h for the list).
+ *
+ * Each estimator works in batches: it draws the coalitions of a batch from
+ * its own seeded stream, asks the oracle for all of them at once (so the
+ * caller can order the passes for prefix reuse and cache the values), then
+ * folds the batch into its accumulators in draw order. Stopping rules are
+ * checked at fixed points (after every pair, round or batch, as each
+ * estimator says), so a result depends on the seed, the budget and the
+ * tolerance only. A resumed run asks the same batches again and the caller's
+ * cache answers them.
+ *
+ * Stopping rule of every estimator: stop when the estimator has at least its
+ * minimum number of samples and every unit's standard error is below tol;
+ * otherwise stop at the budget (converged = false).
+ *
+ * Kernel regression (kernel, leverage). With z the 0/1 membership vector of a
+ * coalition and y(z) = D(none) - D(z), the Shapley values solve
+ *     min_phi E_mu[(y(z) - z.phi)^2]  subject to  1.phi = D(none) - D(all),
+ * mu being the Shapley kernel over sizes 1..n-1 (mu(s) proportional to
+ * 1/(s (n-s)), uniform within a size). With A = E[z z^T] and b = E[z y]:
+ *     phi = A^-1 (b - 1 (1.A^-1 b - delta) / (1.A^-1 1)).
+ * A and b are estimated from exact sizes (their every coalition, weighted by
+ * mu) plus complementary pairs drawn from the other sizes with proposal q and
+ * importance weight mu/q. Linearising the solution in the sample means gives
+ * phi - phi* ~ M mean_j u_j with M = A^-1 - A^-1 1 1^T A^-1 / (1.A^-1 1) and
+ * u_j the pair's weighted z (y - z.phi): the sandwich covariance
+ * M Cov(u) M^T / m, whose diagonal gives the standard errors.
+ */
+#include "shapley.h"
+
+#include "rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const est_names[DP_SHAPLEY_N_EST + 1] = {"permutation", "stratified", "kernel", "leverage", "auto"};
+
+const char *dp_shapley_estimator_name(int e) { return e >= 0 && e <= DP_SHAPLEY_N_EST ? est_names[e] : NULL; }
+
+int dp_shapley_estimator_parse(const char *s) {
+    for (int e = 0; e <= DP_SHAPLEY_N_EST; e++)
+        if (!strcmp(est_names[e], s)) return e;
+    return -1;
+}
+
+static bool bit_get(const uint64_t *set, int i) { return (set[i >> 6] >> (i & 63)) & 1; }
+static void bit_set(uint64_t *set, int i) { set[i >> 6] |= 1ull << (i & 63); }
+static void bit_clear(uint64_t *set, int i) { set[i >> 6] &= ~(1ull << (i & 63)); }
+
+static double dval(const struct dp_shapley_game *g, const uint64_t *set, int v) { return g->d(g->ctx, set, v); }
+
+/* Coalition `k` of `set`: all players. */
+static void set_all(uint64_t *set, int n, int nw) {
+    memset(set, 0, (size_t)nw * 8);
+    for (int i = 0; i < n; i++) bit_set(set, i);
+}
+
+/* p[0..k) a uniform random k-subset of 0..n-1 (a partial Fisher-Yates shuffle of p, which holds a permutation). */
+static void draw_subset(struct dp_rng *rng, int *p, int n, int k) {
+    for (int i = 0; i < k; i++) {
+        int s = i + (int)dp_rng_below(rng, (uint64_t)(n - i)), t = p[i];
+        p[i] = p[s];
+        p[s] = t;
+    }
+}
+
+/* ---- permutation: antithetic permutation sampling ---- */
+
+/* Marginal contributions along permutation p (phi[p[k]] = D(S_{k-1}) - D(S_k)), reversed when rev. */
+static void marginals(const struct dp_shapley_game *g, const int *p, bool rev, int value, uint64_t *set, double *phi) {
+    int n = g->n;
+    memset(set, 0, (size_t)g->nw * 8);
+    double prev = dval(g, set, value);
+    for (int k = 0; k < n; k++) {
+        int i = p[rev ? n - 1 - k : k];
+        bit_set(set, i);
+        double d = dval(g, set, value);
+        phi[i] = prev - d;
+        prev = d;
+    }
+}
+
+/* Next permutation in lexicographic order; false after the last. */
+static bool next_perm(int *p, int n) {
+    int i = n - 2;
+    while (i >= 0 && p[i] >= p[i + 1]) i--;
+    if (i < 0) return false;
+    int j = n - 1;
+    while (p[j] <= p[i]) j--;
+    int t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+    for (int a = i + 1, b = n - 1; a < b; a++, b--) {
+        t = p[a];
+        p[a] = p[b];
+        p[b] = t;
+    }
+    return true;
+}
+
+/* Whether p precedes its reverse lexicographically (each antithetic pair listed once). */
+static bool before_reverse(const int *p, int n) {
+    for (int k = 0; k < n; k++)
+        if (p[k] != p[n - 1 - k]) return p[k] < p[n - 1 - k];
+    return true;
+}
+
+/*
+ * Batches of up to 8 pairs; for each pair, each value kind still running
+ * adds the mean of the two permutations' marginal contributions, then stops
+ * when it has min_pairs pairs and every standard error is below tol.
+ */
+static dp_status est_permutation(const struct dp_shapley_game *g, const struct dp_shapley_opts *o,
+                                 struct dp_shapley_result *res) {
+    int n = g->n, nw = g->nw;
+    enum { BATCH = 8 };
+    int64_t total = (o->samples + 1) / 2;
+    int *cur = dp_malloc((size_t)n * sizeof *cur);
+    if (o->all_perms) {
+        total = 1;
+        for (int k = 2; k <= n; k++) total *= k;
+        total = n > 1 ? total / 2 : 1;
+    }
+    int *perms = dp_malloc((size_t)BATCH * n * sizeof *perms);
+    uint64_t *sets = dp_malloc((size_t)BATCH * 2 * (n + 1) * nw * 8), *tmp = dp_malloc((size_t)nw * 8);
+    double *acc = dp_calloc((size_t)4 * n, sizeof *acc), *phi = dp_malloc((size_t)2 * n * sizeof *phi);
+    dp_status st = cur && perms && sets && tmp && acc && phi ? DP_OK : DP_ERR_NOMEM;
+    bool active[2];
+    int pairs[2] = {0, 0};
+    for (int v = 0; v < 2; v++) active[v] = o->want[v];
+    struct dp_rng rng = dp_rng_seeded(o->seed, DP_RNG_SHAPLEY, 0);
+    for (int i = 0; cur && i < n; i++) cur[i] = i;
+    bool more = true;
+    for (int64_t done = 0; !st && done < total && more && (active[0] || active[1]);) {
+        int nb = total - done < BATCH ? (int)(total - done) : BATCH;
+        for (int b = 0; b < nb; b++) {
+            int *p = perms + (size_t)b * n;
+            if (o->all_perms) {
+                while (!before_reverse(cur, n) && next_perm(cur, n)) {}
+                memcpy(p, cur, (size_t)n * sizeof *p);
+                more = next_perm(cur, n);
+            } else {
+                for (int i = 0; i < n; i++) p[i] = i;
+                for (int i = n - 1; i > 0; i--) {
+                    int j = (int)dp_rng_below(&rng, (uint64_t)i + 1), t = p[i];
+                    p[i] = p[j];
+                    p[j] = t;
+                }
+            }
+            /* the prefixes of p and of its reverse */
+            for (int rev = 0; rev < 2; rev++) {
+                uint64_t *s0 = sets + ((size_t)(b * 2 + rev) * (n + 1)) * nw;
+                memset(s0, 0, (size_t)nw * 8);
+                for (int k = 0; k < n; k++) {
+                    memcpy(s0 + (size_t)(k + 1) * nw, s0 + (size_t)k * nw, (size_t)nw * 8);
+                    bit_set(s0 + (size_t)(k + 1) * nw, p[rev ? n - 1 - k : k]);
+                }
+            }
+            if (!more) {
+                nb = b + 1;
+                break;
+            }
+        }
+        st = g->need(g->ctx, sets, (int64_t)nb * 2 * (n + 1));
+        for (int b = 0; !st && b < nb; b++) {
+            for (int v = 0; v < 2; v++) {
+                if (!active[v]) continue;
+                double *sum = acc + (size_t)v * 2 * n, *sq = sum + n;
+                marginals(g, perms + (size_t)b * n, false, v, tmp, phi);
+                marginals(g, perms + (size_t)b * n, true, v, tmp, phi + n);
+                for (int i = 0; i < n; i++) {
+                    double m = 0.5 * (phi[i] + phi[n + i]);
+                    sum[i] += m;
+                    sq[i] += m * m;
+                }
+                int P = ++pairs[v];
+                if (P < o->min_pairs || !(o->tol > 0)) continue;
+                bool below = true;
+                for (int i = 0; i < n && below; i++) {
+                    double mean = sum[i] / P, var = (sq[i] - P * mean * mean) / (P - 1);
+                    below = sqrt(var > 0 ? var / P : 0) < o->tol;
+                }
+                if (below) {
+                    active[v] = false;
+                    res->converged[v] = true;
+                }
+            }
+        }
+        done += nb;
+    }
+    for (int v = 0; !st && v < 2; v++) {
+        if (!o->want[v]) continue;
+        int P = pairs[v];
+        const double *sum = acc + (size_t)v * 2 * n, *sq = sum + n;
+        for (int i = 0; i < n; i++) {
+            double mean = sum[i] / P, var = P > 1 ? (sq[i] - P * mean * mean) / (P - 1) : INFINITY;
+            res->phi[v][i] = mean;
+            res->se[v][i] = P > 1 ? sqrt(var > 0 ? var / P : 0) : INFINITY;
+        }
+        res->pairs[v] = P;
+        res->samples[v] = 2 * (int64_t)P;
+        if (o->all_perms) res->converged[v] = true;
+    }
+    free(cur);
+    free(perms);
+    free(sets);
+    free(tmp);
+    free(acc);
+    free(phi);
+    return st;
+}
+
+/* ---- stratified by coalition size ---- */
+
+/*
+ * Stratum (i, s): the marginal D(S) - D(S + i) over the coalitions S of size
+ * s without i; phi_i is the mean over s of the stratum means. Sizes 0 and
+ * n-1 have one coalition per unit and are computed exactly. A round draws
+ * one coalition per other size: for 2s < n-1 a set S of size s, giving the
+ * marginals of every unit outside S (n-s+1 coalitions); else a set T of size
+ * s+1, giving D(T - i) - D(T) for every i in T (s+2 coalitions). Given that
+ * i is covered, the coalition is uniform over the stratum, so each stratum
+ * mean is unbiased and its variance is the sample variance over its count.
+ * Rounds come in batches of 4; the stopping rule is checked after each round,
+ * once every sampled stratum has 2 marginals and min_pairs rounds are done.
+ */
+static dp_status est_stratified(const struct dp_shapley_game *g, const struct dp_shapley_opts *o,
+                                struct dp_shapley_result *res) {
+    int n = g->n, nw = g->nw, ns = n > 2 ? n - 2 : 0; /* sampled sizes 1..n-2 */
+    enum { ROUNDS = 4 };
+    size_t nn = (size_t)n * n;
+    int per_round = 0; /* coalitions a round asks */
+    for (int s = 1; s <= ns; s++) per_round += 2 * s < n - 1 ? n - s + 1 : s + 2;
+    int64_t budget = o->samples * (n + 1);
+    uint64_t *sets = dp_malloc(((size_t)ROUNDS * (per_round ? per_round : 1) + 2 * (size_t)n + 2) * nw * 8);
+    int *draws = dp_malloc((size_t)ROUNDS * (ns ? ns : 1) * n * sizeof *draws), *p = dp_malloc((size_t)n * sizeof *p);
+    double *acc = dp_calloc(5 * nn, sizeof *acc); /* sum, sq per value; count */
+    uint64_t *tmp = dp_malloc((size_t)nw * 8);
+    dp_status st = sets && draws && p && acc && tmp ? DP_OK : DP_ERR_NOMEM;
+    double *cnt = acc + 4 * nn;
+    /* exact strata: none, singletons, all but one, all */
+    int64_t C = 0;
+    if (!st) {
+        memset(sets, 0, (size_t)nw * 8);
+        C = 1;
+        for (int i = 0; i < n; i++) {
+            uint64_t *a = sets + (size_t)C++ * nw, *b = sets + (size_t)C++ * nw;
+            memset(a, 0, (size_t)nw * 8);
+            bit_set(a, i);
+            set_all(b, n, nw);
+            bit_clear(b, i);
+        }
+        set_all(sets + (size_t)C++ * nw, n, nw);
+        st = g->need(g->ctx, sets, C);
+    }
+    bool active[2] = {o->want[0], o->want[1]};
+    int64_t used = 0, marg = 0, rounds = 0;
+    struct dp_rng rng = dp_rng_seeded(o->seed, DP_RNG_STRATIFIED, 0);
+    while (!st && ns > 0 && used < budget && (active[0] || active[1])) {
+        /* a batch of rounds: for round r and size s, the drawn set in draws[(r * ns + s - 1) * n ...] */
+        int nr = 0;
+        C = 0;
+        for (; nr < ROUNDS && used < budget; nr++) {
+            for (int s = 1; s <= ns; s++) {
+                int k = 2 * s < n - 1 ? s : s + 1, *dr = draws + ((size_t)nr * ns + s - 1) * n;
+                for (int i = 0; i < n; i++) p[i] = i;
+                draw_subset(&rng, p, n, k);
+                memcpy(dr, p, (size_t)n * sizeof *dr);
+                uint64_t *base = sets + (size_t)C++ * nw;
+                memset(base, 0, (size_t)nw * 8);
+                for (int j = 0; j < k; j++) bit_set(base, p[j]);
+                /* the sets one unit away: add each outsider, or remove each member */
+                int from = k == s ? k : 0, to = k == s ? n : k;
+                for (int j = from; j < to; j++) {
+                    uint64_t *x = sets + (size_t)C++ * nw;
+                    memcpy(x, base, (size_t)nw * 8);
+                    if (k == s) bit_set(x, p[j]);
+                    else bit_clear(x, p[j]);
+                }
+            }
+            used += per_round;
+        }
+        st = g->need(g->ctx, sets, C);
+        for (int r = 0; !st && r < nr && (active[0] || active[1]); r++) {
+            for (int s = 1; s <= ns; s++) {
+                int k = 2 * s < n - 1 ? s : s + 1;
+                const int *dr = draws + ((size_t)r * ns + s - 1) * n;
+                memset(tmp, 0, (size_t)nw * 8);
+                for (int j = 0; j < k; j++) bit_set(tmp, dr[j]);
+                double big[2] = {0, 0};
+                for (int v = 0; v < 2; v++)
+                    if (active[v]) big[v] = dval(g, tmp, v);
+                int from = k == s ? k : 0, to = k == s ? n : k;
+                for (int j = from; j < to; j++) {
+                    int i = dr[j];
+                    if (k == s) bit_set(tmp, i);
+                    else bit_clear(tmp, i);
+                    for (int v = 0; v < 2; v++) {
+                        if (!active[v]) continue;
+                        double d = dval(g, tmp, v), m = k == s ? big[v] - d : d - big[v];
+                        acc[(size_t)v * 2 * nn + (size_t)i * n + s] += m;
+                        acc[(size_t)v * 2 * nn + nn + (size_t)i * n + s] += m * m;
+                    }
+                    cnt[(size_t)i * n + s] += 1;
+                    marg++;
+                    if (k == s) bit_clear(tmp, i);
+                    else bit_set(tmp, i);
+                }
+            }
+            rounds++;
+            if (rounds < o->min_pairs || !(o->tol > 0)) continue;
+            bool covered = true;
+            for (int i = 0; i < n && covered; i++)
+                for (int s = 1; s <= ns && covered; s++) covered = cnt[(size_t)i * n + s] >= 2;
+            if (!covered) continue;
+            for (int v = 0; v < 2; v++) {
+                if (!active[v]) continue;
+                bool below = true;
+                for (int i = 0; i < n && below; i++) {
+                    double var = 0;
+                    for (int s = 1; s <= ns; s++) {
+                        double c = cnt[(size_t)i * n + s], sm = acc[(size_t)v * 2 * nn + (size_t)i * n + s],
+                               q = acc[(size_t)v * 2 * nn + nn + (size_t)i * n + s], mean = sm / c,
+                               w = (q - c * mean * mean) / (c - 1);
+                        var += (w > 0 ? w : 0) / c;
+                    }
+                    below = sqrt(var) / n < o->tol;
+                }
+                if (below) {
+                    active[v] = false;
+                    res->converged[v] = true;
+                    res->samples[v] = marg;
+                }
+            }
+        }
+    }
+    uint64_t *set = tmp;
+    for (int v = 0; !st && v < 2; v++) {
+        if (!o->want[v]) continue;
+        double *sum = acc + (size_t)v * 2 * nn, *sq = sum + nn;
+        for (int i = 0; i < n; i++) {
+            /* exact strata */
+            memset(set, 0, (size_t)nw * 8);
+            double none = dval(g, set, v);
+            bit_set(set, i);
+            double phi = none - dval(g, set, v), var = 0;
+            if (n > 1) {
+                set_all(set, n, nw);
+                double all = dval(g, set, v);
+                bit_clear(set, i);
+                phi += dval(g, set, v) - all;
+            }
+            for (int s = 1; s <= ns; s++) {
+                double c = cnt[(size_t)i * n + s], mean = c > 0 ? sum[(size_t)i * n + s] / c : NAN,
+                       w = c > 1 ? (sq[(size_t)i * n + s] - c * mean * mean) / (c - 1) : INFINITY;
+                phi += mean;
+                var += (w > 0 ? w : 0) / c;
+            }
+            res->phi[v][i] = phi / n;
+            res->se[v][i] = sqrt(var) / n;
+        }
+        if (ns == 0) res->converged[v] = true;
+        if (active[v]) res->samples[v] = marg;
+        res->pairs[v] = 0;
+    }
+    free(sets);
+    free(draws);
+    free(p);
+    free(acc);
+    free(tmp);
+    return st;
+}
+
+/* ---- kernel regression: kernel and leverage ---- */
+
+/* In-place inverse of the symmetric positive definite n x n matrix a by Cholesky; false when not positive definite. */
+static bool spd_inverse(double *a, int n, double *work) {
+    double *L = work, *x = work + (size_t)n * n; /* (n, n), (n) */
+    double scale = 0;
+    for (int i = 0; i < n; i++) scale = fmax(scale, a[(size_t)i * n + i]);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j <= i; j++) {
+            double s = a[(size_t)i * n + j];
+            for (int k = 0; k < j; k++) s -= L[(size_t)i * n + k] * L[(size_t)j * n + k];
+            if (i == j) {
+                if (!(s > 1e-12 * scale)) return false;
+                L[(size_t)i * n + i] = sqrt(s);
+            } else {
+                L[(size_t)i * n + j] = s / L[(size_t)j * n + j];
+            }
+        }
+    for (int c = 0; c < n; c++) { /* column c of the inverse: solve L L^T x = e_c */
+        for (int i = 0; i < n; i++) {
+            double s = i == c ? 1 : 0;
+            for (int k = 0; k < i; k++) s -= L[(size_t)i * n + k] * x[k];
+            x[i] = s / L[(size_t)i * n + i];
+        }
+        for (int i = n - 1; i >= 0; i--) {
+            double s = x[i];
+            for (int k = i + 1; k < n; k++) s -= L[(size_t)k * n + i] * x[k];
+            x[i] = s / L[(size_t)i * n + i];
+        }
+        for (int i = 0; i < n; i++) a[(size_t)i * n + c] = x[i];
+    }
+    return true;
+}
+
+struct kreg {
+    int n, nw;
+    double mu_r;          /* kernel mass of the sampled sizes */
+    double *A_ex, *b_ex;  /* (n, n), (2, n): the exact sizes' part, weighted by mu */
+    double *A_sum, *b_sum;/* (n, n), (2, n): sums over pairs of w (z z^T + zc zc^T) / 2, w (z y + zc yc) / 2 */
+    int64_t m, cap;       /* pairs */
+    uint64_t *pz;         /* (cap, nw) each pair's first coalition */
+    double *pw;           /* (cap) its importance weight */
+    double *A, *Ainv, *work, *u, *S;   /* scratch */
+};
+
+/* Add w z z^T into A and w z y into b (y = D(none) - D(z) per value). */
+static void add_point(const struct dp_shapley_game *g, const uint64_t *z, double w, double *A, double *b,
+                      const double *none, const bool *want) {
+    int n = g->n;
+    for (int i = 0; i < n; i++) {
+        if (!bit_get(z, i)) continue;
+        for (int j = 0; j < n; j++)
+            if (bit_get(z, j)) A[(size_t)i * n + j] += w;
+    }
+    for (int v = 0; v < 2; v++) {
+        if (!want[v]) continue;
+        double y = none[v] - dval(g, z, v);
+        for (int i = 0; i < n; i++)
+            if (bit_get(z, i)) b[(size_t)v * n + i] += w * y;
+    }
+}
+
+/*
+ * Solve the constrained regression of value v from the current sums: phi and
+ * stderr; false when A is singular (too few pairs).
+ */
+static bool kreg_solve(const struct dp_shapley_game *g, struct kreg *k, int v, double none, double delta, double *phi,
+                       double *se) {
+    int n = k->n, nw = k->nw;
+    size_t nn = (size_t)n * n;
+    double f = k->m ? k->mu_r / (double)k->m : 0;
+    for (size_t e = 0; e < nn; e++) k->A[e] = k->A_ex[e] + f * k->A_sum[e];
+    memcpy(k->Ainv, k->A, nn * sizeof *k->A);
+    if (!spd_inverse(k->Ainv, n, k->work)) return false;
+    double *b = k->u, *a1 = k->u + n; /* scratch: b_hat, A^-1 1 */
+    for (int i = 0; i < n; i++) b[i] = k->b_ex[(size_t)v * n + i] + f * k->b_sum[(size_t)v * n + i];
+    double oneA1 = 0, oneAb = 0;
+    for (int i = 0; i < n; i++) {
+        double s1 = 0, sb = 0;
+        for (int j = 0; j < n; j++) {
+            s1 += k->Ainv[(size_t)i * n + j];
+            sb += k->Ainv[(size_t)i * n + j] * b[j];
+        }
+        a1[i] = s1;
+        oneA1 += s1;
+        oneAb += sb;
+        phi[i] = sb;
+    }
+    double lambda = (oneAb - delta) / oneA1;
+    for (int i = 0; i < n; i++) phi[i] -= lambda * a1[i];
+    /* M = A^-1 - a1 a1^T / (1.A^-1 1), into A */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) k->A[(size_t)i * n + j] = k->Ainv[(size_t)i * n + j] - a1[i] * a1[j] / oneA1;
+    /* Cov(u) over pairs, u_j = w/2 (z r(z) + zc r(zc)), r = y - z.phi */
+    double *mean = k->u + 2 * n, *uj = k->u + 3 * n, *z = k->u + 4 * n;
+    uint64_t *c = (uint64_t *)(k->u + 5 * n);
+    memset(mean, 0, (size_t)n * sizeof *mean);
+    memset(k->S, 0, nn * sizeof *k->S);
+    double total = 0;
+    for (int i = 0; i < n; i++) total += phi[i];
+    for (int64_t j = 0; j < k->m; j++) {
+        const uint64_t *pz = k->pz + (size_t)j * nw;
+        set_all(c, n, nw);
+        for (int w = 0; w < nw; w++) c[w] &= ~pz[w];
+        double zphi = 0;
+        for (int i = 0; i < n; i++) {
+            z[i] = bit_get(pz, i);
+            zphi += z[i] * phi[i];
+        }
+        double r1 = none - dval(g, pz, v) - zphi, r2 = none - dval(g, c, v) - (total - zphi);
+        for (int i = 0; i < n; i++) uj[i] = 0.5 * k->pw[j] * (z[i] ? r1 : r2);
+        for (int i = 0; i < n; i++) {
+            mean[i] += uj[i];
+            for (int l = 0; l <= i; l++) k->S[(size_t)i * n + l] += uj[i] * uj[l];
+        }
+    }
+    double m = (double)k->m;
+    for (int i = 0; i < n; i++)
+        for (int l = 0; l <= i; l++) {
+            double cv = m > 1 ? (k->S[(size_t)i * n + l] - mean[i] * mean[l] / m) / (m - 1) : 0;
+            k->S[(size_t)i * n + l] = k->S[(size_t)l * n + i] = cv;
+        }
+    /* Var(phi_i) = mu_r^2 / m * (M S M^T)_ii */
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int a = 0; a < n; a++) {
+            double t = 0;
+            for (int l = 0; l < n; l++) t += k->S[(size_t)a * n + l] * k->A[(size_t)i * n + l];
+            s += k->A[(size_t)i * n + a] * t;
+        }
+        se[i] = m > 1 ? k->mu_r * sqrt(s > 0 ? s / m : 0) : (k->mu_r > 0 ? INFINITY : 0);
+    }
+    return true;
+}
+
+/*
+ * kernel: sizes 1 and n-1 exact, the others drawn with q proportional to the
+ * kernel (weight 1); leverage: every size drawn uniformly (weight mu / q).
+ * Pairs come in batches of 16; the stopping rule is checked after each batch,
+ * once there are at least max(min_pairs, n) pairs.
+ */
+static dp_status est_kernel(const struct dp_shapley_game *g, const struct dp_shapley_opts *o,
+                            struct dp_shapley_result *res, bool leverage) {
+    int n = g->n, nw = g->nw;
+    enum { BATCH = 16 };
+    size_t nn = (size_t)n * n;
+    struct kreg k = {.n = n, .nw = nw};
+    double *mu = dp_calloc((size_t)n + 1, sizeof *mu), *q = dp_calloc((size_t)n + 1, sizeof *q);
+    bool *exact = dp_calloc((size_t)n + 1, sizeof *exact);
+    k.A_ex = dp_calloc(nn, sizeof(double));
+    k.b_ex = dp_calloc(2 * (size_t)n, sizeof(double));
+    k.A_sum = dp_calloc(nn, sizeof(double));
+    k.b_sum = dp_calloc(2 * (size_t)n, sizeof(double));
+    k.A = dp_malloc(nn * sizeof(double));
+    k.Ainv = dp_malloc(nn * sizeof(double));
+    k.S = dp_malloc(nn * sizeof(double));
+    k.work = dp_malloc((nn + (size_t)n) * sizeof(double));
+    k.u = dp_malloc((5 * (size_t)n + (size_t)nw) * sizeof(double));
+    uint64_t *sets = dp_malloc(((size_t)2 * BATCH + 2 * (size_t)n + 2) * nw * 8);
+    int *p = dp_malloc((size_t)n * sizeof *p);
+    double *phi = dp_malloc((size_t)n * sizeof *phi), *se = dp_malloc((size_t)n * sizeof *se);
+    dp_status st = mu && q && exact && k.A_ex && k.b_ex && k.A_sum && k.b_sum && k.A && k.Ainv && k.S && k.work &&
+                   k.u && sets && p && phi && se ? DP_OK : DP_ERR_NOMEM;
+    /* the kernel over sizes 1..n-1, the exact sizes, the proposal over the others */
+    double ktot = 0, qtot = 0;
+    for (int s = 1; !st && s < n; s++) ktot += mu[s] = 1.0 / ((double)s * (n - s));
+    for (int s = 1; !st && s < n; s++) {
+        mu[s] /= ktot;
+        exact[s] = !leverage && (s == 1 || s == n - 1);
+        if (!exact[s]) k.mu_r += mu[s], qtot += q[s] = leverage ? 1.0 : mu[s];
+    }
+    for (int s = 1; !st && s < n; s++) q[s] = exact[s] ? 0 : q[s] / qtot;
+    /* none, all and the exact sizes' coalitions (sizes 1 and n-1: n each) */
+    int64_t C = 0;
+    if (!st) {
+        memset(sets, 0, (size_t)nw * 8);
+        set_all(sets + nw, n, nw);
+        C = 2;
+        for (int s = 1; s < n; s++) {
+            if (!exact[s]) continue;
+            DP_ASSERT(s == 1 || s == n - 1);
+            for (int i = 0; i < n; i++) {
+                uint64_t *x = sets + (size_t)C++ * nw;
+                if (s == 1) {
+                    memset(x, 0, (size_t)nw * 8);
+                    bit_set(x, i);
+                } else {
+                    set_all(x, n, nw);
+                    bit_clear(x, i);
+                }
+            }
+        }
+        st = g->need(g->ctx, sets, C);
+    }
+    double none[2] = {0, 0}, delta[2] = {0, 0};
+    for (int v = 0; !st && v < 2; v++) {
+        if (!o->want[v]) continue;
+        none[v] = dval(g, sets, v);
+        delta[v] = none[v] - dval(g, sets + nw, v);
+    }
+    for (int64_t c = 2; !st && c < C; c++) { /* each coalition of size s weighs mu(s) / C(n, s) = mu(s) / n */
+        int s = 0;
+        for (int i = 0; i < n; i++) s += bit_get(sets + (size_t)c * nw, i);
+        add_point(g, sets + (size_t)c * nw, mu[s] / n, k.A_ex, k.b_ex, none, o->want);
+    }
+    int64_t max_pairs = k.mu_r > 0 ? (o->samples * (n + 1) + 1) / 2 : 0;
+    if (max_pairs < 1 && k.mu_r > 0) max_pairs = 1;
+    bool active[2] = {o->want[0], o->want[1]};
+    struct dp_rng rng = dp_rng_seeded(o->seed, leverage ? DP_RNG_LEVERAGE : DP_RNG_KERNEL, 0);
+    int min_pairs = o->min_pairs > n ? o->min_pairs : n;
+    while (!st && k.m < max_pairs && (active[0] || active[1])) {
+        int nb = max_pairs - k.m < BATCH ? (int)(max_pairs - k.m) : BATCH;
+        if (k.m + nb > k.cap) {
+            int64_t cap = k.cap ? 2 * k.cap : 256;
+            uint64_t *pz = realloc(k.pz, (size_t)cap * nw * 8);
+            if (pz) k.pz = pz;
+            double *pw = realloc(k.pw, (size_t)cap * sizeof *pw);
+            if (pw) k.pw = pw;
+            if (!pz || !pw) {
+                st = DP_ERR_NOMEM;
+                break;
+            }
+            k.cap = cap;
+        }
+        for (int b = 0; b < nb; b++) {
+            double x = dp_rng_unit(&rng), cum = 0;
+            int s = 0;
+            for (int t = 1; t < n && !s; t++) {
+                cum += q[t];
+                if (!exact[t] && (x < cum || t == n - 1 || cum >= 1)) s = t;
+            }
+            if (!s) /* rounding: the last sampled size */
+                for (int t = n - 1; t >= 1 && !s; t--)
+                    if (!exact[t]) s = t;
+            for (int i = 0; i < n; i++) p[i] = i;
+            draw_subset(&rng, p, n, s);
+            uint64_t *z = sets + (size_t)(2 * b) * nw, *zc = z + nw;
+            memset(z, 0, (size_t)nw * 8);
+            for (int j = 0; j < s; j++) bit_set(z, p[j]);
+            set_all(zc, n, nw);
+            for (int w = 0; w < nw; w++) zc[w] &= ~z[w];
+            memcpy(k.pz + (size_t)(k.m + b) * nw, z, (size_t)nw * 8);
+            k.pw[k.m + b] = (mu[s] / k.mu_r) / q[s];
+        }
+        st = g->need(g->ctx, sets, 2 * (int64_t)nb);
+        for (int b = 0; !st && b < nb; b++) {
+            const uint64_t *z = sets + (size_t)(2 * b) * nw;
+            double w = 0.5 * k.pw[k.m + b];
+            bool want1[2] = {active[0], active[1]};
+            add_point(g, z, w, k.A_sum, k.b_sum, none, want1);
+            add_point(g, z + nw, w, k.A_sum, k.b_sum, none, want1);
+        }
+        if (st) break;
+        k.m += nb;
+        if (k.m < min_pairs || !(o->tol > 0)) continue;
+        for (int v = 0; v < 2; v++) {
+            if (!active[v] || !kreg_solve(g, &k, v, none[v], delta[v], phi, se)) continue;
+            bool below = true;
+            for (int i = 0; i < n && below; i++) below = se[i] < o->tol;
+            if (below) {
+                active[v] = false;
+                res->converged[v] = true;
+                res->pairs[v] = (int)k.m;
+                memcpy(res->phi[v], phi, (size_t)n * sizeof *phi);
+                memcpy(res->se[v], se, (size_t)n * sizeof *se);
+            }
+        }
+    }
+    for (int v = 0; !st && v < 2; v++) {
+        if (!active[v]) continue;
+        res->pairs[v] = (int)k.m;
+        if (!kreg_solve(g, &k, v, none[v], delta[v], res->phi[v], res->se[v]))
+            for (int i = 0; i < n; i++) res->phi[v][i] = NAN, res->se[v][i] = INFINITY;
+        res->converged[v] = k.mu_r == 0;
+    }
+    for (int v = 0; v < 2; v++) res->samples[v] = 2 * (int64_t)res->pairs[v];
+    free(mu);
+    free(q);
+    free(exact);
+    free(k.A_ex);
+    free(k.b_ex);
+    free(k.A_sum);
+    free(k.b_sum);
+    free(k.A);
+    free(k.Ainv);
+    free(k.S);
+    free(k.work);
+    free(k.u);
+    free(k.pz);
+    free(k.pw);
+    free(sets);
+    free(p);
+    free(phi);
+    free(se);
+    return st;
+}
+
+dp_status dp_shapley_estimate(const struct dp_shapley_game *g, const struct dp_shapley_opts *o,
+                              struct dp_shapley_result *r) {
+    for (int v = 0; v < 2; v++) {
+        r->pairs[v] = 0;
+        r->samples[v] = 0;
+        r->converged[v] = false;
+    }
+    switch (o->estimator) {
+    case DP_SHAPLEY_PERMUTATION: return est_permutation(g, o, r);
+    case DP_SHAPLEY_STRATIFIED: case DP_SHAPLEY_AUTO: return est_stratified(g, o, r);
+    case DP_SHAPLEY_KERNEL: return est_kernel(g, o, r, false);
+    case DP_SHAPLEY_LEVERAGE: return est_kernel(g, o, r, true);
+    default: return dp_fail(DP_ERR_ARG, "unknown Shapley estimator %d", o->estimator);
+    }
+}
