@@ -47,7 +47,7 @@ static void act_make(struct act *A, const struct dp_kernel_ops *k, const float *
     A->d = malloc((size_t)(n_tok * nb) * sizeof(float));
     A->bias = malloc((size_t)(n_tok * nb) * sizeof(int32_t));
     for (int t = 0; t < n_tok; t++) k->quant_act(X + t * n_in, n_in, off, A->q + t * n_in, A->d + t * nb, A->bias + t * nb);
-    A->a = (struct dp_act_q8){A->q, A->d, A->bias, n_in};
+    A->a = (struct dp_act_q8){A->q, A->d, A->bias, n_in, NULL, NULL};
 }
 static void act_free(struct act *A) { free(A->q), free(A->d), free(A->bias); }
 
