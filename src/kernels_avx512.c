@@ -13,6 +13,9 @@
  * time by dequantizing 16 x 32 blocks and transposing them in registers; its
  * micro-kernel holds 32 rows x 12 tokens (24 zmm accumulators) and per k
  * loads two weight vectors and broadcasts each token's activation.
+ * The types of quants.c decode in load32_more (exact mode) and have q8-mode
+ * kernels of their own: the 32-element types on the Q8_0/Q4_0 layout, the
+ * 256-element ones through struct kq_blk (see those sections).
  */
 #include "kernels.h"
 #include "kernels_attend.h"
