@@ -24,6 +24,8 @@
  */
 #include "spec.h"
 
+#include "prune.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,5 +342,86 @@ dp_status dp_spec_time_step(const struct dp_model *m, struct dp_pool *pool, cons
     free(ids);
     free(logits);
     free(t);
+    return st;
+}
+
+/* ---- the draft search ---- */
+
+static dp_status plan_mask(const struct dp_model *m, const struct dp_unit *units, int n, struct dp_mask *mask) {
+    dp_mask_all(m, mask);
+    for (int i = 0; i < n; i++) dp_unit_remove(mask, units[i]);
+    return DP_OK;
+}
+
+dp_status dp_spec_search(const struct dp_model *m, struct dp_pool *pool, const struct dp_chunks *ch,
+                         const struct dp_spec_search_opts *o, double *c_verify, struct dp_spec_plan *out, int cap,
+                         int *n_out) {
+    *n_out = 0;
+    int L = m->cfg.n_layers, k_max = o->k_max;
+    if (k_max < 1 || k_max > DP_SPEC_MAX_LEN) return dp_fail(DP_ERR_ARG, "draft lengths 1..%d", k_max);
+    if (o->max_removed < 1) return dp_fail(DP_ERR_ARG, "plans of 1..%d units", o->max_removed);
+    struct dp_mask full;
+    dp_mask_all(m, &full);
+    int *ref = dp_malloc((size_t)ch->n_seqs * ch->ctx * sizeof *ref);
+    if (!ref) return dp_fail(DP_ERR_NOMEM, "out of memory");
+    dp_status st = dp_spec_reference(m, pool, &full, NULL, ch, ref);
+    double t_full = 0;
+    for (int k = 0; k <= k_max; k++) c_verify[k] = 1;
+    if (!st && o->timed) {
+        st = dp_spec_time_step(m, pool, &full, NULL, o->time_pos, 1, o->time_reps, &t_full);
+        for (int k = 1; !st && k <= k_max; k++) {
+            double t;
+            st = dp_spec_time_step(m, pool, &full, NULL, o->time_pos, k + 1, o->time_reps, &t);
+            c_verify[k] = t / t_full;
+        }
+    }
+    double full_bytes = (double)dp_spec_step_bytes(m, &full);
+    struct dp_unit all[2 * DP_MAX_LAYERS], chosen[2 * DP_MAX_LAYERS];
+    for (int sc = 0; !st && sc < DP_N_SCHEMES; sc++) {
+        if (!(o->schemes & (1u << sc))) continue;
+        int n_all = dp_scheme_units((enum dp_scheme)sc, L, all);
+        bool used[2 * DP_MAX_LAYERS] = {0};
+        for (int n = 1; !st && n <= o->max_removed && n <= n_all - (sc == DP_SCHEME_BLOCK || sc == DP_SCHEME_BOTH); n++) {
+            int best = -1;
+            double best_sp = -1, best_a = 0, best_c = 0;
+            for (int u = 0; !st && u < n_all; u++) {
+                if (used[u]) continue;
+                chosen[n - 1] = all[u];
+                struct dp_mask mask;
+                plan_mask(m, chosen, n, &mask);
+                double a, c = (double)dp_spec_step_bytes(m, &mask) / full_bytes;
+                st = dp_spec_agreement(m, pool, &mask, NULL, ch, ref, &a, NULL, NULL);
+                double sp;
+                if (!st) dp_spec_best_len(a, k_max, c, NULL, &sp);
+                if (!st && sp > best_sp) best = u, best_sp = sp, best_a = a, best_c = c;
+            }
+            if (st || best < 0) break;
+            used[best] = true;
+            chosen[n - 1] = all[best];
+            if (*n_out >= cap) continue;
+            struct dp_spec_plan *p = &out[(*n_out)++];
+            memset(p, 0, sizeof *p);
+            p->scheme = sc;
+            p->n_removed = n;
+            for (int i = 0; i < n; i++) {
+                char name[16];
+                dp_unit_name(chosen[i], name);
+                size_t len = strlen(p->units);
+                snprintf(p->units + len, sizeof p->units - len, "%s%s", i ? "," : "", name);
+            }
+            p->agree = best_a;
+            p->c_bytes = p->c_draft = best_c;
+            if (o->timed) {
+                struct dp_mask mask;
+                plan_mask(m, chosen, n, &mask);
+                double t;
+                st = dp_spec_time_step(m, pool, &mask, NULL, o->time_pos, 1, o->time_reps, &t);
+                p->c_draft = t / t_full;
+            }
+            p->best_len = dp_spec_best_len(p->agree, k_max, p->c_draft, c_verify, &p->speedup);
+            p->tokens_per_verify = dp_spec_tokens_per_verify(p->agree, p->best_len);
+        }
+    }
+    free(ref);
     return st;
 }

@@ -133,4 +133,42 @@ dp_status dp_spec_agreement(const struct dp_model *m, struct dp_pool *pool, cons
 dp_status dp_spec_time_step(const struct dp_model *m, struct dp_pool *pool, const struct dp_mask *mask,
                             const struct dp_hooks *hooks, int pos0, int n_tok, int reps, double *seconds);
 
+/* ---- choosing a draft: prune --draft ---- */
+
+/* One draft plan of the search with its expected speed-up. */
+struct dp_spec_plan {
+    int scheme;                 /* enum dp_scheme (src/prune.h) */
+    int n_removed;
+    char units[256];            /* removed units, in removal order, as a comma list */
+    double agree;               /* teacher-forced argmax agreement with the full model */
+    double c_bytes;             /* weight bytes of a draft step / of a full step */
+    double c_draft;             /* cost of a draft step used for the speed-up (timed, or c_bytes) */
+    int best_len;               /* the draft length with the best expected speed-up */
+    double tokens_per_verify;   /* expected, at best_len */
+    double speedup;             /* expected, at best_len */
+};
+
+struct dp_spec_search_opts {
+    unsigned schemes;           /* bit (1 << enum dp_scheme) per scheme searched */
+    int max_removed;            /* plans of 1..max_removed units per scheme */
+    int k_max;                  /* draft lengths 1..k_max (<= DP_SPEC_MAX_LEN) */
+    bool timed;                 /* costs from timed forward passes (else c_bytes, verification 1) */
+    int time_pos, time_reps;    /* timing: cached positions before the timed pass, passes per median */
+};
+
+/*
+ * Search draft plans: per scheme, units are removed greedily, each step the
+ * unit whose removal keeps the best expected speed-up (agreement with the
+ * full model on ch, memory-bound cost c_bytes); every plan of 1..max_removed
+ * units is reported (cap entries at most, *n_out of them). c_verify
+ * receives k_max + 1 costs of verifying k+1 tokens relative to one decode
+ * step (timed, else all 1); with `timed` each reported plan's c_draft is its
+ * timed decode step over the full model's, and its best length and
+ * speed-up use the timed costs. The agreement is deterministic; only
+ * timings vary between runs.
+ */
+dp_status dp_spec_search(const struct dp_model *m, struct dp_pool *pool, const struct dp_chunks *ch,
+                         const struct dp_spec_search_opts *o, double *c_verify, struct dp_spec_plan *out, int cap,
+                         int *n_out);
+
 #endif
