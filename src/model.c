@@ -596,6 +596,8 @@ void dp_session_rewind(struct dp_session *s, int pos) {
     s->pos = pos;
 }
 const struct dp_mask *dp_session_mask(const struct dp_session *s) { return &s->mask; }
+const struct dp_model *dp_session_model(const struct dp_session *s) { return s->m; }
+int dp_session_n_ctx(const struct dp_session *s) { return s->n_ctx; }
 int dp_session_pos(const struct dp_session *s) { return s->pos; }
 
 /* ---- the forward pass ---- */

@@ -82,6 +82,9 @@ struct dp_hooks {
 
 /* Move the session back to position pos (<= the current one): later cache entries are overwritten. */
 void dp_session_rewind(struct dp_session *s, int pos);
+/* The model and the context size of a session. */
+const struct dp_model *dp_session_model(const struct dp_session *s);
+int dp_session_n_ctx(const struct dp_session *s);
 /* The mask a session runs under. */
 const struct dp_mask *dp_session_mask(const struct dp_session *s);
 

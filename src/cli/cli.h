@@ -167,6 +167,22 @@ struct dp_influences;
 int cli_check_scores(const char *cmd, const struct cli_common *c, const struct dp_model *m,
                      const struct dp_influences *sc, int scheme);
 
+/*
+ * A draft model for speculative decoding (generate --draft): the full mask
+ * of m less the units of `spec`, a saved plan file (with its recovery, when
+ * it names one) or a comma list of units. Prints errors; cli_draft_close
+ * releases it.
+ */
+struct cli_draft {
+    struct dp_mask mask;
+    const struct dp_hooks *hooks;     /* the plan's recovery, or NULL */
+    struct dp_recovery *recovery;
+    void *hooks_store;
+    char units[1024];                 /* the removed units as a list */
+};
+int cli_draft_open(const char *cmd, const struct dp_model *m, const char *spec, struct cli_draft *out);
+void cli_draft_close(struct cli_draft *d);
+
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

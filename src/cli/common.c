@@ -508,6 +508,43 @@ int cli_check_sessions(const char *cmd, const struct cli_model *cm, const struct
     return cli_check_mem(cmd, cm, need, what, flag);
 }
 
+int cli_draft_open(const char *cmd, const struct dp_model *m, const char *spec, struct cli_draft *out) {
+    memset(out, 0, sizeof *out);
+    dp_mask_all(m, &out->mask);
+    struct stat sb;
+    if (stat(spec, &sb) != 0) { /* not a file: a list of units */
+        if (dp_mask_drop(&out->mask, spec)) return cli_error(cmd, 2, "--draft: %s", dp_last_error());
+    } else {
+        struct dp_plan *p = calloc(1, sizeof *p);
+        if (!p) return cli_error(cmd, 1, "out of memory");
+        int rc = 0;
+        if (dp_plan_load(spec, p)) rc = cli_error(cmd, 1, "%s", dp_last_error());
+        else if (dp_plan_apply(p, &out->mask)) rc = cli_error(cmd, 2, "--draft %s: %s", spec, dp_last_error());
+        else if (p->recover_file[0] && dp_recovery_load(p->recover_file, m, &out->recovery))
+            rc = cli_error(cmd, 1, "%s", dp_last_error());
+        free(p);
+        if (rc) return rc;
+        if (out->recovery) {
+            struct dp_hooks *h = calloc(1, sizeof *h);
+            if (!h) return cli_error(cmd, 1, "out of memory");
+            dp_recovery_hooks(out->recovery, m, h);
+            out->hooks_store = h;
+            out->hooks = h;
+        }
+    }
+    dp_mask_format(&out->mask, out->units, sizeof out->units);
+    if (!out->units[0]) return cli_error(cmd, 2, "--draft %s removes no unit: the draft would be the full model", spec);
+    return 0;
+}
+
+void cli_draft_close(struct cli_draft *d) {
+    dp_recovery_free(d->recovery);
+    free(d->hooks_store);
+    d->recovery = NULL;
+    d->hooks_store = NULL;
+    d->hooks = NULL;
+}
+
 void cli_close(struct cli_model *cm) {
     dp_recovery_free(cm->recovery);
     free(cm->hooks_store);

@@ -15,6 +15,14 @@
  * float rounding, or nothing is written; otherwise the difference is
  * reported. A matrix whose rows are not whole blocks of its type takes
  * llama-quantize's fallback type, with a note on stderr.
+ *
+ * With --draft the units come from a search for the best draft model of
+ * self-speculative decoding (src/spec.h, dp_spec_search): per scheme, plans
+ * of 1..--count units (default 4) by teacher-forced agreement with the full
+ * model on --calib CORPUS, each scored by its expected speed-up with costs
+ * timed on the file at hand (--cost time, the default) or from weight bytes
+ * (--cost bytes); the best plan is exported. The written draft runs next to
+ * the original in llama.cpp's llama-speculative (same vocabulary).
  */
 #include "cli.h"
 
@@ -25,6 +33,7 @@
 #include "prune.h"
 #include "quantize.h"
 #include "recover.h"
+#include "spec.h"
 #include "sweep.h"
 #include "tasks.h"
 
@@ -169,6 +178,101 @@ static int from_budget(const struct cli_common *c, const struct budget_opts *b, 
     return rc;
 }
 
+/* The draft search of prune --draft and its results. */
+struct draft_search {
+    struct dp_spec_plan plans[4 * 64];
+    int n_plans, best;
+    double c_verify[DP_SPEC_MAX_LEN + 1];
+    int k_max;
+    const char *cost;
+};
+
+static int from_draft(const struct cli_common *c, const char *scheme_s, long count, const char *kmax_s,
+                      const char *cost_s, struct draft_search *ds, char *list, size_t cap) {
+    long k_max = 8, ctx = 0, max_seqs = 0;
+    if ((kmax_s && !cli_int("prune", "--draft-len-max", kmax_s, 1, DP_SPEC_MAX_LEN, &k_max)) ||
+        (c->calib_ctx && !cli_int("prune", "--calib-ctx", c->calib_ctx, 4, 1 << 20, &ctx)) ||
+        (c->calib_max_seqs && !cli_int("prune", "--calib-max-seqs", c->calib_max_seqs, 1, 1L << 30, &max_seqs)))
+        return 2;
+    if (!c->calib) return cli_error("prune", 2, "--draft needs --calib CORPUS (the text agreement is measured on)");
+    if (cost_s && strcmp(cost_s, "time") && strcmp(cost_s, "bytes"))
+        return cli_error("prune", 2, "--cost must be time or bytes, not '%s'", cost_s);
+    struct dp_spec_search_opts o = {.max_removed = count ? (int)count : 4, .k_max = (int)k_max,
+                                    .timed = !cost_s || !strcmp(cost_s, "time"), .time_reps = 15};
+    if (scheme_s && strcmp(scheme_s, "all")) {
+        enum dp_scheme sc;
+        if (dp_scheme_parse(scheme_s, &sc)) return cli_error("prune", 2, "--scheme: %s", dp_last_error());
+        o.schemes = 1u << sc;
+    } else {
+        o.schemes = (1u << DP_N_SCHEMES) - 1;
+    }
+    struct cli_common base = *c;
+    base.drop = base.plan = base.save_plan = NULL;
+    base.calib = base.calib_docs = base.calib_ctx = base.calib_max_seqs = NULL;
+    base.own_recover = true;
+    struct cli_model cm;
+    int rc = cli_open("prune", &base, &cm);
+    if (rc) return rc;
+    const struct dp_config *cf = dp_model_config(cm.m);
+    if (!ctx) ctx = cf->n_ctx_train < 256 ? cf->n_ctx_train : 256;
+    if (!max_seqs) max_seqs = 16;
+    o.time_pos = cf->n_ctx_train < 2 * 128 ? cf->n_ctx_train / 2 : 128;
+    struct dp_chunks *ch = NULL;
+    rc = cli_read_chunks("prune", cm.m, c->calib, c->calib_docs, ctx, max_seqs, "--calib-docs", "--calib", &ch);
+    ds->k_max = o.k_max;
+    ds->cost = o.timed ? "time" : "bytes";
+    if (!rc && dp_spec_search(cm.m, cm.pool, ch, &o, ds->c_verify, ds->plans, (int)(sizeof ds->plans / sizeof *ds->plans),
+                              &ds->n_plans))
+        rc = cli_error("prune", 1, "%s", dp_last_error());
+    ds->best = 0;
+    for (int i = 1; !rc && i < ds->n_plans; i++)
+        if (ds->plans[i].speedup > ds->plans[ds->best].speedup) ds->best = i;
+    if (!rc && !ds->n_plans) rc = cli_error("prune", 1, "--draft: no plan to search (--count %ld)", count);
+    if (!rc) {
+        fprintf(stderr, "draft search on %s (%d x %d tokens), costs by %s; verifying k+1 tokens costs", c->calib,
+                ch->n_seqs, ch->ctx, ds->cost);
+        for (int k = 1; k <= o.k_max; k++) fprintf(stderr, " %.2f", ds->c_verify[k]);
+        fprintf(stderr, " decode steps\n%-6s %2s  %-24s %7s %7s %7s %3s %6s %7s\n", "scheme", "n", "removed", "agree",
+                "c_bytes", "c_draft", "K", "tok/v", "speedup");
+        for (int i = 0; i < ds->n_plans; i++) {
+            const struct dp_spec_plan *p = &ds->plans[i];
+            fprintf(stderr, "%-6s %2d  %-24s %7.4f %7.3f %7.3f %3d %6.2f %7.3f%s\n", dp_scheme_name((enum dp_scheme)p->scheme),
+                    p->n_removed, p->units, p->agree, p->c_bytes, p->c_draft, p->best_len, p->tokens_per_verify,
+                    p->speedup, i == ds->best ? "  <- best" : "");
+        }
+        if (snprintf(list, cap, "%s", ds->plans[ds->best].units) >= (int)cap) rc = cli_error("prune", 2, "too many units");
+    }
+    dp_chunks_free(ch);
+    cli_close(&cm);
+    return rc;
+}
+
+static void draft_json(struct dp_json *j, const struct draft_search *ds) {
+    dp_json_begin_obj(j, "draft");
+    dp_json_str(j, "cost", ds->cost);
+    dp_json_begin_arr(j, "c_verify");
+    for (int k = 0; k <= ds->k_max; k++) dp_json_num(j, NULL, ds->c_verify[k]);
+    dp_json_end(j);
+    dp_json_begin_arr(j, "plans");
+    for (int i = 0; i < ds->n_plans; i++) {
+        const struct dp_spec_plan *p = &ds->plans[i];
+        dp_json_begin_obj(j, NULL);
+        dp_json_str(j, "scheme", dp_scheme_name((enum dp_scheme)p->scheme));
+        dp_json_int(j, "n_removed", p->n_removed);
+        dp_json_str(j, "removed", p->units);
+        dp_json_num(j, "draft_accept", p->agree);
+        dp_json_num(j, "c_bytes", p->c_bytes);
+        dp_json_num(j, "c_draft", p->c_draft);
+        dp_json_int(j, "draft_len", p->best_len);
+        dp_json_num(j, "tokens_per_verify", p->tokens_per_verify);
+        dp_json_num(j, "speedup", p->speedup);
+        dp_json_end(j);
+    }
+    dp_json_end(j);
+    dp_json_int(j, "best", ds->best);
+    dp_json_end(j);
+}
+
 /* Logits of VERIFY_TOKENS tokens (BOS, then a fixed walk through the vocabulary). */
 static dp_status verify_logits(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
                                struct dp_pool *pool, float *out) {
@@ -192,7 +296,7 @@ static long long file_size(const char *path) {
 static void print_result(bool json, const char *out, const struct dp_export_info *info, const struct dp_plan *plan,
                          const char *removed, const struct dp_model *m, const struct dp_model *e,
                          const char *rec_kind, const char *type, double diff, bool verified,
-                         const struct dp_budget_result *budget) {
+                         const struct dp_budget_result *budget, const struct draft_search *ds) {
     struct dp_model_stats s0, s1;
     dp_model_stats(m, NULL, &s0);
     dp_model_stats(e, NULL, &s1);
@@ -225,6 +329,7 @@ static void print_result(bool json, const char *out, const struct dp_export_info
             dp_json_str(&j, "why", budget->why);
             dp_json_end(&j);
         }
+        if (ds) draft_json(&j, ds);
         dp_json_end(&j);
         fputc('\n', stdout);
         return;
@@ -240,6 +345,10 @@ static void print_result(bool json, const char *out, const struct dp_export_info
     printf("file         %lld -> %lld bytes\n", b0, b1);
     if (verified) printf("verified     max |logit difference| %.3g against the in-memory pruned model\n", diff);
     if (budget) printf("budget       %s\n", budget->why);
+    if (ds)
+        printf("draft        expected speed-up x%.2f at --draft-len %d (agreement %.3f, draft step %.2f of a decode step)\n",
+               ds->plans[ds->best].speedup, ds->plans[ds->best].best_len, ds->plans[ds->best].agree,
+               ds->plans[ds->best].c_draft);
 }
 
 /* Reload the export and compare its logits with the in-memory pruned model's; returns the largest difference. */
@@ -265,7 +374,7 @@ int cmd_prune(int argc, char **argv) {
     struct cli_common c = {0};
     struct budget_opts bo = {0};
     const char *out = NULL, *scores = NULL, *metric = NULL, *scheme = NULL, *count_s = NULL, *type_s = NULL,
-               *no_verify = NULL;
+               *no_verify = NULL, *draft = NULL, *kmax_s = NULL, *cost_s = NULL;
     const struct cli_opt opts[] = {
         CLI_COMMON_OPTS(c),
         {"-o", "--output", false, &out, "output GGUF file"},
@@ -276,6 +385,9 @@ int cmd_prune(int argc, char **argv) {
         {"--out-type", NULL, false, &type_s, "type of new or modified matrices (default: each its source counterpart's): "
                                             "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, IQ4_NL, IQ4_XS"},
         {"--no-verify", NULL, true, &no_verify, "skip the reload check"},
+        {"--draft", NULL, true, &draft, "search the best draft for speculative decoding (--calib, --count N, --scheme X|all)"},
+        {"--draft-len-max", NULL, false, &kmax_s, "draft: largest draft length considered (default 8)"},
+        {"--cost", NULL, false, &cost_s, "draft: time (default: timed passes) or bytes (weight bytes)"},
         {"--target-kv", NULL, false, &bo.target_kv, "budget: keep at most this fraction of the KV cache"},
         {"--target-params", NULL, false, &bo.target_params, "budget: keep at most this fraction of the parameters"},
         {"--max-ppl-ratio", NULL, false, &bo.max_ppl_ratio, "budget: perplexity at most R times the unpruned (--ppl)"},
@@ -290,20 +402,24 @@ int cmd_prune(int argc, char **argv) {
         CLI_END};
     const char *pos[1];
     int n_pos, rc = cli_parse("prune", argc, argv, opts, pos, 0, &n_pos);
-    const char *syn = "-m MODEL (--drop UNITS | --plan FILE | --scores S --metric M [--scheme X] (--count K | BUDGET)) "
+    const char *syn = "-m MODEL (--drop UNITS | --plan FILE | --scores S --metric M [--scheme X] (--count K | BUDGET) | "
+                      "--draft --calib CORPUS [--count N] [--scheme X|all] [--cost time|bytes]) "
                       "[--recover KIND --calib CORPUS] [--out-type T] -o OUT.gguf\n"
                       "  BUDGET: --target-kv F | --target-params F | --max-ppl-ratio R --ppl CORPUS | "
                       "--max-mmlu-drop P --mmlu DIR (any of them) [--protect UNITS]";
     if (rc) return rc == 2 && !c.model ? cli_usage("prune", syn, opts) : rc;
     if (!c.model) return cli_error("prune", 2, "missing -m MODEL");
     if (!out) return cli_error("prune", 2, "missing -o OUT.gguf");
-    if ((c.drop != NULL) + (c.plan != NULL) + (scores != NULL) != 1)
-        return cli_error("prune", 2, "give exactly one of --drop, --plan, --scores");
+    if ((c.drop != NULL) + (c.plan != NULL) + (scores != NULL) + (draft != NULL) != 1)
+        return cli_error("prune", 2, "give exactly one of --drop, --plan, --scores, --draft");
+    if (!draft && (kmax_s || cost_s)) return cli_error("prune", 2, "--draft-len-max and --cost go with --draft");
+    if (draft && (metric || budget_given(&bo) || c.recover))
+        return cli_error("prune", 2, "--draft goes without --metric, budgets and --recover");
     bool budget = budget_given(&bo);
     if (scores && (!metric || (!count_s == !budget)))
         return cli_error("prune", 2, "--scores needs --metric and either --count or a budget (--target-kv, --target-params, "
                                      "--max-ppl-ratio, --max-mmlu-drop)");
-    if (!scores && (metric || scheme || count_s || budget))
+    if (!scores && !draft && (metric || scheme || count_s || budget))
         return cli_error("prune", 2, "--metric, --scheme, --count and budgets go with --scores");
     if (!budget && (bo.protect || bo.ppl || bo.ppl_docs || bo.ctx || bo.max_seqs || bo.mmlu || bo.mmlu_limit))
         return cli_error("prune", 2, "--protect, --ppl, --ppl-docs, --ctx, --max-seqs, --mmlu and --mmlu-limit go with a budget");
@@ -322,6 +438,12 @@ int cmd_prune(int argc, char **argv) {
     if ((rc = cli_io_check("prune", &io))) return rc;
     char list[4096];
     struct dp_budget_result bres = {0};
+    static struct draft_search ds;
+    if (draft) {
+        if ((rc = from_draft(&c, scheme, count, kmax_s, cost_s, &ds, list, sizeof list))) return rc;
+        c.drop = list;
+        c.calib = c.calib_docs = c.calib_ctx = c.calib_max_seqs = NULL;
+    }
     if (scores) {
         if (!scheme) scheme = "block";
         rc = budget ? from_budget(&c, &bo, scores, metric, scheme, list, sizeof list, &bres)
@@ -374,7 +496,8 @@ int cmd_prune(int argc, char **argv) {
     }
     tmp[0] = 0;
     print_result(c.json != NULL, out, &info, plan, removed, cm.m, e, cm.recovery ? cm.recovery->kind : "none",
-                 type_s ? dp_type_name((uint32_t)type) : "source", diff, !no_verify, budget ? &bres : NULL);
+                 type_s ? dp_type_name((uint32_t)type) : "source", diff, !no_verify, budget ? &bres : NULL,
+                 draft ? &ds : NULL);
 done:
     if (tmp[0]) unlink(tmp);
     dp_model_close(e);
