@@ -676,28 +676,23 @@ INLINE void pack_q(uint32_t type, const void *W, size_t rb, int n_rows, int mr, 
     }
 }
 
-#define TYPED(T, NAME)                                                                                    \
+/* The typed entries of the table: vecdot, and pack through PACK (pack for the float types, Q8_0 and Q4_0; pack_q for quants.c's). */
+#define TYPED_WITH(T, NAME, PACK)                                                                         \
     static void vecdot_##NAME(const void *W, size_t rb, int nr, const float *X, int64_t ldx, int nt, int64_t n, \
                               float *Y, int64_t ldy) {                                                    \
         vecdot(T, W, rb, nr, X, ldx, nt, n, Y, ldy);                                                      \
     }                                                                                                     \
     static void pack_##NAME(const void *W, size_t rb, int nr, int mr, int64_t k0, int64_t kc, float *P) {  \
-        pack(T, W, rb, nr, mr, k0, kc, P);                                                                \
+        PACK(T, W, rb, nr, mr, k0, kc, P);                                                                \
     }
+#define TYPED(T, NAME) TYPED_WITH(T, NAME, pack)
+#define VECDOT(T, NAME) TYPED_WITH(T, NAME, pack_q)
 TYPED(DP_TYPE_F32, f32)
 TYPED(DP_TYPE_F16, f16)
 TYPED(DP_TYPE_BF16, bf16)
 TYPED(DP_TYPE_Q8_0, q8_0)
 TYPED(DP_TYPE_Q4_0, q4_0)
 
-#define VECDOT(T, NAME)                                                                                   \
-    static void vecdot_##NAME(const void *W, size_t rb, int nr, const float *X, int64_t ldx, int nt, int64_t n, \
-                              float *Y, int64_t ldy) {                                                    \
-        vecdot(T, W, rb, nr, X, ldx, nt, n, Y, ldy);                                                      \
-    }                                                                                                     \
-    static void pack_##NAME(const void *W, size_t rb, int nr, int mr, int64_t k0, int64_t kc, float *P) {  \
-        pack_q(T, W, rb, nr, mr, k0, kc, P);                                                              \
-    }
 VECDOT(DP_TYPE_Q4_1, q4_1)
 VECDOT(DP_TYPE_Q5_0, q5_0)
 VECDOT(DP_TYPE_Q5_1, q5_1)
