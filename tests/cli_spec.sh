@@ -70,6 +70,8 @@ near "$a2" "$top1" 3 "draft_accept of a2 vs compare top1_agree"
 eq "$($DP generate -m $TMP/draft.gguf -p "$P" -n 40 2>/dev/null)" \
    "$($DP generate -m $M -p "$P" -n 40 --drop "$(echo "$j1" | python3 -c 'import json,sys; print(",".join(json.load(sys.stdin)["removed"]))')" 2>/dev/null)" \
    "exported draft = masked model"
+# llama-speculative needs the same vocabulary and special tokens: the export keeps them
+eq "$($DP tokenize -m $TMP/draft.gguf -p "$P, <s> said Tom.")" "$($DP tokenize -m $M -p "$P, <s> said Tom.")" "draft vocabulary = source vocabulary"
 fails "prune --draft without --calib" prune -m $M --draft -o $TMP/x.gguf
 fails "prune --draft with --drop" prune -m $M --draft --drop a2 --calib $T -o $TMP/x.gguf
 fails "prune --cost without --draft" prune -m $M --drop a2 --cost bytes -o $TMP/x.gguf
