@@ -1003,7 +1003,7 @@ struct kq_blk {
 
 struct kq_panel {
     struct kq_blk b[KQ_NB][KQ_ROWS];
-    float d[KQ_NB][KQ_ROWS], dmin[KQ_NB][KQ_ROWS];
+    float d[KQ_NB][KQ_ROWS + 8], dmin[KQ_NB][KQ_ROWS + 8]; /* + 8: a tile reads eight from its first row on */
 };
 
 /* vpshufb patterns: from eight int16 in each 128-bit lane, word 2q to the low half, 2q + 1 to the high half. */
@@ -1089,7 +1089,7 @@ INLINE void kq_tile(uint32_t type, int R, int T, const struct kq_panel *P, int r
                 }
             }
         }
-        float dx4[4];
+        float dx4[4] = {0};
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) dx4[t] = A->d[(t0 + t) * nb + b];
         __m256 dx = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(dx4)), tsel);
