@@ -1,7 +1,13 @@
 /*
  * kernels_avx2: AVX2 + FMA + F16C variants of the kernel set, bit-identical
- * to the scalar reference (see kernels.h for the two orders). Used only when
- * the CPU reports the extensions and AVX-512 is absent.
+ * to the scalar reference (see kernels.h for the two orders). Used when the
+ * CPU reports the extensions and AVX-512 is absent (or DP_KERNELS=avx2), and
+ * for the q8 mode of types the AVX-512 set lacks.
+ *
+ * The quants.c types (Q4_1 ... IQ4_XS) are decoded in registers to bytes
+ * in element order (q32_codes, kq_codes) and to their scales (kq_scales);
+ * the exact mode turns them into f32 with the decoders' expressions, the
+ * q8 mode multiplies the bytes with vpmaddubsw (sections below).
  *
  * The sixteen lanes of the dot order take two ymm registers per output
  * (lanes 0-7 and 8-15), so decode tiles are small (4 rows x 1 token,
