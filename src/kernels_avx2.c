@@ -1,7 +1,13 @@
 /*
  * kernels_avx2: AVX2 + FMA + F16C variants of the kernel set, bit-identical
- * to the scalar reference (see kernels.h for the two orders). Used only when
- * the CPU reports the extensions and AVX-512 is absent.
+ * to the scalar reference (see kernels.h for the two orders). Used when the
+ * CPU reports the extensions and AVX-512 is absent (or DP_KERNELS=avx2), and
+ * for the q8 mode of types the AVX-512 set lacks.
+ *
+ * The quants.c types (Q4_1 ... IQ4_XS) are decoded in registers to bytes
+ * in element order (q32_codes, kq_codes) and to their scales (kq_scales);
+ * the exact mode turns them into f32 with the decoders' expressions, the
+ * q8 mode multiplies the bytes with vpmaddubsw (sections below).
  *
  * The sixteen lanes of the dot order take two ymm registers per output
  * (lanes 0-7 and 8-15), so decode tiles are small (4 rows x 1 token,
@@ -999,7 +1005,7 @@ struct kq_blk {
 
 struct kq_panel {
     struct kq_blk b[KQ_NB][KQ_ROWS];
-    float d[KQ_NB][KQ_ROWS], dmin[KQ_NB][KQ_ROWS];
+    float d[KQ_NB][KQ_ROWS + 8], dmin[KQ_NB][KQ_ROWS + 8]; /* + 8: a tile reads eight from its first row on */
 };
 
 /* vpshufb patterns: from eight int16 in each 128-bit lane, word 2q to the low half, 2q + 1 to the high half. */
@@ -1085,7 +1091,7 @@ INLINE void kq_tile(uint32_t type, int R, int T, const struct kq_panel *P, int r
                 }
             }
         }
-        float dx4[4];
+        float dx4[4] = {0};
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) dx4[t] = A->d[(t0 + t) * nb + b];
         __m256 dx = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(dx4)), tsel);
