@@ -62,22 +62,6 @@ INLINE __m256 f16_scale8(const uint8_t *p) {
 
 /* ---- the quants.c types: codes of 32 elements in one register, in element order ---- */
 
-/* Bytes of a block of the types the SIMD code here reads. */
-INLINE size_t blk_bytes(uint32_t type) {
-    switch (type) {
-    case DP_TYPE_Q4_1: return 20;
-    case DP_TYPE_Q5_0: return 22;
-    case DP_TYPE_Q5_1: return 24;
-    case DP_TYPE_IQ4_NL: return 18;
-    case DP_TYPE_Q2_K: return 84;
-    case DP_TYPE_Q3_K: return 110;
-    case DP_TYPE_Q4_K: return 144;
-    case DP_TYPE_Q5_K: return 176;
-    case DP_TYPE_Q6_K: return 210;
-    default: return 136; /* IQ4_XS */
-    }
-}
-
 /* Whether a type has 256-element blocks (the K-quants and IQ4_XS). */
 INLINE bool is_k(uint32_t type) {
     return type == DP_TYPE_Q2_K || type == DP_TYPE_Q3_K || type == DP_TYPE_Q4_K || type == DP_TYPE_Q5_K ||
@@ -266,7 +250,7 @@ INLINE void load32(uint32_t type, const uint8_t *row, int64_t k, __m256 w[4]) {
         break;
     }
     case DP_TYPE_Q4_1: case DP_TYPE_Q5_0: case DP_TYPE_Q5_1: case DP_TYPE_IQ4_NL: { /* the decoders' expressions */
-        const uint8_t *p = row + (k >> 5) * blk_bytes(type);
+        const uint8_t *p = row + (k >> 5) * (size_t)dp_quants_block_bytes(type);
         __m256i q = q32_codes(type, p);
         if (type == DP_TYPE_Q5_0) q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
         __m256 d = f16_scale8(p), m = f16_scale8(p + 2);
@@ -291,9 +275,7 @@ INLINE int64_t bytes32(uint32_t type) {
     switch (type) {
     case DP_TYPE_F32: return 128;
     case DP_TYPE_F16: case DP_TYPE_BF16: return 64;
-    case DP_TYPE_Q8_0: return 34;
-    case DP_TYPE_Q4_0: return 18;
-    default: return (int64_t)blk_bytes(type);
+    default: return dp_quants_block_bytes(type);
     }
 }
 
@@ -478,7 +460,7 @@ INLINE void vecdot_k_tile(uint32_t type, int R, int T, const uint8_t *W, size_t 
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) lo[r][t] = hi[r][t] = _mm256_setzero_ps();
-    size_t bb = blk_bytes(type);
+    size_t bb = (size_t)dp_quants_block_bytes(type);
     for (int64_t b = 0; b < n / 256; b++) {
         const uint8_t *pf = next + (size_t)b * R * bb;
         for (size_t o = 0; o < R * bb; o += 64) _mm_prefetch((const char *)pf + o, _MM_HINT_T0);
@@ -515,7 +497,7 @@ INLINE void dequant_span(uint32_t type, const uint8_t *row, int64_t k0, int64_t 
     int64_t have = -1; /* the block whose factors a, m hold */
     for (int64_t k = k0; k < k0 + len; k += 32, out += 32) {
         if (is_k(type)) {
-            const uint8_t *p = row + (size_t)(k / 256) * blk_bytes(type);
+            const uint8_t *p = row + (size_t)(k / 256) * (size_t)dp_quants_block_bytes(type);
             if (k / 256 != have) kq_factors(type, p, a, m), have = k / 256;
             kq_dequant32(type, p, (int)(k % 256 / 32), a, m, w);
         } else {
@@ -788,10 +770,6 @@ struct q8_panel {
     __m256 m[Q8_NB];     /* Q4_1, Q5_1: the 8 rows' mins */
 };
 
-/* Bytes of a block of a Q8_0-, Q8_1-rounded type. */
-INLINE int64_t q8_bytes(uint32_t type) {
-    return type == DP_TYPE_Q8_0 ? 34 : type == DP_TYPE_Q4_0 ? 18 : (int64_t)blk_bytes(type);
-}
 
 /* Nibble types (4 x 4 transpose of the 16 code bytes): Q4_0, Q4_1, IQ4_NL. */
 INLINE bool q8_nibbles(uint32_t type) {
@@ -800,7 +778,7 @@ INLINE bool q8_nibbles(uint32_t type) {
 
 /* Block b of 8 rows (row pointers rows[]) into w[8] and the scales. */
 INLINE void q8_block8(uint32_t type, const uint8_t *const rows[8], int64_t b, __m256i w[8], __m256 *s, __m256 *mn) {
-    size_t o = (size_t)b * (size_t)q8_bytes(type);
+    size_t o = (size_t)b * (size_t)(int64_t)dp_quants_block_bytes(type);
     if (!q8_nibbles(type)) {
         __m256i r[8], t[8], u[8];
 #pragma GCC unroll 8
@@ -931,7 +909,7 @@ INLINE void q8_tile(uint32_t type, int T, const struct q8_panel *P, int nbl, con
 
 INLINE void vecdot_q8(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, int n_tok,
                       float *Y, int64_t ldy) {
-    int64_t nb = A->n_in / 32, bb = q8_bytes(type);
+    int64_t nb = A->n_in / 32, bb = (int64_t)dp_quants_block_bytes(type);
     struct q8_panel P;
     for (int r0 = 0; r0 < n_rows; r0 += 8) {
         int nr = n_rows - r0 < 8 ? n_rows - r0 : 8;
@@ -1112,7 +1090,7 @@ INLINE void kq_tile(uint32_t type, int R, int T, const struct kq_panel *P, int r
 INLINE void vecdot_q8_k(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, int n_tok,
                         float *Y, int64_t ldy) {
     int64_t nb = A->n_in / 256;
-    size_t bb = blk_bytes(type);
+    size_t bb = (size_t)dp_quants_block_bytes(type);
     struct kq_panel P;
     for (int g0 = 0; g0 < n_rows; g0 += KQ_ROWS) {
         int nr = n_rows - g0 < KQ_ROWS ? n_rows - g0 : KQ_ROWS, np = nr <= 8 ? 8 : 16; /* rows decoded */

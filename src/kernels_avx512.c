@@ -467,29 +467,14 @@ DEQUANT(DP_TYPE_IQ4_XS, iq4_xs)
 
 /* ---- decode: R rows x T tokens in the dot order ---- */
 
-/* Bytes of a block of the 256-element types. */
-INLINE int64_t kq_bb(uint32_t type) {
-    switch (type) {
-    case DP_TYPE_Q2_K: return 84;
-    case DP_TYPE_Q3_K: return 110;
-    case DP_TYPE_Q4_K: return 144;
-    case DP_TYPE_Q5_K: return 176;
-    case DP_TYPE_Q6_K: return 210;
-    default: return 136; /* IQ4_XS */
-    }
-}
-
 /* Bytes of 32 elements (rounded down for the 256-element types: a prefetch distance). */
 INLINE int64_t bytes32(uint32_t type) {
     switch (type) {
     case DP_TYPE_F32: return 128;
     case DP_TYPE_F16: case DP_TYPE_BF16: return 64;
-    case DP_TYPE_Q8_0: return 34;
-    case DP_TYPE_Q4_0: case DP_TYPE_IQ4_NL: return 18;
-    case DP_TYPE_Q4_1: return 20;
-    case DP_TYPE_Q5_0: return 22;
-    case DP_TYPE_Q5_1: return 24;
-    default: return kq_bb(type) / 8;
+    case DP_TYPE_Q8_0: case DP_TYPE_Q4_0: case DP_TYPE_IQ4_NL: case DP_TYPE_Q4_1: case DP_TYPE_Q5_0: case DP_TYPE_Q5_1:
+        return dp_quants_block_bytes(type);
+    default: return dp_quants_block_bytes(type) / 8; /* 256-element blocks */
     }
 }
 
@@ -1072,7 +1057,7 @@ INLINE void kq_scales_k4(__m512i s0, __m512i s1, __m512i s2, struct kq_blk *K) {
 
 /* Superblock b of the 16 rows into K. */
 INLINE void kq_unpack(uint32_t type, const uint8_t *const rows[16], __m512i idx, int64_t b, struct kq_blk *K) {
-    size_t o = (size_t)b * (size_t)kq_bb(type);
+    size_t o = (size_t)b * (size_t)dp_quants_block_bytes(type);
     const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
     const void *base = rows[0] + o;
     switch (type) {
@@ -1262,7 +1247,7 @@ INLINE void kq_tile(uint32_t type, int T, const struct kq_blk *K, const struct d
 /* Superblock b of the 16 rows into K, sweeping the next 16 rows (next) into the cache in step (as q8_pack). */
 INLINE void kq_unpack_pf(uint32_t type, const uint8_t *const rows[16], __m512i idx, int64_t b, const uint8_t *next,
                          struct kq_blk *K) {
-    int64_t bb = kq_bb(type);
+    int64_t bb = dp_quants_block_bytes(type);
     const uint8_t *pf = next + b * 16 * bb;
     for (int64_t c = 0; c < 16 * bb; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
     kq_unpack(type, rows, idx, b, K);

@@ -32,6 +32,8 @@
 #ifndef DP_QUANTS_H
 #define DP_QUANTS_H
 
+#include "types.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -54,6 +56,30 @@ void dp_quants_dequant_q5_k(const void *row, float *out, int64_t n);
 void dp_quants_dequant_q6_k(const void *row, float *out, int64_t n);
 void dp_quants_dequant_iq4_nl(const void *row, float *out, int64_t n);
 void dp_quants_dequant_iq4_xs(const void *row, float *out, int64_t n);
+
+/*
+ * Bytes of a block of Q8_0, Q4_0 and the types above, as a constant the
+ * compiler folds (the SIMD kernels need it in their inner loops, where a
+ * call to dp_type_traits would stop unrolling); equal to types.c's table
+ * (tests/test_quants.c). 0 for any other type.
+ */
+static inline int dp_quants_block_bytes(uint32_t type) {
+    switch (type) {
+    case DP_TYPE_Q8_0: return 34;
+    case DP_TYPE_Q4_0: return 18;
+    case DP_TYPE_Q4_1: return 20;
+    case DP_TYPE_Q5_0: return 22;
+    case DP_TYPE_Q5_1: return 24;
+    case DP_TYPE_IQ4_NL: return 18;
+    case DP_TYPE_Q2_K: return 84;
+    case DP_TYPE_Q3_K: return 110;
+    case DP_TYPE_Q4_K: return 144;
+    case DP_TYPE_Q5_K: return 176;
+    case DP_TYPE_Q6_K: return 210;
+    case DP_TYPE_IQ4_XS: return 136;
+    default: return 0;
+    }
+}
 
 /* The sixteen values of IQ4_NL and IQ4_XS codes. */
 extern const int8_t dp_quants_iq4_values[16];

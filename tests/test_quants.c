@@ -492,9 +492,13 @@ int main(void) {
     printf("kernel sets tested:");
     for (int s = 0; s < n_sets; s++) printf(" %s", sets[s]->name);
     printf("\n");
-    for (int ti = 0; ti < N_QTYPES; ti++)
+    for (int ti = 0; ti < N_QTYPES; ti++) {
         CHECK_MSG(dp_kernels_supported(qtypes[ti]) && dp_quants_q8_block(qtypes[ti]),
                   "%s: no kernels", dp_type_name(qtypes[ti]));
+        CHECK_EQ_INT(dp_quants_block_bytes(qtypes[ti]), (int)dp_type_traits(qtypes[ti])->block_bytes);
+    }
+    CHECK_EQ_INT(dp_quants_block_bytes(DP_TYPE_Q8_0), 34);
+    CHECK_EQ_INT(dp_quants_block_bytes(DP_TYPE_Q4_0), 18);
     test_sets_exact();
     test_sets_q8();
     test_sets_extremes();
