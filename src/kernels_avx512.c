@@ -947,6 +947,20 @@ INLINE void q8_direct(uint32_t type, int T, const uint8_t *const rows[16], __m51
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(Y + t * ldy, mask, y[t]);
 }
 
+/*
+ * The 16 rows of a q8 panel from base, rb bytes apart: their pointers, and
+ * their byte offsets as gather indices. Rows past nr repeat the last one
+ * (their lanes are computed but never stored).
+ */
+INLINE __m512i row_offsets16(const uint8_t *base, size_t rb, int nr, const uint8_t *rows[16]) {
+    int32_t off[16];
+    for (int i = 0; i < 16; i++) {
+        off[i] = (int32_t)((size_t)(i < nr ? i : nr - 1) * rb);
+        rows[i] = base + off[i];
+    }
+    return _mm512_loadu_si512(off);
+}
+
 INLINE void vecdot_q8(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, int n_tok,
                       float *Y, int64_t ldy) {
     int64_t nb = A->n_in / 32;
@@ -955,12 +969,7 @@ INLINE void vecdot_q8(uint32_t type, const void *W, size_t rb, int n_rows, const
     for (int r0 = 0; r0 < n_rows; r0 += 16) {
         int nr = n_rows - r0 < 16 ? n_rows - r0 : 16;
         const uint8_t *rows[16], *base = (const uint8_t *)W + (size_t)r0 * rb;
-        int32_t off[16];
-        for (int i = 0; i < 16; i++) { /* rows past the end repeat the last one; their lanes are not stored */
-            off[i] = (int32_t)((size_t)(i < nr ? i : nr - 1) * rb);
-            rows[i] = base + off[i];
-        }
-        __m512i idx = _mm512_loadu_si512(off);
+        __m512i idx = row_offsets16(base, rb, nr, rows);
         __mmask16 mask = tail_mask(nr);
         float *y = Y + r0;
         switch (n_tok) {
@@ -1380,12 +1389,7 @@ INLINE void kq_vecdot(uint32_t type, const void *W, size_t rb, int n_rows, const
     for (int r0 = 0; r0 < n_rows; r0 += 16) {
         int nr = n_rows - r0 < 16 ? n_rows - r0 : 16;
         const uint8_t *rows[16], *base = (const uint8_t *)W + (size_t)r0 * rb, *next = base + 16 * rb;
-        int32_t off[16];
-        for (int i = 0; i < 16; i++) { /* rows past the end repeat the last one; their lanes are not stored */
-            off[i] = (int32_t)((size_t)(i < nr ? i : nr - 1) * rb);
-            rows[i] = base + off[i];
-        }
-        __m512i idx = _mm512_loadu_si512(off);
+        __m512i idx = row_offsets16(base, rb, nr, rows);
         __mmask16 mask = tail_mask(nr);
         float *y = Y + r0;
         switch (n_tok) {
