@@ -162,27 +162,31 @@ void dp_quants_dequant_q3_k(const void *row, float *out, int64_t n) {
     }
 }
 
+/* Q4_K and Q5_K after their codes q: (d*sc)*q - dmin*m with each sub-block's 6-bit scale and min. */
+static void k4_dequant(const uint8_t *p, const int *q, float *out) {
+    float d = f16_at(p), dmin = f16_at(p + 2);
+    for (int e = 0; e < 256; e++) {
+        int sc, m;
+        scale_min_k4(p + 4, e / 32, &sc, &m);
+        out[e] = d * (float)sc * (float)q[e] - dmin * (float)m;
+    }
+}
+
 void dp_quants_dequant_q4_k(const void *row, float *out, int64_t n) {
     const uint8_t *p = row;
+    int q[256];
     for (int64_t b = 0; b < n / 256; b++, p += 144, out += 256) {
-        float d = f16_at(p), dmin = f16_at(p + 2);
-        for (int e = 0; e < 256; e++) {
-            int sc, m;
-            scale_min_k4(p + 4, e / 32, &sc, &m);
-            out[e] = d * (float)sc * (float)k4_nib(p + 16, e) - dmin * (float)m;
-        }
+        for (int e = 0; e < 256; e++) q[e] = k4_nib(p + 16, e);
+        k4_dequant(p, q, out);
     }
 }
 
 void dp_quants_dequant_q5_k(const void *row, float *out, int64_t n) {
     const uint8_t *p = row;
+    int q[256];
     for (int64_t b = 0; b < n / 256; b++, p += 176, out += 256) {
-        float d = f16_at(p), dmin = f16_at(p + 2);
-        for (int e = 0; e < 256; e++) {
-            int sc, m;
-            scale_min_k4(p + 4, e / 32, &sc, &m);
-            out[e] = d * (float)sc * (float)q5k_code(p + 16, p + 48, e) - dmin * (float)m;
-        }
+        for (int e = 0; e < 256; e++) q[e] = q5k_code(p + 16, p + 48, e);
+        k4_dequant(p, q, out);
     }
 }
 
