@@ -71,6 +71,12 @@ static uint8_t *random_blocks(uint32_t t, int64_t n_blocks) {
     return p;
 }
 
+/* The row lengths the set tests use for t: one block, three blocks, and a long row. */
+static void row_lengths(uint32_t t, int64_t ns[3]) {
+    int bs = block_size(t);
+    ns[0] = bs, ns[1] = 3 * bs, ns[2] = bs == 32 ? 2048 : 1792;
+}
+
 /* ---- every set against the scalar set ---- */
 
 static void test_sets_exact(void) {
@@ -82,7 +88,8 @@ static void test_sets_exact(void) {
     for (int ti = 0; ti < N_QTYPES; ti++) {
         uint32_t t = qtypes[ti];
         int bs = block_size(t);
-        int64_t ns[3] = {bs, 3 * bs, bs == 32 ? 2048 : 1792};
+        int64_t ns[3];
+        row_lengths(t, ns);
         for (int in = 0; in < 3; in++) {
             int64_t n = ns[in];
             uint8_t *W = random_blocks(t, n / bs * ROWS);
@@ -161,7 +168,8 @@ static void test_sets_q8(void) {
     for (int ti = 0; ti < N_QTYPES; ti++) {
         uint32_t t = qtypes[ti];
         int bs = block_size(t);
-        int64_t ns[3] = {bs, 3 * bs, bs == 32 ? 2048 : 1792};
+        int64_t ns[3];
+        row_lengths(t, ns);
         for (int in = 0; in < 3; in++) {
             int64_t n = ns[in];
             uint8_t *W = random_blocks(t, n / bs * ROWS);
