@@ -48,11 +48,24 @@ enum dp_status {
     DP_ERR_ARG = -3,     /* a caller passed an invalid argument */
     DP_ERR_NOMEM = -4,   /* an allocation failed */
     DP_ERR_UNSUPPORTED = -5, /* valid input that this version cannot handle */
+    DP_ERR_CANCELLED = -6,   /* a progress callback asked the operation to stop */
 };
 typedef int dp_status;
 
 /* The message of the last failure on this thread (never NULL). */
 const char *dp_last_error(void);
+
+/* ---- progress and cancellation ------------------------------------------- */
+
+/*
+ * Progress of a long step. The library calls it with `done` of `total` units
+ * of the named stage ("score", "mmlu", ...; total 0 when unknown), always from
+ * the thread that called the step, never twice at once, and at least at the
+ * start and the end of each stage. Return false to cancel: the step stops at
+ * its next unit boundary, releases what it allocated and returns
+ * DP_ERR_CANCELLED. Every step's params carry one (NULL: silent).
+ */
+typedef bool (*dp_progress_fn)(const char *stage, int64_t done, int64_t total, void *user);
 
 /* ---- thread pool ---------------------------------------------------------- */
 

@@ -294,6 +294,12 @@ void dp_progress(const char *what, int64_t done, int64_t total) {
     pthread_mutex_unlock(&progress_lock);
 }
 
+bool dp_progress_step(dp_progress_fn fn, void *user, const char *stage, int64_t done, int64_t total) {
+    if (!fn || fn(stage, done, total, user)) return true;
+    dp_fail(DP_ERR_CANCELLED, "%s: cancelled", stage);
+    return false;
+}
+
 void dp_progress_end(void) {
     pthread_mutex_lock(&progress_lock);
     if (progress_enabled > 0) fputc('\n', stderr);

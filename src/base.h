@@ -95,6 +95,13 @@ double dp_peak_rss_mb(void);
 
 /* Progress on stderr (only when stderr is a terminal or DP_PROGRESS=1). */
 void dp_progress(const char *what, int64_t done, int64_t total);
+/*
+ * Report progress through a caller's callback (fn NULL: nothing). Returns
+ * true to go on; false when the callback asked to cancel, after setting
+ * dp_last_error() to "<stage>: cancelled" (the caller then returns
+ * DP_ERR_CANCELLED). Call it only from the thread that called the step.
+ */
+bool dp_progress_step(dp_progress_fn fn, void *user, const char *stage, int64_t done, int64_t total);
 void dp_progress_end(void);
 
 /*
