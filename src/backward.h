@@ -19,7 +19,7 @@
 #ifndef DP_BACKWARD_H
 #define DP_BACKWARD_H
 
-#include "recover.h"
+#include "recovery.h"
 
 struct dp_tape;
 

@@ -1,7 +1,8 @@
 /*
  * base: what every module needs and nothing more: the error message of the
  * last failure (thread-local), checked size arithmetic, whole-file mapping,
- * atomic output files, a small JSON writer and a progress line on stderr.
+ * atomic output files and a progress line on stderr (the JSON writer it
+ * still includes is json_write.h).
  */
 #ifndef DP_BASE_H
 #define DP_BASE_H
@@ -90,6 +91,8 @@ void dp_out_abort(struct dp_out *out);
 
 /* Monotonic time in seconds. */
 double dp_now(void);
+/* CPU time of the whole process (every thread) in seconds. */
+double dp_cpu_now(void);
 /* Peak resident set size of this process in MiB. */
 double dp_peak_rss_mb(void);
 
@@ -104,28 +107,7 @@ void dp_progress(const char *what, int64_t done, int64_t total);
 bool dp_progress_step(dp_progress_fn fn, void *user, const char *stage, int64_t done, int64_t total);
 void dp_progress_end(void);
 
-/*
- * A minimal streaming JSON writer: nesting and commas are tracked for you.
- *   dp_json_begin_obj(j, NULL); dp_json_num(j, "ppl", 4.06); dp_json_end(j);
- * Keys are NULL inside arrays.
- */
-struct dp_json {
-    FILE *f;
-    int depth;
-    bool first[64];
-    char closers[64];
-};
-void dp_json_init(struct dp_json *j, FILE *f);
-void dp_json_begin_obj(struct dp_json *j, const char *key);
-void dp_json_begin_arr(struct dp_json *j, const char *key);
-void dp_json_end(struct dp_json *j);
-void dp_json_num(struct dp_json *j, const char *key, double v);
-void dp_json_int(struct dp_json *j, const char *key, int64_t v);
-void dp_json_bool(struct dp_json *j, const char *key, bool v);
-void dp_json_null(struct dp_json *j, const char *key);
-void dp_json_str(struct dp_json *j, const char *key, const char *s);
-void dp_json_strn(struct dp_json *j, const char *key, const char *s, size_t n);
-/* Write a JSON string literal (quoted, escaped) of n bytes to f. */
-void dp_json_write_string(FILE *f, const char *s, size_t n);
+/* The JSON writer lives in json_write.h; included here for code that includes only base.h. */
+#include "json_write.h"
 
 #endif

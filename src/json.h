@@ -2,12 +2,14 @@
  * json: a small strict JSON reader producing a value tree, for plan files,
  * score files and task data (JSONL). Strings are decoded to UTF-8 (\u
  * escapes with surrogate pairs); numbers are doubles. Nesting is limited to
- * 128 levels. The tree is one allocation arena owned by the root.
+ * 128 levels. The tree is one allocation arena owned by the root. The
+ * writer is json_write.h.
  */
 #ifndef DP_JSON_H
 #define DP_JSON_H
 
 #include "base.h"
+#include "json_write.h"
 
 enum dp_jtype { DP_JNULL, DP_JBOOL, DP_JNUM, DP_JSTR, DP_JARR, DP_JOBJ };
 

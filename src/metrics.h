@@ -34,6 +34,12 @@
  *
  * Long runs write a checkpoint (an exact binary image of the accumulators) at
  * sequence boundaries; a rerun with the same key resumes from it.
+ *
+ * Files: metrics.c (the run, options, results), coalition.c (players,
+ * coalition cache, the evaluator with prefix reuse), metrics_static.c,
+ * metrics_loo.c, metrics_banzhaf.c, metrics_shapley.c (one family of passes
+ * each), metrics_checkpoint.c, metrics_mmlu.c (the MMLU oracle); the run's
+ * state is metrics_run.h.
  */
 #ifndef DP_METRICS_H
 #define DP_METRICS_H

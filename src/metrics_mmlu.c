@@ -30,34 +30,13 @@
 #include "metrics.h"
 
 #include "mmlu.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum { TAG_MMLU = 3 };
-
-static double cpu_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static uint64_t mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, n) from a splitmix64 stream. */
-static uint64_t below(uint64_t *s, uint64_t n) {
-    uint64_t threshold = (0 - n) % n;
-    for (;;) {
-        uint64_t x = mix(*s += 0x9E3779B97F4A7C15ull);
-        if (x >= threshold) return x % n;
-    }
-}
 
 struct oracle {
     const struct dp_model *m;
@@ -209,14 +188,15 @@ static dp_status estimate(struct oracle *w, int it, double *influence, double *s
     for (int si = 0; si < w->data->n_subjects && !st; si++) {
         const struct dp_mmlu_subject *s = &w->data->subjects[si];
         for (int q = 0; q < s->n_test; q++) {
-            uint64_t rs = mix(w->o->seed + 0x9E3779B97F4A7C15ull * (1 + mix(TAG_MMLU + 0x100ull * (uint64_t)it))) ^
-                          mix((uint64_t)(qg + q) + 0x632BE59BD9B4E019ull);
+            struct dp_rng rs = dp_rng_raw(
+                dp_mix64(w->o->seed + 0x9E3779B97F4A7C15ull * (1 + dp_mix64(TAG_MMLU + 0x100ull * (uint64_t)it))) ^
+                dp_mix64((uint64_t)(qg + q) + 0x632BE59BD9B4E019ull));
             for (int d = 0; d < D; d++) {
                 uint8_t *sub = in + ((size_t)q * D + d) * n;
                 memset(sub, 0, (size_t)n);
                 for (int i = 0; i < m; i++) perm[i] = rem[i];
                 for (int i = 0; i < keep; i++) {
-                    int j = i + (int)below(&rs, (uint64_t)(m - i)), t = perm[i];
+                    int j = i + (int)dp_rng_below(&rs, (uint64_t)(m - i)), t = perm[i];
                     perm[i] = perm[j];
                     perm[j] = t;
                     sub[perm[i]] = 1;
@@ -266,7 +246,7 @@ dp_status dp_metrics_mmlu_oracle(const struct dp_model *m, const struct dp_mask 
     if (!data || data->n_test < 1) return dp_fail(DP_ERR_ARG, "mmlu_shapley needs MMLU questions (--mmlu DIR)");
     if (o->draws < 1 || o->draws > 1000) return dp_fail(DP_ERR_ARG, "MMLU draws per question must be in [1, 1000]");
     if (n < 2) return dp_fail(DP_ERR_ARG, "mmlu_shapley needs at least 2 units");
-    double t0 = dp_now(), c0 = cpu_seconds();
+    double t0 = dp_now(), c0 = dp_cpu_now();
     struct oracle w = {m, base, hooks, pool, data, o, res, n, NULL, NULL, NULL};
     w.remaining = dp_malloc((size_t)n);
     w.sum = dp_malloc((size_t)2 * n * sizeof *w.sum);
@@ -314,7 +294,7 @@ dp_status dp_metrics_mmlu_oracle(const struct dp_model *m, const struct dp_mask 
     }
     res->mmlu.iterations = steps;
     res->mmlu.seconds = dp_now() - t0;
-    res->mmlu.cpu_seconds = cpu_seconds() - c0;
+    res->mmlu.cpu_seconds = dp_cpu_now() - c0;
     free(w.remaining);
     free(w.sum);
     free(w.cnt);

@@ -1,6 +1,7 @@
 /*
  * recover: performance recovery of removed units (METHODS.md section 7; the
- * contract and the file format are in recover.h).
+ * contract and the file format are in recover.h, the recovery object and
+ * how it is applied in recovery.h).
  *
  * Three ways to get a replacement, all ending in the same struct:
  *
@@ -37,6 +38,7 @@
 
 #include "backward.h"
 #include "eval.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -87,8 +89,6 @@ dp_status dp_recover_parse_kind(const char *kind, enum dp_recover_method *method
     return DP_OK;
 }
 
-int dp_recovery_slot(const struct dp_unit_recovery *u) { return 2 * u->layer + (u->kind == 'a' ? 0 : 1); }
-
 /* The unit whose input is the replacement's input x. */
 static int input_slot(const struct dp_unit_recovery *u) { return 2 * u->layer + (u->kind == 'f' ? 1 : 0); }
 
@@ -103,18 +103,6 @@ static dp_status parse_unit(const char *s, int n_layers, char *kind, int *layer)
     *kind = s[0];
     *layer = (int)v;
     return DP_OK;
-}
-
-void dp_recovery_free(struct dp_recovery *r) {
-    if (!r) return;
-    for (int i = 0; r->units && i < r->n; i++) {
-        free(r->units[i].c);
-        free(r->units[i].A);
-        free(r->units[i].B);
-        free(r->units[i].norm);
-    }
-    free(r->units);
-    free(r);
 }
 
 /* Allocate c (and A, B when rank > 0) zeroed, and dequantize the norm weight. */
@@ -171,66 +159,6 @@ dp_status dp_recovery_new(const struct dp_model *m, const char *kind, const char
     }
     *out = r;
     return DP_OK;
-}
-
-/* ---- applying ---- */
-
-void dp_recovery_unit_delta(const struct dp_recovery *r, const struct dp_unit_recovery *u, const float *x, int n,
-                            float *delta, float *z, float *az) {
-    int dim = r->dim, R = u->rank;
-    float local[256], *buf = NULL;
-    if (R > 0 && !az) {
-        buf = R <= 256 ? local : malloc((size_t)R * sizeof *buf);
-        DP_ASSERT(buf != NULL);
-    }
-    for (int t = 0; t < n; t++) {
-        const float *xr = x + (size_t)t * dim;
-        float *dr = delta + (size_t)t * dim;
-        if (R == 0) {
-            memcpy(dr, u->c, (size_t)dim * sizeof *dr);
-            if (z) memset(z + (size_t)t * dim, 0, (size_t)dim * sizeof *z);
-            continue;
-        }
-        /* z = x / rms(x) * w, as model.c computes a norm */
-        double ss = 0;
-        for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
-        float scale = 1.0f / sqrtf((float)(ss / dim) + r->norm_eps);
-        float *ar = az ? az + (size_t)t * R : buf;
-        for (int k = 0; k < R; k++) {
-            const float *a = u->A + (size_t)k * dim;
-            double s = 0;
-            for (int i = 0; i < dim; i++) s += (double)a[i] * (xr[i] * scale * u->norm[i]);
-            ar[k] = (float)s;
-        }
-        if (z)
-            for (int i = 0; i < dim; i++) z[(size_t)t * dim + i] = xr[i] * scale * u->norm[i];
-        for (int j = 0; j < dim; j++) {
-            const float *b = u->B + (size_t)j * R;
-            double s = u->c[j];
-            for (int k = 0; k < R; k++) s += (double)b[k] * ar[k];
-            dr[j] = (float)s;
-        }
-    }
-    if (buf != local) free(buf);
-}
-
-static bool recovery_replace(void *ctx, int unit, const float *x, float *delta, int n, int dim, int pos0) {
-    const struct dp_recovery *r = ctx;
-    (void)pos0;
-    DP_ASSERT(dim == r->dim);
-    for (int i = 0; i < r->n; i++)
-        if (dp_recovery_slot(&r->units[i]) == unit) {
-            dp_recovery_unit_delta(r, &r->units[i], x, n, delta, NULL, NULL);
-            return true;
-        }
-    return false;
-}
-
-void dp_recovery_hooks(const struct dp_recovery *r, const struct dp_model *m, struct dp_hooks *out) {
-    memset(out, 0, sizeof *out);
-    DP_ASSERT(r->dim == m->cfg.n_embd);
-    out->ctx = (void *)r;
-    out->replace = recovery_replace;
 }
 
 /* ---- the file ---- */
@@ -460,7 +388,7 @@ static void stats_observe(void *ctx, int unit, const float *x, const float *y, i
 
 static bool stats_replace(void *ctx, int unit, const float *x, float *delta, int n, int dim, int pos0) {
     struct stats_pass *p = ctx;
-    return p->r && recovery_replace((void *)p->r, unit, x, delta, n, dim, pos0);
+    return p->r && dp_recovery_replace((void *)p->r, unit, x, delta, n, dim, pos0);
 }
 
 static void ustats_free(struct ustats *s) {
@@ -700,23 +628,9 @@ static dp_status fit_stats(const struct dp_model *m, const struct dp_mask *mask,
 
 /* ---- trained recoveries ---- */
 
-static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
-
-static double rng_normal(uint64_t *s) {
-    double u1 = rng_uniform(s), u2 = rng_uniform(s);
-    return sqrt(-2.0 * log(u1 > 0 ? u1 : 0x1.0p-53)) * cos(6.283185307179586 * u2);
-}
-
-static void shuffle(int *perm, int n, uint64_t *rng) {
+static void shuffle(int *perm, int n, struct dp_rng *rng) {
     for (int i = n - 1; i > 0; i--) {
-        int j = (int)(rng_next(rng) % (uint64_t)(i + 1)), t = perm[i];
+        int j = (int)(dp_rng_next(rng) % (uint64_t)(i + 1)), t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;
     }
@@ -862,9 +776,9 @@ static dp_status train(const struct dp_model *m, const struct dp_mask *mask, str
     dp_status st = DP_OK;
     if (o->init_mean) st = fit_stats(m, mask, r, false, calib, o, pool);
     if (st) return st;
-    uint64_t rng = o->seed;
+    struct dp_rng rng = dp_rng_raw(o->seed);
     for (int i = 0; i < r->n; i++)          /* A ~ N(0, 1/dim), B = 0: the map starts at the constant c */
-        for (size_t k = 0; k < (size_t)R * dim; k++) r->units[i].A[k] = (float)(rng_normal(&rng) / sqrt(dim));
+        for (size_t k = 0; k < (size_t)R * dim; k++) r->units[i].A[k] = (float)(dp_rng_normal(&rng) / sqrt(dim));
     struct trainer t = {0};
     const char **un = dp_malloc((size_t)r->n * sizeof *un);
     if (!un) return DP_ERR_NOMEM;

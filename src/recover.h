@@ -22,42 +22,20 @@
  * sublayers: it is applied at the block's FFN slot (unit 2i+1) with the norm
  * n_u of the block's attention sublayer on the block's input (the input of
  * unit 2i), the forward pass seeing nothing at unit 2i.
+ *
+ * The recovery object and how it is applied (struct dp_recovery, the hooks,
+ * the per-unit update the training tape shares) are recovery.h, below this
+ * header and backward.h; this one fits, loads and saves recoveries.
  */
 #ifndef DP_RECOVER_H
 #define DP_RECOVER_H
 
 #include "data.h"
 #include "model.h"
+#include "recovery.h"
 
-struct dp_unit_recovery {
-    char unit[16];          /* "b2", "a4", "f0" */
-    int layer;              /* block index */
-    char kind;              /* 'b', 'a' or 'f' */
-    int rank;               /* 0 for a constant */
-    float *c;               /* (dim) */
-    float *A;               /* (rank, dim) row-major: rank rows of dim */
-    float *B;               /* (dim, rank) row-major: dim rows of rank */
-    double explained_var;   /* lowrank fits: fraction of the update's variance explained (NAN if n/a) */
-    float *norm;            /* (dim) the unit's RMSNorm weight, dequantized (set by load and fit) */
-};
-
-struct dp_recovery {
-    char kind[64];
-    int dim;
-    int n;
-    struct dp_unit_recovery *units;
-    float norm_eps;         /* of the model (set by load and fit) */
-};
-
-void dp_recovery_free(struct dp_recovery *r);
 dp_status dp_recovery_load(const char *path, const struct dp_model *m, struct dp_recovery **out);
 dp_status dp_recovery_save(const struct dp_recovery *r, const char *path);
-/*
- * Hooks that apply r's replacements in a forward pass of model m (the
- * `replace` callback of struct dp_hooks). The hooks point at r and m: keep
- * both alive while they are used.
- */
-void dp_recovery_hooks(const struct dp_recovery *r, const struct dp_model *m, struct dp_hooks *out);
 
 /* ---- fitting (METHODS.md section 7) ---- */
 
@@ -106,14 +84,4 @@ dp_status dp_recovery_fit(const struct dp_model *m, const struct dp_mask *mask, 
 /* Allocate an empty recovery of n units (names parsed and checked against m), ranks all `rank`, zero-filled. */
 dp_status dp_recovery_new(const struct dp_model *m, const char *kind, const char *const *units, int n, int rank,
                           struct dp_recovery **out);
-/* The unit index (2*layer or 2*layer+1) where u's replacement is applied. */
-int dp_recovery_slot(const struct dp_unit_recovery *u);
-/*
- * The update of unit u (of r) for n input rows x (n, dim) into delta
- * (n, dim). z (n, dim) and az (n, rank) receive n_u(x) and A n_u(x) when not
- * NULL. The hooks and the training tape share this arithmetic.
- */
-void dp_recovery_unit_delta(const struct dp_recovery *r, const struct dp_unit_recovery *u, const float *x, int n,
-                            float *delta, float *z, float *az);
-
 #endif

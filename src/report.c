@@ -1,263 +1,20 @@
 /*
- * report: CSV, SVG and HTML (see report.h).
+ * report: the pages: CSV, the SVG figures and the HTML page (see report.h).
  *
- * The SVG is built from three pieces: an axis (linear or log, with "nice"
- * ticks at 1, 2 and 5 times a power of ten), a chart (frame, grid, ticks,
- * axis labels, title, then polylines or bars clipped to the plot area) and a
- * legend. Coordinates are printed with two decimals; every piece of text
- * goes through xml_text, so file names with '&' or '<' cannot break the
- * document. Colours come from a colour-blind-safe palette (Tableau 10), one
- * per metric, the same in every chart of a figure; the mode is the dash
+ * The figures are drawn with the SVG kit of report_svg.h (axes, charts,
+ * legends, escaped text). Colours come from its colour-blind-safe palette,
+ * one per metric, the same in every chart of a figure; the mode is the dash
  * pattern and the recovery the marker shape, so a line can be identified
  * in print as well.
  */
 #include "report.h"
 
 #include "json.h"
+#include "report_svg.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1",
-                                "#76b7b2", "#edc948", "#9c755f", "#ff9da7", "#bab0ac"};
-#define N_PALETTE (int)(sizeof palette / sizeof *palette)
-
-static void xml_text(FILE *f, const char *s) {
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&#39;", f); break;
-        default:
-            /* control characters are not allowed in XML 1.0 */
-            if ((unsigned char)*s < 0x20 && *s != '\n' && *s != '\t') fputc(' ', f);
-            else fputc(*s, f);
-        }
-    }
-}
-
-/* A text element; anchor "start", "middle" or "end"; rotate in degrees (0: none). */
-static void svg_text(FILE *f, double x, double y, const char *anchor, int size, const char *weight, double rotate,
-                     const char *text) {
-    fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"%s\" font-size=\"%d\"", x, y, anchor, size);
-    if (weight) fprintf(f, " font-weight=\"%s\"", weight);
-    if (rotate != 0) fprintf(f, " transform=\"rotate(%.0f %.2f %.2f)\"", rotate, x, y);
-    fputs(">", f);
-    xml_text(f, text);
-    fputs("</text>\n", f);
-}
-
-static void svg_begin(FILE *f, double w, double h, bool standalone, const char *title) {
-    if (standalone) fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
-    fprintf(f,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%.0f\" height=\"%.0f\" "
-            "viewBox=\"0 0 %.0f %.0f\" font-family=\"Helvetica, Arial, sans-serif\">\n",
-            w, h, w, h);
-    fputs("<title>", f);
-    xml_text(f, title);
-    fputs("</title>\n", f);
-    fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#ffffff\"/>\n", w, h);
-}
-
-/* ---- axes ---- */
-
-struct axis {
-    double lo, hi;
-    bool log;
-    int n_ticks;
-    double ticks[64];
-};
-
-static double nice_step(double span, int target) {
-    double raw = span / target, p = pow(10, floor(log10(raw))), m = raw / p;
-    return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
-}
-
-/* A linear axis over [lo, hi] widened to nice ticks. integer: ticks at whole numbers. */
-static void axis_linear(struct axis *a, double lo, double hi, bool integer) {
-    memset(a, 0, sizeof *a);
-    if (!(hi > lo)) {
-        double pad = fabs(lo) > 0 ? fabs(lo) * 0.1 : 1;
-        lo -= pad;
-        hi += pad;
-    }
-    double step = nice_step(hi - lo, 5);
-    if (integer && step < 1) step = 1;
-    a->lo = floor(lo / step + 1e-9) * step;
-    a->hi = ceil(hi / step - 1e-9) * step;
-    for (double t = a->lo; t <= a->hi + step * 1e-6 && a->n_ticks < 64; t += step) a->ticks[a->n_ticks++] = fabs(t) < step * 1e-9 ? 0 : t;
-}
-
-/* A log axis over [lo, hi] (both > 0) widened to 1-2-5 ticks, or whole decades when it spans many. */
-static void axis_log(struct axis *a, double lo, double hi) {
-    memset(a, 0, sizeof *a);
-    a->log = true;
-    if (!(lo > 0)) lo = 1;
-    if (!(hi > lo)) hi = lo * 2;
-    double d0 = floor(log10(lo)), d1 = ceil(log10(hi));
-    static const double mant[] = {1, 2, 5};
-    bool fine = d1 - d0 <= 3;
-    /* lower bound: the largest tick <= lo; upper: the smallest tick >= hi */
-    double tlo = pow(10, d0), thi = pow(10, d1);
-    if (fine) {
-        for (int i = 0; i < 3; i++)
-            if (mant[i] * pow(10, d0) <= lo) tlo = mant[i] * pow(10, d0);
-        for (int i = 2; i >= 0; i--)
-            if (mant[i] * pow(10, d1 - 1) >= hi) thi = mant[i] * pow(10, d1 - 1);
-    }
-    a->lo = tlo;
-    a->hi = thi;
-    double every = d1 - d0 > 7 ? ceil((d1 - d0) / 7) : 1; /* at most about 8 decade labels */
-    for (double d = d0; d <= d1 && a->n_ticks < 64; d += every)
-        for (int i = 0; i < (fine ? 3 : 1); i++) {
-            double t = mant[i] * pow(10, d);
-            if (t >= tlo * (1 - 1e-9) && t <= thi * (1 + 1e-9)) a->ticks[a->n_ticks++] = t;
-        }
-}
-
-/* Position of v in [0, 1] along the axis. */
-static double axis_frac(const struct axis *a, double v) {
-    if (a->log) return (log(v) - log(a->lo)) / (log(a->hi) - log(a->lo));
-    return (v - a->lo) / (a->hi - a->lo);
-}
-
-static void tick_label(double v, char *buf, size_t cap) {
-    if (v != 0 && (fabs(v) >= 1e5 || fabs(v) < 1e-3)) snprintf(buf, cap, "%.0e", v);
-    else snprintf(buf, cap, "%g", v);
-}
-
-/* ---- charts ---- */
-
-struct series {
-    char label[400];
-    int color;        /* palette index */
-    bool dashed;
-    int marker;       /* 0 circle, 1 square, 2 triangle, 3 diamond */
-    int n;
-    int run;          /* index of the run it shows */
-    const double *x, *y;
-};
-
-struct frame {
-    double x, y, w, h;          /* the whole panel */
-    double px, py, pw, ph;      /* the plot area */
-};
-
-static void frame_of(struct frame *fr, double x, double y, double w, double h) {
-    fr->x = x;
-    fr->y = y;
-    fr->w = w;
-    fr->h = h;
-    fr->px = x + 62;
-    fr->py = y + 30;
-    fr->pw = w - 62 - 14;
-    fr->ph = h - 30 - 46;
-}
-
-static double fx(const struct frame *fr, const struct axis *a, double v) {
-    return fr->px + axis_frac(a, v) * fr->pw;
-}
-
-static double fy(const struct frame *fr, const struct axis *a, double v) {
-    return fr->py + fr->ph - axis_frac(a, v) * fr->ph;
-}
-
-static int clip_id;
-
-/* Frame, grid, ticks, labels and title; opens a clipped group for the data (close with "</g>"). */
-static void chart_axes(FILE *f, const struct frame *fr, const struct axis *ax, const struct axis *ay, const char *title,
-                       const char *xlabel, const char *ylabel) {
-    svg_text(f, fr->px + fr->pw / 2, fr->y + 18, "middle", 13, "bold", 0, title);
-    fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#fafafa\" stroke=\"#444444\" stroke-width=\"1\"/>\n",
-            fr->px, fr->py, fr->pw, fr->ph);
-    char buf[32];
-    for (int i = 0; i < ax->n_ticks; i++) {
-        double x = fx(fr, ax, ax->ticks[i]);
-        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#e0e0e0\" stroke-width=\"1\"/>\n", x, fr->py, x,
-                fr->py + fr->ph);
-        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#444444\" stroke-width=\"1\"/>\n", x,
-                fr->py + fr->ph, x, fr->py + fr->ph + 4);
-        tick_label(ax->ticks[i], buf, sizeof buf);
-        svg_text(f, x, fr->py + fr->ph + 17, "middle", 11, NULL, 0, buf);
-    }
-    for (int i = 0; i < ay->n_ticks; i++) {
-        double y = fy(fr, ay, ay->ticks[i]);
-        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#e0e0e0\" stroke-width=\"1\"/>\n", fr->px, y,
-                fr->px + fr->pw, y);
-        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#444444\" stroke-width=\"1\"/>\n", fr->px - 4,
-                y, fr->px, y);
-        tick_label(ay->ticks[i], buf, sizeof buf);
-        svg_text(f, fr->px - 7, y + 4, "end", 11, NULL, 0, buf);
-    }
-    svg_text(f, fr->px + fr->pw / 2, fr->py + fr->ph + 36, "middle", 12, NULL, 0, xlabel);
-    svg_text(f, fr->x + 14, fr->py + fr->ph / 2, "middle", 12, NULL, -90, ylabel);
-    int id = ++clip_id;
-    fprintf(f, "<clipPath id=\"dpclip%d\"><rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\"/></clipPath>\n", id,
-            fr->px - 5, fr->py - 5, fr->pw + 10, fr->ph + 10);
-    fprintf(f, "<g clip-path=\"url(#dpclip%d)\">\n", id);
-}
-
-static void marker(FILE *f, double x, double y, int shape, const char *color) {
-    switch (shape & 3) {
-    case 0: fprintf(f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n", x, y, color); break;
-    case 1: fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"6\" height=\"6\" fill=\"%s\"/>\n", x - 3, y - 3, color); break;
-    case 2:
-        fprintf(f, "<polygon points=\"%.2f,%.2f %.2f,%.2f %.2f,%.2f\" fill=\"%s\"/>\n", x, y - 4, x - 3.5, y + 2.5, x + 3.5,
-                y + 2.5, color);
-        break;
-    default:
-        fprintf(f, "<polygon points=\"%.2f,%.2f %.2f,%.2f %.2f,%.2f %.2f,%.2f\" fill=\"%s\"/>\n", x, y - 4, x + 4, y, x, y + 4,
-                x - 4, y, color);
-    }
-}
-
-static bool usable(const struct axis *a, double v) {
-    return isfinite(v) && (!a->log || v > 0);
-}
-
-/* The lines of a chart; points that are missing (NaN) break a line. */
-static void chart_lines(FILE *f, const struct frame *fr, const struct axis *ax, const struct axis *ay,
-                        const struct series *s, int n) {
-    for (int i = 0; i < n; i++) {
-        const char *color = palette[s[i].color % N_PALETTE];
-        bool open = false;
-        for (int k = 0; k < s[i].n; k++) {
-            if (!usable(ax, s[i].x[k]) || !usable(ay, s[i].y[k])) {
-                if (open) fputs("\"/>\n", f);
-                open = false;
-                continue;
-            }
-            if (!open)
-                fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\"%s d=\"M", color,
-                        s[i].dashed ? " stroke-dasharray=\"6 4\"" : "");
-            else fputs(" L", f);
-            fprintf(f, "%.2f %.2f", fx(fr, ax, s[i].x[k]), fy(fr, ay, s[i].y[k]));
-            open = true;
-        }
-        if (open) fputs("\"/>\n", f);
-        for (int k = 0; k < s[i].n; k++)
-            if (usable(ax, s[i].x[k]) && usable(ay, s[i].y[k]))
-                marker(f, fx(fr, ax, s[i].x[k]), fy(fr, ay, s[i].y[k]), s[i].marker, color);
-    }
-}
-
-static void legend(FILE *f, double x, double y, double h, const struct series *s, int n, const char *title) {
-    svg_text(f, x, y + 14, "start", 12, "bold", 0, title);
-    double dy = n ? (h - 26) / n : 18;
-    if (dy > 18) dy = 18;
-    int size = dy < 12 ? 9 : 11;
-    for (int i = 0; i < n; i++) {
-        double yy = y + 30 + i * dy;
-        const char *color = palette[s[i].color % N_PALETTE];
-        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" stroke-width=\"1.8\"%s/>\n", x, yy,
-                x + 26, yy, color, s[i].dashed ? " stroke-dasharray=\"6 4\"" : "");
-        marker(f, x + 13, yy, s[i].marker, color);
-        svg_text(f, x + 32, yy + 4, "start", size, NULL, 0, s[i].label);
-    }
-}
 
 /* ---- sweep figures ---- */
 
@@ -347,15 +104,15 @@ void dp_report_sweep_svg(const struct dp_sweep *s, FILE *f, bool standalone) {
     double W = (cols ? cols : 1) * pw + lw, H = top + (schemes.n ? schemes.n : 1) * ph + 10;
     char title[1200];
     snprintf(title, sizeof title, "depthprune sweep of %s", s->model ? s->model : "");
-    svg_begin(f, W, H, standalone, title);
-    svg_text(f, 16, 24, "start", 16, "bold", 0, title);
+    dp_report_svg_begin(f, W, H, standalone, title);
+    dp_report_svg_text(f, 16, 24, "start", 16, "bold", 0, title);
     snprintf(title, sizeof title,
              "%s against units removed, one chart per scheme; solid: one-shot, dashed: iterative%s",
              any_acc && any_ppl ? "MMLU accuracy and perplexity (log scale)" : any_acc ? "MMLU accuracy" : "perplexity (log scale)",
              many_rec ? "; marker: recovery" : "");
-    svg_text(f, 16, 44, "start", 12, NULL, 0, title);
+    dp_report_svg_text(f, 16, 44, "start", 12, NULL, 0, title);
     if (!sweep_data(s, &d) || !cols) {
-        svg_text(f, 16, top + 20, "start", 12, NULL, 0, d.x ? "no perplexity or MMLU was evaluated" : "out of memory");
+        dp_report_svg_text(f, 16, top + 20, "start", 12, NULL, 0, d.x ? "no perplexity or MMLU was evaluated" : "out of memory");
         free(d.x);
         fputs("</svg>\n", f);
         return;
@@ -391,40 +148,40 @@ void dp_report_sweep_svg(const struct dp_sweep *s, FILE *f, bool standalone) {
         }
         double y0 = top + si * ph;
         struct axis ax;
-        axis_linear(&ax, 0, xmax, true);
+        dp_report_svg_axis_linear(&ax, 0, xmax, true);
         char t[128], xl[128];
         snprintf(xl, sizeof xl, "%s removed", !strcmp(schemes.v[si], "block") ? "blocks" : !strcmp(schemes.v[si], "attn") ? "attention sublayers" : !strcmp(schemes.v[si], "ffn") ? "FFN sublayers" : "sublayers (attention or FFN)");
         int col = 0;
         if (any_acc) {
             struct frame fr;
-            frame_of(&fr, col++ * pw, y0, pw, ph);
+            dp_report_svg_frame(&fr, col++ * pw, y0, pw, ph);
             struct axis ay;
             if (!isfinite(alo)) alo = 0, ahi = 100;
-            axis_linear(&ay, fmin(alo, 25) - 1, ahi + 1, false);
+            dp_report_svg_axis_linear(&ay, fmin(alo, 25) - 1, ahi + 1, false);
             snprintf(t, sizeof t, "scheme %s: MMLU accuracy", schemes.v[si]);
-            chart_axes(f, &fr, &ax, &ay, t, xl, "MMLU accuracy (%)");
-            double cy = fy(&fr, &ay, 25);
+            dp_report_svg_axes(f, &fr, &ax, &ay, t, xl, "MMLU accuracy (%)");
+            double cy = dp_report_svg_y(&fr, &ay, 25);
             fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#888888\" stroke-width=\"1\" stroke-dasharray=\"2 3\"/>\n",
                     fr.px, cy, fr.px + fr.pw, cy);
             for (int i = 0; i < n; i++) ser[i].y = d.acc + (size_t)ser[i].run * d.max_steps;
-            chart_lines(f, &fr, &ax, &ay, ser, n);
+            dp_report_svg_lines(f, &fr, &ax, &ay, ser, n);
             fputs("</g>\n", f);
-            svg_text(f, fr.px + fr.pw - 4, cy - 4, "end", 10, NULL, 0, "chance (25%)");
+            dp_report_svg_text(f, fr.px + fr.pw - 4, cy - 4, "end", 10, NULL, 0, "chance (25%)");
         }
         if (any_ppl) {
             struct frame fr;
-            frame_of(&fr, col++ * pw, y0, pw, ph);
+            dp_report_svg_frame(&fr, col++ * pw, y0, pw, ph);
             struct axis ay;
             if (!isfinite(plo)) plo = 1, phi = 10;
-            axis_log(&ay, plo, phi);
+            dp_report_svg_axis_log(&ay, plo, phi);
             snprintf(t, sizeof t, "scheme %s: perplexity", schemes.v[si]);
-            chart_axes(f, &fr, &ax, &ay, t, xl, "perplexity (log scale)");
+            dp_report_svg_axes(f, &fr, &ax, &ay, t, xl, "perplexity (log scale)");
             for (int i = 0; i < n; i++) ser[i].y = d.ppl + (size_t)ser[i].run * d.max_steps;
-            chart_lines(f, &fr, &ax, &ay, ser, n);
+            dp_report_svg_lines(f, &fr, &ax, &ay, ser, n);
             fputs("</g>\n", f);
         }
         snprintf(t, sizeof t, "scheme %s", schemes.v[si]);
-        legend(f, cols * pw + 6, y0 + 24, ph - 40, ser, n, t);
+        dp_report_svg_legend(f, cols * pw + 6, y0 + 24, ph - 40, ser, n, t);
     }
     free(d.x);
     fputs("</svg>\n", f);
@@ -493,15 +250,15 @@ bool dp_report_tradeoff_svg(const struct dp_sweep *s, FILE *f, bool standalone) 
         return false;
     }
     double pw = 440, ph = 300, lw = 270, top = 56;
-    svg_begin(f, 2 * pw + lw, top + ph + 10, standalone, "depthprune: perplexity against savings, per scheme");
-    svg_text(f, 16, 24, "start", 16, "bold", 0, "Perplexity against savings, per scheme");
-    svg_text(f, 16, 44, "start", 12, NULL, 0,
-             "each scheme's best run (lowest mean log perplexity, one-shot without recovery where there is one)");
+    dp_report_svg_begin(f, 2 * pw + lw, top + ph + 10, standalone, "depthprune: perplexity against savings, per scheme");
+    dp_report_svg_text(f, 16, 24, "start", 16, "bold", 0, "Perplexity against savings, per scheme");
+    dp_report_svg_text(f, 16, 44, "start", 12, NULL, 0,
+                       "each scheme's best run (lowest mean log perplexity, one-shot without recovery where there is one)");
     struct axis ay;
-    axis_log(&ay, plo, phi);
+    dp_report_svg_axis_log(&ay, plo, phi);
     for (int panel = 0; panel < 2; panel++) {
         struct frame fr;
-        frame_of(&fr, panel * pw, top, pw, ph);
+        dp_report_svg_frame(&fr, panel * pw, top, pw, ph);
         double xmax = 1;
         for (int i = 0; i < n; i++) {
             ser[i].x = (panel ? d.kv : d.params) + (size_t)ser[i].run * d.max_steps;
@@ -509,14 +266,14 @@ bool dp_report_tradeoff_svg(const struct dp_sweep *s, FILE *f, bool standalone) 
                 if (isfinite(ser[i].x[k]) && ser[i].x[k] > xmax) xmax = ser[i].x[k];
         }
         struct axis ax;
-        axis_linear(&ax, 0, xmax, false);
-        chart_axes(f, &fr, &ax, &ay, panel ? "perplexity against KV cache saved" : "perplexity against parameters saved",
-                   panel ? "KV cache removed (% of bytes per token)" : "parameters removed (% of all, embeddings included)",
+        dp_report_svg_axis_linear(&ax, 0, xmax, false);
+        dp_report_svg_axes(f, &fr, &ax, &ay, panel ? "perplexity against KV cache saved" : "perplexity against parameters saved",
+                           panel ? "KV cache removed (% of bytes per token)" : "parameters removed (% of all, embeddings included)",
                    "perplexity (log scale)");
-        chart_lines(f, &fr, &ax, &ay, ser, n);
+        dp_report_svg_lines(f, &fr, &ax, &ay, ser, n);
         fputs("</g>\n", f);
     }
-    legend(f, 2 * pw + 6, top + 24, ph - 40, ser, n, "scheme");
+    dp_report_svg_legend(f, 2 * pw + 6, top + 24, ph - 40, ser, n, "scheme");
     fputs("</svg>\n", f);
     free(d.x);
     return true;
@@ -552,20 +309,20 @@ void dp_report_scores_svg(const struct dp_influences *sc, FILE *f, bool standalo
     }
     double pw = 440, ph = 270, top = 56;
     int cols = 2, rows = (n_charts + cols - 1) / cols;
-    svg_begin(f, cols * pw, top + (rows ? rows : 1) * ph + 10, standalone, "depthprune: influence of every unit");
-    svg_text(f, 16, 24, "start", 16, "bold", 0, "Influence of every unit, per metric");
-    svg_text(f, 16, 44, "start", 12, NULL, 0,
-             "larger = more important; one-shot pruning removes the smallest first; whiskers: one standard error");
+    dp_report_svg_begin(f, cols * pw, top + (rows ? rows : 1) * ph + 10, standalone, "depthprune: influence of every unit");
+    dp_report_svg_text(f, 16, 24, "start", 16, "bold", 0, "Influence of every unit, per metric");
+    dp_report_svg_text(f, 16, 44, "start", 12, NULL, 0,
+                       "larger = more important; one-shot pruning removes the smallest first; whiskers: one standard error");
     static const char *kinds[3] = {"block", "attention sublayer", "FFN sublayer"};
     static const int colors[3] = {0, 1, 3};
     for (int i = 0; i < 3; i++) {
         double x = cols * pw - 400 + i * 130;
-        fprintf(f, "<rect x=\"%.2f\" y=\"14\" width=\"10\" height=\"10\" fill=\"%s\"/>\n", x, palette[colors[i]]);
-        svg_text(f, x + 14, 23, "start", 11, NULL, 0, kinds[i]);
+        fprintf(f, "<rect x=\"%.2f\" y=\"14\" width=\"10\" height=\"10\" fill=\"%s\"/>\n", x, dp_report_svg_color(colors[i]));
+        dp_report_svg_text(f, x + 14, 23, "start", 11, NULL, 0, kinds[i]);
     }
     for (int c = 0; c < n_charts; c++) {
         struct frame fr;
-        frame_of(&fr, (c % cols) * pw, top + (c / cols) * ph, pw, ph);
+        dp_report_svg_frame(&fr, (c % cols) * pw, top + (c / cols) * ph, pw, ph);
         int idx[1024], n = 0;
         double lo = 0, hi = 0;
         for (int i = 0; i < sc->n && n < 1024; i++) {
@@ -577,23 +334,23 @@ void dp_report_scores_svg(const struct dp_influences *sc, FILE *f, bool standalo
             if (e->influence + se > hi) hi = e->influence + se;
         }
         struct axis ax, ay;
-        axis_linear(&ax, 0, n > 0 ? n : 1, true);
+        dp_report_svg_axis_linear(&ax, 0, n > 0 ? n : 1, true);
         ax.n_ticks = 0;
-        axis_linear(&ay, lo, hi, false);
+        dp_report_svg_axis_linear(&ay, lo, hi, false);
         char t[256];
         snprintf(t, sizeof t, "%s%s", chart_metric[c], dp_metric_is_oracle(chart_metric[c]) ? " (oracle: measured on MMLU test questions)" : "");
-        chart_axes(f, &fr, &ax, &ay, t, n && kind_of(sc->s[idx[0]].unit) == 'b' ? "block" : n && kind_of(sc->s[idx[0]].unit) == 's' ? "span of blocks" : "sublayer",
-                   "influence");
-        double bw = fr.pw / (n ? n : 1), zero = fy(&fr, &ay, 0);
+        dp_report_svg_axes(f, &fr, &ax, &ay, t, n && kind_of(sc->s[idx[0]].unit) == 'b' ? "block" : n && kind_of(sc->s[idx[0]].unit) == 's' ? "span of blocks" : "sublayer",
+                           "influence");
+        double bw = fr.pw / (n ? n : 1), zero = dp_report_svg_y(&fr, &ay, 0);
         for (int k = 0; k < n; k++) {
             const struct dp_influence *e = &sc->s[idx[k]];
             char kind = kind_of(e->unit);
-            const char *color = kind == 'a' ? palette[1] : kind == 'f' ? palette[3] : palette[0];
-            double x = fr.px + k * bw, y = fy(&fr, &ay, e->influence);
+            const char *color = kind == 'a' ? dp_report_svg_color(1) : kind == 'f' ? dp_report_svg_color(3) : dp_report_svg_color(0);
+            double x = fr.px + k * bw, y = dp_report_svg_y(&fr, &ay, e->influence);
             fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>\n", x + bw * 0.15,
                     fmin(y, zero), bw * 0.7, fabs(zero - y), color);
             if (isfinite(e->stderr_) && e->stderr_ > 0) {
-                double y1 = fy(&fr, &ay, e->influence - e->stderr_), y2 = fy(&fr, &ay, e->influence + e->stderr_);
+                double y1 = dp_report_svg_y(&fr, &ay, e->influence - e->stderr_), y2 = dp_report_svg_y(&fr, &ay, e->influence + e->stderr_);
                 fprintf(f, "<path d=\"M%.2f %.2f L%.2f %.2f M%.2f %.2f L%.2f %.2f M%.2f %.2f L%.2f %.2f\" stroke=\"#222222\" stroke-width=\"1\" fill=\"none\"/>\n",
                         x + bw / 2, y1, x + bw / 2, y2, x + bw * 0.35, y1, x + bw * 0.65, y1, x + bw * 0.35, y2, x + bw * 0.65, y2);
             }
@@ -607,8 +364,8 @@ void dp_report_scores_svg(const struct dp_influences *sc, FILE *f, bool standalo
             if (strlen(sc->s[idx[k]].unit) > longest) longest = strlen(sc->s[idx[k]].unit);
         bool slant = longest * 7.0 > bw * every; /* labels wider than their bars: slanted */
         for (int k = 0; k < n; k += every)
-            svg_text(f, fr.px + (k + 0.5) * bw + (slant ? 3 : 0), fr.py + fr.ph + (slant ? 10 : 14), slant ? "end" : "middle",
-                     n > 12 ? 9 : 11, NULL, slant ? -35 : 0, sc->s[idx[k]].unit);
+            dp_report_svg_text(f, fr.px + (k + 0.5) * bw + (slant ? 3 : 0), fr.py + fr.ph + (slant ? 10 : 14), slant ? "end" : "middle",
+                               n > 12 ? 9 : 11, NULL, slant ? -35 : 0, sc->s[idx[k]].unit);
     }
     fputs("</svg>\n", f);
 }
@@ -667,7 +424,7 @@ static const char *css =
     "code{background:#f4f4f4;padding:0 3px}details{margin:8px 0}";
 
 static void html_text(FILE *f, const char *s) {
-    xml_text(f, s);
+    dp_report_svg_xml(f, s);
 }
 
 /* A number cell with `digits` digits after the point (negative: that many significant digits). */

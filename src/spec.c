@@ -18,13 +18,14 @@
  * beyond n_prompt + n_new is ever used and a round never overshoots -n.
  * With K = 0 (no draft) a round is one plain decode step.
  *
- * Random draws come from a seeded splitmix64 stream in a fixed order (per
+ * Random draws come from a seeded splitmix64 stream (rng.h) in a fixed order (per
  * drafted token: its draw from q; per checked token: u, then w; then the
  * bonus token's draw), so a seed reproduces the text for any thread count.
  */
 #include "spec.h"
 
 #include "prune.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -82,15 +83,6 @@ double dp_spec_accept_rate(const struct dp_spec_stats *s) {
 
 /* ---- sampling ---- */
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *s) { return (double)(splitmix(s) >> 11) / 9007199254740992.0; }
-
 /* argmax, first index on ties (as generate picks greedily) */
 static int argmax(const float *x, int n) {
     int best = 0;
@@ -131,7 +123,7 @@ struct spec_run {
     float *dlog;          /* (V) the draft's last logits */
     double *q;            /* sampling: (DP_SPEC_MAX_LEN, V) the draft's distribution of each proposal */
     double *p;            /* sampling: (V) */
-    uint64_t rng;
+    struct dp_rng rng;
 };
 
 /* The next token from logits (greedy or sampled); with q non-NULL the distribution is kept there. */
@@ -139,7 +131,7 @@ static int choose(struct spec_run *r, const float *logits, double *q) {
     if (r->o->temp <= 0) return argmax(logits, r->V);
     double *p = q ? q : r->p;
     softmax_t(logits, r->V, r->o->temp, p);
-    return draw(p, r->V, uniform(&r->rng));
+    return draw(p, r->V, dp_rng_unit(&r->rng));
 }
 
 /*
@@ -177,7 +169,7 @@ static dp_status round_k(struct spec_run *r, int n_hist, int K, struct dp_spec_s
         } else {
             softmax_t(vl, V, o->temp, r->p);
             bool ok;
-            double u = uniform(&r->rng), w = uniform(&r->rng);
+            double u = dp_rng_unit(&r->rng), w = dp_rng_unit(&r->rng);
             next = dp_spec_rule(r->p, r->q + (size_t)acc * V, V, prop[acc], u, w, &ok);
             if (!ok) break;
         }
@@ -215,7 +207,7 @@ dp_status dp_spec_generate(struct dp_session *verify, struct dp_session *draft, 
     if (dp_session_n_ctx(verify) < n_prompt + n_new || (draft && dp_session_n_ctx(draft) < n_prompt + n_new))
         return dp_fail(DP_ERR_ARG, "%d prompt + %d new tokens do not fit the sessions' context", n_prompt, n_new);
     if (n_new == 0) return DP_OK;
-    struct spec_run r = {.v = verify, .d = draft, .pool = pool, .o = o, .V = m->cfg.n_vocab, .rng = o->seed};
+    struct spec_run r = {.v = verify, .d = draft, .pool = pool, .o = o, .V = m->cfg.n_vocab, .rng = dp_rng_raw(o->seed)};
     size_t V = (size_t)r.V;
     r.hist = dp_malloc((size_t)(n_prompt + n_new + DP_SPEC_MAX_LEN + 1) * sizeof *r.hist);
     r.vlog = dp_malloc((DP_SPEC_MAX_LEN + 1) * V * sizeof *r.vlog);
