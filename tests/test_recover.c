@@ -6,8 +6,8 @@
  *    central finite differences of an independent double-precision forward
  *    written here, for CE and KL, through kept attention and FFN sublayers,
  *    a recovered attention sublayer, a recovered block and a removed FFN.
- *    Tolerance: for the checked entries, |g - fd| <= 1e-2 |fd| + 1e-3 max|fd|
- *    each and ||g - fd|| <= 1e-2 ||fd|| overall.
+ *    Tolerance: for the checked entries, |g - fd| <= 1e-4 |fd| + 1e-5 max|fd|
+ *    each and ||g - fd|| <= 1e-5 ||fd|| overall (GRAD_TOL_*: measured 4e-7).
  *  - the tape's forward equals the hooked forward pass (1e-4 per logit);
  *  - a model whose f2 update is an exact constant (zero ffn_down weight and a
  *    constant ffn_down.bias, written with the GGUF writer) is recovered
@@ -224,6 +224,17 @@ static double urand(void) {
 
 /* ---- gradient check ---- */
 
+/*
+ * Tolerances from the measured errors (f32 backward against double central
+ * differences, h = 1e-4): overall ||g - fd|| / ||fd|| measured 4.2e-7 (CE)
+ * and 4.0e-7 (KL), bound 1e-5; per entry the worst |g - fd| measured 7.7e-7
+ * with max|fd| 1.19, and 1.2e-5 relative on entries above 1% of max|fd|,
+ * bound 1e-4 |fd| + 1e-5 max|fd|. (Before: 1e-2 and 1e-2 |fd| + 1e-3 max|fd|.)
+ */
+#define GRAD_TOL_NORM 1e-5
+#define GRAD_TOL_REL 1e-4
+#define GRAD_TOL_ABS 1e-5
+
 static void gradient_check(const struct dp_model *m, bool kl) {
     const char *units[2] = {"a1", "b3"};
     int ranks[2] = {3, 2};
@@ -321,7 +332,7 @@ static void gradient_check(const struct dp_model *m, bool kl) {
     int worst = 0;
     double worst_ex = -1;
     for (int i = 0; i < k; i++) {
-        double ex = fabs(an[i] - fd[i]) - (1e-2 * fabs(fd[i]) + 1e-3 * fmax);
+        double ex = fabs(an[i] - fd[i]) - (GRAD_TOL_REL * fabs(fd[i]) + GRAD_TOL_ABS * fmax);
         if (ex > worst_ex) {
             worst_ex = ex;
             worst = i;
@@ -331,10 +342,16 @@ static void gradient_check(const struct dp_model *m, bool kl) {
     }
     CHECK_MSG(worst_ex <= 0, "%s: gradient %d: backward %.8g vs finite differences %.8g", kl ? "kl" : "ce", worst,
               an[worst], fd[worst]);
-    CHECK_MSG(sqrt(num / den) <= 1e-2, "%s: relative gradient error %.3g", kl ? "kl" : "ce", sqrt(num / den));
+    CHECK_MSG(sqrt(num / den) <= GRAD_TOL_NORM, "%s: relative gradient error %.3g", kl ? "kl" : "ce", sqrt(num / den));
     CHECK(fmax > 1e-4); /* the check is not vacuous */
-    fprintf(stderr, "gradient check (%s): %d entries, max |fd| %.3g, relative error %.2e\n", kl ? "kl" : "ce", k,
-            fmax, sqrt(num / den));
+    double wabs = 0, wrel = 0;
+    for (int i = 0; i < k; i++) {
+        if (fabs(an[i] - fd[i]) > wabs) wabs = fabs(an[i] - fd[i]);
+        if (fabs(fd[i]) > 1e-2 * fmax && fabs(an[i] - fd[i]) / fabs(fd[i]) > wrel)
+            wrel = fabs(an[i] - fd[i]) / fabs(fd[i]);
+    }
+    fprintf(stderr, "gradient check (%s): %d entries, max |fd| %.3g, relative error %.2e, worst entry %.2e abs, %.2e rel\n",
+            kl ? "kl" : "ce", k, fmax, sqrt(num / den), wabs, wrel);
     for (int u = 0; u < 2; u++) {
         free(p.c[u]); free(p.A[u]); free(p.B[u]); free(p.norm[u]);
     }
