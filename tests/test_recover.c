@@ -523,7 +523,7 @@ static void lowrank_fits(const struct dp_model *m, const struct dp_chunks *ch, s
                          struct dp_pool *pool3) {
 #ifdef DP_NO_LAPACKE
     (void)m, (void)ch, (void)pool1, (void)pool3;
-    fprintf(stderr, "built without LAPACKE: closed-form lowrank:R > 0 not tested\n");
+    SKIP("built without LAPACKE: closed-form lowrank:R > 0 not tested");
 #else
     /* reported explained variance == measured; more rank explains more */
     double prev = 0;
