@@ -9,6 +9,7 @@
 # the check (other developers move code: the list must follow it).
 #
 # Usage: sh tools/mutants.sh [BUILD_DIR [MUTANT_NUMBER...]]   (from the repository root)
+# DP_MUTANTS_LIST=FILE reads another list; DP_MUTANT_TIMEOUT=S limits each test (default 300 s).
 # Output: a table (mutant, name, result, test that killed it) and the last line
 # "N passed, N failed" (passed: mutants killed).
 #
@@ -24,7 +25,7 @@ build=${1:-build}
 [ $# -gt 0 ] && shift
 only="$*"
 root=$(pwd)
-list=$root/tests/mutants.txt
+list=${DP_MUTANTS_LIST:-$root/tests/mutants.txt}
 limit=${DP_MUTANT_TIMEOUT:-300}
 [ -f "$list" ] || { echo "mutants: $list not found"; echo "0 passed, 1 failed"; exit 1; }
 [ -d "$build" ] || { echo "mutants: build folder $build not found (run make test first)"; echo "0 passed, 1 failed"; exit 1; }
@@ -94,7 +95,7 @@ for d in $(ls "$scratch/m" | sort -n); do
         count=$(replace "$tree/$file" "$md/orig" "$md/repl")
         if [ "$count" != 1 ]; then
             echo "mutant $k ($name): text not found in $file${count:+ ($count matches, want exactly 1)}"
-            sed 's/^/    | /' "$md/orig"
+            { cat "$md/orig"; echo; } | sed 's/^/    | /'
             rm -f "$tree/$file.mut"
             result=not-found
         fi
@@ -118,6 +119,8 @@ for d in $(ls "$scratch/m" | sort -n); do
                 rc=$?
                 if [ $rc -ne 0 ]; then
                     result=killed; by=$t
+                    why=$(grep -m 1 -E 'CHECK failed|FAIL|failed:|worst element|Assertion' "$log")
+                    echo "mutant $k ($name): killed by $t: ${why:-exit $rc}" | cut -c 1-240
                     [ $rc -eq 124 ] && by="$t (timeout)"
                     [ $rc -gt 128 ] && [ $rc -ne 124 ] && by="$t (signal $((rc - 128)))"
                     break
