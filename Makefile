@@ -2,6 +2,7 @@
 #
 #   make            build ./depthprune
 #   make test       build and run every test (last line: "N passed, N failed")
+#   make mutants    the mutation check: each deliberate bug of tests/mutants.txt must turn its tests red
 #   make asan       tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make tsan       tests under ThreadSanitizer
 #   make bench      the standard benchmark set (bench/run.sh)
@@ -53,7 +54,7 @@ FUZZ_REPLAY  = $(FUZZ_TARGETS:%=$(BUILD)/fuzz-replay/fuzz_%)
 FUZZ ?= $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, long n){(void)d;(void)n;return 0;}\n' | \
           clang -x c - -fsanitize=fuzzer -o /dev/null 2>/dev/null && echo 1 || echo 0)
 
-.PHONY: all test asan tsan bench fuzz clean
+.PHONY: all test mutants asan tsan bench fuzz clean
 
 all: depthprune
 
@@ -92,6 +93,10 @@ $(BUILD)/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/
 
 test: depthprune $(TESTS) $(FUZZ_REPLAY) $(if $(filter 1,$(FUZZ)),fuzz)
 	@FUZZ=$(FUZZ) sh tests/run.sh $(BUILD) $(TESTS)
+
+# Mutants run in a scratch copy of the tree and of $(BUILD) (tools/mutants.sh); MUTANTS="3 7" runs only those.
+mutants: depthprune $(TESTS)
+	@sh tools/mutants.sh $(BUILD) $(MUTANTS)
 
 # The sanitizer builds link ./depthprune too (the CLI tests run it); it is removed afterwards so
 # that the next plain `make` links the normal binary again.

@@ -1,6 +1,9 @@
 #!/bin/sh
-# Set up what is needed, build, and run every test. The last line of output
-# reads "N passed, N failed"; the exit status is non-zero on any failure.
+# Set up what is needed, build, run every test, then the mutation check
+# (make mutants: deliberate bugs that must turn the tests red). Each part ends
+# with a line "N passed, N failed"; the exit status is non-zero on any failure.
 cd "$(dirname "$0")"
 sh tools/setup.sh || exit 1
-make -s test
+make -s test; rc=$?
+make -s mutants || rc=1
+exit $rc

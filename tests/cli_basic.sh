@@ -49,12 +49,15 @@ eq "$($DP info -m $M --json | json kv_bytes_per_token)" "1280" "kv bytes full"
 eq "$($DP info -m $M --drop a1,b3 --json | json kv_bytes_per_token)" "768" "kv bytes without a1,b3"
 eq "$($DP info -m $M --json | json n_blocks)" "5" "n_blocks"
 
-# synthetic models: quantized twins agree with the F32 model within weight rounding
+# synthetic models: quantized twins agree with the F32 model within weight rounding. A random
+# model's NLL sits near log(vocab) whatever its weights, so the bounds are set tight from the
+# measured relative differences (F16 1.7e-7, BF16 8.5e-6, Q8_0 2.1e-5, Q4_0 3.7e-4; bound about 3x);
+# tests/test_synth.c compares the twins' logits, which is the sharper check.
 for ty in F32 F16 BF16 Q8_0 Q4_0; do
     $DP synth -o $TMP/s_$ty.gguf --type $ty --dim 128 --ff 256 --layers 2 --seed 7 2>/dev/null || bad "synth $ty"
 done
 ref=$($DP ppl -m $TMP/s_F32.gguf -f $T --protocol llamacpp --ctx 128 --json | json nll)
-for case in F16:1e-3 BF16:1e-2 Q8_0:1e-2 Q4_0:1e-1; do
+for case in F16:1e-6 BF16:3e-5 Q8_0:6e-5 Q4_0:1e-3; do
     ty=${case%%:*}; tol=${case#*:}
     v=$($DP ppl -m $TMP/s_$ty.gguf -f $T --protocol llamacpp --ctx 128 --json | json nll)
     close "$v" "$ref" "$tol" "synth $ty mean NLL vs F32"

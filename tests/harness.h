@@ -3,9 +3,10 @@
  *
  * CHECK(cond) and the CHECK_* comparisons count a pass or report the failing
  * file:line with both values; CHECK_CLOSE_ARR compares arrays under a stated
- * tolerance and names the worst element. Each test program ends with
- * `return TEST_END();`, which prints "N passed, N failed" and gives the exit
- * status. Reference files are found under DP_SHARED (default ../shared).
+ * tolerance and names the worst element. SKIP(reason) counts a check that
+ * cannot run in this build (never a silent pass). Each test program ends with
+ * `return TEST_END();`, which prints "N skipped" when any, then "N passed,
+ * N failed", and gives the exit status. Reference files are found under DP_SHARED (default ../shared).
  */
 #ifndef DP_TEST_HARNESS_H
 #define DP_TEST_HARNESS_H
@@ -15,7 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int test_passed, test_failed;
+static int test_passed, test_failed, test_skipped;
+
+/* A check that cannot run here (a library the build lacks): counted and said, never a pass. */
+#define SKIP(...)                                                                        \
+    do {                                                                                 \
+        test_skipped++;                                                                  \
+        fprintf(stderr, "%s:%d: SKIPPED: ", __FILE__, __LINE__);                         \
+        fprintf(stderr, __VA_ARGS__);                                                    \
+        fputc('\n', stderr);                                                             \
+    } while (0)
 
 #define CHECK(cond)                                                                      \
     do {                                                                                 \
@@ -96,7 +106,9 @@ static inline const char *test_shared(const char *rel) {
     return b;
 }
 
+/* "N skipped" (when any) before the result line; tests/run.sh adds them up. */
 #define TEST_END()                                                                       \
-    (printf("%d passed, %d failed\n", test_passed, test_failed), test_failed ? 1 : 0)
+    (test_skipped ? printf("%d skipped\n", test_skipped) : 0,                           \
+     printf("%d passed, %d failed\n", test_passed, test_failed), test_failed ? 1 : 0)
 
 #endif

@@ -4,8 +4,10 @@
 DP=${DP:-./depthprune}
 S=${DP_SHARED:-../shared}
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-pass=0; fail=0
+pass=0; fail=0; skipped=0
 ok() { pass=$((pass + 1)); }
+# skip WHY: a check this build cannot run (a missing library), counted and said
+skip() { skipped=$((skipped + 1)); echo "SKIPPED: $*" >&2; }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 # eq GOT WANT WHAT
 eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', expected '$2'"; fi; }
@@ -31,8 +33,9 @@ fails() {
     if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ $rc -lt 128 ]; then ok
     else bad "$what: exit $rc, $lines stderr lines: $(head -c 300 "$TMP/err")"; fi
 }
-# finish: the result line and the exit status
+# finish: the skip count (when any), the result line and the exit status
 finish() {
+    [ $skipped -eq 0 ] || echo "$skipped skipped"
     echo "$pass passed, $fail failed"
     [ $fail -eq 0 ]
 }

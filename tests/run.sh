@@ -1,9 +1,10 @@
 #!/bin/sh
 # Run every test program and every tests/cli_*.sh script; each prints a last
-# line "N passed, N failed". Sum them and print the total as the last line.
+# line "N passed, N failed" (and before it "N skipped" for checks its build
+# cannot run). Sum them and print the total as the last line.
 # Usage: tests/run.sh BUILD_DIR TEST_BINARIES...
 build=$1; shift
-total_pass=0; total_fail=0; broken=0
+total_pass=0; total_fail=0; total_skip=0; broken=0
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 for t in "$@" tests/cli_*.sh; do
     [ -e "$t" ] || continue
@@ -21,7 +22,10 @@ for t in "$@" tests/cli_*.sh; do
     else
         echo "ok   $t: $last ($(( $(date +%s) - start ))s)"
     fi
-    total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+    sk=$(grep -E '^[0-9]+ skipped$' "$log" | tail -n 1 | sed 's/ skipped$//')
+    [ -n "$sk" ] && echo "     $t: $sk skipped" && grep 'SKIPPED' "$log" | sed 's/^/     /'
+    total_pass=$((total_pass + p)); total_fail=$((total_fail + f)); total_skip=$((total_skip + ${sk:-0}))
 done
+[ "$total_skip" -eq 0 ] || echo "$total_skip skipped (a library this build lacks; see above)"
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -5,7 +5,8 @@
  * abstract_algebra files), the task readers, the standard-error and
  * McNemar formulas, prefix-cached scoring against evaluation from scratch
  * (equal predictions, sums equal to float rounding; and against one plain
- * forward pass per sequence), and the KL divergence
+ * forward pass per sequence), MMLU predictions against the argmax of
+ * log-likelihoods from plain forward passes, and the KL divergence
  * of a model with itself, directly and through llama.cpp's base-logits file.
  */
 #include "harness.h"
@@ -398,6 +399,39 @@ static void test_mmlu_eval(struct dp_model *m, struct dp_pool *pool) {
         CHECK_EQ_INT(c->shots_used[0], 6);
         CHECK(c->n_truncated > 0);
         CHECK_EQ_INT(a->subjects[0].n + a->subjects[1].n, 6);
+        /* each prediction is the argmax (first on ties) of the four continuations' log-likelihoods, each
+           computed here by one plain forward pass of prompt + " X" (2 shots fit: no truncation) */
+        const struct dp_tokenizer *t = dp_model_tokenizer(m);
+        int k = 0, clear = 0;
+        for (int si = 0; si < d->n_subjects; si++)
+            for (int q = 0; q < d->subjects[si].n_test; q++, k++) {
+                char *prompt = NULL, text[8192];
+                size_t len = 0;
+                int ids[2048], pids[2048], n = 0, np = 0, best = 0;
+                double ll[4];
+                CHECK(dp_mmlu_prompt(&d->subjects[si], q, 2, &prompt, &len) == DP_OK && len + 3 < sizeof text);
+                if (!prompt || len + 3 >= sizeof text) continue;
+                CHECK(dp_tokenize(t, prompt, len, DP_TOKENIZE_BOS, pids, 2048, &np) == DP_OK);
+                for (int x = 0; x < 4; x++) {
+                    snprintf(text, sizeof text, "%s %c", prompt, 'A' + x);
+                    CHECK(dp_tokenize(t, text, len + 2, DP_TOKENIZE_BOS, ids, 2048, &n) == DP_OK);
+                    int start = 0;
+                    while (start < n && start < np && ids[start] == pids[start]) start++;
+                    ll[x] = plain_loglik(m, pool, ids, n, start);
+                    if (ll[x] > ll[best]) best = x;
+                }
+                /* cached and plain sums differ by float rounding (~1e-5): a closer runner-up is not decided here */
+                double gap = INFINITY;
+                for (int x = 0; x < 4; x++)
+                    if (x != best && ll[best] - ll[x] < gap) gap = ll[best] - ll[x];
+                free(prompt);
+                if (gap < 1e-3) continue;
+                clear++;
+                CHECK_MSG(a->pred[k] == best, "MMLU question %d: predicted %c, argmax of %.4f %.4f %.4f %.4f is %c", k,
+                          'A' + a->pred[k], ll[0], ll[1], ll[2], ll[3], 'A' + best);
+                CHECK(a->correct[k] == (best == d->subjects[si].test[q].answer));
+            }
+        CHECK_MSG(clear >= 5, "only %d of 6 MMLU questions have a clear argmax", clear);
     }
     dp_mmlu_result_free(a);
     dp_mmlu_result_free(b);

@@ -312,7 +312,9 @@ static void test_attend(void) {
             for (int p = 0; p < nk; p++)
                 for (int i = 0; i < hd; i++) dref[i] += w[p] / dsum * V[p * hd + i];
             dp_kernels_scalar()->attend(q, K, LDK, V, nk, hd, scale, sc, r);
-            for (int i = 0; i < hd; i++) CHECK_CLOSE(r[i], dref[i], 1e-5, 1e-6);
+            float fref[256];
+            for (int i = 0; i < hd; i++) fref[i] = (float)dref[i];
+            if (!CHECK_CLOSE_ARR(r, fref, hd, 1e-5, 1e-6)) fprintf(stderr, "  scalar attend hd=%d keys=%d\n", hd, nk);
             for (int s = 0; s < n_sets; s++) {
                 for (int i = 0; i < hd; i++) v[i] = -1;
                 sets[s]->attend(q, K, LDK, V, nk, hd, scale, sc, v);

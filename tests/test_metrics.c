@@ -9,7 +9,8 @@
  *   against perplexity passes with one block removed, and its ranking against
  *   the reference (../shared/reference/README.md: b0 most important, b2
  *   least); prefix reuse bit-identical to passes from the embedding, with the
- *   sublayer evaluations it saves counted exactly.
+ *   sublayer evaluations it saves counted exactly; Banzhaf (loss and logit)
+ *   within 3 standard errors of its exact value from the 32-coalition table.
  * - fixtures written with the GGUF writer from stories260K:
  *   "zero":  block 2's output projections zeroed, an exact identity: cosine
  *            distance, relative norms, angular distance, LOO change and
@@ -337,6 +338,66 @@ static void test_shapley(const struct dp_model *m, struct dp_pool *pool, const s
     CHECK(r && r->shapley[0].pairs == 8 && r->shapley[0].converged);
     dp_scores_free(r);
     dp_scores_free(ex);
+}
+
+/*
+ * Banzhaf against its exact value from the 2^5 coalition table (every D(S)
+ * by the perplexity module): the library samples coalitions of floor(n/2) = 2
+ * blocks, so its expectation is, for block i, the mean D over the 6 pairs
+ * lacking i minus the mean over the 4 pairs containing i. Loss and logit
+ * values, several seeds, within 3 standard errors; the standard errors are
+ * small enough (checked) that the estimate of -x, or of any other unit's
+ * value, would fail.
+ */
+static void test_banzhaf(const struct dp_model *m, struct dp_pool *pool, const struct dp_chunks *ch) {
+    double D[2][32];
+    for (unsigned s = 0; s < 32; s++) {
+        struct dp_mask mask;
+        mask_of_blocks(m, s, &mask);
+        D[0][s] = eval_ce(m, &mask, pool, ch);
+        D[1][s] = eval_dist(m, &mask, ch);
+    }
+    double exact[2][5];
+    for (int v = 0; v < 2; v++)
+        for (int i = 0; i < 5; i++) {
+            double lack = 0, in = 0;
+            int nl = 0, ni = 0;
+            for (unsigned s = 0; s < 32; s++) {
+                int size = 0;
+                for (unsigned b = s; b; b &= b - 1) size++;
+                if (size != 2) continue;
+                if ((s >> i) & 1) in += D[v][s], ni++;
+                else lack += D[v][s], nl++;
+            }
+            exact[v][i] = lack / nl - in / ni;
+        }
+    CHECK(exact[0][0] > 0 && exact[0][2] < exact[0][0]); /* b0 matters most (the reference ranking) */
+    int both[] = {DP_METRIC_BANZHAF_LOSS, DP_METRIC_BANZHAF_LOGIT};
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        struct dp_score_opts o;
+        opts_for(&o, DP_UNITS_BLOCK, both, 2);
+        o.seed = seed;
+        o.banzhaf_subsets = 40;
+        struct dp_scores *r = score(m, NULL, pool, ch, &o);
+        if (!r) continue;
+        for (int v = 0; v < 2; v++) {
+            int big = 0;
+            for (int i = 0; i < 5; i++) {
+                double e = r->influence[both[v]][i], se = r->std_err[both[v]][i], x = exact[v][i];
+                CHECK_MSG(se > 0 && isfinite(se) && fabs(e - x) <= 3 * se,
+                          "seed %llu %s b%d: %.6f vs exact %.6f, stderr %.6f", (unsigned long long)seed,
+                          dp_metric_name(both[v]), i, e, x, se);
+                if (seed == 1)
+                    fprintf(stderr, "banzhaf %s b%d: %.4f exact %.4f stderr %.4f\n", dp_metric_name(both[v]), i, e,
+                            x, se);
+                big += 3 * se < 0.5 * fabs(x);
+            }
+            /* not vacuous: for at least two units 3 standard errors are below half the value (measured: b0, b4) */
+            CHECK_MSG(big >= 2, "seed %llu %s: standard errors too large to tell a value from its negative",
+                      (unsigned long long)seed, dp_metric_name(both[v]));
+        }
+        dp_scores_free(r);
+    }
 }
 
 /*
@@ -800,6 +861,7 @@ int main(void) {
     if (m && ch) {
         test_loo(m, pool, ch);
         test_shapley(m, pool, ch);
+        test_banzhaf(m, pool, ch);
         test_estimators(m, pool, ch);
         test_threads(m, ch);
         test_checkpoint(m, pool, ch);

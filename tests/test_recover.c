@@ -6,8 +6,8 @@
  *    central finite differences of an independent double-precision forward
  *    written here, for CE and KL, through kept attention and FFN sublayers,
  *    a recovered attention sublayer, a recovered block and a removed FFN.
- *    Tolerance: for the checked entries, |g - fd| <= 1e-2 |fd| + 1e-3 max|fd|
- *    each and ||g - fd|| <= 1e-2 ||fd|| overall.
+ *    Tolerance: for the checked entries, |g - fd| <= 1e-4 |fd| + 1e-5 max|fd|
+ *    each and ||g - fd|| <= 1e-5 ||fd|| overall (GRAD_TOL_*: measured 4e-7).
  *  - the tape's forward equals the hooked forward pass (1e-4 per logit);
  *  - a model whose f2 update is an exact constant (zero ffn_down weight and a
  *    constant ffn_down.bias, written with the GGUF writer) is recovered
@@ -15,6 +15,10 @@
  *  - lowrank:0 gives mean's constant bit for bit; the explained variance the
  *    closed form reports equals the one measured by applying the fitted map
  *    to the calibration data (1e-3);
+ *  - trained recovery (Adam) lowers the loss: lowrank-trained:2 of b0 (CE)
+ *    and bias-trained of a0 (KL) win back at least 15% of the gap between
+ *    the plain removal and the full model, on the calibration chunks and on
+ *    held-out documents (CE by the perplexity module);
  *  - recovery files and plans round-trip; bad plans fail with a message;
  *  - fits are the same bits for 1 and 3 threads.
  */
@@ -22,6 +26,7 @@
 
 #include "backward.h"
 #include "data.h"
+#include "eval.h"
 #include "plan.h"
 #include "recover.h"
 
@@ -219,6 +224,17 @@ static double urand(void) {
 
 /* ---- gradient check ---- */
 
+/*
+ * Tolerances from the measured errors (f32 backward against double central
+ * differences, h = 1e-4): overall ||g - fd|| / ||fd|| measured 4.2e-7 (CE)
+ * and 4.0e-7 (KL), bound 1e-5; per entry the worst |g - fd| measured 7.7e-7
+ * with max|fd| 1.19, and 1.2e-5 relative on entries above 1% of max|fd|,
+ * bound 1e-4 |fd| + 1e-5 max|fd|. (Before: 1e-2 and 1e-2 |fd| + 1e-3 max|fd|.)
+ */
+#define GRAD_TOL_NORM 1e-5
+#define GRAD_TOL_REL 1e-4
+#define GRAD_TOL_ABS 1e-5
+
 static void gradient_check(const struct dp_model *m, bool kl) {
     const char *units[2] = {"a1", "b3"};
     int ranks[2] = {3, 2};
@@ -316,7 +332,7 @@ static void gradient_check(const struct dp_model *m, bool kl) {
     int worst = 0;
     double worst_ex = -1;
     for (int i = 0; i < k; i++) {
-        double ex = fabs(an[i] - fd[i]) - (1e-2 * fabs(fd[i]) + 1e-3 * fmax);
+        double ex = fabs(an[i] - fd[i]) - (GRAD_TOL_REL * fabs(fd[i]) + GRAD_TOL_ABS * fmax);
         if (ex > worst_ex) {
             worst_ex = ex;
             worst = i;
@@ -326,10 +342,16 @@ static void gradient_check(const struct dp_model *m, bool kl) {
     }
     CHECK_MSG(worst_ex <= 0, "%s: gradient %d: backward %.8g vs finite differences %.8g", kl ? "kl" : "ce", worst,
               an[worst], fd[worst]);
-    CHECK_MSG(sqrt(num / den) <= 1e-2, "%s: relative gradient error %.3g", kl ? "kl" : "ce", sqrt(num / den));
+    CHECK_MSG(sqrt(num / den) <= GRAD_TOL_NORM, "%s: relative gradient error %.3g", kl ? "kl" : "ce", sqrt(num / den));
     CHECK(fmax > 1e-4); /* the check is not vacuous */
-    fprintf(stderr, "gradient check (%s): %d entries, max |fd| %.3g, relative error %.2e\n", kl ? "kl" : "ce", k,
-            fmax, sqrt(num / den));
+    double wabs = 0, wrel = 0;
+    for (int i = 0; i < k; i++) {
+        if (fabs(an[i] - fd[i]) > wabs) wabs = fabs(an[i] - fd[i]);
+        if (fabs(fd[i]) > 1e-2 * fmax && fabs(an[i] - fd[i]) / fabs(fd[i]) > wrel)
+            wrel = fabs(an[i] - fd[i]) / fabs(fd[i]);
+    }
+    fprintf(stderr, "gradient check (%s): %d entries, max |fd| %.3g, relative error %.2e, worst entry %.2e abs, %.2e rel\n",
+            kl ? "kl" : "ce", k, fmax, sqrt(num / den), wabs, wrel);
     for (int u = 0; u < 2; u++) {
         free(p.c[u]); free(p.A[u]); free(p.B[u]); free(p.norm[u]);
     }
@@ -501,7 +523,7 @@ static void lowrank_fits(const struct dp_model *m, const struct dp_chunks *ch, s
                          struct dp_pool *pool3) {
 #ifdef DP_NO_LAPACKE
     (void)m, (void)ch, (void)pool1, (void)pool3;
-    fprintf(stderr, "built without LAPACKE: closed-form lowrank:R > 0 not tested\n");
+    SKIP("built without LAPACKE: closed-form lowrank:R > 0 not tested");
 #else
     /* reported explained variance == measured; more rank explains more */
     double prev = 0;
@@ -598,6 +620,83 @@ static void closed_form(const struct dp_model *m, struct dp_pool *pool1, struct 
     dp_chunks_free(ch);
 }
 
+/* ---- trained recovery lowers the loss ---- */
+
+static struct dp_chunks *doc_chunks(const struct dp_model *m, int lo, int hi, int ctx, int max_seqs) {
+    struct dp_corpus *corpus;
+    struct dp_chunks *ch = NULL;
+    if (dp_corpus_read(test_shared("data/tinystories/valid-first1000.txt"), &corpus)) return NULL;
+    if (dp_chunks_paper(dp_model_tokenizer(m), corpus, lo, hi, ctx, max_seqs, &ch)) ch = NULL;
+    dp_corpus_free(corpus);
+    return ch;
+}
+
+/* Mean CE of the pruned model (with r's replacements when r is not NULL) on ch, by the perplexity module. */
+static double pruned_nll(const struct dp_model *m, const struct dp_mask *mask, const struct dp_recovery *r,
+                         const struct dp_chunks *ch, struct dp_pool *pool) {
+    struct dp_hooks h;
+    if (r) dp_recovery_hooks(r, m, &h);
+    struct dp_ppl p;
+    if (dp_eval_ppl_paper(m, mask, r ? &h : NULL, pool, ch, &p)) return NAN;
+    return p.nll;
+}
+
+/*
+ * Adam on the calibration chunks must lower the loss it trains (CE) and a
+ * held-out loss (other documents) below the untrained start. The trained kinds
+ * start from c = 0, B = 0, so the start is the plain removal: the gap between
+ * the removal and the full model is what training can win back. Bounds are set
+ * from measured gains with a margin of two (a sign error in the update climbs).
+ */
+static void trained_lowers_loss(const struct dp_model *m, struct dp_pool *pool) {
+    struct dp_chunks *cal = doc_chunks(m, 0, 40, 64, 16), *held = doc_chunks(m, 200, 240, 64, 16);
+    CHECK(cal && held && cal->n_seqs == 16 && held->n_seqs == 16);
+    if (!cal || !held) {
+        dp_chunks_free(cal);
+        dp_chunks_free(held);
+        return;
+    }
+    static const struct {
+        const char *units, *kind;
+        enum dp_objective obj;
+        double lr;
+    } cases[] = {{"b0", "lowrank-trained:2", DP_OBJECTIVE_CE, 1e-2}, {"a0", "bias-trained", DP_OBJECTIVE_KL, 5e-2}};
+    struct dp_mask full;
+    dp_mask_all(m, &full);
+    double full_cal = pruned_nll(m, &full, NULL, cal, pool), full_held = pruned_nll(m, &full, NULL, held, pool);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct dp_mask mask;
+        dp_mask_all(m, &mask);
+        CHECK(dp_mask_drop(&mask, cases[k].units) == DP_OK);
+        struct dp_recover_opts o;
+        dp_recover_opts_default(&o);
+        o.steps = 40;
+        o.batch = 4;
+        o.objective = cases[k].obj;
+        o.lr = cases[k].lr;
+        const char *order[1] = {cases[k].units};
+        struct dp_recovery *r = NULL;
+        dp_status st = dp_recovery_fit(m, &mask, order, 1, cases[k].kind, cal, &o, pool, &r);
+        CHECK_MSG(st == DP_OK && r, "%s %s: %s", cases[k].kind, cases[k].units, dp_last_error());
+        if (!r) continue;
+        double rm_cal = pruned_nll(m, &mask, NULL, cal, pool), rm_held = pruned_nll(m, &mask, NULL, held, pool);
+        double tr_cal = pruned_nll(m, &mask, r, cal, pool), tr_held = pruned_nll(m, &mask, r, held, pool);
+        fprintf(stderr,
+                "trained %s %s: calibration CE full %.4f removed %.4f trained %.4f; held-out full %.4f removed %.4f "
+                "trained %.4f\n",
+                cases[k].kind, cases[k].units, full_cal, rm_cal, tr_cal, full_held, rm_held, tr_held);
+        /* measured: training wins back 74% (b0) and 61% (a0) of the calibration gap, 33% and 30% of the
+           held-out gap; bound 15% of each */
+        CHECK_MSG(tr_cal < rm_cal - 0.15 * (rm_cal - full_cal), "%s: calibration CE %.4f, removed %.4f",
+                  cases[k].kind, tr_cal, rm_cal);
+        CHECK_MSG(tr_held < rm_held - 0.15 * (rm_held - full_held), "%s: held-out CE %.4f, removed %.4f",
+                  cases[k].kind, tr_held, rm_held);
+        dp_recovery_free(r);
+    }
+    dp_chunks_free(cal);
+    dp_chunks_free(held);
+}
+
 /* ---- plans ---- */
 
 #define A64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -683,6 +782,7 @@ int main(void) {
     gradient_check(m, true);
     constant_fixture(pool3);
     closed_form(m, pool1, pool3);
+    trained_lowers_loss(m, pool3);
     plans(m);
     dp_pool_free(pool1);
     dp_pool_free(pool3);

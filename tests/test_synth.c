@@ -7,11 +7,15 @@
  * for the same shape (the reference from outside), and every tensor's bytes
  * equal dp_quantize_row of the F32 twin of the same seed (the quantizer
  * itself is held to llama-quantize's bytes by test_quantize). Rows that are
- * not whole blocks take the fallback type with a note on stderr.
+ * not whole blocks take the fallback type with a note on stderr. The logits
+ * of the F16, BF16, Q8_0 and Q4_0 twins stay within a bound set per type from
+ * the measured error to the F32 twin's (the NLL of a random model would not
+ * notice a wrong decoder).
  * Runs the ./depthprune binary (or $DP).
  */
 #include "harness.h"
 #include "gguf.h"
+#include "model.h"
 #include "quantize.h"
 
 #include <unistd.h>
@@ -85,6 +89,62 @@ static void mix(const char *preset, const char *shared_rel, const struct dp_gguf
     dp_gguf_close(ref);
 }
 
+/*
+ * Logits of the quantized twin `name` against the F32 twin's: relative rms
+ * error rms(l - l_f32) / rms(l_f32 - its row mean) over 32 tokens, the
+ * weights' rounding carried through two blocks (the NLL of a random model is
+ * near log(vocab) whatever the weights, so it would hide a wrong decoder).
+ */
+static double logits_error(const char *name, const float *ref, const int *ids, int n) {
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
+    struct dp_model *m = NULL;
+    if (dp_model_open(p, NULL, &m)) {
+        CHECK_MSG(0, "%s", dp_last_error());
+        return INFINITY;
+    }
+    int V = dp_model_config(m)->n_vocab;
+    float *lg = malloc((size_t)n * V * sizeof *lg);
+    struct dp_session *s = NULL;
+    double num = 0, den = 0;
+    if (!dp_session_new(m, NULL, n, &s) && !dp_session_forward(s, NULL, ids, n, lg, DP_LOGITS_ALL)) {
+        for (int t = 0; t < n; t++) {
+            double mean = 0;
+            for (int v = 0; v < V; v++) mean += ref[(size_t)t * V + v] / V;
+            for (int v = 0; v < V; v++) {
+                double d = (double)lg[(size_t)t * V + v] - ref[(size_t)t * V + v], c = ref[(size_t)t * V + v] - mean;
+                num += d * d;
+                den += c * c;
+            }
+        }
+    } else {
+        CHECK_MSG(0, "%s: %s", name, dp_last_error());
+        num = INFINITY;
+        den = 1;
+    }
+    dp_session_free(s);
+    dp_model_close(m);
+    free(lg);
+    return sqrt(num / den);
+}
+
+/* The F32 twin's logits (n, vocab) for ids, or NULL. */
+static float *f32_logits(const char *name, const int *ids, int n) {
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
+    struct dp_model *m = NULL;
+    if (dp_model_open(p, NULL, &m)) return NULL;
+    float *lg = malloc((size_t)n * dp_model_config(m)->n_vocab * sizeof *lg);
+    struct dp_session *s = NULL;
+    if (dp_session_new(m, NULL, n, &s) || dp_session_forward(s, NULL, ids, n, lg, DP_LOGITS_ALL)) {
+        free(lg);
+        lg = NULL;
+    }
+    dp_session_free(s);
+    dp_model_close(m);
+    return lg;
+}
+
 int main(void) {
     dp_bin = getenv("DP") ? getenv("DP") : "./depthprune";
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dp_test_synth.%d", (int)getpid());
@@ -93,6 +153,18 @@ int main(void) {
     if (system(cmd) != 0) return 1;
     struct dp_gguf *f32 = NULL;
     if (synth("f32.gguf", "--seed 5")) f32 = open_tmp("f32.gguf");
+    int ids[32];
+    for (int i = 0; i < 32; i++) ids[i] = (i * 97 + 13) % 512;
+    float *ref = f32 ? f32_logits("f32.gguf", ids, 32) : NULL;
+    CHECK(!f32 || ref);
+    /*
+     * Relative logit error bounds per type: measured (seed 5, 256 wide, 2 blocks, exact activations)
+     * F16 7.5e-4, BF16 6.0e-3, Q8_0 1.42e-2, Q4_0 0.236; bound about twice that.
+     */
+    static const struct {
+        uint32_t type;
+        double bound;
+    } logit_bounds[] = {{DP_TYPE_F16, 1.5e-3}, {DP_TYPE_BF16, 1.2e-2}, {DP_TYPE_Q8_0, 3e-2}, {DP_TYPE_Q4_0, 0.45}};
     if (f32) {
         mix("Q4_K_M", "models/quants/synth-llama-q4_k_m.gguf", f32);
         mix("Q4_K_S", "models/quants/synth-llama-q4_k_s.gguf", f32);
@@ -115,8 +187,17 @@ int main(void) {
             CHECK_MSG(wrong == 0 && q->n_tensors == 21, "%s: %d tensors of another type", dp_type_name(types[i]), wrong);
             CHECK_MSG(requant_mismatches(q, f32) == 0, "%s", dp_type_name(types[i]));
             dp_gguf_close(q);
+            for (size_t b = 0; ref && b < sizeof logit_bounds / sizeof *logit_bounds; b++) {
+                if (logit_bounds[b].type != types[i]) continue;
+                double e = logits_error("t.gguf", ref, ids, 32);
+                fprintf(stderr, "%s: logits vs F32, relative rms error %.3g (bound %.3g)\n", dp_type_name(types[i]), e,
+                        logit_bounds[b].bound);
+                CHECK_MSG(e <= logit_bounds[b].bound, "%s: logits vs F32, relative rms error %.3g > %.3g",
+                          dp_type_name(types[i]), e, logit_bounds[b].bound);
+            }
         }
         dp_gguf_close(f32);
+        free(ref);
     }
     /* rows of 96 cannot be Q4_K: Q5_0 instead; ffn_down rows of 200 cannot be Q5_0 either: F16; a note each */
     if (synth("fb.gguf", "--type Q4_K --dim 96 --heads 4 --ff 200")) {

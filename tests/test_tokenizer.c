@@ -57,7 +57,7 @@ static char *detokenize(const struct dp_tokenizer *t, const int *ids, int n, siz
     *len = dp_detokenize(t, ids, n, NULL, 0);
     char *s = malloc(*len + 1);
     size_t again = dp_detokenize(t, ids, n, s, *len + 1);
-    CHECK_EQ_INT(again, *len);
+    if (again != *len) CHECK_EQ_INT(again, *len); /* counted only when it fails: thousands of calls */
     return s;
 }
 
