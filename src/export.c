@@ -38,6 +38,7 @@ struct out_block {
     const struct dp_unit_recovery *lr;  /* FFN_LOWRANK: the map */
     const char *norm;                   /* FFN_LOWRANK: "attn_norm" or "ffn_norm" of block src */
     float *bias;                        /* (dim) constant for ffn_down.bias, or NULL */
+    const struct dp_unit_recovery *fold_attn, *fold_ffn;  /* linear maps T folded into attn_output / ffn_down */
     char what[64];                      /* provenance: "b3", "b3 -attn", "a3 lowrank:8" */
 };
 
@@ -46,6 +47,7 @@ struct plan {
     int dim, n;
     struct out_block *b;                /* n output blocks (capacity 2 * n_layers) */
     float *embd_bias;                   /* (dim) constant for every token_embd row, or NULL */
+    const struct dp_unit_recovery *embd_fold;  /* linear map folded into every token_embd row, or NULL */
     bool deci;                          /* output needs arch deci */
 };
 
@@ -110,16 +112,52 @@ static dp_status check_rec(const struct dp_model *m, const struct dp_recovery *r
     return DP_OK;
 }
 
-static dp_status make_plan(const struct dp_model *m, const struct dp_mask *mask, const struct dp_recovery *rec,
+/*
+ * Linear kinds: each map T = I + B A goes into the output matrix of its host,
+ * which must survive as an original sublayer of some output block.
+ */
+static dp_status plan_folds(struct plan *p, const struct dp_mask *mask, const struct dp_recovery *rec) {
+    for (int i = 0; i < rec->n; i++) {
+        const struct dp_unit_recovery *u = &rec->units[i];
+        int h = u->host, l = h / 2;
+        bool removed = (u->kind == 'f' || !mask->attn[u->layer]) && (u->kind == 'a' || !mask->ffn[u->layer]);
+        if ((h < 0 && h != DP_RECOVERY_HOST_EMBD) || u->rank == 0 || !removed) continue;
+        if (h == DP_RECOVERY_HOST_EMBD) {
+            if (p->embd_fold)
+                return dp_fail(DP_ERR_ARG, "recovery '%s': units %s and %s both fold into token_embd", rec->kind,
+                               p->embd_fold->unit, u->unit);
+            p->embd_fold = u;
+            continue;
+        }
+        struct out_block *b = NULL;
+        for (int k = 0; k < p->n && !b; k++)
+            if (p->b[k].src == l && (h & 1 ? p->b[k].ffn == FFN_ORIG : p->b[k].attn == ATTN_ORIG)) b = &p->b[k];
+        if (!b)
+            return dp_fail(DP_ERR_ARG, "recovery '%s': unit %s folds into %c%d, which the pruning removes", rec->kind,
+                           u->unit, h & 1 ? 'f' : 'a', l);
+        const struct dp_unit_recovery **slot = h & 1 ? &b->fold_ffn : &b->fold_attn;
+        if (*slot)
+            return dp_fail(DP_ERR_ARG, "recovery '%s': units %s and %s fold into the same sublayer", rec->kind,
+                           (*slot)->unit, u->unit);
+        *slot = u;
+        size_t len = strlen(b->what);
+        snprintf(b->what + len, sizeof b->what - len, " %c%d*%s", h & 1 ? 'f' : 'a', l, u->unit);
+    }
+    return DP_OK;
+}
+
+static dp_status make_plan(const struct dp_model *m, const struct dp_mask *mask, const struct dp_recovery *rec_in,
                            struct plan *p) {
     const struct dp_config *c = &m->cfg;
+    /* linear kinds add no constants and no maps of their own: they are folded afterwards */
+    const struct dp_recovery *rec = dp_recovery_is_linear(rec_in) ? NULL : rec_in;
     memset(p, 0, sizeof *p);
     p->m = m;
     p->dim = c->n_embd;
     p->deci = !strcmp(c->arch, "deci");
     p->b = dp_calloc(2 * (size_t)c->n_layers, sizeof *p->b);
     if (!p->b) return DP_ERR_NOMEM;
-    dp_status st = check_rec(m, rec);
+    dp_status st = check_rec(m, rec_in);
     for (int k = 0; k < c->n_layers && !st; k++) {
         const struct dp_layer *L = &m->layers[k];
         bool ka = mask->attn[k] && L->has_attn, kf = mask->ffn[k] && L->has_ffn;
@@ -151,6 +189,7 @@ static dp_status make_plan(const struct dp_model *m, const struct dp_mask *mask,
     }
     if (st) return st;
     if (p->n == 0) return dp_fail(DP_ERR_ARG, "%s: the pruning removes every block; nothing to export", m->path);
+    if (rec != rec_in && (st = plan_folds(p, mask, rec_in))) return st;
     if (p->n > DP_MAX_LAYERS)
         return dp_fail(DP_ERR_UNSUPPORTED, "%s: the export needs %d blocks, more than %d", m->path, p->n, DP_MAX_LAYERS);
     if (p->b[0].attn == ATTN_NONE) {
@@ -372,6 +411,66 @@ static dp_status write_zero_linear(struct ctx *x, int i, int src) {
     return add_matrix(x, name, wanted_type(x, source_type(x, src, "attn_output.weight")), z, dim, dim);
 }
 
+/*
+ * Source matrix T (n_out rows of n_in) with the linear map of u folded in,
+ * W' = (I + B A) W computed in double from the dequantized rows, written as
+ * `name` in the source's type (or out_type).
+ */
+static dp_status write_folded(struct ctx *x, const struct dp_gguf_tensor *T, const char *name,
+                              const struct dp_unit_recovery *u, bool rows) {
+    int64_t n_in = T->ne[0], n_out = T->ne[1], R = u->rank, dim = x->p->dim;
+    if (T->n_dims != 2 || (rows ? n_in : n_out) != dim)
+        return dp_fail(DP_ERR_FORMAT, "%s: %s does not have %lld %s", x->m->path, T->name, (long long)dim,
+                       rows ? "columns" : "rows");
+    float *w = keep(x, dp_malloc((size_t)(n_out * n_in) * sizeof(float)));
+    double *aw = dp_malloc((size_t)(R * n_in) * sizeof(double));
+    if (!w || !aw) {
+        free(aw);
+        return DP_ERR_NOMEM;
+    }
+    size_t row = dp_type_row_bytes(T->type, n_in);
+    for (int64_t o = 0; o < n_out; o++) dp_dequant_row(T->type, T->data + (size_t)o * row, w + o * n_in, n_in);
+    if (rows) { /* token_embd: every row e (dim) becomes e + B A e */
+        free(aw);
+        double az[512], *a = R <= 512 ? az : dp_malloc((size_t)R * sizeof *a);
+        if (!a) return DP_ERR_NOMEM;
+        for (int64_t v = 0; v < n_out; v++) {
+            float *e = w + v * dim;
+            for (int64_t k = 0; k < R; k++) {
+                double s = 0;
+                for (int64_t i = 0; i < dim; i++) s += (double)u->A[k * dim + i] * e[i];
+                a[k] = s;
+            }
+            for (int64_t j = 0; j < dim; j++) {
+                double s = e[j];
+                for (int64_t k = 0; k < R; k++) s += (double)u->B[j * R + k] * a[k];
+                e[j] = (float)s;
+            }
+        }
+        if (a != az) free(a);
+        return add_matrix(x, name, wanted_type(x, T->type), w, n_in, n_out);
+    }
+    for (int64_t k = 0; k < R; k++) { /* aw = A W */
+        double *ar = aw + k * n_in;
+        memset(ar, 0, (size_t)n_in * sizeof *ar);
+        for (int64_t j = 0; j < dim; j++) {
+            double a = u->A[k * dim + j];
+            const float *wr = w + j * n_in;
+            for (int64_t i = 0; i < n_in; i++) ar[i] += a * wr[i];
+        }
+    }
+    for (int64_t o = 0; o < n_out; o++) { /* w += B aw, row by row (each row only reads aw) */
+        float *wr = w + o * n_in;
+        for (int64_t i = 0; i < n_in; i++) {
+            double v = wr[i];
+            for (int64_t k = 0; k < R; k++) v += (double)u->B[o * R + k] * aw[k * n_in + i];
+            wr[i] = (float)v;
+        }
+    }
+    free(aw);
+    return add_matrix(x, name, wanted_type(x, T->type), w, n_in, n_out);
+}
+
 /* Output block i: original tensors of its source block renamed, then the new ones. */
 static dp_status write_block(struct ctx *x, int i) {
     const struct out_block *b = &x->p->b[i];
@@ -385,7 +484,10 @@ static dp_status write_block(struct ctx *x, int i) {
         if (!take || (b->bias && !strcmp(rest, "ffn_down.bias"))) continue;
         char name[DP_GGUF_MAX_NAME + 8];
         snprintf(name, sizeof name, "blk.%d.%s", i, rest);
-        st = copy_tensor(x, T, name);
+        const struct dp_unit_recovery *fold = !strcmp(rest, "ffn_down.weight")      ? b->fold_ffn
+                                              : !strcmp(rest, "attn_output.weight") ? b->fold_attn
+                                                                                    : NULL;
+        st = fold ? write_folded(x, T, name, fold, false) : copy_tensor(x, T, name);
     }
     if (st) return st;
     if (b->attn == ATTN_ZERO_LINEAR && (st = write_zero_linear(x, i, b->src))) return st;
@@ -401,6 +503,11 @@ static dp_status write_block(struct ctx *x, int i) {
 static dp_status write_embedding(struct ctx *x) {
     const struct dp_gguf_tensor *E = dp_gguf_find_tensor(x->g, "token_embd.weight");
     DP_ASSERT(E);
+    if (x->p->embd_fold) {
+        dp_status st = write_folded(x, E, "token_embd.weight", x->p->embd_fold, true);
+        if (!st && !dp_gguf_find_tensor(x->g, "output.weight")) st = copy_tensor(x, E, "output.weight");
+        return st;
+    }
     if (!x->p->embd_bias) return copy_tensor(x, E, E->name);
     int64_t dim = x->p->dim, n_vocab = x->m->cfg.n_vocab;
     float *v = keep(x, dp_malloc((size_t)(dim * n_vocab) * sizeof(float)));

@@ -83,9 +83,14 @@ dp_status dp_recover_parse_kind(const char *kind, enum dp_recover_method *method
     else if (!strcmp(kind, "bias-trained")) *method = DP_RECOVER_BIAS_TRAINED;
     else if (!strncmp(kind, "lowrank:", 8) && parse_rank(kind + 8, rank)) *method = DP_RECOVER_LOWRANK;
     else if (!strncmp(kind, "lowrank-trained:", 16) && parse_rank(kind + 16, rank)) *method = DP_RECOVER_LOWRANK_TRAINED;
+    else if (!strcmp(kind, "linear")) *method = DP_RECOVER_LINEAR;
+    else if (!strcmp(kind, "linear-cos")) *method = DP_RECOVER_LINEAR_COS;
+    else if (!strncmp(kind, "linear:", 7) && parse_rank(kind + 7, rank) && *rank > 0) *method = DP_RECOVER_LINEAR;
+    else if (!strncmp(kind, "linear-cos:", 11) && parse_rank(kind + 11, rank) && *rank > 0)
+        *method = DP_RECOVER_LINEAR_COS;
     else
-        return dp_fail(DP_ERR_ARG, "recovery '%s' is not one of none, mean, lowrank:R, bias-trained, lowrank-trained:R",
-                       kind);
+        return dp_fail(DP_ERR_ARG, "recovery '%s' is not one of none, mean, lowrank:R, bias-trained, lowrank-trained:R, "
+                       "linear[:R], linear-cos[:R]", kind);
     return DP_OK;
 }
 
@@ -112,6 +117,7 @@ static dp_status unit_alloc(const struct dp_model *m, struct dp_unit_recovery *u
     const struct dp_weight *nw = u->kind == 'f' ? &L->ffn_norm : &L->attn_norm;
     if (!nw->data) return dp_fail(DP_ERR_ARG, "unit %s: the model has no such sublayer to recover", u->unit);
     u->rank = rank;
+    u->host = -1;
     u->explained_var = NAN;
     u->c = dp_calloc((size_t)dim, sizeof(float));
     u->norm = dp_malloc((size_t)dim * sizeof(float));
@@ -168,13 +174,15 @@ dp_status dp_recovery_save(const struct dp_recovery *r, const char *path) {
     if (!w) return dp_fail(DP_ERR_NOMEM, "out of memory");
     const char **names = dp_malloc((size_t)r->n * sizeof *names);
     float *ev = dp_malloc((size_t)r->n * sizeof *ev);
-    dp_status st = names && ev ? DP_OK : DP_ERR_NOMEM;
+    int32_t *hosts = dp_malloc((size_t)r->n * sizeof *hosts);
+    dp_status st = names && ev && hosts ? DP_OK : DP_ERR_NOMEM;
     dp_gguf_set_str(w, "general.architecture", "depthprune-recovery");
     dp_gguf_set_str(w, "depthprune.recover.kind", r->kind);
     for (int i = 0; i < r->n && !st; i++) {
         const struct dp_unit_recovery *u = &r->units[i];
         names[i] = u->unit;
         ev[i] = (float)u->explained_var;
+        hosts[i] = u->host;
         char name[64];
         int64_t ne_c[1] = {r->dim}, ne_a[2] = {r->dim, u->rank}, ne_b[2] = {u->rank, r->dim};
         size_t nb = (size_t)r->dim * sizeof(float);
@@ -190,10 +198,12 @@ dp_status dp_recovery_save(const struct dp_recovery *r, const char *path) {
     if (!st) {
         dp_gguf_set_arr_str(w, "depthprune.recover.units", names, (uint64_t)r->n);
         dp_gguf_set_arr(w, "depthprune.recover.explained_variance", DP_GGUF_F32, ev, (uint64_t)r->n);
+        if (dp_recovery_is_linear(r)) dp_gguf_set_arr(w, "depthprune.recover.hosts", DP_GGUF_I32, hosts, (uint64_t)r->n);
         st = dp_gguf_writer_write(w, path);
     }
     free(names);
     free(ev);
+    free(hosts);
     dp_gguf_writer_free(w);
     return st;
 }
@@ -206,6 +216,31 @@ static dp_status read_tensor(const struct dp_gguf *g, const char *name, int64_t 
         return dp_fail(DP_ERR_FORMAT, "%s: tensor '%s' must be F32 of shape [%lld, %lld]", g->path, name,
                        (long long)ne0, (long long)ne1);
     memcpy(dst, t->data, (size_t)(ne0 * ne1) * sizeof(float));
+    return DP_OK;
+}
+
+/*
+ * Linear kinds: the host of each unit (depthprune.recover.hosts): a unit
+ * before the span it carries, or -1 for the span's other units (rank 0).
+ */
+static dp_status load_hosts(const struct dp_gguf *g, const struct dp_model *m, struct dp_recovery *r) {
+    const struct dp_gguf_kv *kv = dp_gguf_find_kv(g, "depthprune.recover.hosts");
+    if (!kv || kv->val.type != DP_GGUF_ARRAY || kv->val.elem_type != DP_GGUF_I32 || kv->val.n != (uint64_t)r->n)
+        return dp_fail(DP_ERR_FORMAT, "%s: a %s recovery needs 'depthprune.recover.hosts', %d INT32 unit numbers",
+                       g->path, r->kind, r->n);
+    for (int i = 0; i < r->n; i++) {
+        struct dp_unit_recovery *u = &r->units[i];
+        int64_t h = (int64_t)dp_gguf_arr_f64(&kv->val, (uint64_t)i);
+        bool ok = h == -1 ? u->rank == 0
+                          : (h == DP_RECOVERY_HOST_EMBD || (h >= 0 && h < 2 * (int64_t)u->layer + (u->kind == 'f'))) &&
+                                u->rank > 0;
+        if (!ok)
+            return dp_fail(DP_ERR_FORMAT, "%s: unit %s has host %lld (a unit before it, with rank > 0, or -1 with rank 0)",
+                           g->path, u->unit, (long long)h);
+        u->host = (int)h;
+        if (h >= 0 && !(u->hbuf = dp_malloc((size_t)DP_RECOVERY_MAX_ROWS * m->cfg.n_embd * sizeof(float))))
+            return DP_ERR_NOMEM;
+    }
     return DP_OK;
 }
 
@@ -267,6 +302,7 @@ static dp_status load_units(const struct dp_gguf *g, const struct dp_model *m, c
     const struct dp_gguf_kv *ev = dp_gguf_find_kv(g, "depthprune.recover.explained_variance");
     if (!st && ev && ev->val.type == DP_GGUF_ARRAY && ev->val.elem_type == DP_GGUF_F32 && ev->val.n == (uint64_t)n)
         for (int i = 0; i < n; i++) r->units[i].explained_var = dp_gguf_arr_f64(&ev->val, (uint64_t)i);
+    if (!st && dp_recovery_is_linear(r)) st = load_hosts(g, m, r);
     free(names);
     free(ptrs);
     free(ranks);
@@ -864,7 +900,11 @@ dp_status dp_recovery_fit(const struct dp_model *m, const struct dp_mask *mask, 
     if (!(o->ridge >= 0) || o->steps < 0 || !(o->lr > 0) || o->batch < 1)
         return dp_fail(DP_ERR_ARG, "recovery options out of range (ridge >= 0, steps >= 0, lr > 0, batch >= 1)");
     struct dp_recovery *r;
-    if ((st = dp_recovery_new(m, kind, order, n_order, rank, &r))) return st;
+    bool linear = method == DP_RECOVER_LINEAR || method == DP_RECOVER_LINEAR_COS;
+    if (linear && o->sequential)
+        return dp_fail(DP_ERR_UNSUPPORTED, "recovery '%s' fits every span on the full model; sequential statistics "
+                       "are not supported for it", kind);
+    if ((st = dp_recovery_new(m, kind, order, n_order, linear ? 0 : rank, &r))) return st;
     for (int i = 0; i < r->n && !st; i++) {
         const struct dp_unit_recovery *u = &r->units[i];
         bool removed = (u->kind == 'f' || !mask->attn[u->layer]) && (u->kind == 'a' || !mask->ffn[u->layer]);
@@ -873,6 +913,8 @@ dp_status dp_recovery_fit(const struct dp_model *m, const struct dp_mask *mask, 
     if (!st) {
         if (method == DP_RECOVER_MEAN || method == DP_RECOVER_LOWRANK)
             st = fit_stats(m, mask, r, method == DP_RECOVER_LOWRANK, calib, o, pool);
+        else if (method == DP_RECOVER_LINEAR || method == DP_RECOVER_LINEAR_COS)
+            st = dp_recovery_fit_linear(m, mask, r, method, rank, calib, o, pool);
         else
             st = train(m, mask, r, calib, o, pool);
     }

@@ -26,6 +26,16 @@
  * The recovery object and how it is applied (struct dp_recovery, the hooks,
  * the per-unit update the training tape shares) are recovery.h, below this
  * header and backward.h; this one fits, loads and saves recoveries.
+ *
+ * Linear kinds (linear, linear-cos; src/recover_linear.c, docs/recovery.md)
+ * replace a whole span of removed units by a map T = I + B A applied to the
+ * update m of the kept unit before the span (its host, unit number `host`):
+ *   linear:   delta = B (A m)                         (c = 0)
+ * carried by the span's first unit; the span's other units have rank 0, c = 0
+ * and host -1. A span at the start of the model reads the embedding row
+ * (host DP_RECOVERY_HOST_EMBD) and folds into token_embd. Their files add depthprune.recover.hosts (array of INT32, one
+ * per unit). Export folds T into the host's output matrix (ffn_down or
+ * attn_output), so the exported file has no new tensors.
  */
 #ifndef DP_RECOVER_H
 #define DP_RECOVER_H
@@ -45,11 +55,13 @@ enum dp_recover_method {
     DP_RECOVER_LOWRANK,          /* "lowrank:R" (closed form; R = 0 is mean) */
     DP_RECOVER_BIAS_TRAINED,     /* "bias-trained" */
     DP_RECOVER_LOWRANK_TRAINED,  /* "lowrank-trained:R" */
+    DP_RECOVER_LINEAR,           /* "linear" or "linear:R" (least squares; rank R = 0: the rule in recover_linear.c) */
+    DP_RECOVER_LINEAR_COS,       /* "linear-cos" or "linear-cos:R" (cosine objective) */
 };
 
 enum dp_objective { DP_OBJECTIVE_CE, DP_OBJECTIVE_KL };
 
-/* Parse a kind ("none", "mean", "lowrank:R", "bias-trained", "lowrank-trained:R"). */
+/* Parse a kind ("none", "mean", "lowrank:R", "bias-trained", "lowrank-trained:R", "linear[:R]", "linear-cos[:R]"). */
 dp_status dp_recover_parse_kind(const char *kind, enum dp_recover_method *method, int *rank);
 
 struct dp_recover_opts {
@@ -84,4 +96,19 @@ dp_status dp_recovery_fit(const struct dp_model *m, const struct dp_mask *mask, 
 /* Allocate an empty recovery of n units (names parsed and checked against m), ranks all `rank`, zero-filled. */
 dp_status dp_recovery_new(const struct dp_model *m, const char *kind, const char *const *units, int n, int rank,
                           struct dp_recovery **out);
+/* ---- linear kinds (src/recover_linear.c) ---- */
+
+/* True when r is a linear kind (its units read their host's update; export folds them). */
+bool dp_recovery_is_linear(const struct dp_recovery *r);
+/*
+ * Fit a linear kind (method DP_RECOVER_LINEAR or DP_RECOVER_LINEAR_COS, rank
+ * R > 0 or 0 for the rule) into r, allocated by dp_recovery_new with rank 0
+ * for the units of dp_recovery_fit's order, all removed in `mask`. Sets
+ * host, A, B (and hbuf) of each span's first unit and explained_var.
+ * Fails with one line for a span no kept weight can absorb.
+ */
+dp_status dp_recovery_fit_linear(const struct dp_model *m, const struct dp_mask *mask, struct dp_recovery *r,
+                                 enum dp_recover_method method, int rank, const struct dp_chunks *calib,
+                                 const struct dp_recover_opts *o, struct dp_pool *pool);
+
 #endif

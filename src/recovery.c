@@ -19,6 +19,7 @@ void dp_recovery_free(struct dp_recovery *r) {
         free(r->units[i].A);
         free(r->units[i].B);
         free(r->units[i].norm);
+        free(r->units[i].hbuf);
     }
     free(r->units);
     free(r);
@@ -69,10 +70,25 @@ bool dp_recovery_replace(void *ctx, int unit, const float *x, float *delta, int 
     DP_ASSERT(dim == r->dim);
     for (int i = 0; i < r->n; i++)
         if (dp_recovery_slot(&r->units[i]) == unit) {
-            dp_recovery_unit_delta(r, &r->units[i], x, n, delta, NULL, NULL);
+            const struct dp_unit_recovery *u = &r->units[i];
+            if (u->host >= 0) dp_recovery_linear_delta(r, u, u->hbuf, n, delta);
+            else if (u->host == DP_RECOVERY_HOST_EMBD) dp_recovery_linear_delta(r, u, x, n, delta); /* x: embedding */
+            else dp_recovery_unit_delta(r, u, x, n, delta, NULL, NULL);
             return true;
         }
     return false;
+}
+
+/* Linear kinds: keep each host's update m = y - x of the batch for the replacement that follows it. */
+static void recovery_observe(void *ctx, int unit, const float *x, const float *y, int n, int dim, int pos0) {
+    const struct dp_recovery *r = ctx;
+    (void)pos0;
+    DP_ASSERT(dim == r->dim && n <= DP_RECOVERY_MAX_ROWS);
+    for (int i = 0; i < r->n; i++) {
+        const struct dp_unit_recovery *u = &r->units[i];
+        if (u->host != unit || !u->hbuf) continue;
+        for (size_t k = 0; k < (size_t)n * dim; k++) u->hbuf[k] = y[k] - x[k];
+    }
 }
 
 void dp_recovery_hooks(const struct dp_recovery *r, const struct dp_model *m, struct dp_hooks *out) {
@@ -80,4 +96,6 @@ void dp_recovery_hooks(const struct dp_recovery *r, const struct dp_model *m, st
     DP_ASSERT(r->dim == m->cfg.n_embd);
     out->ctx = (void *)r;
     out->replace = dp_recovery_replace;
+    for (int i = 0; i < r->n; i++)
+        if (r->units[i].host >= 0) out->observe = recovery_observe;
 }

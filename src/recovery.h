@@ -26,7 +26,15 @@ struct dp_unit_recovery {
     float *B;               /* (dim, rank) row-major: dim rows of rank */
     double explained_var;   /* lowrank fits: fraction of the update's variance explained (NAN if n/a) */
     float *norm;            /* (dim) the unit's RMSNorm weight, dequantized (set by load and fit) */
+    int host;               /* linear kinds: the unit (2*layer or 2*layer+1) whose update m the map reads; else -1 */
+    float *hbuf;            /* linear kinds, host >= 0: (DP_RECOVERY_MAX_ROWS, dim) m of the current batch (hooks) */
 };
+
+/* host of a span at the start of the model: the map reads the embedding row and folds into token_embd */
+#define DP_RECOVERY_HOST_EMBD (-2)
+
+/* Rows of one forward batch the linear hooks can hold (model.c's batch is at most 256 tokens). */
+#define DP_RECOVERY_MAX_ROWS 256
 
 struct dp_recovery {
     char kind[64];
@@ -57,5 +65,8 @@ void dp_recovery_unit_delta(const struct dp_recovery *r, const struct dp_unit_re
 void dp_recovery_hooks(const struct dp_recovery *r, const struct dp_model *m, struct dp_hooks *out);
 /* The `replace` callback those hooks use, ctx a struct dp_recovery: true when `unit` is one of its slots. */
 bool dp_recovery_replace(void *ctx, int unit, const float *x, float *delta, int n, int dim, int pos0);
+/* delta (n, dim) = B (A m) for the host update m (n, dim) of a linear unit u of r (src/recover_linear.c). */
+void dp_recovery_linear_delta(const struct dp_recovery *r, const struct dp_unit_recovery *u, const float *m, int n,
+                              float *delta);
 
 #endif
