@@ -229,6 +229,12 @@ static dp_status check_block_tensors(struct dp_model *m) {
     return DP_OK;
 }
 
+static float *dequant_vec_owned(const struct dp_weight *w, int n) {
+    float *v = dp_malloc((size_t)n * sizeof *v);
+    if (v) dp_dequant_row(w->type, w->data, v, n);
+    return v;
+}
+
 static dp_status load_gguf_weights(struct dp_model *m) {
     struct dp_config *c = &m->cfg;
     dp_status st;
@@ -237,6 +243,16 @@ static dp_status load_gguf_weights(struct dp_model *m) {
         (st = view(m, "output_norm.weight", c->n_embd, 1, true, &m->output_norm)) ||
         (st = view(m, "output.weight", c->n_embd, c->n_vocab, false, &m->output)))
         return st;
+    /* llama3 RoPE scaling: theta of pair i divided by rope_freqs[i] (llama.cpp reads it whenever present) */
+    struct dp_weight rf;
+    if ((st = view(m, "rope_freqs.weight", c->n_rot / 2, 1, false, &rf))) return st;
+    if (rf.data) {
+        if (!(m->rope_factors = dequant_vec_owned(&rf, c->n_rot / 2))) return DP_ERR_NOMEM;
+        for (int i = 0; i < c->n_rot / 2; i++)
+            if (!(m->rope_factors[i] > 0) || !isfinite(m->rope_factors[i]))
+                return dp_fail(DP_ERR_FORMAT, "%s: rope_freqs.weight[%d] = %g is not a positive frequency factor",
+                               m->path, i, m->rope_factors[i]);
+    }
     c->tied_output = m->output.data == NULL;
     if (c->tied_output) m->output = m->tok_embd;
     for (int l = 0; l < c->n_layers; l++) {
