@@ -140,12 +140,65 @@ static dp_status load_layer_shapes(struct dp_model *m) {
     return DP_OK;
 }
 
+/*
+ * The family's extra arithmetic as llama.cpp's loader (May 2026) reads it:
+ * gemma2 soft-caps (defaults 50 and 30), sliding window (default 4096) on
+ * even layers; gemma3 window on layers l % 6 < 5 with their own RoPE base
+ * (rope.freq_base_swa, default 1e4); both scale embeddings by sqrt(dim) and
+ * use tanh-GELU; a 27B (46 or 62 blocks) scales scores by 1/sqrt(dim/heads).
+ * mistral: a window on every layer where the file declares one. phi3's
+ * window is ignored, as llama.cpp does since its SWA was disabled.
+ */
+static dp_status load_family(struct dp_model *m) {
+    struct dp_config *c = &m->cfg;
+    struct dp_family *f = &m->family;
+    bool g2 = !strcmp(c->arch, "gemma2"), g3 = !strcmp(c->arch, "gemma3");
+    int64_t window = 0;
+    dp_status st;
+    if (!strcmp(c->arch, "mistral") || g2 || g3) {
+        window = g2 ? 4096 : 0;
+        if ((st = arch_int(m, "attention.sliding_window", g3, &window))) return st;
+        if ((st = check_range(m, "attention.sliding_window", window, 0, 1 << 24))) return st;
+    }
+    if (!strcmp(c->arch, "phi3") && dp_gguf_find_tensor(m->gguf, "rope_factors_long.weight"))
+        return dp_fail(DP_ERR_UNSUPPORTED, "%s: phi3 with long-context RoPE factors (rope_factors_long.weight) "
+                       "is not supported", m->path);
+    if (!g2 && !g3) {
+        for (int l = 0; l < c->n_layers; l++) m->layers[l].window = (int)window;
+        return DP_OK;
+    }
+    double base_swa = 10000.0, soft_attn = 50.0, soft_final = 30.0;
+    if (g3 && (st = arch_float(m, "rope.freq_base_swa", &base_swa))) return st;
+    if (g2 && ((st = arch_float(m, "attn_logit_softcapping", &soft_attn)) ||
+               (st = arch_float(m, "final_logit_softcapping", &soft_final))))
+        return st;
+    if (!(base_swa > 0) || !(soft_attn > 0) || !(soft_final > 0))
+        return dp_fail(DP_ERR_FORMAT, "%s: invalid %s soft-capping or rope.freq_base_swa", m->path, c->arch);
+    for (int l = 0; l < c->n_layers; l++) {
+        bool swa = g2 ? l % 2 == 0 : l % 6 < 5;
+        m->layers[l].window = swa ? (int)window : 0;
+        if (g3 && swa) m->layers[l].rope_base = (float)base_swa;
+    }
+    f->act = DP_FFN_GELU_TANH;
+    f->embd_scale = sqrtf((float)c->n_embd);
+    if (g2) {
+        f->attn_softcap = (float)soft_attn;
+        f->final_softcap = (float)soft_final;
+    }
+    if (c->n_layers == (g2 ? 46 : 62)) f->attn_scale = 1.0f / sqrtf((float)(c->n_embd / c->n_head));
+    return DP_OK;
+}
+
 static dp_status load_gguf_config(struct dp_model *m) {
     struct dp_config *c = &m->cfg;
     dp_status st = dp_gguf_get_str(m->gguf, "general.architecture", true, c->arch, sizeof c->arch);
     if (st) return st;
-    if (strcmp(c->arch, "llama") && strcmp(c->arch, "mistral") && strcmp(c->arch, "qwen2") && strcmp(c->arch, "deci"))
-        return dp_fail(DP_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama, mistral, qwen2, deci are)",
+    static const char *const archs[] = {"llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "deci"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof archs / sizeof *archs; i++) known |= !strcmp(c->arch, archs[i]);
+    if (!known)
+        return dp_fail(DP_ERR_UNSUPPORTED,
+                       "%s: architecture '%s' is not supported (llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3, deci are)",
                        m->path, c->arch);
     int64_t n_layers = 0, n_embd = 0, n_ctx = 2048, head_dim = -1, n_rot = -1;
     if ((st = arch_int(m, "block_count", true, &n_layers)) || (st = arch_int(m, "embedding_length", true, &n_embd)) ||
@@ -191,10 +244,11 @@ static dp_status load_gguf_config(struct dp_model *m) {
     c->head_dim = (int)head_dim;
     c->n_ctx_train = (int)n_ctx;
     c->n_rot = (int)n_rot;
-    c->rope_neox = !strcmp(c->arch, "qwen2");
+    c->rope_neox = !strcmp(c->arch, "qwen2") || !strcmp(c->arch, "qwen3") || !strcmp(c->arch, "phi3") ||
+                   !strcmp(c->arch, "gemma2") || !strcmp(c->arch, "gemma3");
     c->rope_base = (float)base;
     c->norm_eps = (float)eps;
-    return DP_OK;
+    return load_family(m);
 }
 
 /*
@@ -225,6 +279,29 @@ static dp_status check_block_tensors(struct dp_model *m) {
         if (errno || *end != '.' || b >= m->cfg.n_layers)
             return dp_fail(DP_ERR_FORMAT, "%s: tensor '%s' lies beyond %s.block_count = %d", m->path, name, m->cfg.arch,
                            m->cfg.n_layers);
+    }
+    return DP_OK;
+}
+
+/*
+ * A fused tensor blk.<l>.<sfx> of (n_in, a + b + c) rows split into row
+ * views: parts[0] the first a rows, parts[1] the next b, parts[2] the last c
+ * (c == 0: two parts). Nothing is copied.
+ */
+static dp_status fused(struct dp_model *m, int l, const char *sfx, int64_t n_in, int64_t a, int64_t b, int64_t c,
+                       struct dp_weight **parts) {
+    char name[64];
+    snprintf(name, sizeof name, "blk.%d.%s", l, sfx);
+    struct dp_weight all;
+    dp_status st = view(m, name, n_in, a + b + c, true, &all);
+    if (st) return with_key(m, st, name, "%s.attention.head_count, head_count_kv and feed_forward_length", m->cfg.arch);
+    size_t rb = dp_type_row_bytes(all.type, n_in);
+    int64_t rows[3] = {a, b, c}, row0 = 0;
+    for (int i = 0; i < (c ? 3 : 2); i++) {
+        *parts[i] = all;
+        parts[i]->data = (const uint8_t *)all.data + (size_t)row0 * rb;
+        parts[i]->n_out = rows[i];
+        row0 += rows[i];
     }
     return DP_OK;
 }
@@ -260,6 +337,12 @@ static dp_status load_gguf_weights(struct dp_model *m) {
         struct dp_layer_shape sh = L->shape;
         int64_t q = (int64_t)sh.n_head * c->head_dim, kv = (int64_t)sh.n_head_kv * c->head_dim, d = c->n_embd;
         char n[16][64];
+        bool phi3 = !strcmp(c->arch, "phi3"), qk_norm = !strcmp(c->arch, "qwen3") || !strcmp(c->arch, "gemma3");
+        bool post = !strcmp(c->arch, "gemma2") || !strcmp(c->arch, "gemma3");
+        char qkv_name[64];
+        snprintf(qkv_name, sizeof qkv_name, "blk.%d.attn_qkv.weight", l);
+        bool fused_qkv = phi3 && dp_gguf_find_tensor(m->gguf, qkv_name);
+        struct dp_weight *ws3[3] = {&L->wq, &L->wk, &L->wv}, *ws2[2] = {&L->w_gate, &L->w_up};
         const char *sfx[16] = {"attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight",
                                "attn_output.weight", "attn_q.bias", "attn_k.bias", "attn_v.bias",
                                "attn_output.bias", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
@@ -273,6 +356,10 @@ static dp_status load_gguf_weights(struct dp_model *m) {
                 return dp_fail(DP_ERR_FORMAT, "%s: block %d: linear attention needs head_count * head size == %lld",
                                m->path, l, (long long)d);
             if ((st = view(m, n[0], d, 1, true, &L->attn_norm)) || (st = view(m, n[4], d, d, true, &L->wo))) return st;
+        } else if (L->has_attn && fused_qkv) {
+            if ((st = view(m, n[0], d, 1, true, &L->attn_norm)) || (st = fused(m, l, "attn_qkv.weight", d, q, kv, kv, ws3)) ||
+                (st = view(m, n[4], q, d, true, &L->wo)))
+                return st;
         } else if (L->has_attn) {
             /* qwen2 has q/k/v biases (llama.cpp requires them): a file without them is damaged */
             bool qkv_bias = !strcmp(c->arch, "qwen2");
@@ -293,8 +380,29 @@ static dp_status load_gguf_weights(struct dp_model *m) {
                 (st = view(m, n[8], d, 1, false, &L->bo)))
                 return st;
         }
+        if (L->has_attn && L->shape.n_head_kv && (qk_norm || post)) {
+            char nm[3][64];
+            snprintf(nm[0], sizeof nm[0], "blk.%d.attn_q_norm.weight", l);
+            snprintf(nm[1], sizeof nm[1], "blk.%d.attn_k_norm.weight", l);
+            snprintf(nm[2], sizeof nm[2], "blk.%d.post_attention_norm.weight", l);
+            if ((st = view(m, nm[0], c->head_dim, 1, qk_norm, &L->q_norm)) ||
+                (st = view(m, nm[1], c->head_dim, 1, qk_norm, &L->k_norm)) ||
+                (st = view(m, nm[2], d, 1, post, &L->attn_post_norm)))
+                return st;
+        }
+        if (L->has_ffn && post) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "blk.%d.post_ffw_norm.weight", l);
+            if ((st = view(m, nm, d, 1, true, &L->ffn_post_norm))) return st;
+        }
         const char *ffk = "feed_forward_length";
-        if (L->has_ffn &&
+        if (L->has_ffn && phi3) {
+            /* phi3: ffn_up holds the gate rows, then the up rows (llama.cpp's fused SwiGLU) */
+            if ((st = view(m, n[9], d, 1, true, &L->ffn_norm)) ||
+                (st = fused(m, l, "ffn_up.weight", d, sh.n_ff, sh.n_ff, 0, ws2)) ||
+                (st = with_key(m, view(m, n[12], sh.n_ff, d, true, &L->w_down), n[12], "%s.%s = %d", c->arch, ffk, sh.n_ff)))
+                return st;
+        } else if (L->has_ffn &&
             ((st = view(m, n[9], d, 1, true, &L->ffn_norm)) ||
              (st = with_key(m, view(m, n[10], d, sh.n_ff, true, &L->w_gate), n[10], "%s.%s = %d", c->arch, ffk, sh.n_ff)) ||
              (st = with_key(m, view(m, n[11], d, sh.n_ff, true, &L->w_up), n[11], "%s.%s = %d", c->arch, ffk, sh.n_ff)) ||
