@@ -9,11 +9,16 @@
  * forward pass never meets a surprise.
  *
  * The forward pass reads like the architecture: for each block, a pre-norm
- * attention sublayer and a pre-norm SwiGLU FFN, each added to the residual
- * stream, each skipped when the unit mask removes it. RoPE follows llama.cpp
- * (pairs (2i, 2i+1) for arch llama, (i, i+n_rot/2) for NEOX-style archs;
- * angles by the same float recurrence). The KV cache holds f32 keys and values
- * for the kept attention sublayers only.
+ * attention sublayer and a pre-norm gated FFN, each added to the residual
+ * stream, each skipped when the unit mask removes it; the arithmetic of a
+ * layer lives in layer.c (shared with the training tape). RoPE follows
+ * llama.cpp (pairs (2i, 2i+1) for arch llama, (i, i+n_rot/2) for NEOX-style
+ * archs; angles by the same float recurrence). The KV cache holds f32 keys and
+ * values for the kept attention sublayers only, a ring for sliding windows.
+ *
+ * Families (docs/families.md): llama (3.x rope_freqs), mistral, qwen2, qwen3,
+ * phi3 (fused tensors as row views), gemma2 and gemma3, read by load_family
+ * into struct dp_family and per-layer fields (window, RoPE base, norms).
  *
  * Arch `deci` (what export writes for sublayer removal, EXPORT.md) has
  * per-block head counts and FFN widths: a block with 0 heads has no
