@@ -32,6 +32,8 @@
  */
 #include "backward.h"
 
+#include "layer.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,9 +74,35 @@ struct dp_tape {
     float *wrow;                /* (largest n_in) */
     float *bias;                /* (largest row) */
     float *scores;              /* (MAX_THREADS, 2 * n_max) */
+    float *k_cache, *v_cache;   /* (max kvd, n_max) head-major keys and values of the unit running */
 };
 
 /* ---- building ---- */
+
+/*
+ * What the backward pass lacks for the kept units from start_unit on and
+ * the head, or NULL: the family ops whose gradients are not written yet.
+ */
+static const char *tape_missing(const struct dp_model *m, const struct dp_mask *mask, int start_unit) {
+    if (m->family.final_softcap > 0) return "final logit soft-capping";
+    for (int unit = start_unit; unit < 2 * m->cfg.n_layers; unit++) {
+        int l = unit / 2;
+        const struct dp_layer *L = &m->layers[l];
+        if (unit & 1) {
+            if (!mask->ffn[l] || !L->has_ffn) continue;
+            if (m->family.act != DP_FFN_SILU) return "tanh-GELU FFN";
+            if (L->ffn_post_norm.data) return "FFN post-norm";
+        } else {
+            if (!mask->attn[l] || !L->has_attn) continue;
+            if (m->family.attn_softcap > 0) return "attention soft-capping";
+            if (L->q_norm.data || L->k_norm.data) return "q/k norms";
+            if (L->attn_post_norm.data) return "attention post-norm";
+            if (L->window) return "sliding-window attention";
+            if (!L->shape.n_head_kv) return "linear attention";
+        }
+    }
+    return NULL;
+}
 
 static float *dequant_vec(const struct dp_weight *w, int n) {
     float *v = dp_malloc((size_t)n * sizeof *v);
@@ -91,6 +119,10 @@ dp_status dp_tape_new(const struct dp_model *m, const struct dp_mask *mask, cons
     int L = c->n_layers, dim = c->n_embd;
     if (start_unit < 0 || start_unit >= 2 * L || n_max < 1)
         return dp_fail(DP_ERR_ARG, "tape: start unit %d or length %d out of range", start_unit, n_max);
+    const char *missing = tape_missing(m, mask, start_unit);
+    if (missing)
+        return dp_fail(DP_ERR_UNSUPPORTED, "%s: trained recoveries need the gradient of %s (arch %s), which is not written yet",
+                       m->path, missing, m->cfg.arch);
     struct dp_tape *t = dp_calloc(1, sizeof *t);
     if (!t) return DP_ERR_NOMEM;
     t->m = m;
@@ -157,6 +189,7 @@ dp_status dp_tape_new(const struct dp_model *m, const struct dp_mask *mask, cons
                       (size_t)big_in, (size_t)big_in + qd + kvd, (size_t)MAX_THREADS * 2 * N};
     for (size_t i = 0; ok && i < sizeof bufs / sizeof *bufs; i++) ok = (*bufs[i] = dp_malloc(sizes[i] * sizeof(float)));
     if (ok) ok = (t->out_norm = dequant_vec(&m->output_norm, dim)) != NULL;
+    if (ok) ok = (t->k_cache = dp_malloc(N * kvd * sizeof(float))) && (t->v_cache = dp_malloc(N * kvd * sizeof(float)));
     if (!ok) {
         dp_tape_free(t);
         return dp_fail(DP_ERR_NOMEM, "out of memory for a training tape of %d tokens", n_max);
@@ -173,6 +206,8 @@ void dp_tape_free(struct dp_tape *t) {
         for (size_t j = 0; j < sizeof p / sizeof *p; j++) free(p[j]);
     }
     free(t->units);
+    free(t->k_cache);
+    free(t->v_cache);
     float *p[] = {t->out_norm, t->xf, t->xnf, t->cur, t->delta, t->att, t->h, t->g, t->dxn, t->tmp, t->dq, t->datt,
                   t->dk, t->dv, t->dh, t->da, t->du, t->daz, t->wt, t->wrow, t->bias, t->scores};
     for (size_t j = 0; j < sizeof p / sizeof *p; j++) free(p[j]);
@@ -180,18 +215,6 @@ void dp_tape_free(struct dp_tape *t) {
 }
 
 /* ---- pieces ---- */
-
-/* out = x / rms(x) * w, row by row, the arithmetic of model.c. */
-static void rmsnorm_fwd(float *out, const float *x, const float *w, int n, int dim, float eps) {
-    for (int t = 0; t < n; t++) {
-        const float *xr = x + (size_t)t * dim;
-        float *o = out + (size_t)t * dim;
-        double ss = 0;
-        for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
-        float scale = 1.0f / sqrtf((float)(ss / dim) + eps);
-        for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * w[i];
-    }
-}
 
 /* dx += d(rmsnorm(x) * w)/dx^T dy. */
 static void rmsnorm_bwd(float *dx, const float *x, const float *w, const float *dy, int n, int dim, float eps) {
@@ -205,32 +228,6 @@ static void rmsnorm_bwd(float *dx, const float *x, const float *w, const float *
         }
         double s = 1.0 / sqrt(ss / dim + eps), k = s * s * s * dot / dim;
         for (int i = 0; i < dim; i++) o[i] += (float)(s * w[i] * gr[i] - xr[i] * k);
-    }
-}
-
-static void add_bias(float *y, const struct dp_weight *b, int n, int width, float *buf) {
-    if (!b->data) return;
-    dp_dequant_row(b->type, b->data, buf, width);
-    for (int t = 0; t < n; t++)
-        for (int i = 0; i < width; i++) y[(size_t)t * width + i] += buf[i];
-}
-
-/* RoPE of model.c at positions 0..n-1; sign -1 applies the inverse rotation (for gradients). */
-static void rope(float *v, int n, int n_heads, const struct dp_config *c, float sign) {
-    float theta_scale = powf(c->rope_base, -2.0f / (float)c->n_rot);
-    for (int t = 0; t < n; t++) {
-        for (int h = 0; h < n_heads; h++) {
-            float *r = v + ((size_t)t * n_heads + h) * c->head_dim;
-            float theta = (float)t;
-            for (int i = 0; i < c->n_rot; i += 2) {
-                float cs = cosf(theta), sn = sign * sinf(theta);
-                int a = c->rope_neox ? i / 2 : i, b = c->rope_neox ? i / 2 + c->n_rot / 2 : i + 1;
-                float x0 = r[a], x1 = r[b];
-                r[a] = x0 * cs - x1 * sn;
-                r[b] = x0 * sn + x1 * cs;
-                theta *= theta_scale;
-            }
-        }
     }
 }
 
@@ -258,7 +255,7 @@ static void attn_probs(const struct dp_tape *tp, const struct tape_unit *u, int 
     struct dp_layer_shape sh = tp->m->layers[u->layer].shape;
     int hd = c->head_dim, kvh = h / (sh.n_head / sh.n_head_kv);
     size_t kv_stride = (size_t)sh.n_head_kv * hd;
-    float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
+    float scale = tp->m->family.attn_scale, mx = -INFINITY;
     const float *q = u->q + ((size_t)t * sh.n_head + h) * hd;
     for (int j = 0; j <= t; j++) {
         const float *k = u->k + j * kv_stride + (size_t)kvh * hd;
@@ -276,28 +273,6 @@ static void attn_probs(const struct dp_tape *tp, const struct tape_unit *u, int 
     for (int j = 0; j <= t; j++) p[j] *= inv;
 }
 
-static void attn_fwd_worker(void *ctx, int ith, int nth) {
-    const struct attn_job *j = ctx;
-    struct dp_tape *tp = j->t;
-    struct dp_layer_shape sh = tp->m->layers[j->u->layer].shape;
-    int hd = tp->m->cfg.head_dim, group = sh.n_head / sh.n_head_kv;
-    size_t kv_stride = (size_t)sh.n_head_kv * hd;
-    DP_ASSERT(ith < MAX_THREADS);
-    float *p = tp->scores + (size_t)ith * 2 * tp->n_max;
-    int64_t lo, hi;
-    dp_pool_split((int64_t)j->n * sh.n_head, ith, nth, &lo, &hi);
-    for (int64_t w = lo; w < hi; w++) {
-        int t = (int)(w / sh.n_head), h = (int)(w % sh.n_head), kvh = h / group;
-        attn_probs(tp, j->u, t, h, p);
-        float *o = tp->att + ((size_t)t * sh.n_head + h) * hd;
-        for (int i = 0; i < hd; i++) o[i] = 0;
-        for (int q = 0; q <= t; q++) {
-            const float *v = j->u->v + q * kv_stride + (size_t)kvh * hd;
-            for (int i = 0; i < hd; i++) o[i] += p[q] * v[i];
-        }
-    }
-}
-
 /* Gradients of q, k, v from datt, one KV head (with its query heads) per share. */
 static void attn_bwd_worker(void *ctx, int ith, int nth) {
     const struct attn_job *j = ctx;
@@ -306,7 +281,7 @@ static void attn_bwd_worker(void *ctx, int ith, int nth) {
     struct dp_layer_shape sh = tp->m->layers[u->layer].shape;
     int hd = tp->m->cfg.head_dim, group = sh.n_head / sh.n_head_kv, n = j->n;
     size_t kv_stride = (size_t)sh.n_head_kv * hd, q_stride = (size_t)sh.n_head * hd;
-    float scale = 1.0f / sqrtf((float)hd);
+    float scale = tp->m->family.attn_scale;
     DP_ASSERT(ith < MAX_THREADS);
     float *p = tp->scores + (size_t)ith * 2 * tp->n_max, *dp = p + tp->n_max;
     int64_t lo, hi;
@@ -347,39 +322,18 @@ static void attn_bwd_worker(void *ctx, int ith, int nth) {
     }
 }
 
-static float silu(float a) { return a / (1.0f + expf(-a)); }
-
 /* ---- forward ---- */
 
+/* The attention sublayer of layer.c on the whole sequence (positions 0..n-1), keeping xn, q, k, v. */
 static void attn_fwd(struct dp_tape *t, struct dp_pool *pool, struct tape_unit *u, int n) {
-    const struct dp_config *c = &t->m->cfg;
-    const struct dp_layer *L = &t->m->layers[u->layer];
-    int dim = c->n_embd, qd = L->shape.n_head * c->head_dim, kvd = L->shape.n_head_kv * c->head_dim;
-    rmsnorm_fwd(u->xn, u->x, u->norm, n, dim, c->norm_eps);
-    dp_matmul(pool, L->wq.data, L->wq.type, dim, qd, u->xn, n, u->q);  /* q (n, qd) */
-    dp_matmul(pool, L->wk.data, L->wk.type, dim, kvd, u->xn, n, u->k); /* k (n, kvd) */
-    dp_matmul(pool, L->wv.data, L->wv.type, dim, kvd, u->xn, n, u->v); /* v (n, kvd) */
-    add_bias(u->q, &L->bq, n, qd, t->bias);
-    add_bias(u->k, &L->bk, n, kvd, t->bias);
-    add_bias(u->v, &L->bv, n, kvd, t->bias);
-    rope(u->q, n, L->shape.n_head, c, 1.0f);
-    rope(u->k, n, L->shape.n_head_kv, c, 1.0f);
-    struct attn_job job = {t, u, n};
-    dp_pool_run(pool, attn_fwd_worker, &job);                                  /* att (n, qd) */
-    dp_matmul(pool, L->wo.data, L->wo.type, qd, dim, t->att, n, t->delta);    /* delta (n, dim) */
-    add_bias(t->delta, &L->bo, n, dim, t->bias);
+    struct dp_attn_io io = {u->xn, u->q, u->k, u->v, t->k_cache, t->v_cache, t->n_max, 0, t->att, t->scores,
+                            2 * t->n_max, MAX_THREADS, t->delta, t->bias};
+    dp_layer_attention(t->m, u->layer, pool, u->x, n, 0, 0, &io);
 }
 
+/* The FFN sublayer of layer.c, keeping xn, the gate pre-activation a and up u. */
 static void ffn_fwd(struct dp_tape *t, struct dp_pool *pool, struct tape_unit *u, int n) {
-    const struct dp_config *c = &t->m->cfg;
-    const struct dp_layer *L = &t->m->layers[u->layer];
-    int dim = c->n_embd, ff = L->shape.n_ff;
-    rmsnorm_fwd(u->xn, u->x, u->norm, n, dim, c->norm_eps);
-    dp_matmul(pool, L->w_gate.data, L->w_gate.type, dim, ff, u->xn, n, u->a); /* a (n, ff) */
-    dp_matmul(pool, L->w_up.data, L->w_up.type, dim, ff, u->xn, n, u->u);     /* u (n, ff) */
-    for (size_t i = 0; i < (size_t)n * ff; i++) t->h[i] = silu(u->a[i]) * u->u[i];
-    dp_matmul(pool, L->w_down.data, L->w_down.type, ff, dim, t->h, n, t->delta); /* (n, dim) */
-    add_bias(t->delta, &L->b_down, n, dim, t->bias);
+    dp_layer_ffn(t->m, u->layer, pool, u->x, n, u->xn, u->a, u->u, t->h, t->delta, t->bias);
 }
 
 void dp_tape_forward(struct dp_tape *t, struct dp_pool *pool, const float *x0, int n, float *logits) {
@@ -399,8 +353,7 @@ void dp_tape_forward(struct dp_tape *t, struct dp_pool *pool, const float *x0, i
         for (size_t k = 0; k < len; k++) t->cur[k] += t->delta[k];
     }
     memcpy(t->xf, t->cur, len * sizeof(float));
-    rmsnorm_fwd(t->xnf, t->xf, t->out_norm, n, dim, m->cfg.norm_eps);
-    dp_matmul(pool, m->output.data, m->output.type, dim, m->cfg.n_vocab, t->xnf, n, logits);
+    dp_layer_head(m, pool, t->xf, n, t->xnf, logits, t->bias);
 }
 
 /* ---- backward ---- */
@@ -413,8 +366,8 @@ static void attn_bwd(struct dp_tape *t, struct dp_pool *pool, const struct tape_
     matmul_t(t, pool, &L->wo, t->g, n, t->datt);              /* datt (n, qd) */
     struct attn_job job = {t, u, n};
     dp_pool_run(pool, attn_bwd_worker, &job);                 /* dq (n, qd), dk, dv (n, kvd) */
-    rope(t->dq, n, L->shape.n_head, c, -1.0f);
-    rope(t->dk, n, L->shape.n_head_kv, c, -1.0f);
+    dp_layer_rope(t->dq, n, L->shape.n_head, t->m, u->layer, 0, -1.0f);
+    dp_layer_rope(t->dk, n, L->shape.n_head_kv, t->m, u->layer, 0, -1.0f);
     matmul_t(t, pool, &L->wq, t->dq, n, t->dxn);              /* dxn (n, dim) */
     matmul_t(t, pool, &L->wk, t->dk, n, t->tmp);
     for (size_t k = 0; k < len; k++) t->dxn[k] += t->tmp[k];

@@ -10,9 +10,11 @@
  * every unit) receive gradients. Attention probabilities are recomputed in
  * the backward pass rather than stored, so memory grows with n, not n^2.
  *
- * The forward arithmetic follows model.c (same RMSNorm, RoPE recurrence,
- * softmax and dp_matmul), so tape logits equal the hooked forward pass's to
- * float rounding. Products with transposed weights (dY W) dequantize W into a
+ * The forward arithmetic is the forward pass's own (layer.c: the same
+ * functions for norms, biases, RoPE, attention and FFN), so tape logits
+ * equal the hooked forward pass's bit for bit. A family op whose gradient is
+ * not written (soft-capping, GELU, q/k norms, post-norms, sliding windows)
+ * makes dp_tape_new fail with a line naming it. Products with transposed weights (dY W) dequantize W into a
  * transposed f32 scratch and use dp_matmul, so every result is the same for
  * any pool size.
  */

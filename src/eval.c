@@ -71,7 +71,7 @@ dp_status dp_eval_ppl_llamacpp(const struct dp_model *m, const struct dp_mask *m
     int64_t count = 0;
     for (int c = 0; c < n_chunks && !st; c++) {
         memcpy(chunk, ids + (size_t)c * ctx, (size_t)ctx * sizeof *chunk);
-        chunk[0] = dp_tokenizer_bos(m->tok);
+        if (dp_tokenizer_adds_bos(m->tok)) chunk[0] = dp_tokenizer_bos(m->tok); /* as llama-perplexity: only when the vocabulary adds BOS */
         dp_session_reset(s);
         st = dp_session_forward_hooked(s, pool, chunk, ctx, logits, DP_LOGITS_ALL, hooks);
         for (int t = first; t < ctx - 1 && !st; t++) {

@@ -9,11 +9,16 @@
  * forward pass never meets a surprise.
  *
  * The forward pass reads like the architecture: for each block, a pre-norm
- * attention sublayer and a pre-norm SwiGLU FFN, each added to the residual
- * stream, each skipped when the unit mask removes it. RoPE follows llama.cpp
- * (pairs (2i, 2i+1) for arch llama, (i, i+n_rot/2) for NEOX-style archs;
- * angles by the same float recurrence). The KV cache holds f32 keys and values
- * for the kept attention sublayers only.
+ * attention sublayer and a pre-norm gated FFN, each added to the residual
+ * stream, each skipped when the unit mask removes it; the arithmetic of a
+ * layer lives in layer.c (shared with the training tape). RoPE follows
+ * llama.cpp (pairs (2i, 2i+1) for arch llama, (i, i+n_rot/2) for NEOX-style
+ * archs; angles by the same float recurrence). The KV cache holds f32 keys and
+ * values for the kept attention sublayers only, a ring for sliding windows.
+ *
+ * Families (docs/families.md): llama (3.x rope_freqs), mistral, qwen2, qwen3,
+ * phi3 (fused tensors as row views), gemma2 and gemma3, read by load_family
+ * into struct dp_family and per-layer fields (window, RoPE base, norms).
  *
  * Arch `deci` (what export writes for sublayer removal, EXPORT.md) has
  * per-block head counts and FFN widths: a block with 0 heads has no
@@ -22,6 +27,8 @@
  * biases. Such blocks load as has_attn/has_ffn false or as their shapes say.
  */
 #include "model.h"
+
+#include "layer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -138,12 +145,65 @@ static dp_status load_layer_shapes(struct dp_model *m) {
     return DP_OK;
 }
 
+/*
+ * The family's extra arithmetic as llama.cpp's loader (May 2026) reads it:
+ * gemma2 soft-caps (defaults 50 and 30), sliding window (default 4096) on
+ * even layers; gemma3 window on layers l % 6 < 5 with their own RoPE base
+ * (rope.freq_base_swa, default 1e4); both scale embeddings by sqrt(dim) and
+ * use tanh-GELU; a 27B (46 or 62 blocks) scales scores by 1/sqrt(dim/heads).
+ * mistral: a window on every layer where the file declares one. phi3's
+ * window is ignored, as llama.cpp does since its SWA was disabled.
+ */
+static dp_status load_family(struct dp_model *m) {
+    struct dp_config *c = &m->cfg;
+    struct dp_family *f = &m->family;
+    bool g2 = !strcmp(c->arch, "gemma2"), g3 = !strcmp(c->arch, "gemma3");
+    int64_t window = 0;
+    dp_status st;
+    if (!strcmp(c->arch, "mistral") || g2 || g3) {
+        window = g2 ? 4096 : 0;
+        if ((st = arch_int(m, "attention.sliding_window", g3, &window))) return st;
+        if ((st = check_range(m, "attention.sliding_window", window, 0, 1 << 24))) return st;
+    }
+    if (!strcmp(c->arch, "phi3") && dp_gguf_find_tensor(m->gguf, "rope_factors_long.weight"))
+        return dp_fail(DP_ERR_UNSUPPORTED, "%s: phi3 with long-context RoPE factors (rope_factors_long.weight) "
+                       "is not supported", m->path);
+    if (!g2 && !g3) {
+        for (int l = 0; l < c->n_layers; l++) m->layers[l].window = (int)window;
+        return DP_OK;
+    }
+    double base_swa = 10000.0, soft_attn = 50.0, soft_final = 30.0;
+    if (g3 && (st = arch_float(m, "rope.freq_base_swa", &base_swa))) return st;
+    if (g2 && ((st = arch_float(m, "attn_logit_softcapping", &soft_attn)) ||
+               (st = arch_float(m, "final_logit_softcapping", &soft_final))))
+        return st;
+    if (!(base_swa > 0) || !(soft_attn > 0) || !(soft_final > 0))
+        return dp_fail(DP_ERR_FORMAT, "%s: invalid %s soft-capping or rope.freq_base_swa", m->path, c->arch);
+    for (int l = 0; l < c->n_layers; l++) {
+        bool swa = g2 ? l % 2 == 0 : l % 6 < 5;
+        m->layers[l].window = swa ? (int)window : 0;
+        if (g3 && swa) m->layers[l].rope_base = (float)base_swa;
+    }
+    f->act = DP_FFN_GELU_TANH;
+    f->embd_scale = sqrtf((float)c->n_embd);
+    if (g2) {
+        f->attn_softcap = (float)soft_attn;
+        f->final_softcap = (float)soft_final;
+    }
+    if (c->n_layers == (g2 ? 46 : 62)) f->attn_scale = 1.0f / sqrtf((float)(c->n_embd / c->n_head));
+    return DP_OK;
+}
+
 static dp_status load_gguf_config(struct dp_model *m) {
     struct dp_config *c = &m->cfg;
     dp_status st = dp_gguf_get_str(m->gguf, "general.architecture", true, c->arch, sizeof c->arch);
     if (st) return st;
-    if (strcmp(c->arch, "llama") && strcmp(c->arch, "mistral") && strcmp(c->arch, "qwen2") && strcmp(c->arch, "deci"))
-        return dp_fail(DP_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama, mistral, qwen2, deci are)",
+    static const char *const archs[] = {"llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "deci"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof archs / sizeof *archs; i++) known |= !strcmp(c->arch, archs[i]);
+    if (!known)
+        return dp_fail(DP_ERR_UNSUPPORTED,
+                       "%s: architecture '%s' is not supported (llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3, deci are)",
                        m->path, c->arch);
     int64_t n_layers = 0, n_embd = 0, n_ctx = 2048, head_dim = -1, n_rot = -1;
     if ((st = arch_int(m, "block_count", true, &n_layers)) || (st = arch_int(m, "embedding_length", true, &n_embd)) ||
@@ -189,10 +249,11 @@ static dp_status load_gguf_config(struct dp_model *m) {
     c->head_dim = (int)head_dim;
     c->n_ctx_train = (int)n_ctx;
     c->n_rot = (int)n_rot;
-    c->rope_neox = !strcmp(c->arch, "qwen2");
+    c->rope_neox = !strcmp(c->arch, "qwen2") || !strcmp(c->arch, "qwen3") || !strcmp(c->arch, "phi3") ||
+                   !strcmp(c->arch, "gemma2") || !strcmp(c->arch, "gemma3");
     c->rope_base = (float)base;
     c->norm_eps = (float)eps;
-    return DP_OK;
+    return load_family(m);
 }
 
 /*
@@ -227,6 +288,35 @@ static dp_status check_block_tensors(struct dp_model *m) {
     return DP_OK;
 }
 
+/*
+ * A fused tensor blk.<l>.<sfx> of (n_in, a + b + c) rows split into row
+ * views: parts[0] the first a rows, parts[1] the next b, parts[2] the last c
+ * (c == 0: two parts). Nothing is copied.
+ */
+static dp_status fused(struct dp_model *m, int l, const char *sfx, int64_t n_in, int64_t a, int64_t b, int64_t c,
+                       struct dp_weight **parts) {
+    char name[64];
+    snprintf(name, sizeof name, "blk.%d.%s", l, sfx);
+    struct dp_weight all;
+    dp_status st = view(m, name, n_in, a + b + c, true, &all);
+    if (st) return with_key(m, st, name, "%s.attention.head_count, head_count_kv and feed_forward_length", m->cfg.arch);
+    size_t rb = dp_type_row_bytes(all.type, n_in);
+    int64_t rows[3] = {a, b, c}, row0 = 0;
+    for (int i = 0; i < (c ? 3 : 2); i++) {
+        *parts[i] = all;
+        parts[i]->data = (const uint8_t *)all.data + (size_t)row0 * rb;
+        parts[i]->n_out = rows[i];
+        row0 += rows[i];
+    }
+    return DP_OK;
+}
+
+static float *dequant_vec_owned(const struct dp_weight *w, int n) {
+    float *v = dp_malloc((size_t)n * sizeof *v);
+    if (v) dp_dequant_row(w->type, w->data, v, n);
+    return v;
+}
+
 static dp_status load_gguf_weights(struct dp_model *m) {
     struct dp_config *c = &m->cfg;
     dp_status st;
@@ -235,6 +325,16 @@ static dp_status load_gguf_weights(struct dp_model *m) {
         (st = view(m, "output_norm.weight", c->n_embd, 1, true, &m->output_norm)) ||
         (st = view(m, "output.weight", c->n_embd, c->n_vocab, false, &m->output)))
         return st;
+    /* llama3 RoPE scaling: theta of pair i divided by rope_freqs[i] (llama.cpp reads it whenever present) */
+    struct dp_weight rf;
+    if ((st = view(m, "rope_freqs.weight", c->n_rot / 2, 1, false, &rf))) return st;
+    if (rf.data) {
+        if (!(m->rope_factors = dequant_vec_owned(&rf, c->n_rot / 2))) return DP_ERR_NOMEM;
+        for (int i = 0; i < c->n_rot / 2; i++)
+            if (!(m->rope_factors[i] > 0) || !isfinite(m->rope_factors[i]))
+                return dp_fail(DP_ERR_FORMAT, "%s: rope_freqs.weight[%d] = %g is not a positive frequency factor",
+                               m->path, i, m->rope_factors[i]);
+    }
     c->tied_output = m->output.data == NULL;
     if (c->tied_output) m->output = m->tok_embd;
     for (int l = 0; l < c->n_layers; l++) {
@@ -242,6 +342,12 @@ static dp_status load_gguf_weights(struct dp_model *m) {
         struct dp_layer_shape sh = L->shape;
         int64_t q = (int64_t)sh.n_head * c->head_dim, kv = (int64_t)sh.n_head_kv * c->head_dim, d = c->n_embd;
         char n[16][64];
+        bool phi3 = !strcmp(c->arch, "phi3"), qk_norm = !strcmp(c->arch, "qwen3") || !strcmp(c->arch, "gemma3");
+        bool post = !strcmp(c->arch, "gemma2") || !strcmp(c->arch, "gemma3");
+        char qkv_name[64];
+        snprintf(qkv_name, sizeof qkv_name, "blk.%d.attn_qkv.weight", l);
+        bool fused_qkv = phi3 && dp_gguf_find_tensor(m->gguf, qkv_name);
+        struct dp_weight *ws3[3] = {&L->wq, &L->wk, &L->wv}, *ws2[2] = {&L->w_gate, &L->w_up};
         const char *sfx[16] = {"attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight",
                                "attn_output.weight", "attn_q.bias", "attn_k.bias", "attn_v.bias",
                                "attn_output.bias", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
@@ -255,6 +361,10 @@ static dp_status load_gguf_weights(struct dp_model *m) {
                 return dp_fail(DP_ERR_FORMAT, "%s: block %d: linear attention needs head_count * head size == %lld",
                                m->path, l, (long long)d);
             if ((st = view(m, n[0], d, 1, true, &L->attn_norm)) || (st = view(m, n[4], d, d, true, &L->wo))) return st;
+        } else if (L->has_attn && fused_qkv) {
+            if ((st = view(m, n[0], d, 1, true, &L->attn_norm)) || (st = fused(m, l, "attn_qkv.weight", d, q, kv, kv, ws3)) ||
+                (st = view(m, n[4], q, d, true, &L->wo)))
+                return st;
         } else if (L->has_attn) {
             /* qwen2 has q/k/v biases (llama.cpp requires them): a file without them is damaged */
             bool qkv_bias = !strcmp(c->arch, "qwen2");
@@ -275,8 +385,29 @@ static dp_status load_gguf_weights(struct dp_model *m) {
                 (st = view(m, n[8], d, 1, false, &L->bo)))
                 return st;
         }
+        if (L->has_attn && L->shape.n_head_kv && (qk_norm || post)) {
+            char nm[3][64];
+            snprintf(nm[0], sizeof nm[0], "blk.%d.attn_q_norm.weight", l);
+            snprintf(nm[1], sizeof nm[1], "blk.%d.attn_k_norm.weight", l);
+            snprintf(nm[2], sizeof nm[2], "blk.%d.post_attention_norm.weight", l);
+            if ((st = view(m, nm[0], c->head_dim, 1, qk_norm, &L->q_norm)) ||
+                (st = view(m, nm[1], c->head_dim, 1, qk_norm, &L->k_norm)) ||
+                (st = view(m, nm[2], d, 1, post, &L->attn_post_norm)))
+                return st;
+        }
+        if (L->has_ffn && post) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "blk.%d.post_ffw_norm.weight", l);
+            if ((st = view(m, nm, d, 1, true, &L->ffn_post_norm))) return st;
+        }
         const char *ffk = "feed_forward_length";
-        if (L->has_ffn &&
+        if (L->has_ffn && phi3) {
+            /* phi3: ffn_up holds the gate rows, then the up rows (llama.cpp's fused SwiGLU) */
+            if ((st = view(m, n[9], d, 1, true, &L->ffn_norm)) ||
+                (st = fused(m, l, "ffn_up.weight", d, sh.n_ff, sh.n_ff, 0, ws2)) ||
+                (st = with_key(m, view(m, n[12], sh.n_ff, d, true, &L->w_down), n[12], "%s.%s = %d", c->arch, ffk, sh.n_ff)))
+                return st;
+        } else if (L->has_ffn &&
             ((st = view(m, n[9], d, 1, true, &L->ffn_norm)) ||
              (st = with_key(m, view(m, n[10], d, sh.n_ff, true, &L->w_gate), n[10], "%s.%s = %d", c->arch, ffk, sh.n_ff)) ||
              (st = with_key(m, view(m, n[11], d, sh.n_ff, true, &L->w_up), n[11], "%s.%s = %d", c->arch, ffk, sh.n_ff)) ||
@@ -399,8 +530,13 @@ dp_status dp_model_open(const char *path, const char *vocab_path, struct dp_mode
         st = gguf ? open_gguf(m) : open_llama2c(m, vocab_path);
     }
     if (!st) {
+        /* what a family did not set is the llama recipe */
+        struct dp_family *f = &m->family;
+        if (f->embd_scale == 0) f->embd_scale = 1.0f;
+        if (f->attn_scale == 0) f->attn_scale = 1.0f / sqrtf((float)m->cfg.head_dim);
         m->max_head = m->max_head_kv = m->max_ff = 0;
         for (int l = 0; l < m->cfg.n_layers; l++) {
+            if (m->layers[l].rope_base == 0) m->layers[l].rope_base = m->cfg.rope_base;
             struct dp_layer_shape s = m->layers[l].shape;
             if (s.n_head > m->max_head) m->max_head = s.n_head;
             if (s.n_head_kv > m->max_head_kv) m->max_head_kv = s.n_head_kv;
@@ -421,6 +557,7 @@ void dp_model_close(struct dp_model *m) {
     dp_gguf_close(m->gguf);
     dp_map_close(&m->map);
     free(m->layers);
+    free(m->rope_factors);
     free(m->path);
     free(m);
 }
@@ -527,7 +664,9 @@ struct dp_session {
     const struct dp_model *m;
     struct dp_mask mask;
     int n_ctx, pos;
-    float **k_cache, **v_cache;   /* per layer: (n_head_kv, n_ctx, head_dim), NULL when removed */
+    int pos_hi;                   /* the furthest position written since the last reset */
+    float **k_cache, **v_cache;   /* per layer: (n_head_kv, kv_rows, head_dim), NULL when removed */
+    int *kv_rows, *kv_ring;       /* per layer: cache rows; ring size of a sliding window, 0: linear */
     /* scratch for a batch of up to MAX_BATCH tokens */
     float *x;                     /* (B, dim) residual stream */
     float *x_in;                  /* (B, dim) sublayer input copy for observers */
@@ -554,10 +693,21 @@ dp_status dp_session_new(const struct dp_model *m, const struct dp_mask *mask, i
     s->n_ctx = n_ctx;
     s->k_cache = dp_calloc((size_t)c->n_layers, sizeof *s->k_cache);
     s->v_cache = dp_calloc((size_t)c->n_layers, sizeof *s->v_cache);
-    bool ok = s->k_cache && s->v_cache;
+    s->kv_rows = dp_calloc((size_t)c->n_layers, sizeof *s->kv_rows);
+    s->kv_ring = dp_calloc((size_t)c->n_layers, sizeof *s->kv_ring);
+    bool ok = s->k_cache && s->v_cache && s->kv_rows && s->kv_ring;
     for (int l = 0; ok && l < c->n_layers; l++) {
         if (!s->mask.attn[l] || !m->layers[l].has_attn || !m->layers[l].shape.n_head_kv) continue;
-        size_t n = (size_t)n_ctx * m->layers[l].shape.n_head_kv * c->head_dim;
+        /*
+         * A sliding window of W keys needs the last W - 1 positions before a
+         * batch plus the batch: a ring of W + MAX_BATCH positions, stored
+         * twice so every window is contiguous (layer.h). Memory stays linear
+         * in the window, not the context.
+         */
+        int W = m->layers[l].window, ring = W + MAX_BATCH;
+        s->kv_ring[l] = W && 2 * ring < n_ctx ? ring : 0;
+        s->kv_rows[l] = s->kv_ring[l] ? 2 * ring : n_ctx;
+        size_t n = (size_t)s->kv_rows[l] * m->layers[l].shape.n_head_kv * c->head_dim;
         s->k_cache[l] = dp_malloc(n * sizeof(float));
         s->v_cache[l] = dp_malloc(n * sizeof(float));
         ok = s->k_cache[l] && s->v_cache[l];
@@ -585,12 +735,14 @@ void dp_session_free(struct dp_session *s) {
     }
     free(s->k_cache);
     free(s->v_cache);
+    free(s->kv_rows);
+    free(s->kv_ring);
     float *bufs[] = {s->x, s->x_in, s->xb, s->q, s->k, s->v, s->att, s->gate, s->up, s->delta, s->scores, s->wvec};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(s);
 }
 
-void dp_session_reset(struct dp_session *s) { s->pos = 0; }
+void dp_session_reset(struct dp_session *s) { s->pos = s->pos_hi = 0; }
 void dp_session_rewind(struct dp_session *s, int pos) {
     DP_ASSERT(pos >= 0 && pos <= s->pos);
     s->pos = pos;
@@ -601,149 +753,6 @@ int dp_session_n_ctx(const struct dp_session *s) { return s->n_ctx; }
 int dp_session_pos(const struct dp_session *s) { return s->pos; }
 
 /* ---- the forward pass ---- */
-
-/* out = x / rms(x) * w, row by row (w in f32/f16/bf16). */
-static void rmsnorm(float *out, const float *x, const struct dp_weight *w, int n, int dim, float eps, float *wbuf) {
-    dp_dequant_row(w->type, w->data, wbuf, dim);
-    for (int t = 0; t < n; t++) {
-        const float *xr = x + (size_t)t * dim;
-        float *o = out + (size_t)t * dim;
-        double ss = 0;
-        for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
-        float scale = 1.0f / sqrtf((float)(ss / dim) + eps);
-        for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * wbuf[i];
-    }
-}
-
-static void add_bias(float *y, const struct dp_weight *b, int n, int width, float *wbuf) {
-    if (!b->data) return;
-    dp_dequant_row(b->type, b->data, wbuf, width);
-    for (int t = 0; t < n; t++)
-        for (int i = 0; i < width; i++) y[(size_t)t * width + i] += wbuf[i];
-}
-
-/* Rotate n_rot dims of each head of rows (n, n_heads*hd) at positions pos0.. as llama.cpp does. */
-static void rope(float *v, int n, int n_heads, const struct dp_config *c, int pos0) {
-    float theta_scale = powf(c->rope_base, -2.0f / (float)c->n_rot);
-    for (int t = 0; t < n; t++) {
-        for (int h = 0; h < n_heads; h++) {
-            float *r = v + ((size_t)t * n_heads + h) * c->head_dim;
-            float theta = (float)(pos0 + t);
-            for (int i = 0; i < c->n_rot; i += 2) {
-                float cs = cosf(theta), sn = sinf(theta);
-                int a = c->rope_neox ? i / 2 : i, b = c->rope_neox ? i / 2 + c->n_rot / 2 : i + 1;
-                float x0 = r[a], x1 = r[b];
-                r[a] = x0 * cs - x1 * sn;
-                r[b] = x0 * sn + x1 * cs;
-                theta *= theta_scale;
-            }
-        }
-    }
-}
-
-struct attn_job {
-    struct dp_session *s;
-    int layer, n, pos0;
-};
-
-/*
- * Causal attention for (token, head) pairs split across threads. The cache is
- * head-major, (n_head_kv, n_ctx, head_dim), so each head's keys and values
- * stream contiguously (small heads keep keys as columns, so that sixteen
- * scores are a few vector operations); each query is one call of the
- * kernels' attend. Memory is linear
- * in the context: one row of scores per thread.
- */
-static void attn_worker(void *ctx, int ith, int nth) {
-    const struct attn_job *j = ctx;
-    struct dp_session *s = j->s;
-    const struct dp_config *c = &s->m->cfg;
-    struct dp_layer_shape sh = s->m->layers[j->layer].shape;
-    int hd = c->head_dim, group = sh.n_head / sh.n_head_kv;
-    float scale = 1.0f / sqrtf((float)hd);
-    const struct dp_kernel_ops *ops = dp_kernels();
-    DP_ASSERT(ith < s->scores_threads);
-    float *sc = s->scores + (size_t)ith * s->n_ctx;
-    int64_t lo, hi;
-    dp_pool_split((int64_t)j->n * sh.n_head, ith, nth, &lo, &hi);
-    for (int64_t w = lo; w < hi; w++) {
-        int h = (int)(w / j->n), t = (int)(w % j->n), kvh = h / group; /* head-major: a head's keys stay in cache */
-        const float *q = s->q + ((size_t)t * sh.n_head + h) * hd;
-        const float *K = s->k_cache[j->layer] + (size_t)kvh * s->n_ctx * hd;  /* (n_ctx, hd) or (hd, n_ctx) */
-        const float *V = s->v_cache[j->layer] + (size_t)kvh * s->n_ctx * hd;  /* (n_ctx, hd) */
-        ops->attend(q, K, s->n_ctx, V, j->pos0 + t + 1, hd, scale, sc, s->att + ((size_t)t * sh.n_head + h) * hd);
-    }
-}
-
-/*
- * Append n rows of keys or values (n, n_kv*hd) to a head-major cache at
- * position pos: each head (n_ctx, hd), or (hd, n_ctx) with `columns` (the
- * keys of small heads, as the kernels' attend reads them).
- */
-static void cache_store(float *cache, const float *rows, int n, int n_kv, int hd, int n_ctx, int pos, bool columns) {
-    for (int t = 0; t < n; t++)
-        for (int h = 0; h < n_kv; h++) {
-            const float *r = rows + ((size_t)t * n_kv + h) * hd;
-            float *head = cache + (size_t)h * n_ctx * hd;
-            if (columns)
-                for (int i = 0; i < hd; i++) head[(size_t)i * n_ctx + pos + t] = r[i];
-            else
-                memcpy(head + (size_t)(pos + t) * hd, r, (size_t)hd * sizeof(float));
-        }
-}
-
-/*
- * The attention sublayer for n rows at positions pos..pos+n-1: keys and
- * values of all n rows go to the cache; the output (delta) is computed for
- * rows from..n-1 only (n-from rows), since later rows of a last layer may be
- * all that reaches the logits (as llama.cpp skips unused outputs).
- */
-static void attention_sublayer(struct dp_session *s, struct dp_pool *pool, int l, int n, int from, float *wbuf) {
-    const struct dp_model *m = s->m;
-    const struct dp_config *c = &m->cfg;
-    const struct dp_layer *L = &m->layers[l];
-    int dim = c->n_embd, hd = c->head_dim, nq = n - from;
-    int qd = L->shape.n_head * hd, kvd = L->shape.n_head_kv * hd;
-    const float *xq = s->xb + (size_t)from * dim;                       /* normed rows with outputs */
-    rmsnorm(s->xb, s->x, &L->attn_norm, n, dim, c->norm_eps, wbuf);
-    if (!kvd) { /* linear attention (deci): no keys, no values, no cache */
-        if (nq) dp_matmul(pool, L->wo.data, L->wo.type, dim, dim, xq, nq, s->delta); /* delta (nq, dim) */
-        return;
-    }
-    dp_matmul(pool, L->wk.data, L->wk.type, dim, kvd, s->xb, n, s->k);  /* k (n, kvd) */
-    dp_matmul(pool, L->wv.data, L->wv.type, dim, kvd, s->xb, n, s->v);  /* v (n, kvd) */
-    add_bias(s->k, &L->bk, n, kvd, wbuf);
-    add_bias(s->v, &L->bv, n, kvd, wbuf);
-    rope(s->k, n, L->shape.n_head_kv, c, s->pos);
-    cache_store(s->k_cache[l], s->k, n, L->shape.n_head_kv, hd, s->n_ctx, s->pos, hd <= DP_ATTEND_SMALL_HD);
-    cache_store(s->v_cache[l], s->v, n, L->shape.n_head_kv, hd, s->n_ctx, s->pos, false);
-    if (!nq) return;
-    dp_matmul(pool, L->wq.data, L->wq.type, dim, qd, xq, nq, s->q);     /* q (nq, qd) */
-    add_bias(s->q, &L->bq, nq, qd, wbuf);
-    rope(s->q, nq, L->shape.n_head, c, s->pos + from);
-    struct attn_job job = {s, l, nq, s->pos + from};
-    double work = (double)nq * qd * (s->pos + from + nq); /* a small job stays on the caller: same bits */
-    dp_pool_run(work < DP_MATMUL_MIN_PARALLEL ? NULL : pool, attn_worker, &job);                                /* att (nq, qd) */
-    dp_matmul(pool, L->wo.data, L->wo.type, qd, dim, s->att, nq, s->delta); /* delta (nq, dim) */
-    add_bias(s->delta, &L->bo, nq, dim, wbuf);
-}
-
-static void ffn_sublayer(struct dp_session *s, struct dp_pool *pool, int l, int n, float *wbuf) {
-    const struct dp_config *c = &s->m->cfg;
-    const struct dp_layer *L = &s->m->layers[l];
-    int dim = c->n_embd, ff = L->shape.n_ff;
-    rmsnorm(s->xb, s->x, &L->ffn_norm, n, dim, c->norm_eps, wbuf);
-    dp_matmul(pool, L->w_gate.data, L->w_gate.type, dim, ff, s->xb, n, s->gate); /* (n, ff) */
-    dp_matmul(pool, L->w_up.data, L->w_up.type, dim, ff, s->xb, n, s->up);       /* (n, ff) */
-    add_bias(s->gate, &L->b_gate, n, ff, wbuf);
-    add_bias(s->up, &L->b_up, n, ff, wbuf);
-    for (size_t i = 0; i < (size_t)n * ff; i++) {
-        float g = s->gate[i];
-        s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];                          /* SwiGLU */
-    }
-    dp_matmul(pool, L->w_down.data, L->w_down.type, ff, dim, s->gate, n, s->delta); /* (n, dim) */
-    add_bias(s->delta, &L->b_down, n, dim, wbuf);
-}
 
 /*
  * Residual add of a sublayer's output (or of a removed unit's replacement),
@@ -770,10 +779,7 @@ static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const
     if (start_x) {
         memcpy(s->x, start_x, (size_t)n * dim * sizeof(float));
     } else {
-        size_t erow = dp_type_row_bytes(m->tok_embd.type, dim);
-        for (int t = 0; t < n; t++)
-            dp_dequant_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * erow,
-                           s->x + (size_t)t * dim, dim);
+        dp_layer_embed(m, tokens, n, s->x);
     }
     /*
      * Rows whose last-layer outputs are needed: all when observed or for all
@@ -786,7 +792,11 @@ static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const
     for (int l = start / 2; l < c->n_layers; l++) {
         bool a = s->mask.attn[l] && m->layers[l].has_attn, f = s->mask.ffn[l] && m->layers[l].has_ffn;
         int from = l == c->n_layers - 1 ? keep_from : 0;
-        if (2 * l >= start && a) attention_sublayer(s, pool, l, n, from, nb);
+        if (2 * l >= start && a) {
+            struct dp_attn_io io = {s->xb, s->q, s->k, s->v, s->k_cache[l], s->v_cache[l], s->kv_rows[l],
+                                    s->kv_ring[l], s->att, s->scores, s->n_ctx, s->scores_threads, s->delta, nb};
+            dp_layer_attention(m, l, pool, s->x, n, from, s->pos, &io);
+        }
         if (from > 0) {
             if (from < n) memmove(s->x, s->x + (size_t)from * dim, (size_t)(n - from) * dim * sizeof(float));
             rows = n - from;
@@ -794,15 +804,15 @@ static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const
         }
         if (!rows) break;
         if (2 * l >= start) residual(s, 2 * l, a, rows, s->pos + row0, hooks);
-        if (f) ffn_sublayer(s, pool, l, rows, nb);
+        if (f) dp_layer_ffn(m, l, pool, s->x, rows, s->xb, s->gate, s->up, s->gate, s->delta, nb);
         residual(s, 2 * l + 1, f, rows, s->pos + row0, hooks);
     }
     if (mode == DP_LOGITS_ALL || (mode == DP_LOGITS_LAST && last_batch)) {
         int first = mode == DP_LOGITS_ALL ? 0 : rows - 1, n_out = rows - first;
-        rmsnorm(s->xb, s->x + (size_t)first * dim, &m->output_norm, n_out, dim, c->norm_eps, nb);
-        dp_matmul(pool, m->output.data, m->output.type, dim, c->n_vocab, s->xb, n_out, logits);
+        dp_layer_head(m, pool, s->x + (size_t)first * dim, n_out, s->xb, logits, nb);
     }
     s->pos += n;
+    if (s->pos > s->pos_hi) s->pos_hi = s->pos;
     return DP_OK;
 }
 
@@ -815,6 +825,10 @@ dp_status dp_session_forward_hooked(struct dp_session *s, struct dp_pool *pool, 
         return dp_fail(DP_ERR_ARG, "start unit %d needs a residual stream", start);
     if (n > s->n_ctx - s->pos)
         return dp_fail(DP_ERR_ARG, "%d tokens do not fit: %d of %d context positions are used", n, s->pos, s->n_ctx);
+    for (int l = 0; l < c->n_layers; l++)
+        if (s->kv_ring[l] && s->pos_hi - s->pos > MAX_BATCH)
+            return dp_fail(DP_ERR_ARG, "the session went back %d positions; block %d's sliding-window cache keeps %d",
+                           s->pos_hi - s->pos, l, MAX_BATCH);
     for (int t = 0; !start && t < n; t++)
         if (tokens[t] < 0 || tokens[t] >= c->n_vocab)
             return dp_fail(DP_ERR_ARG, "token id %d is outside the vocabulary (%d tokens)", tokens[t], c->n_vocab);

@@ -32,8 +32,26 @@ struct dp_layer {
     struct dp_weight w_gate, w_up;      /* (n_ff, dim) */
     struct dp_weight w_down, b_down;    /* (dim, n_ff), optional bias (dim) */
     struct dp_weight b_gate, b_up;      /* optional biases (n_ff) (deci files written by export) */
+    struct dp_weight q_norm, k_norm;    /* optional per-head RMSNorm (hd) before RoPE (qwen3, gemma3) */
+    struct dp_weight attn_post_norm;    /* optional (dim): RMSNorm of the attention output (gemma2/3) */
+    struct dp_weight ffn_post_norm;     /* optional (dim): RMSNorm of the FFN output (gemma2/3) */
+    int window;                         /* sliding window (keys with pos_q - pos_k < window), 0: none */
+    float rope_base;                    /* this layer's RoPE frequency base (gemma3: local or global) */
     struct dp_layer_shape shape;        /* n_head_kv == 0 < n_head: linear attention x + wo.attn_norm(x) */
     bool has_attn, has_ffn;             /* present in the file (deci files may lack them) */
+};
+
+/*
+ * What a family computes beyond the llama recipe, as llama.cpp reads it from
+ * the GGUF metadata (docs/families.md).
+ */
+enum dp_ffn_act { DP_FFN_SILU, DP_FFN_GELU_TANH };
+struct dp_family {
+    enum dp_ffn_act act;                /* gate activation: SwiGLU or tanh-GELU (gemma) */
+    float embd_scale;                   /* embeddings times this (gemma: sqrt(dim)); 1 otherwise */
+    float attn_scale;                   /* scores q.k times this: 1/sqrt(hd) unless the family says */
+    float attn_softcap;                 /* scores -> cap * tanh(score / cap); 0: none (gemma2) */
+    float final_softcap;                /* logits likewise (gemma2); 0: none */
 };
 
 struct dp_model {
@@ -48,6 +66,8 @@ struct dp_model {
     struct dp_weight output;            /* (vocab, dim); == tok_embd when tied */
     struct dp_layer *layers;            /* n_layers */
     int max_head, max_head_kv, max_ff;  /* over layers: scratch sizes */
+    float *rope_factors;                /* (n_rot/2) rope_freqs.weight (llama3 scaling), owned; NULL: none */
+    struct dp_family family;
 };
 
 /*

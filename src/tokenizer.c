@@ -51,6 +51,7 @@
 int dp_tokenizer_n_vocab(const struct dp_tokenizer *t) { return t->n_vocab; }
 int dp_tokenizer_bos(const struct dp_tokenizer *t) { return t->bos; }
 int dp_tokenizer_eos(const struct dp_tokenizer *t) { return t->eos; }
+bool dp_tokenizer_adds_bos(const struct dp_tokenizer *t) { return t->add_bos; }
 const char *dp_tokenizer_model(const struct dp_tokenizer *t) { return t->kind == KIND_SPM ? "llama" : "gpt2"; }
 
 const char *dp_tokenizer_piece(const struct dp_tokenizer *t, int id) {

@@ -16,5 +16,7 @@ dp_status dp_tokenizer_from_llama2c(const char *path, int n_vocab, struct dp_tok
 void dp_tokenizer_free(struct dp_tokenizer *t);
 /* "llama" (SentencePiece) or "gpt2" (byte-level BPE). */
 const char *dp_tokenizer_model(const struct dp_tokenizer *t);
+/* Whether the vocabulary adds BOS (tokenizer.ggml.add_bos_token, or the model's default). */
+bool dp_tokenizer_adds_bos(const struct dp_tokenizer *t);
 
 #endif
