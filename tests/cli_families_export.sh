@@ -56,13 +56,26 @@ for case in gemma2:b2,b3:a1 gemma3:b5:f2 llama3-tied:b1:a1 phi3:b1:f2 qwen2-tied
     arch=$($DP info -m $m --json | sed -n 's/.*"arch":"\([a-z0-9]*\)".*/\1/p')
     eq "$(arch_of $TMP/p.out)" "$arch" "$name $blocks keeps its arch"
     close "$(ppl4 -m $TMP/fb.gguf)" "$(ppl4 -m $m --drop $blocks)" 1e-6 "$name $blocks: reloaded export vs in memory"
+    exports=$TMP/fb.gguf:$blocks
     case $name in
     llama3-tied|qwen2-tied)
         $DP prune -m $m --drop $sub -o $TMP/fs.gguf >/dev/null 2>&1 || bad "$name $sub through deci"
-        close "$(ppl4 -m $TMP/fs.gguf)" "$(ppl4 -m $m --drop $sub)" 1e-6 "$name $sub: reloaded deci export vs in memory" ;;
+        close "$(ppl4 -m $TMP/fs.gguf)" "$(ppl4 -m $m --drop $sub)" 1e-6 "$name $sub: reloaded deci export vs in memory"
+        exports="$exports $TMP/fs.gguf:$sub" ;;
     *)
         fails "$name $sub refused" prune -m $m --drop $sub -o $TMP/none.gguf ;;
     esac
+    # llama.cpp (c392e509 runs llama, qwen2, phi3) on the exports, once depthprune's forward pass gives
+    # the README's llama.cpp figure for the unpruned fixture
+    ref=$(sed -n "s/^| \`synth-$name.gguf\` | \(llama\|qwen2\|phi3\) |.*| \([0-9.]*\) | [0-9.]* |$/\2/p" $F/README.md)
+    [ $have_llama = 1 ] && [ -n "$ref" ] || continue
+    if ! awk -v a="$(ppl -m $m)" -v b="$ref" 'BEGIN { d = a - b; exit !(a != "" && (d < 0 ? -d : d) <= 1e-4 * b) }'; then
+        echo "$name: llama.cpp export checks skipped, depthprune's perplexity is not llama.cpp's $ref in this build"
+        continue
+    fi
+    for e in $exports; do
+        close "$(llama_ppl ${e%%:*})" "$(ppl -m $m --drop ${e#*:})" 1e-4 "$name ${e#*:}: llama.cpp on the export vs in memory"
+    done
 done
 # gemma2: removing one block moves the next one to a position of the other sliding-window role
 if $DP info -m $F/synth-gemma2.gguf >/dev/null 2>&1; then
