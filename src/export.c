@@ -215,6 +215,7 @@ struct ctx {
     int n_bufs, cap_bufs;
     bool lossless;                      /* every new tensor so far in F32 */
     int n_fallback;                     /* matrices written in a fallback type */
+    bool permute_qk;                    /* NEOX source into deci: Q/K rows into (2i, 2i+1) pairs */
 };
 
 static void *keep(struct ctx *x, void *buf) {
@@ -266,6 +267,44 @@ static float *zeros(struct ctx *x, size_t n) { return keep(x, dp_calloc(n, sizeo
 /* Copy a source tensor byte for byte under a new name. */
 static dp_status copy_tensor(struct ctx *x, const struct dp_gguf_tensor *t, const char *name) {
     return dp_gguf_add_tensor(x->w, name, t->type, (int)t->n_dims, t->ne, t->data, t->nbytes);
+}
+
+/*
+ * The row of a NEOX-paired Q or K projection that lands in row r once the
+ * pairs (i, i + n_rot/2) of each head become deci's pairs (2i, 2i+1): row 2i
+ * takes row i, row 2i+1 takes row i + n_rot/2, rows past n_rot stay. Both
+ * rotations turn their pair by the same angle theta_i, and q.k is a sum over
+ * rows that one permutation applied to q and k leaves unchanged, so the
+ * attention is the same function (up to float summation order).
+ */
+static int64_t neox_source_row(int64_t r, int hd, int n_rot) {
+    int64_t h = r / hd, j = r % hd;
+    if (j >= n_rot) return r;
+    return h * hd + (j % 2 ? j / 2 + n_rot / 2 : j / 2);
+}
+
+/* Copy Q/K weight or bias t with its rows permuted by neox_source_row (rows: ne[1], or elements of a vector). */
+static dp_status copy_permuted(struct ctx *x, const struct dp_gguf_tensor *t, const char *name) {
+    const struct dp_config *c = &x->m->cfg;
+    bool vec = t->n_dims == 1;
+    int64_t n_rows = vec ? t->ne[0] : t->ne[1];
+    if (vec && dp_type_traits(t->type)->block_size != 1)
+        return dp_fail(DP_ERR_UNSUPPORTED, "%s: tensor '%s' in %s cannot be permuted element by element", x->m->path,
+                       t->name, dp_type_name(t->type));
+    if (n_rows % c->head_dim)
+        return dp_fail(DP_ERR_FORMAT, "%s: tensor '%s' has %lld rows, not whole heads of %d", x->m->path, t->name,
+                       (long long)n_rows, c->head_dim);
+    size_t row = t->nbytes / (size_t)n_rows;
+    uint8_t *q = keep(x, dp_malloc(t->nbytes));
+    if (!q) return DP_ERR_NOMEM;
+    for (int64_t r = 0; r < n_rows; r++)
+        memcpy(q + (size_t)r * row, t->data + (size_t)neox_source_row(r, c->head_dim, c->n_rot) * row, row);
+    return dp_gguf_add_tensor(x->w, name, t->type, (int)t->n_dims, t->ne, q, t->nbytes);
+}
+
+static bool is_qk(const char *rest) {
+    return !strcmp(rest, "attn_q.weight") || !strcmp(rest, "attn_k.weight") || !strcmp(rest, "attn_q.bias") ||
+           !strcmp(rest, "attn_k.bias");
 }
 
 /* Source tensor "blk.<src>.<sfx>" or NULL. */
@@ -487,7 +526,9 @@ static dp_status write_block(struct ctx *x, int i) {
         const struct dp_unit_recovery *fold = !strcmp(rest, "ffn_down.weight")      ? b->fold_ffn
                                               : !strcmp(rest, "attn_output.weight") ? b->fold_attn
                                                                                     : NULL;
-        st = fold ? write_folded(x, T, name, fold, false) : copy_tensor(x, T, name);
+        st = fold                             ? write_folded(x, T, name, fold, false)
+             : x->permute_qk && is_qk(rest) ? copy_permuted(x, T, name)
+                                            : copy_tensor(x, T, name);
     }
     if (st) return st;
     if (b->attn == ATTN_ZERO_LINEAR && (st = write_zero_linear(x, i, b->src))) return st;
@@ -556,7 +597,9 @@ static dp_status write_metadata(struct ctx *x, const char *arch) {
         if (strlen(kv->key) + 16 >= sizeof key)
             return dp_fail(DP_ERR_UNSUPPORTED, "%s: metadata key '%.40s...' is too long", x->m->path, kv->key);
         size_t esz = kv->val.type == DP_GGUF_ARRAY ? dp_gguf_vtype_size(kv->val.elem_type) : 0;
-        if (own && esz && kv->val.n == (uint64_t)c->n_layers) {
+        /* rope.dimension_sections (4 entries) is the one <arch>. array known not to be per layer */
+        bool per_layer = esz && kv->val.n == (uint64_t)c->n_layers && !strstr(kv->key, ".rope.dimension_sections");
+        if (own && per_layer) {
             for (int b = 0; b < n; b++) memcpy(tmp + (size_t)b * esz, kv->val.raw + (size_t)p->b[b].src * esz, esz);
             dp_gguf_set_arr(x->w, key, kv->val.elem_type, tmp, (uint64_t)n);
         } else {
@@ -649,6 +692,93 @@ static dp_status write_provenance(struct ctx *x, const struct dp_mask *mask, con
     return DP_OK;
 }
 
+/* ---- families (docs/families.md, "Export") ---- */
+
+static bool plan_has_constants(const struct plan *p) {
+    bool any = p->embd_bias != NULL;
+    for (int i = 0; i < p->n; i++) any |= p->b[i].bias != NULL;
+    return any;
+}
+
+/*
+ * Whether llama.cpp runs block i of a Gemma file with sliding-window
+ * attention: it decides by position, not by metadata (gemma2: even blocks;
+ * gemma3: five local blocks then one global, and local ones take the RoPE
+ * base rope.freq_base_swa). -1 when the arch has no such pattern.
+ */
+static int gemma_local(const struct dp_model *m, int i) {
+    if (!strcmp(m->cfg.arch, "gemma2")) return i % 2 == 0;
+    if (!strcmp(m->cfg.arch, "gemma3")) {
+        int64_t w = 0;
+        if (dp_gguf_get_int(m->gguf, "gemma3.attention.sliding_window", false, &w) || w <= 0) return -1;
+        return i % 6 < 5;
+    }
+    return -1;
+}
+
+/*
+ * The output arch for plan p, or a one-line refusal naming why llama.cpp
+ * could not run the result as the in-memory pruned model:
+ *  - llama, mistral, deci: the arch is kept for block removal, else deci;
+ *  - qwen2: kept for block removal (with or without a constant folded into
+ *    token_embd), else deci with Q/K rows permuted into deci's RoPE pairs
+ *    (*permute_qk) and the q/k/v biases kept;
+ *  - qwen3, phi3: block removal only (deci has no q/k norms; phi3's fused
+ *    tensors and NEOX pairs are not converted), no constant (their graphs
+ *    have no ffn_down.bias; the tied qwen3 head forbids a token_embd fold
+ *    only through that), gemma2, gemma3: block removal only, no recovery
+ *    (post-norms, soft-caps and GELU have no deci form; the embedding is
+ *    scaled by sqrt(dim), so a constant cannot go into token_embd), every
+ *    kept block in a position of the same sliding-window role, and not for
+ *    the 27B shape whose query scale llama.cpp picks by block count.
+ */
+static dp_status family_rules(const struct dp_model *m, const struct plan *p, const char **arch, bool *permute_qk) {
+    const char *a = m->cfg.arch;
+    bool blocks_only = !p->deci, constants = plan_has_constants(p);
+    *arch = a;
+    *permute_qk = false;
+    if (!strcmp(a, "llama") || !strcmp(a, "mistral") || !strcmp(a, "deci")) {
+        if (p->deci) *arch = "deci";
+        return DP_OK;
+    }
+    if (!strcmp(a, "qwen2")) {
+        bool down_bias = false;
+        for (int i = 0; i < p->n; i++) down_bias |= p->b[i].bias != NULL;
+        if (p->deci || down_bias) {
+            *arch = "deci";
+            *permute_qk = m->cfg.rope_neox;
+        }
+        return DP_OK;
+    }
+    bool gemma = !strncmp(a, "gemma", 5);
+    if (!blocks_only)
+        return dp_fail(DP_ERR_UNSUPPORTED, "%s: arch %s exports block removal only: %s", m->path, a,
+                       !strcmp(a, "qwen3") ? "llama.cpp's deci graph has no per-head q/k norms"
+                       : !strcmp(a, "phi3") ? "its fused attn_qkv / ffn_up and NEOX RoPE are not converted to deci"
+                       : gemma ? "llama.cpp's deci graph has no post-norms, soft-caps or GELU"
+                               : "no llama.cpp graph holds its sublayer removal");
+    if (constants)
+        return dp_fail(DP_ERR_UNSUPPORTED, "%s: arch %s cannot hold a recovery's constant: %s", m->path, a,
+                       gemma ? "the embedding is scaled by sqrt(dim) and the graph has no ffn_down.bias"
+                             : "llama.cpp's graph has no ffn_down.bias (use --recover none)");
+    if (!gemma) return DP_OK;
+    for (int i = 0; i < p->n; i++) {
+        int was = gemma_local(m, p->b[i].src), now = gemma_local(m, i);
+        if (was != now)
+            return dp_fail(DP_ERR_UNSUPPORTED, "%s: %s block %d would land at position %d and turn from %s to %s "
+                           "attention (llama.cpp sets the sliding-window pattern by position); remove blocks so that "
+                           "each kept block keeps its role (e.g. %s)", m->path, a, p->b[i].src, i,
+                           was ? "sliding-window" : "global", now ? "sliding-window" : "global",
+                           !strcmp(a, "gemma2") ? "pairs of neighbours" : "runs of 6");
+    }
+    int64_t big = !strcmp(a, "gemma2") ? 46 : 62;
+    if (m->cfg.n_layers == big && m->cfg.n_embd / m->cfg.n_head != m->cfg.head_dim)
+        return dp_fail(DP_ERR_UNSUPPORTED, "%s: llama.cpp scales queries of a %lld-block %s (27B) by 1/sqrt(dim/heads) "
+                       "and of any other block count by 1/sqrt(head size); a pruned copy would change", m->path,
+                       (long long)big, a);
+    return DP_OK;
+}
+
 static bool same_file(const char *a, const char *b) {
     struct stat sa, sb;
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
@@ -670,17 +800,16 @@ dp_status dp_export(const struct dp_model *m, const struct dp_mask *mask, const 
                        m->cfg.n_layers);
     if (same_file(path, m->path)) return dp_fail(DP_ERR_ARG, "%s: refusing to overwrite the model being pruned", path);
     struct plan p;
+    const char *arch = m->cfg.arch;
+    bool permute_qk = false;
     dp_status st = make_plan(m, mask, rec, &p);
-    const char *arch = p.deci ? "deci" : m->cfg.arch;
-    if (!st && strcmp(arch, m->cfg.arch) && strcmp(m->cfg.arch, "llama") && strcmp(m->cfg.arch, "mistral"))
-        st = dp_fail(DP_ERR_UNSUPPORTED, "%s: arch %s cannot express sublayer removal or low-rank maps in llama.cpp "
-                     "(only llama-style models convert to deci)", m->path, m->cfg.arch);
+    if (!st) st = family_rules(m, &p, &arch, &permute_qk);
     bool down_bias = !strcmp(arch, "llama") || !strcmp(arch, "mistral") || !strcmp(arch, "deci");
     for (int i = 0; !st && !down_bias && i < p.n; i++)
         if (p.b[i].bias)
             st = dp_fail(DP_ERR_UNSUPPORTED, "%s: llama.cpp's %s graph has no ffn_down.bias to fold a constant into",
                          m->path, arch);
-    struct ctx x = {m, m->gguf, &p, NULL, t, DP_TYPE_F32, NULL, 0, 0, true, 0};
+    struct ctx x = {m, m->gguf, &p, NULL, t, DP_TYPE_F32, NULL, 0, 0, true, 0, permute_qk};
     char sha[65];
     if (!st) {
         dp_sha256_hex(m->gguf->data, m->gguf->size, sha);

@@ -6,6 +6,7 @@
  * llama2.c's tok512.bin, generation-style printing, invalid UTF-8, and the
  * failure paths (unsupported model and pre-tokenizer, broken files).
  */
+#include <dirent.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -13,8 +14,49 @@
 #include "tokenizer.h"
 #include "unicode.h"
 
-static const char *const vocabs[] = {"llama-spm", "phi-3", "gpt-2", "deepseek-coder", "deepseek-llm",
-                                     "falcon", "mpt", "refact", "starcoder"};
+static const char *const vocabs[] = {"llama-spm", "phi-3",  "gpt-2",  "deepseek-coder", "deepseek-llm", "llama-bpe",
+                                     "qwen2",     "gemma3", "falcon", "mpt", "refact", "starcoder"};
+
+/*
+ * Every vector file in ../shared/tokenizers is tested: an X.gguf.inp whose
+ * vocabulary is not in the list above, or whose X.gguf is missing, fails.
+ * vectors-without-vocab/ holds vectors whose vocabulary the project lacks
+ * (command-r): each is named on stdout as untested, and fails as soon as
+ * its vocabulary appears there without being added to the list.
+ */
+static void test_vector_files(void) {
+    const char *dirs[2] = {"tokenizers", "tokenizers/vectors-without-vocab"};
+    int n_top = 0;
+    for (int d = 0; d < 2; d++) {
+        DIR *dir = opendir(test_shared(dirs[d]));
+        CHECK_MSG(dir != NULL || d == 1, "%s: cannot open", test_shared(dirs[d]));
+        for (struct dirent *e; dir && (e = readdir(dir));) {
+            size_t len = strlen(e->d_name);
+            const char *pre = "ggml-vocab-", *suf = ".gguf.inp";
+            if (len <= strlen(pre) + strlen(suf) || strncmp(e->d_name, pre, strlen(pre)) ||
+                strcmp(e->d_name + len - strlen(suf), suf))
+                continue;
+            char name[256], rel[600];
+            snprintf(name, sizeof name, "%.*s", (int)(len - strlen(pre) - strlen(suf)), e->d_name + strlen(pre));
+            bool listed = false;
+            for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) listed |= !strcmp(vocabs[v], name);
+            snprintf(rel, sizeof rel, "%s/ggml-vocab-%s.gguf", dirs[d], name);
+            bool have = access(test_shared(rel), R_OK) == 0;
+            if (d == 0) {
+                n_top++;
+                CHECK_MSG(listed && have, "%s: vectors %s, vocabulary %s", name, listed ? "tested" : "not tested",
+                          have ? "present" : "missing");
+            } else if (!have) {
+                printf("%-15s untested: no vocabulary (%s)\n", name, dirs[d]);
+            } else {
+                CHECK_MSG(listed, "%s: vocabulary arrived in %s but is not tested", name, dirs[d]);
+            }
+        }
+        if (dir) closedir(dir);
+    }
+    CHECK_MSG(n_top == (int)(sizeof vocabs / sizeof vocabs[0]), "%d vector files, %d vocabularies tested", n_top,
+              (int)(sizeof vocabs / sizeof vocabs[0]));
+}
 
 static char *read_all(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -404,6 +446,7 @@ static void test_errors(void) {
 }
 
 int main(void) {
+    test_vector_files();
     for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) test_vectors(vocabs[v]);
     test_stories();
     test_special();
