@@ -73,10 +73,6 @@ dp_status dp_read_file(const char *path, char **out, size_t *len);
  * Atomic output: dp_out_open creates "<path>.tmp.<pid>" for writing;
  * dp_out_commit closes and renames it onto path; dp_out_abort removes it.
  */
-struct dp_out {
-    FILE *f;
-    char *path, *tmp;
-};
 dp_status dp_out_open(const char *path, struct dp_out *out);
 dp_status dp_out_commit(struct dp_out *out);
 void dp_out_abort(struct dp_out *out);
@@ -109,12 +105,6 @@ void dp_progress_end(void);
  *   dp_json_begin_obj(j, NULL); dp_json_num(j, "ppl", 4.06); dp_json_end(j);
  * Keys are NULL inside arrays.
  */
-struct dp_json {
-    FILE *f;
-    int depth;
-    bool first[64];
-    char closers[64];
-};
 void dp_json_init(struct dp_json *j, FILE *f);
 void dp_json_begin_obj(struct dp_json *j, const char *key);
 void dp_json_begin_arr(struct dp_json *j, const char *key);
