@@ -83,7 +83,9 @@ ifeq ($(BUILD),build-fuzz)
 $(BUILD)/src/kernels_avx2.o $(BUILD)/src/kernels_avx512.o: override OPT = -O1
 endif
 
-$(CLI_PUBLIC_OBJ): CFLAGS := $(filter-out -Isrc,$(CFLAGS))
+$(CLI_PUBLIC_OBJ): private CFLAGS := $(filter-out -Isrc,$(CFLAGS))
+# Tests of the public header alone (and docs/example.c): no internal header either.
+$(BUILD)/tests/test_api: private CFLAGS := $(filter-out -Isrc,$(CFLAGS))
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -93,11 +93,14 @@ dp_status dp_score_run(const struct dp_model *m, const struct dp_mask *mask, str
     struct dp_mmlu_data *mdata = NULL;
     double t0 = dp_now();
     dp_status st = DP_OK;
-    if (calib) st = dp_corpus_read(p->corpus, &corpus);
+    /* stage "score": 0 of 1 before any work, 1 of 1 when the scores are in */
+    if (!dp_progress_step(p->progress, p->progress_user, "score", 0, 1)) st = DP_ERR_CANCELLED;
+    if (!st && calib) st = dp_corpus_read(p->corpus, &corpus);
     if (!st && calib) st = dp_chunks_paper(dp_model_tokenizer(m), corpus, p->doc_lo, p->doc_hi, ctx, p->max_seqs, &ch);
     if (!st && oracle) st = dp_mmlu_read(p->mmlu_dir, NULL, p->mmlu_limit, &mdata);
     o.mmlu = mdata;
     if (!st) st = dp_metrics_score(m, mask, p->hooks, pool, ch, &o, &r->s);
+    if (!st && !dp_progress_step(p->progress, p->progress_user, "score", 1, 1)) st = DP_ERR_CANCELLED;
     double secs = dp_now() - t0;
     if (!st) {
         r->model = dup_or_null(dp_model_path(m));
