@@ -86,6 +86,10 @@ endif
 $(CLI_PUBLIC_OBJ): private CFLAGS := $(filter-out -Isrc,$(CFLAGS))
 # Tests of the public header alone (and docs/example.c): no internal header either.
 $(BUILD)/tests/test_api: private CFLAGS := $(filter-out -Isrc,$(CFLAGS))
+$(BUILD)/docs/example: private CFLAGS := $(filter-out -Isrc,$(CFLAGS))
+$(BUILD)/docs/example: docs/example.c include/depthprune.h $(BUILD)/libdepthprune.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdepthprune.a $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -99,7 +103,7 @@ $(BUILD)/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ tests/fuzz/replay.c $< $(BUILD)/libdepthprune.a $(LDLIBS)
 
-test: depthprune $(TESTS) $(FUZZ_REPLAY) $(if $(filter 1,$(FUZZ)),fuzz)
+test: depthprune $(TESTS) $(BUILD)/docs/example $(FUZZ_REPLAY) $(if $(filter 1,$(FUZZ)),fuzz)
 	@FUZZ=$(FUZZ) sh tests/run.sh $(BUILD) $(TESTS)
 
 # The sanitizer builds link ./depthprune too (the CLI tests run it); it is removed afterwards so
