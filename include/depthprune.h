@@ -27,6 +27,19 @@
  * library never prints to stdout and never exits. Objects are released by
  * their _close/_free function, which accepts NULL.
  *
+ * Contents (sections in this order): status and errors; progress and
+ * cancellation; thread pool; model; units and masks; forward pass;
+ * utilities for programs (time, files, JSON writer); memory planning; model
+ * metadata and statistics; replacements of removed units; corpus; plans;
+ * score; evaluate (ppl, KL, MMLU, multiple choice, paired statistics);
+ * generation; bench; tokenizer. docs/example.c scores, plans and evaluates
+ * through this header alone.
+ *
+ * Thread safety: a model, corpus, chunks, plan and score result are
+ * read-only once made and may be shared; a session, a pool and a JSON writer
+ * belong to one thread at a time. Progress callbacks run on the calling
+ * thread.
+ *
  * Units are named b<i> (block i), a<i> (attention sublayer i) and f<i>
  * (feed-forward sublayer i), 0-based. A pruned model is the mapped original
  * plus a unit mask; nothing is copied.

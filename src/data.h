@@ -26,7 +26,6 @@ struct dp_corpus {
 dp_status dp_corpus_read(const char *path, struct dp_corpus **out);
 void dp_corpus_free(struct dp_corpus *c);
 
-
 /*
  * The paper chunking of documents [doc_lo, doc_hi) (doc_hi < 0: to the end),
  * keeping at most max_seqs chunks (<= 0: all). Fails when not even one chunk

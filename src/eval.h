@@ -16,7 +16,6 @@
 #include "data.h"
 #include "model.h"
 
-
 /* log p(target | logits) for one row of n_vocab logits. */
 double dp_log_softmax_at(const float *logits, int n_vocab, int target);
 

@@ -34,7 +34,6 @@
 struct dp_model;
 struct dp_jv;
 
-
 /* The identity of a loaded model (cannot fail: reads a few pages per tensor). */
 void dp_identity_of(const struct dp_model *m, struct dp_identity *out);
 

@@ -30,7 +30,7 @@
 
 #include "model.h"
 
-
+/* (the public structures of this module are in include/depthprune.h) */
 
 /*
  * Compare cand with base on ids (the whole text's tokens, BOS first). cand

@@ -20,7 +20,7 @@
 #include "loglik.h"
 #include "tasks.h"
 
-
+/* (the public structures of this module are in include/depthprune.h) */
 
 dp_status dp_mc_eval(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
                      struct dp_pool *pool, const struct dp_mc_set *set, const struct dp_mc_opts *opts,

@@ -41,14 +41,12 @@
 #include "data.h"
 #include "model.h"
 
-
 /* "cosine", "loo_loss", ... (NULL when out of range). */
 const char *dp_metric_name(int metric);
 /* The metric named by the n bytes of s, or -1. */
 int dp_metric_parse(const char *s, size_t n);
 /* Whether the metric is a random estimate (it has standard errors). */
 bool dp_metric_random(int metric);
-
 
 /* What a family of passes cost, in sublayer evaluations (attention or FFN). */
 struct dp_cost {

@@ -31,9 +31,7 @@
 
 #include <stdio.h>
 
-
-
-
+/* (the public structures of this module are in include/depthprune.h) */
 
 /* The prompt text of test row q of subject s with k shots (heap string, *len bytes). */
 dp_status dp_mmlu_prompt(const struct dp_mmlu_subject *s, int q, int k, char **out, size_t *len);

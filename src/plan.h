@@ -23,7 +23,7 @@
 #include "base.h"
 #include "identity.h"
 
-
+/* (the public structures of this module are in include/depthprune.h) */
 
 dp_status dp_plan_load(const char *path, struct dp_plan *out);
 /*

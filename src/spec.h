@@ -41,7 +41,7 @@
 /* DP_SPEC_MAX_LEN (depthprune.h): a verification batch of K+1 tokens stays in the kernels' decode order. */
 _Static_assert(DP_SPEC_MAX_LEN + 1 < DP_GEMM_MIN_TOK, "verification batches must use the decode order");
 
-
+/* (the public structures of this module are in include/depthprune.h) */
 
 /* The per-token acceptance rate of the i.i.d. model: accepted / (accepted + rejections); 0 when nothing was drafted. */
 double dp_spec_accept_rate(const struct dp_spec_stats *s);

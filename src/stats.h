@@ -22,7 +22,6 @@ double dp_stats_acc_stderr(int64_t k, int64_t n);
 /* Two-sided exact McNemar p-value for discordant counts b and c. */
 double dp_stats_mcnemar_exact(int64_t b, int64_t c);
 
-
 /* Paired comparison of per-question correctness a[i], b[i] (i < n). */
 void dp_stats_paired(const bool *a, const bool *b, int64_t n, struct dp_paired *out);
 
