@@ -27,6 +27,19 @@
  * library never prints to stdout and never exits. Objects are released by
  * their _close/_free function, which accepts NULL.
  *
+ * Contents (sections in this order): status and errors; progress and
+ * cancellation; thread pool; model; units and masks; forward pass;
+ * utilities for programs (time, files, JSON writer); memory planning; model
+ * metadata and statistics; replacements of removed units; corpus; plans;
+ * score; evaluate (ppl, KL, MMLU, multiple choice, paired statistics);
+ * generation; bench; tokenizer. docs/example.c scores, plans and evaluates
+ * through this header alone.
+ *
+ * Thread safety: a model, corpus, chunks, plan and score result are
+ * read-only once made and may be shared; a session, a pool and a JSON writer
+ * belong to one thread at a time. Progress callbacks run on the calling
+ * thread.
+ *
  * Units are named b<i> (block i), a<i> (attention sublayer i) and f<i>
  * (feed-forward sublayer i), 0-based. A pruned model is the mapped original
  * plus a unit mask; nothing is copied.
@@ -37,6 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #define DP_VERSION "0.1.0"
 #define DP_MAX_LAYERS 512
@@ -183,8 +197,528 @@ enum dp_act dp_kernels_act(void);
 const char *dp_kernels_act_name(enum dp_act mode);
 dp_status dp_kernels_act_parse(const char *name, enum dp_act *out);
 
+/* ---- utilities for programs ---------------------------------------------- */
+
+/*
+ * Small services the library uses itself and offers its programs, so that a
+ * program needs nothing but this header: time, memory, files written
+ * atomically, a JSON writer. All are thread-safe except where noted.
+ */
+
+/* Monotonic time in seconds. */
+double dp_now(void);
+/* Peak resident set size of this process in MiB. */
+double dp_peak_rss_mb(void);
+/*
+ * Read a whole regular file (a FIFO or device is refused at once) into a
+ * NUL-terminated heap buffer the caller frees; *len excludes the NUL.
+ */
+dp_status dp_read_file(const char *path, char **out, size_t *len);
+/* What path is when it exists and is not a regular file ("a FIFO", "a folder", ...), else NULL. */
+const char *dp_file_kind(const char *path);
+/*
+ * Copy n bytes of s to buf (cap > 0 bytes, always NUL-terminated) for a
+ * message: valid UTF-8 is kept, control bytes and invalid UTF-8 become \xNN;
+ * cut with "..." when buf is too small. Returns buf.
+ */
+char *dp_escape(const char *s, size_t n, char *buf, size_t cap);
+/* Parse "A:B" (either side may be empty) into [lo, hi); hi = -1 for the end. DP_ERR_ARG otherwise. */
+dp_status dp_parse_range(const char *s, int *lo, int *hi);
+/* A size such as 4096, 512K, 1.5M, 8G or 1T (binary multiples); false when not one. */
+bool dp_parse_bytes(const char *s, int64_t *out);
+/* "64.0 GiB", "512.0 MiB", "12.0 KiB" into buf. */
+void dp_format_bytes(int64_t bytes, char *buf, size_t cap);
+
+/*
+ * Atomic output: dp_out_open creates "<path>.tmp.<pid>" for writing (f);
+ * dp_out_commit closes and renames it onto path; dp_out_abort removes it.
+ * Either of the two releases what dp_out_open allocated.
+ */
+struct dp_out {
+    FILE *f;
+    char *path, *tmp;
+};
+dp_status dp_out_open(const char *path, struct dp_out *out);
+dp_status dp_out_commit(struct dp_out *out);
+void dp_out_abort(struct dp_out *out);
+
+/*
+ * A minimal streaming JSON writer: nesting and commas are tracked for you.
+ *   struct dp_json j; dp_json_init(&j, stdout);
+ *   dp_json_begin_obj(&j, NULL); dp_json_num(&j, "ppl", 4.06); dp_json_end(&j);
+ * Keys are NULL inside arrays; numbers that are not finite are written as
+ * null. One writer per thread.
+ */
+struct dp_json {
+    FILE *f;
+    int depth;
+    bool first[64];
+    char closers[64];
+};
+void dp_json_init(struct dp_json *j, FILE *f);
+void dp_json_begin_obj(struct dp_json *j, const char *key);
+void dp_json_begin_arr(struct dp_json *j, const char *key);
+void dp_json_end(struct dp_json *j);
+void dp_json_num(struct dp_json *j, const char *key, double v);
+void dp_json_int(struct dp_json *j, const char *key, int64_t v);
+void dp_json_bool(struct dp_json *j, const char *key, bool v);
+void dp_json_null(struct dp_json *j, const char *key);
+void dp_json_str(struct dp_json *j, const char *key, const char *s);
+void dp_json_strn(struct dp_json *j, const char *key, const char *s, size_t n);
+
+/* ---- memory planning ------------------------------------------------------ */
+
+/*
+ * Sizes known before allocating, so a program can refuse a run that cannot
+ * fit with one line instead of swapping. mask NULL: every unit kept.
+ */
+/* Bytes dp_session_new(m, mask, n_ctx) allocates (KV cache and batch scratch). */
+int64_t dp_session_bytes(const struct dp_model *m, const struct dp_mask *mask, int n_ctx);
+/* The KV cache part of it. */
+int64_t dp_kv_cache_bytes(const struct dp_model *m, const struct dp_mask *mask, int n_ctx);
+/* Bytes of f32 logits for n positions of the model's vocabulary. */
+int64_t dp_logits_bytes(const struct dp_model *m, int64_t n);
+/*
+ * DP_ERR_NOMEM when `need` bytes exceed max_mem (when > 0) or the memory
+ * this machine can give (DP_MEM_AVAILABLE, else /proc/meminfo), with the
+ * message "WHAT needs 64.0 GiB, more than the 12.3 GiB available: lower
+ * FLAG" (FLAG NULL: no advice).
+ */
+dp_status dp_mem_check(int64_t need, int64_t max_mem, const char *what, const char *flag);
+
+/* ---- model metadata and statistics ---------------------------------------- */
+
+/*
+ * A GGUF metadata value as text: strings as they are, string arrays joined by
+ * ",". Writes at most cap bytes (NUL-terminated when cap > 0) and returns the
+ * length the text needs, or -1 when the key is absent, of another type, or
+ * the model is not a GGUF file.
+ */
+int dp_model_meta_str(const struct dp_model *m, const char *key, char *buf, size_t cap);
+/* Whether the key is present (any type; false for files that are not GGUF). */
+bool dp_model_meta_has(const struct dp_model *m, const char *key);
+/* An integer metadata value; false (and *out untouched) when absent or not an integer. */
+bool dp_model_meta_int(const struct dp_model *m, const char *key, int64_t *out);
+/* The GGUF name of a tensor type ("F32", "Q4_K", ...; "?" when unknown): the index of dp_model_stats's arrays. */
+const char *dp_type_name(uint32_t type);
+
+/* ---- replacements of removed units ---------------------------------------- */
+
+/*
+ * The forward pass's extension points (observers, replacements of removed
+ * units) are opaque here: programs get them from a recovery and pass them on
+ * to the evaluation steps below (NULL: removed units are identities).
+ */
+struct dp_hooks;
+/* dp_session_forward with hooks (may be NULL). */
+dp_status dp_session_forward_hooked(struct dp_session *s, struct dp_pool *pool, const int *tokens,
+                                    int n, float *logits, enum dp_logits_mode mode,
+                                    const struct dp_hooks *hooks);
+
+/* ---- corpus ----------------------------------------------------------------- */
+
+/*
+ * A corpus is a list of documents: a text file whose documents are separated
+ * by lines reading exactly `<|endoftext|>`, or a JSONL file (name ending in
+ * .jsonl) with a "text" field per line; documents are stripped, empty ones
+ * skipped. Two protocols turn text into tokens:
+ *  - paper: every document tokenized with BOS, concatenated, cut into chunks
+ *    of exactly ctx tokens (the remainder dropped): dp_chunks_paper;
+ *  - llamacpp: the whole file tokenized once with BOS: dp_corpus_tokens.
+ * A corpus and chunks are immutable once made: safe to share between threads.
+ */
+struct dp_corpus;
+dp_status dp_corpus_read(const char *path, struct dp_corpus **out);
+void dp_corpus_free(struct dp_corpus *c);
+
+/* Token chunks: n_seqs sequences of ctx ids, row-major. */
+struct dp_chunks {
+    int n_seqs, ctx;
+    int *ids;              /* (n_seqs, ctx) */
+    int n_docs;            /* documents tokenized */
+    int64_t n_tokens;      /* ids before the remainder was dropped (with max_seqs: at most max_seqs*ctx) */
+};
+/*
+ * The paper chunking of documents [doc_lo, doc_hi) (doc_hi < 0: to the end),
+ * keeping at most max_seqs chunks (<= 0: all; only the documents needed are
+ * tokenized). Fails when not even one chunk of ctx tokens results, naming
+ * the corpus. The caller owns *out (dp_chunks_free).
+ */
+dp_status dp_chunks_paper(const struct dp_tokenizer *t, const struct dp_corpus *c, int doc_lo, int doc_hi, int ctx,
+                          int max_seqs, struct dp_chunks **out);
+void dp_chunks_free(struct dp_chunks *ch);
+/*
+ * The llamacpp protocol's tokens: the whole file at path read and tokenized
+ * once with BOS (*ids a heap array the caller frees, *n_ids its length).
+ * Messages name the file.
+ */
+dp_status dp_corpus_tokens(const struct dp_tokenizer *t, const char *path, int **ids, int *n_ids);
+
+/* ---- plans ------------------------------------------------------------------ */
+
+/*
+ * A plan: removed units in removal order, with the model it was made for and
+ * its recovery, saved as JSON (version 2). dp_identity names a model by block
+ * count, a hash of its tensors and a hash of its shape, so a plan or scores
+ * file is never applied to another model by mistake.
+ */
+struct dp_identity {
+    int n_blocks;        /* 0: unknown */
+    char hash[65];       /* model_hash, "" when unknown */
+    char shape[65];      /* model_shape, "" when unknown */
+};
+/* The identity of a loaded model (cannot fail: reads a few pages per tensor). */
+void dp_identity_of(const struct dp_model *m, struct dp_identity *out);
+/*
+ * Check that `claim` (read from `path`) describes `model`: DP_ERR_ARG with a
+ * message naming path when it does not; a twin (same shape, other weights)
+ * passes with allow_twin. *unchecked: the claim had no hash.
+ */
+dp_status dp_identity_check(const struct dp_identity *claim, const struct dp_identity *model, const char *path,
+                            bool allow_twin, bool *unchecked);
+
+#define DP_PLAN_MAX_UNITS (2 * DP_MAX_LAYERS)
+struct dp_plan {
+    int version;                          /* "depthprune_plan" as read (saving writes 2) */
+    int n_blocks;                         /* of the model the plan was made for (0: unknown) */
+    char model_hash[65], model_shape[65]; /* dp_identity; "" when unknown */
+    int n_units;
+    char units[DP_PLAN_MAX_UNITS][16];    /* "b2", "a4", ... in removal order */
+    char metric[64], scheme[16];
+    char model[1024];                     /* source model path as given */
+    char recover_kind[64];                /* "" when none */
+    char recover_file[1024];              /* resolved path, "" when none */
+};
+/* Read a plan file into *out (the caller's struct); messages name the file and key. */
+dp_status dp_plan_load(const char *path, struct dp_plan *out);
+/* Write a plan atomically. */
+dp_status dp_plan_save(const struct dp_plan *p, const char *path);
+/* The identity a plan claims, and setting it from a model's. */
+void dp_plan_identity(const struct dp_plan *p, struct dp_identity *out);
+void dp_plan_set_identity(struct dp_plan *p, const struct dp_identity *id);
+/* Remove the plan's units from mask (DP_ERR_ARG for a unit the model lacks). */
+dp_status dp_plan_apply(const struct dp_plan *p, struct dp_mask *mask);
+/* Append a unit ("b2") to the removal order (DP_ERR_ARG for a bad or repeated name). */
+dp_status dp_plan_push(struct dp_plan *p, const char *unit);
+
+/* ---- score: how much each unit matters -------------------------------------- */
+
+enum dp_metric {
+    DP_METRIC_COSINE,
+    DP_METRIC_REL_L1,
+    DP_METRIC_REL_L2,
+    DP_METRIC_ANGULAR,
+    DP_METRIC_LOO_LOSS,
+    DP_METRIC_LOO_LOGIT,
+    DP_METRIC_BANZHAF_LOSS,
+    DP_METRIC_BANZHAF_LOGIT,
+    DP_METRIC_SHAPLEY_LOSS,
+    DP_METRIC_SHAPLEY_LOGIT,
+    DP_METRIC_MMLU_SHAPLEY,        /* an oracle measured on MMLU test questions */
+    DP_METRIC_MMLU_SHAPLEY_ITER,   /* the same, iterated: "influence" is the removal step */
+    DP_N_METRICS
+};
+/* "cosine", "loo_loss", ... (NULL when out of range). */
+const char *dp_metric_name(int metric);
+/* The metric named by the n bytes of s, or -1. */
+int dp_metric_parse(const char *s, size_t n);
+/* Whether the metric is a random estimate (it has standard errors). */
+bool dp_metric_random(int metric);
+/* The Shapley estimator named ("auto", "stratified", "kernel", "leverage", "permutation"), or -1. */
+int dp_shapley_estimator_parse(const char *name);
+
+enum dp_unit_kind { DP_UNITS_BLOCK = 0, DP_UNITS_SUBLAYER = 1 };
+enum dp_score_parallel {
+    DP_SCORE_PAR_AUTO,     /* sequences for models of width <= 1024, else matrix products */
+    DP_SCORE_PAR_SEQS,     /* one sequence per thread, single-threaded passes */
+    DP_SCORE_PAR_MATMUL,   /* one sequence at a time, passes on the pool */
+};
+
+/*
+ * What dp_score_run does. The units scored are the blocks (or sublayers)
+ * that `mask` keeps. Calibration metrics read the corpus `corpus` (paper
+ * chunks of ctx tokens of documents [doc_lo, doc_hi), at most max_seqs);
+ * mmlu_shapley reads the MMLU folder `mmlu_dir`. Strings are borrowed for
+ * the call.
+ */
+struct dp_score_params {
+    enum dp_unit_kind kind;
+    bool want[DP_N_METRICS];   /* metrics to compute */
+    const char *corpus;        /* calibration corpus (NULL when only mmlu_shapley is asked for) */
+    const char *docs;          /* the document range as given ("A:B"; NULL: all), for the scores file */
+    int doc_lo, doc_hi;        /* documents [doc_lo, doc_hi) (doc_hi -1: to the end) */
+    int ctx;                   /* tokens per sequence (default 0: 2048 capped at the model's context) */
+    int max_seqs;              /* at most this many sequences (0: all) */
+    int span;                  /* angular: only spans of this many blocks (0: every n) */
+    int banzhaf_subsets;       /* random subsets per sequence (default 10) */
+    int shapley_samples;       /* at most this many permutations, or samples * (n + 1) coalitions (default 200) */
+    int shapley_min_pairs;     /* no early stop before this many pairs (default 8) */
+    double shapley_tol;        /* stop when every standard error is below (0: never early; default 0.01) */
+    bool shapley_exact;        /* exact values by enumerating every coalition (at most 24 units) */
+    int shapley_estimator;     /* dp_shapley_estimator_parse (default: auto) */
+    uint64_t seed;             /* default 1 */
+    bool no_reuse;             /* run every pass from the embedding (a check of prefix reuse) */
+    int64_t max_mem;           /* fail when snapshots and logits need more bytes (0: no limit) */
+    const char *checkpoint;    /* checkpoint file (resumed when it matches), or NULL */
+    double checkpoint_every;   /* seconds between checkpoints (default 60; 0: at every sequence) */
+    int64_t stop_after_passes; /* tests: fail with DP_ERR_IO after this many passes (0: never) */
+    enum dp_score_parallel parallel;
+    const char *mmlu_dir;      /* mmlu_shapley: the MMLU folder (dev/, test/) */
+    int mmlu_limit;            /* questions per subject (0: all) */
+    int mmlu_draws;            /* random subnetworks per question (default 10) */
+    int mmlu_shots;            /* few-shot examples (default 5) */
+    int mmlu_ctx_limit;        /* prompt tokens (default 0: 2048 capped at the model's context) */
+    const struct dp_hooks *hooks; /* replacements of removed units, or NULL */
+    int n_threads;             /* recorded in the scores file (0: the pool's) */
+    dp_progress_fn progress;   /* stages "score" ...; NULL: silent */
+    void *progress_user;
+};
+void dp_score_default_params(struct dp_score_params *p);
+/*
+ * Bytes the adaptive metrics need beyond the model and one session per
+ * worker: residual-stream snapshots and two logit buffers for ctx tokens.
+ */
+void dp_metrics_memory(const struct dp_model *m, int ctx, int64_t *snapshot_bytes, int64_t *logits_bytes);
+
+/* Scores with their provenance (model, data, seed, time): opaque. */
+struct dp_score_result;
+/*
+ * Score the units of mask. The caller owns *out (dp_score_result_free).
+ * Errors: bad parameters (DP_ERR_ARG), unreadable corpus or MMLU data,
+ * memory above max_mem, a checkpoint that cannot be read, cancellation.
+ */
+dp_status dp_score_run(const struct dp_model *m, const struct dp_mask *mask, struct dp_pool *pool,
+                       const struct dp_score_params *p, struct dp_score_result **out);
+void dp_score_result_free(struct dp_score_result *r);
+/* Units scored ("b3" / "a3" / "f3"), in model order. */
+int dp_score_n_units(const struct dp_score_result *r);
+const char *dp_score_unit(const struct dp_score_result *r, int i);
+/* Whether metric was computed; unit i's influence and standard error (NaN when none). */
+bool dp_score_has(const struct dp_score_result *r, int metric);
+double dp_score_influence(const struct dp_score_result *r, int metric, int i);
+double dp_score_stderr(const struct dp_score_result *r, int metric, int i);
+/* The k-th unit (index) in ascending influence, ties by index (-1 when out of range). */
+int dp_score_order(const struct dp_score_result *r, int metric, int k);
+/* Sublayer evaluations spent and what passes from the embedding would have cost. */
+void dp_score_cost(const struct dp_score_result *r, int64_t *unit_evals, int64_t *naive_unit_evals);
+/*
+ * The outputs: the scores file (JSON, read back by sweep and prune), the CSV
+ * (one row per unit) and a table with bars for people.
+ */
+void dp_score_write_json(FILE *f, const struct dp_score_result *r);
+void dp_score_write_csv(FILE *f, const struct dp_score_result *r);
+void dp_score_write_table(FILE *f, const struct dp_score_result *r);
+/*
+ * A plan of the `count` lowest-influence units of metric (the first count of
+ * its order), for the model scored.
+ */
+dp_status dp_plan_from_scores(const struct dp_score_result *r, int metric, int count, struct dp_plan *out);
+
+/* ---- evaluate ------------------------------------------------------------- */
+
+/*
+ * Every evaluation runs a model under a mask with optional replacements
+ * (hooks) on the pool, never changes the model and may run concurrently with
+ * other evaluations of the same model on other pools.
+ */
+
+/*
+ * Perplexity. paper: chunks (above), every one of the ctx-1 predictions of
+ * each scored; ppl = exp(mean CE), ppl_seq = mean over chunks of exp(chunk CE).
+ * llamacpp: floor(n/ctx) chunks of the whole text, each chunk's first token
+ * replaced by BOS, positions ctx/2 .. ctx-2 scored, with llama-perplexity's
+ * +/- (ppl_pm). Natural logs.
+ */
+struct dp_ppl {
+    double ppl, ppl_seq, nll, ppl_pm;
+    int64_t n_tokens;   /* predictions scored */
+    int n_seqs;
+};
+dp_status dp_eval_ppl_paper(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                            struct dp_pool *pool, const struct dp_chunks *ch, struct dp_ppl *out);
+/* ids: the whole text's tokens, BOS first (dp_corpus_tokens); at least 2*ctx of them. */
+dp_status dp_eval_ppl_llamacpp(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                               struct dp_pool *pool, const int *ids, int n_ids, int ctx, struct dp_ppl *out);
+
+/*
+ * KL divergence of a candidate's next-token distributions from a base's on
+ * the llamacpp protocol's positions (nats), top-1 agreement (fractions) and
+ * both perplexities; also against a llama.cpp --kl-divergence-base file.
+ */
+struct dp_kld_model {
+    const struct dp_model *m;
+    const struct dp_mask *mask;
+    const struct dp_hooks *hooks;
+};
+struct dp_kld_result {
+    int ctx, n_chunks;
+    int64_t n;                          /* scored positions */
+    double kld_mean, kld_stderr, kld_median, kld_p99, kld_max;
+    double top1, top1_stderr;           /* fractions */
+    double nll_base, nll, ppl_base, ppl, ppl_ratio;
+};
+/* cand NULL: the base alone (only ppl_base set). save_base: write the base's log-probabilities there (llama.cpp's format). */
+dp_status dp_kld_eval(const struct dp_kld_model *base, const struct dp_kld_model *cand, struct dp_pool *pool,
+                      const int *ids, int n_ids, int ctx, const char *save_base, struct dp_kld_result *out);
+/* Against the base log-probabilities of a llama.cpp file (tokens and ctx from the file). */
+dp_status dp_kld_eval_file(const char *base_path, const struct dp_kld_model *cand, struct dp_pool *pool,
+                           struct dp_kld_result *out);
+
+/*
+ * MMLU: k-shot prompts from the dev rows, the answer letter with the highest
+ * logit among A-D; questions of a subject share their few-shot prefix.
+ */
+struct dp_mmlu_data;
+/* Read dir/dev and dir/test (subjects: a comma list or NULL for all; limit > 0: questions per subject). */
+dp_status dp_mmlu_read(const char *dir, const char *subjects, int limit, struct dp_mmlu_data **out);
+void dp_mmlu_data_free(struct dp_mmlu_data *d);
+int dp_mmlu_data_n_subjects(const struct dp_mmlu_data *d);
+const char *dp_mmlu_data_subject(const struct dp_mmlu_data *d, int i);
+
+#define DP_MMLU_MAX_SHOTS 16
+struct dp_mmlu_opts {
+    int shots;           /* k, at most DP_MMLU_MAX_SHOTS (capped at the dev rows) */
+    int ctx_limit;       /* tokens a prompt may hold (BOS included) */
+    bool prefix_cache;   /* false: every question from an empty cache (for checks) */
+    FILE *dump;          /* JSON lines {"subject","index","shots","prompt","label"} or NULL */
+};
+struct dp_mmlu_subject_result {
+    int n, n_correct;
+};
+struct dp_mmlu_result {
+    int n, n_correct;
+    int n_truncated;                          /* prompts cut on the left even with 0 shots */
+    int shots_used[DP_MMLU_MAX_SHOTS + 1];    /* questions per number of shots kept */
+    int64_t tokens_evaluated, tokens_naive;
+    int n_subjects;
+    struct dp_mmlu_subject_result *subjects;  /* per subject of the data, in order */
+    bool *correct;                            /* (n) per question, subject by subject */
+    int *pred;                                /* (n) chosen letter 0..3 */
+};
+/* The caller owns *out (dp_mmlu_result_free). */
+dp_status dp_mmlu_eval(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                       struct dp_pool *pool, const struct dp_mmlu_data *data, const struct dp_mmlu_opts *opts,
+                       struct dp_mmlu_result **out);
+void dp_mmlu_result_free(struct dp_mmlu_result *r);
+
+/* Multiple-choice tasks: the choice of the highest summed log-likelihood (acc) and per byte (acc_norm). */
+enum dp_task { DP_TASK_HELLASWAG, DP_TASK_ARC, DP_TASK_PIQA, DP_TASK_WINOGRANDE, DP_TASK_BOOLQ };
+/* "hellaswag" ... "boolq" -> task; DP_ERR_ARG naming the choices otherwise. */
+dp_status dp_task_parse(const char *name, enum dp_task *out);
+const char *dp_task_name(enum dp_task t);
+struct dp_mc_set;
+/* Read a task file (labels: PIQA's labels file or NULL for the default); limit > 0 keeps the first items. */
+dp_status dp_mc_read(enum dp_task task, const char *path, const char *labels, int limit, struct dp_mc_set **out);
+void dp_mc_set_free(struct dp_mc_set *s);
+struct dp_mc_opts {
+    int ctx_limit;       /* tokens a context and continuation may hold */
+    bool prefix_cache;   /* false: every choice from an empty cache (for checks) */
+};
+struct dp_mc_result {
+    int n, n_correct, n_correct_norm, n_truncated;
+    int64_t tokens_evaluated, tokens_naive;
+    bool *correct, *correct_norm;     /* (n) per item */
+};
+/* The caller owns *out (dp_mc_result_free). */
+dp_status dp_mc_eval(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                     struct dp_pool *pool, const struct dp_mc_set *set, const struct dp_mc_opts *opts,
+                     struct dp_mc_result **out);
+void dp_mc_result_free(struct dp_mc_result *r);
+
+/* Statistics of accuracies: the binomial standard error (fraction) of k right of n. */
+double dp_stats_acc_stderr(int64_t k, int64_t n);
+/* Two models on the same n items: discordant counts, difference with its standard error, McNemar's exact p. */
+struct dp_paired {
+    int64_t n;
+    int64_t a_only, b_only;     /* discordant: a right & b wrong, a wrong & b right */
+    int64_t both, neither;
+    double acc_a, acc_b;        /* fractions */
+    double diff, diff_stderr;   /* acc_a - acc_b and its standard error (fractions) */
+    double mcnemar_p;
+};
+void dp_stats_paired(const bool *a, const bool *b, int64_t n, struct dp_paired *out);
+/* The paired statistics as a JSON object member `key`. */
+void dp_stats_paired_json(struct dp_json *j, const char *key, const struct dp_paired *p);
+
+/* ---- generation -------------------------------------------------------------- */
+
+/*
+ * Decoding, plain or speculative: a draft (a pruned mask of the same model)
+ * proposes tokens that the verifier accepts or rejects so that the output
+ * follows the verifier's distribution exactly.
+ */
+#define DP_SPEC_MAX_LEN 32   /* the largest draft length */
+struct dp_spec_opts {
+    int draft_len;        /* K drafted tokens per verification, 1..DP_SPEC_MAX_LEN; 0: auto */
+    int max_draft_len;    /* auto: the largest K considered (0: 8) */
+    double draft_cost;    /* auto: cost of a draft step relative to a decode step of the verifier (0: 0.5) */
+    double temp;          /* 0: greedy */
+    uint64_t seed;        /* sampling */
+    int eos;              /* stop at this token (not emitted); -1: never */
+    const struct dp_hooks *verify_hooks, *draft_hooks;  /* replacements of removed units, or NULL */
+};
+struct dp_spec_stats {
+    int64_t n_generated;   /* tokens emitted */
+    int64_t n_verify;      /* verifier passes after the prompt (plain decoding: one per token) */
+    int64_t n_drafted;     /* tokens the draft proposed */
+    int64_t n_accepted;    /* of them accepted */
+    int64_t n_rejected;    /* rounds that ended on a rejection */
+    double t_prefill;      /* seconds: both prompts */
+    double t_draft, t_verify; /* seconds after the prompt */
+};
+/* Accepted of drafted (0 when none drafted). */
+double dp_spec_accept_rate(const struct dp_spec_stats *s);
+/* Called with each token generated; return false to stop. */
+typedef bool (*dp_spec_emit_fn)(void *ctx, int token);
+/*
+ * Generate n_new tokens after the prompt with the verifier session (and the
+ * draft session, or NULL for plain decoding), both empty on entry.
+ */
+dp_status dp_spec_generate(struct dp_session *verify, struct dp_session *draft, struct dp_pool *pool,
+                           const int *prompt, int n_prompt, int n_new, const struct dp_spec_opts *o,
+                           dp_spec_emit_fn emit, void *emit_ctx, struct dp_spec_stats *stats);
+/* Weight bytes one decode step reads under mask (the draft's cost relative to the verifier's). */
+int64_t dp_spec_step_bytes(const struct dp_model *m, const struct dp_mask *mask);
+
+/* ---- bench -------------------------------------------------------------------- */
+
+/*
+ * Prefill and decode speed as llama-bench measures them: prefill of
+ * n_prefill tokens from an empty cache computing the last token's logits;
+ * decode of n_decode tokens one at a time from an empty cache; each repeated
+ * reps times, the median reported. Tokens are fixed pseudo-random ids.
+ */
+struct dp_bench_params {
+    int n_prefill;             /* default 512; 0 skips */
+    int n_decode;              /* default 64; 0 skips */
+    int reps;                  /* default 3 */
+    dp_progress_fn progress;   /* stage "bench", after each repetition */
+    void *progress_user;
+};
+void dp_bench_default_params(struct dp_bench_params *p);
+struct dp_bench_result {
+    double prefill_tok_s, decode_tok_s;   /* medians (0 when skipped) */
+    double gflops;                        /* prefill: the FLOPs actually done per second, 1e9 */
+    double decode_gflops;
+    double gbps;                          /* decode: weight bytes read per second, 1e9 */
+    double peak_rss_mb;                   /* of the process, after the run */
+};
+/* Runs on the pool; fails on memory or cancellation. */
+dp_status dp_bench_run(const struct dp_model *m, const struct dp_mask *mask, struct dp_pool *pool,
+                       const struct dp_bench_params *p, struct dp_bench_result *out);
+/* The kernel set picked at start-up ("scalar", "avx2", "avx512"). */
+const char *dp_kernels_name(void);
+
 /* ---- tokenizer ------------------------------------------------------------- */
 
+/*
+ * The tokenizer of a GGUF file alone (vocabulary-only files work). When path
+ * is not a readable GGUF file, *is_gguf is false and DP_ERR_FORMAT returned
+ * (a program may then open it as a llama2.c model). The caller owns *out
+ * (dp_tokenizer_free); the tokenizers of models belong to their models.
+ */
+dp_status dp_tokenizer_open(const char *path, bool *is_gguf, struct dp_tokenizer **out);
+void dp_tokenizer_free(struct dp_tokenizer *t);
 int dp_tokenizer_n_vocab(const struct dp_tokenizer *t);
 int dp_tokenizer_bos(const struct dp_tokenizer *t);
 int dp_tokenizer_eos(const struct dp_tokenizer *t);

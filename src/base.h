@@ -74,10 +74,6 @@ dp_status dp_read_file(const char *path, char **out, size_t *len);
  * Atomic output: dp_out_open creates "<path>.tmp.<pid>" for writing;
  * dp_out_commit closes and renames it onto path; dp_out_abort removes it.
  */
-struct dp_out {
-    FILE *f;
-    char *path, *tmp;
-};
 dp_status dp_out_open(const char *path, struct dp_out *out);
 dp_status dp_out_commit(struct dp_out *out);
 void dp_out_abort(struct dp_out *out);

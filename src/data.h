@@ -26,14 +26,6 @@ struct dp_corpus {
 dp_status dp_corpus_read(const char *path, struct dp_corpus **out);
 void dp_corpus_free(struct dp_corpus *c);
 
-/* Token chunks: n_seqs sequences of ctx ids, row-major. */
-struct dp_chunks {
-    int n_seqs, ctx;
-    int *ids;              /* (n_seqs, ctx) */
-    int n_docs;            /* documents tokenized */
-    int64_t n_tokens;      /* ids before the remainder was dropped (with max_seqs: at most max_seqs*ctx) */
-};
-
 /*
  * The paper chunking of documents [doc_lo, doc_hi) (doc_hi < 0: to the end),
  * keeping at most max_seqs chunks (<= 0: all). Fails when not even one chunk

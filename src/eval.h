@@ -16,12 +16,6 @@
 #include "data.h"
 #include "model.h"
 
-struct dp_ppl {
-    double ppl, ppl_seq, nll, ppl_pm;
-    int64_t n_tokens;   /* predictions scored */
-    int n_seqs;
-};
-
 /* log p(target | logits) for one row of n_vocab logits. */
 double dp_log_softmax_at(const float *logits, int n_vocab, int target);
 

@@ -34,12 +34,6 @@
 struct dp_model;
 struct dp_jv;
 
-struct dp_identity {
-    int n_blocks;        /* 0: unknown */
-    char hash[65];       /* model_hash, "" when unknown */
-    char shape[65];      /* model_shape, "" when unknown */
-};
-
 /* The identity of a loaded model (cannot fail: reads a few pages per tensor). */
 void dp_identity_of(const struct dp_model *m, struct dp_identity *out);
 

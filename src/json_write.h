@@ -7,32 +7,14 @@
 #ifndef DP_JSON_WRITE_H
 #define DP_JSON_WRITE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "depthprune.h"
 #include <stdio.h>
 
 /*
- * A minimal streaming JSON writer: nesting and commas are tracked for you.
- *   dp_json_begin_obj(j, NULL); dp_json_num(j, "ppl", 4.06); dp_json_end(j);
- * Keys are NULL inside arrays.
+ * The writer is public: struct dp_json and dp_json_init/_begin_obj/_begin_arr/
+ * _end/_num/_int/_bool/_null/_str/_strn are declared in include/depthprune.h
+ * (section "utilities"). Only what the library alone uses is declared here.
  */
-struct dp_json {
-    FILE *f;
-    int depth;
-    bool first[64];
-    char closers[64];
-};
-void dp_json_init(struct dp_json *j, FILE *f);
-void dp_json_begin_obj(struct dp_json *j, const char *key);
-void dp_json_begin_arr(struct dp_json *j, const char *key);
-void dp_json_end(struct dp_json *j);
-void dp_json_num(struct dp_json *j, const char *key, double v);
-void dp_json_int(struct dp_json *j, const char *key, int64_t v);
-void dp_json_bool(struct dp_json *j, const char *key, bool v);
-void dp_json_null(struct dp_json *j, const char *key);
-void dp_json_str(struct dp_json *j, const char *key, const char *s);
-void dp_json_strn(struct dp_json *j, const char *key, const char *s, size_t n);
 /* Write a JSON string literal (quoted, escaped) of n bytes to f. */
 void dp_json_write_string(FILE *f, const char *s, size_t n);
 

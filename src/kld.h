@@ -30,20 +30,7 @@
 
 #include "model.h"
 
-/* One side of a comparison: a model under a mask, with optional hooks. */
-struct dp_kld_model {
-    const struct dp_model *m;
-    const struct dp_mask *mask;
-    const struct dp_hooks *hooks;
-};
-
-struct dp_kld_result {
-    int ctx, n_chunks;
-    int64_t n;                          /* scored positions */
-    double kld_mean, kld_stderr, kld_median, kld_p99, kld_max;
-    double top1, top1_stderr;           /* fractions */
-    double nll_base, nll, ppl_base, ppl, ppl_ratio;
-};
+/* (the public structures of this module are in include/depthprune.h) */
 
 /*
  * Compare cand with base on ids (the whole text's tokens, BOS first). cand

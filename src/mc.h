@@ -20,16 +20,7 @@
 #include "loglik.h"
 #include "tasks.h"
 
-struct dp_mc_opts {
-    int ctx_limit;
-    bool prefix_cache;
-};
-
-struct dp_mc_result {
-    int n, n_correct, n_correct_norm, n_truncated;
-    int64_t tokens_evaluated, tokens_naive;
-    bool *correct, *correct_norm;     /* (n) per item */
-};
+/* (the public structures of this module are in include/depthprune.h) */
 
 dp_status dp_mc_eval(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
                      struct dp_pool *pool, const struct dp_mc_set *set, const struct dp_mc_opts *opts,

@@ -47,30 +47,12 @@
 #include "data.h"
 #include "model.h"
 
-enum dp_metric {
-    DP_METRIC_COSINE,
-    DP_METRIC_REL_L1,
-    DP_METRIC_REL_L2,
-    DP_METRIC_ANGULAR,
-    DP_METRIC_LOO_LOSS,
-    DP_METRIC_LOO_LOGIT,
-    DP_METRIC_BANZHAF_LOSS,
-    DP_METRIC_BANZHAF_LOGIT,
-    DP_METRIC_SHAPLEY_LOSS,
-    DP_METRIC_SHAPLEY_LOGIT,
-    DP_METRIC_MMLU_SHAPLEY,        /* an oracle measured on MMLU test questions (metrics_mmlu.c) */
-    DP_METRIC_MMLU_SHAPLEY_ITER,   /* the same, iterated: "influence" is the removal step */
-    DP_N_METRICS
-};
-
 /* "cosine", "loo_loss", ... (NULL when out of range). */
 const char *dp_metric_name(int metric);
 /* The metric named by the n bytes of s, or -1. */
 int dp_metric_parse(const char *s, size_t n);
 /* Whether the metric is a random estimate (it has standard errors). */
 bool dp_metric_random(int metric);
-
-enum dp_unit_kind { DP_UNITS_BLOCK = 0, DP_UNITS_SUBLAYER = 1 };
 
 /* What a family of passes cost, in sublayer evaluations (attention or FFN). */
 struct dp_cost {
@@ -113,11 +95,7 @@ struct dp_score_opts {
     const char *checkpoint_key;/* identifies the run (arguments); the library adds the data shape */
     double checkpoint_every;   /* seconds between checkpoints (default 60; 0: at every sequence) */
     int64_t stop_after_passes; /* tests: fail with DP_ERR_IO after this many passes (0: never) */
-    enum dp_score_parallel {
-        DP_SCORE_PAR_AUTO,     /* sequences for models of width <= 1024, else matrix products */
-        DP_SCORE_PAR_SEQS,     /* one sequence per thread, single-threaded passes */
-        DP_SCORE_PAR_MATMUL,   /* one sequence at a time, passes on the pool */
-    } parallel;
+    enum dp_score_parallel parallel; /* depthprune.h */
     const struct dp_mmlu_data *mmlu;       /* questions of mmlu_shapley (an oracle on the test set) */
     struct dp_mmlu_shapley_opts mmlu_opts;
 };

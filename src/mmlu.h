@@ -31,29 +31,7 @@
 
 #include <stdio.h>
 
-#define DP_MMLU_MAX_SHOTS 16
-
-struct dp_mmlu_opts {
-    int shots;           /* k, at most DP_MMLU_MAX_SHOTS (capped at the dev rows) */
-    int ctx_limit;       /* tokens a prompt may hold (BOS included) */
-    bool prefix_cache;   /* false: every question from an empty cache (for checks) */
-    FILE *dump;          /* JSON lines {"subject","index","shots","prompt","label"} or NULL */
-};
-
-struct dp_mmlu_subject_result {
-    int n, n_correct;
-};
-
-struct dp_mmlu_result {
-    int n, n_correct;
-    int n_truncated;                          /* prompts cut on the left even with 0 shots */
-    int shots_used[DP_MMLU_MAX_SHOTS + 1];    /* questions per number of shots kept */
-    int64_t tokens_evaluated, tokens_naive;
-    int n_subjects;
-    struct dp_mmlu_subject_result *subjects;  /* per subject of the data, in order */
-    bool *correct;                            /* (n) per question, subject by subject */
-    int *pred;                                /* (n) chosen letter 0..3 */
-};
+/* (the public structures of this module are in include/depthprune.h) */
 
 /* The prompt text of test row q of subject s with k shots (heap string, *len bytes). */
 dp_status dp_mmlu_prompt(const struct dp_mmlu_subject *s, int q, int k, char **out, size_t *len);

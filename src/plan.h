@@ -23,19 +23,7 @@
 #include "base.h"
 #include "identity.h"
 
-#define DP_PLAN_MAX_UNITS (2 * DP_MAX_LAYERS)
-
-struct dp_plan {
-    int version;                          /* "depthprune_plan" as read (saving writes 2) */
-    int n_blocks;                         /* of the model the plan was made for (0: unknown) */
-    char model_hash[65], model_shape[65]; /* identity.h; "" when unknown */
-    int n_units;
-    char units[DP_PLAN_MAX_UNITS][16];    /* "b2", "a4", ... in removal order */
-    char metric[64], scheme[16];
-    char model[1024];                     /* source model path as given */
-    char recover_kind[64];                /* "" when none */
-    char recover_file[1024];              /* resolved path, "" when none */
-};
+/* (the public structures of this module are in include/depthprune.h) */
 
 dp_status dp_plan_load(const char *path, struct dp_plan *out);
 /*

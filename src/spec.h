@@ -38,29 +38,10 @@
 #include "data.h"
 #include "model.h"
 
-/* The largest draft length: a verification batch of K+1 tokens stays in the kernels' decode order. */
-#define DP_SPEC_MAX_LEN 32
+/* DP_SPEC_MAX_LEN (depthprune.h): a verification batch of K+1 tokens stays in the kernels' decode order. */
 _Static_assert(DP_SPEC_MAX_LEN + 1 < DP_GEMM_MIN_TOK, "verification batches must use the decode order");
 
-struct dp_spec_opts {
-    int draft_len;        /* K drafted tokens per verification, 1..DP_SPEC_MAX_LEN; 0: auto */
-    int max_draft_len;    /* auto: the largest K considered (0: 8) */
-    double draft_cost;    /* auto: cost of a draft step relative to a decode step of the verifier (0: 0.5) */
-    double temp;          /* 0: greedy */
-    uint64_t seed;        /* sampling */
-    int eos;              /* stop at this token (not emitted); -1: never */
-    const struct dp_hooks *verify_hooks, *draft_hooks;  /* replacements of removed units, or NULL */
-};
-
-struct dp_spec_stats {
-    int64_t n_generated;   /* tokens emitted */
-    int64_t n_verify;      /* verifier passes after the prompt (plain decoding: one per token) */
-    int64_t n_drafted;     /* tokens the draft proposed */
-    int64_t n_accepted;    /* of them accepted */
-    int64_t n_rejected;    /* rounds that ended on a rejection */
-    double t_prefill;      /* seconds: both prompts */
-    double t_draft, t_verify; /* seconds after the prompt */
-};
+/* (the public structures of this module are in include/depthprune.h) */
 
 /* The per-token acceptance rate of the i.i.d. model: accepted / (accepted + rejections); 0 when nothing was drafted. */
 double dp_spec_accept_rate(const struct dp_spec_stats *s);
@@ -69,7 +50,6 @@ double dp_spec_accept_rate(const struct dp_spec_stats *s);
  * Called with each emitted token in order; return false to stop. The
  * tokens are final (never withdrawn).
  */
-typedef bool (*dp_spec_emit_fn)(void *ctx, int token);
 
 /*
  * Generate up to n_new tokens after the prompt with the verifier session

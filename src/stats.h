@@ -22,15 +22,6 @@ double dp_stats_acc_stderr(int64_t k, int64_t n);
 /* Two-sided exact McNemar p-value for discordant counts b and c. */
 double dp_stats_mcnemar_exact(int64_t b, int64_t c);
 
-struct dp_paired {
-    int64_t n;
-    int64_t a_only, b_only;     /* discordant: a right & b wrong, a wrong & b right */
-    int64_t both, neither;
-    double acc_a, acc_b;        /* fractions */
-    double diff, diff_stderr;   /* acc_a - acc_b and its standard error (fractions) */
-    double mcnemar_p;
-};
-
 /* Paired comparison of per-question correctness a[i], b[i] (i < n). */
 void dp_stats_paired(const bool *a, const bool *b, int64_t n, struct dp_paired *out);
 

@@ -62,7 +62,6 @@ void dp_mmlu_data_free(struct dp_mmlu_data *d);
 
 /* ---- multiple-choice tasks ---- */
 
-enum dp_task { DP_TASK_HELLASWAG, DP_TASK_ARC, DP_TASK_PIQA, DP_TASK_WINOGRANDE, DP_TASK_BOOLQ };
 #define DP_MC_MAX_CHOICES 8
 
 /* "hellaswag" ... "boolq" -> task; DP_ERR_ARG naming the choices otherwise. */

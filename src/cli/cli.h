@@ -8,9 +8,14 @@
 #define DP_CLI_H
 
 #include "depthprune.h"
-#include "base.h"
 
 #include <stdio.h>
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CLI_PRINTF(a, b)
+#endif
 
 /* One option: `flag` true for options without a value (their value is "1" when given). */
 struct cli_opt {
@@ -29,7 +34,16 @@ int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts
 /* Print usage of a subcommand to stderr and return 2. */
 int cli_usage(const char *cmd, const char *synopsis, const struct cli_opt *opts);
 /* Print "depthprune CMD: message" to stderr and return code. */
-int cli_error(const char *cmd, int code, const char *fmt, ...) DP_PRINTF(3, 4);
+int cli_error(const char *cmd, int code, const char *fmt, ...) CLI_PRINTF(3, 4);
+
+/*
+ * The progress callback every command installs in its steps' params: a line
+ * "\rSTAGE: done/total (P%)" on stderr, at most every 0.2 s and at the end,
+ * when DP_PROGRESS=1 or (DP_PROGRESS unset) stderr is a terminal; never
+ * cancels. cli_progress_end ends the line.
+ */
+bool cli_progress(const char *stage, int64_t done, int64_t total, void *user);
+void cli_progress_end(void);
 
 /* Number parsing: false (with a message printed) when value is not a number in [lo, hi]. */
 bool cli_int(const char *cmd, const char *opt, const char *value, long lo, long hi, long *out);
@@ -100,6 +114,7 @@ struct cli_model {
     const struct dp_hooks *hooks;
     struct dp_plan *plan;             /* removed units in removal order (from --plan or --drop) */
     struct dp_recovery *recovery;     /* the recovery behind hooks, or NULL */
+    const char *recover_kind;         /* its kind ("mean", "lowrank:8", ...), or NULL */
     void *hooks_store;                /* (owned) */
 };
 int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out);
@@ -112,6 +127,18 @@ struct dp_chunks;
 int cli_read_chunks(const char *cmd, const struct dp_model *m, const char *file, const char *docs, long ctx,
                     long max_seqs, const char *docs_opt, const char *what, struct dp_chunks **out);
 void cli_close(struct cli_model *cm);
+/*
+ * The recovery part of cli_open (src/cli/common_recover.c, a client of the
+ * internal recovery API until the recovery step is in the public header):
+ * fit --recover or load the plan's recovery file and install cm->hooks;
+ * write the recovery beside a plan saved to plan_path (setting the plan's
+ * recovery kind and file); release it.
+ */
+int cli_recovery_open(const char *cmd, const struct cli_common *c, struct cli_model *cm);
+int cli_recovery_save(const char *cmd, const char *plan_path, struct cli_model *cm);
+void cli_recovery_close(struct cli_model *cm);
+/* The recovery file --save-plan FILE writes: FILE's stem + ".recover.gguf". */
+void cli_recover_path(const char *plan_path, char *buf, size_t cap);
 /*
  * Before allocating: refuse with one line when `need` bytes exceed --max-mem
  * or the machine's available memory (src/memory.h), naming `what` and the

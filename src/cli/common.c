@@ -5,19 +5,13 @@
  * --recover into replacement hooks: it fits the recovery on --calib (or loads
  * the recovery file a plan names, without refitting) and, with --save-plan,
  * writes the plan and its recovery file. Every command that passes cm.hooks
- * to its forward passes gets recovered units for free.
+ * to its forward passes gets recovered units for free. The recovery itself
+ * (fit, load, save) is in common_recover.c; this file uses the public header
+ * only.
  */
 #include "cli.h"
 
-#include "data.h"
-#include "memory.h"
-#include "identity.h"
-#include "plan.h"
-#include "prune.h"
-#include "recover.h"
-
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +109,35 @@ bool cli_double(const char *cmd, const char *opt, const char *value, double lo, 
     return true;
 }
 
+/* ---- progress ---- */
+
+/* -1: not decided yet (DP_PROGRESS, else whether stderr is a terminal); the time of the last line. */
+static int progress_enabled = -1;
+static double progress_last;
+
+bool cli_progress(const char *stage, int64_t done, int64_t total, void *user) {
+    (void)user;
+    if (progress_enabled < 0) {
+        const char *e = getenv("DP_PROGRESS");
+        progress_enabled = e ? atoi(e) != 0 : isatty(2);
+    }
+    double t = dp_now();
+    if (progress_enabled && (done == total || t - progress_last >= 0.2)) {
+        progress_last = t;
+        if (total > 0)
+            fprintf(stderr, "\r%s: %lld/%lld (%.0f%%)   ", stage, (long long)done, (long long)total,
+                    100.0 * (double)done / (double)total);
+        else
+            fprintf(stderr, "\r%s: %lld   ", stage, (long long)done);
+    }
+    return true;
+}
+
+void cli_progress_end(void) {
+    if (progress_enabled > 0) fputc('\n', stderr);
+    progress_last = 0;
+}
+
 /* ---- inputs and outputs ---- */
 
 static void io_add(struct cli_io *io, const char *opt, const char *path, bool out, bool dir) {
@@ -156,13 +179,6 @@ void cli_io_in_list(struct cli_io *io, const char *opt, const char *list) {
     }
 }
 
-/* The recovery file --save-plan FILE writes: FILE's stem + ".recover.gguf" (as save_plan below). */
-static void recover_path_of(const char *plan_path, char *buf, size_t cap) {
-    size_t n = strlen(plan_path);
-    if (n > 5 && !strcmp(plan_path + n - 5, ".json")) n -= 5;
-    snprintf(buf, cap, "%.*s.recover.gguf", (int)n, plan_path);
-}
-
 void cli_io_common(struct cli_io *io, const struct cli_common *c) {
     cli_io_in(io, "-m", c->model);
     cli_io_in(io, "--vocab", c->vocab);
@@ -180,7 +196,7 @@ void cli_io_common(struct cli_io *io, const struct cli_common *c) {
     cli_io_out(io, "--save-plan", c->save_plan);
     if (c->save_plan && recovery) {
         char rec[4200];
-        recover_path_of(c->save_plan, rec, sizeof rec);
+        cli_recover_path(c->save_plan, rec, sizeof rec);
         cli_io_out(io, "--save-plan's recovery", rec);
     }
 }
@@ -254,8 +270,6 @@ int cli_io_check(const char *cmd, struct cli_io *io) {
 
 /* ---- plans and recoveries ---- */
 
-static void recover_log(void *ctx, const char *line) { fprintf(stderr, "depthprune %s: %s\n", (const char *)ctx, line); }
-
 /* The plan of --plan, or one made from --drop (removal order as listed). */
 static int open_plan(const char *cmd, const struct cli_common *c, struct cli_model *out) {
     out->plan = calloc(1, sizeof *out->plan);
@@ -289,24 +303,6 @@ static int open_plan(const char *cmd, const struct cli_common *c, struct cli_mod
     return 0;
 }
 
-/* Calibration chunks of --calib with the --calib-* settings (defaults: the command's corpus settings). */
-static int open_calib(const char *cmd, const struct cli_common *c, const struct cli_model *cm, struct dp_chunks **out) {
-    const struct dp_model *m = cm->m;
-    const char *ctx_s = c->calib_ctx ? c->calib_ctx : c->ctx, *docs = c->calib_docs ? c->calib_docs : c->docs;
-    const char *max_s = c->calib_max_seqs ? c->calib_max_seqs : c->max_seqs;
-    const struct dp_config *cf = dp_model_config(m);
-    long ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048, max_seqs = 0;
-    if ((ctx_s && !cli_int(cmd, "--calib-ctx", ctx_s, 2, 1 << 20, &ctx)) ||
-        (max_s && !cli_int(cmd, "--calib-max-seqs", max_s, 1, 1L << 30, &max_seqs)))
-        return 2;
-    char what[96];
-    snprintf(what, sizeof what, "fitting the recovery on sequences of %ld tokens", ctx);
-    int rc = cli_check_mem(cmd, cm, dp_session_bytes(m, NULL, (int)ctx) + dp_logits_bytes(m, ctx), what,
-                           c->calib_ctx ? "--calib-ctx" : "--calib-ctx (or --ctx)");
-    if (rc) return rc;
-    return cli_read_chunks(cmd, m, c->calib, docs, ctx, max_seqs, "--calib-docs", "--calib", out);
-}
-
 int cli_read_chunks(const char *cmd, const struct dp_model *m, const char *file, const char *docs, long ctx,
                     long max_seqs, const char *docs_opt, const char *what, struct dp_chunks **out) {
     int lo = 0, hi = -1;
@@ -318,87 +314,6 @@ int cli_read_chunks(const char *cmd, const struct dp_model *m, const char *file,
     return st ? cli_error(cmd, 1, "%s: %s", what, dp_last_error()) : 0;
 }
 
-static int parse_recover_opts(const char *cmd, const struct cli_common *c, struct dp_recover_opts *o) {
-    dp_recover_opts_default(o);
-    long v;
-    if (c->recover_stats) {
-        if (!strcmp(c->recover_stats, "sequential")) o->sequential = true;
-        else if (strcmp(c->recover_stats, "full"))
-            return cli_error(cmd, 2, "--recover-stats must be full or sequential, not '%s'", c->recover_stats);
-    }
-    if (c->recover_init) {
-        if (!strcmp(c->recover_init, "mean")) o->init_mean = true;
-        else if (strcmp(c->recover_init, "zero"))
-            return cli_error(cmd, 2, "--recover-init must be zero or mean, not '%s'", c->recover_init);
-    }
-    if (c->objective) {
-        if (!strcmp(c->objective, "kl")) o->objective = DP_OBJECTIVE_KL;
-        else if (strcmp(c->objective, "ce"))
-            return cli_error(cmd, 2, "--objective must be ce or kl, not '%s'", c->objective);
-    }
-    if (c->ridge && !cli_double(cmd, "--ridge", c->ridge, 0, 1e6, &o->ridge)) return 2;
-    if (c->lr && !cli_double(cmd, "--lr", c->lr, 1e-12, 1e3, &o->lr)) return 2;
-    if (c->steps) {
-        if (!cli_int(cmd, "--steps", c->steps, 0, 100000000, &v)) return 2;
-        o->steps = (int)v;
-    }
-    if (c->batch) {
-        if (!cli_int(cmd, "--batch", c->batch, 1, 1000000, &v)) return 2;
-        o->batch = (int)v;
-    }
-    if (c->seed) {
-        if (!cli_int(cmd, "--seed", c->seed, 0, 0x7fffffffL, &v)) return 2;
-        o->seed = (uint64_t)v;
-    }
-    o->log = recover_log;
-    o->log_ctx = (void *)cmd;
-    return 0;
-}
-
-/* Fit --recover on the plan's units. */
-static int fit_recovery(const char *cmd, const struct cli_common *c, struct cli_model *out) {
-    struct dp_recover_opts o;
-    int rc = parse_recover_opts(cmd, c, &o);
-    if (rc) return rc;
-    if (!c->calib) return cli_error(cmd, 2, "--recover %s needs --calib CORPUS", c->recover);
-    if (out->plan->n_units == 0) return cli_error(cmd, 2, "--recover %s needs removed units (--drop or --plan)", c->recover);
-    struct dp_chunks *ch = NULL;
-    if ((rc = open_calib(cmd, c, out, &ch))) return rc;
-    const char *order[DP_PLAN_MAX_UNITS];
-    for (int i = 0; i < out->plan->n_units; i++) order[i] = out->plan->units[i];
-    double t0 = dp_now();
-    dp_status st = dp_recovery_fit(out->m, &out->mask, order, out->plan->n_units, c->recover, ch, &o, out->pool,
-                                   &out->recovery);
-    if (!st)
-        fprintf(stderr, "depthprune %s: recovery %s of %d unit%s fitted on %d sequences of %d tokens in %.1f s\n", cmd,
-                c->recover, out->plan->n_units, out->plan->n_units == 1 ? "" : "s", ch->n_seqs, ch->ctx,
-                dp_now() - t0);
-    dp_chunks_free(ch);
-    if (st) return cli_error(cmd, st == DP_ERR_ARG || st == DP_ERR_UNSUPPORTED ? 2 : 1, "%s", dp_last_error());
-    for (int i = 0; out->recovery && i < out->recovery->n; i++)
-        if (!isnan(out->recovery->units[i].explained_var))
-            fprintf(stderr, "depthprune %s: %s: %s explains %.4f of the update's variance\n", cmd,
-                    out->recovery->units[i].unit, c->recover, out->recovery->units[i].explained_var);
-    return 0;
-}
-
-/* The recovery file of a plan: every unit it replaces must be removed by the plan. */
-static int load_recovery(const char *cmd, const char *plan_path, struct cli_model *out) {
-    const struct dp_plan *p = out->plan;
-    if (dp_recovery_load(p->recover_file, out->m, &out->recovery)) return cli_error(cmd, 1, "%s", dp_last_error());
-    if (strcmp(out->recovery->kind, p->recover_kind))
-        return cli_error(cmd, 1, "%s: recover.kind is '%s' but its file %s holds a '%s' recovery", plan_path,
-                         p->recover_kind, p->recover_file, out->recovery->kind);
-    for (int i = 0; i < out->recovery->n; i++) {
-        bool found = false;
-        for (int j = 0; j < p->n_units && !found; j++) found = !strcmp(p->units[j], out->recovery->units[i].unit);
-        if (!found)
-            return cli_error(cmd, 1, "%s: unit %s is not removed by the plan %s", p->recover_file,
-                             out->recovery->units[i].unit, p->recover_file);
-    }
-    return 0;
-}
-
 /* --save-plan FILE: the plan, and its recovery as FILE's stem + ".recover.gguf". */
 static int save_plan(const char *cmd, const char *path, struct cli_model *out) {
     struct dp_plan *p = out->plan;
@@ -406,53 +321,9 @@ static int save_plan(const char *cmd, const char *path, struct cli_model *out) {
     dp_identity_of(out->m, &id);
     dp_plan_set_identity(p, &id); /* the plan now describes its use on this model */
     p->recover_kind[0] = p->recover_file[0] = 0;
-    if (out->recovery) {
-        if (strlen(path) + 14 >= sizeof p->recover_file) return cli_error(cmd, 2, "--save-plan: path too long");
-        recover_path_of(path, p->recover_file, sizeof p->recover_file);
-        snprintf(p->recover_kind, sizeof p->recover_kind, "%s", out->recovery->kind);
-        if (dp_recovery_save(out->recovery, p->recover_file)) return cli_error(cmd, 1, "%s", dp_last_error());
-    }
+    int rc = cli_recovery_save(cmd, path, out);
+    if (rc) return rc;
     if (dp_plan_save(p, path)) return cli_error(cmd, 1, "%s", dp_last_error());
-    return 0;
-}
-
-static int open_recovery(const char *cmd, const struct cli_common *c, struct cli_model *out) {
-    bool tuning = c->calib || c->calib_docs || c->calib_ctx || c->calib_max_seqs || c->recover_stats ||
-                  c->recover_init || c->ridge || c->objective || c->steps || c->lr || c->batch;
-    if (c->own_recover) return 0;
-    enum dp_recover_method method = DP_RECOVER_NONE;
-    int rank, rc;
-    if (c->recover && dp_recover_parse_kind(c->recover, &method, &rank))
-        return cli_error(cmd, 2, "--recover: %s", dp_last_error());
-    if (method == DP_RECOVER_NONE && tuning)
-        return cli_error(cmd, 2, "--calib and the recovery options need --recover KIND");
-    if (method != DP_RECOVER_NONE) {
-        if ((rc = fit_recovery(cmd, c, out))) return rc;
-    } else if (!c->recover && out->plan->recover_file[0]) {
-        if ((rc = load_recovery(cmd, c->plan, out))) return rc;
-    }
-    if (out->recovery) {
-        struct dp_hooks *h = calloc(1, sizeof *h);
-        if (!h) return cli_error(cmd, 1, "out of memory");
-        dp_recovery_hooks(out->recovery, out->m, h);
-        out->hooks_store = h;
-        out->hooks = h;
-    }
-    return 0;
-}
-
-int cli_check_scores(const char *cmd, const struct cli_common *c, const struct dp_model *m,
-                     const struct dp_influences *sc, int scheme) {
-    struct dp_identity id;
-    int n_unchecked;
-    dp_identity_of(m, &id);
-    if (dp_influences_check(sc, &id, scheme, c->allow_twin != NULL, &n_unchecked))
-        return cli_error(cmd, 2, "%s", dp_last_error());
-    /* hand-written files (no "depthprune_scores") are the user's own numbers: no warning */
-    for (int i = 0; n_unchecked && i < sc->n_files; i++)
-        if (!sc->origin[i].id.hash[0] && sc->origin[i].version == 1)
-            fprintf(stderr, "depthprune %s: warning: %s has no model hash (written before version 2): checked by its "
-                            "unit names%s only\n", cmd, sc->files[i], sc->origin[i].id.n_blocks ? " and block count" : "");
     return 0;
 }
 
@@ -487,7 +358,7 @@ int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out)
         return cli_error(cmd, 1, "cannot start %ld threads", threads);
     }
     rc = open_plan(cmd, c, out);
-    if (!rc) rc = open_recovery(cmd, c, out);
+    if (!rc) rc = cli_recovery_open(cmd, c, out);
     if (!rc && c->save_plan) rc = save_plan(cmd, c->save_plan, out);
     if (rc) cli_close(out);
     return rc;
@@ -508,52 +379,11 @@ int cli_check_sessions(const char *cmd, const struct cli_model *cm, const struct
     return cli_check_mem(cmd, cm, need, what, flag);
 }
 
-int cli_draft_open(const char *cmd, const struct dp_model *m, const char *spec, struct cli_draft *out) {
-    memset(out, 0, sizeof *out);
-    dp_mask_all(m, &out->mask);
-    struct stat sb;
-    if (stat(spec, &sb) != 0) { /* not a file: a list of units */
-        if (dp_mask_drop(&out->mask, spec)) return cli_error(cmd, 2, "--draft: %s", dp_last_error());
-    } else {
-        struct dp_plan *p = calloc(1, sizeof *p);
-        if (!p) return cli_error(cmd, 1, "out of memory");
-        int rc = 0;
-        if (dp_plan_load(spec, p)) rc = cli_error(cmd, 1, "%s", dp_last_error());
-        else if (dp_plan_apply(p, &out->mask)) rc = cli_error(cmd, 2, "--draft %s: %s", spec, dp_last_error());
-        else if (p->recover_file[0] && dp_recovery_load(p->recover_file, m, &out->recovery))
-            rc = cli_error(cmd, 1, "%s", dp_last_error());
-        free(p);
-        if (rc) return rc;
-        if (out->recovery) {
-            struct dp_hooks *h = calloc(1, sizeof *h);
-            if (!h) return cli_error(cmd, 1, "out of memory");
-            dp_recovery_hooks(out->recovery, m, h);
-            out->hooks_store = h;
-            out->hooks = h;
-        }
-    }
-    dp_mask_format(&out->mask, out->units, sizeof out->units);
-    if (!out->units[0]) return cli_error(cmd, 2, "--draft %s removes no unit: the draft would be the full model", spec);
-    return 0;
-}
-
-void cli_draft_close(struct cli_draft *d) {
-    dp_recovery_free(d->recovery);
-    free(d->hooks_store);
-    d->recovery = NULL;
-    d->hooks_store = NULL;
-    d->hooks = NULL;
-}
-
 void cli_close(struct cli_model *cm) {
-    dp_recovery_free(cm->recovery);
-    free(cm->hooks_store);
+    cli_recovery_close(cm);
     free(cm->plan);
     dp_pool_free(cm->pool);
     dp_model_close(cm->m);
-    cm->recovery = NULL;
-    cm->hooks_store = NULL;
-    cm->hooks = NULL;
     cm->plan = NULL;
     cm->pool = NULL;
     cm->m = NULL;

@@ -7,31 +7,12 @@
  */
 #include "cli.h"
 
-#include "kld.h"
-#include "model.h"
-
 #include <stdlib.h>
 #include <string.h>
 
 #define SYNOPSIS                                                                                            \
     "-m BASE (--drop UNITS | --candidate MODEL2) -f TEXT [--ctx 512] [--save-base FILE] [--json]\n"         \
     "       depthprune compare -m MODEL [--drop UNITS] --kld-base FILE   (base log-probabilities from llama.cpp's file)"
-
-/* Tokens of a text file as llama-perplexity reads it: one trailing newline removed, BOS first. */
-static dp_status read_tokens(const struct dp_model *m, const char *file, int **ids, int *n) {
-    char *text;
-    size_t len;
-    *ids = NULL;
-    dp_status st = dp_read_file(file, &text, &len);
-    if (st) return st;
-    if (len && text[len - 1] == '\n') len--;
-    int cap = (int)(len < 1 << 28 ? len : 1 << 28) + 16;
-    *ids = dp_malloc((size_t)cap * sizeof **ids);
-    st = *ids ? dp_tokenize(dp_model_tokenizer(m), text, len, DP_TOKENIZE_BOS, *ids, cap, n) : DP_ERR_NOMEM;
-    if (!st && *n > cap) st = dp_fail(DP_ERR_FORMAT, "%s: more tokens than bytes", file);
-    free(text);
-    return st;
-}
 
 static void print_result(const struct dp_kld_result *r, bool json, bool have_cand, const char *what) {
     if (json) {
@@ -126,19 +107,18 @@ int cmd_compare(int argc, char **argv) {
             snprintf(what, sizeof what, "%s", candidate);
         }
     }
-    bool have_cand = candidate || c.drop || kld_base;
+    bool have_cand = candidate || c.drop || kld_base, on_text = false;
     if (!st && kld_base) {
         st = dp_kld_eval_file(kld_base, &cand, cm.pool, &r);
     } else if (!st) {
-        st = read_tokens(cm.m, file, &ids, &n);
+        on_text = true;
+        st = dp_corpus_tokens(dp_model_tokenizer(cm.m), file, &ids, &n); /* as llama-perplexity reads it */
         if (!st) st = dp_kld_eval(&base, have_cand ? &cand : NULL, cm.pool, ids, n, (int)ctx, save_base, &r);
-        if (st && st != DP_ERR_NOMEM && !strstr(dp_last_error(), file)) {
-            char msg[900];
-            snprintf(msg, sizeof msg, "%s", dp_last_error());
-            dp_fail(st, "%s: %s", file, msg);
-        }
     }
-    if (st) rc = cli_error("compare", 1, "%s", dp_last_error());
+    /* messages name the text file */
+    if (st && on_text && st != DP_ERR_NOMEM && !strstr(dp_last_error(), file))
+        rc = cli_error("compare", 1, "%s: %.899s", file, dp_last_error());
+    else if (st) rc = cli_error("compare", 1, "%s", dp_last_error());
     else print_result(&r, c.json != NULL, have_cand, what);
     free(ids);
     dp_model_close(m2);

@@ -16,9 +16,6 @@
  */
 #include "cli.h"
 
-#include "model.h"
-#include "spec.h"
-
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,11 +223,16 @@ int cmd_generate(int argc, char **argv) {
     size_t out_len = 0, out_cap = 0;
     dp_status st = ids && logits ? dp_tokenize(t, prompt, plen, DP_TOKENIZE_BOS, ids, cap, &n_prompt) : DP_ERR_NOMEM;
     int n_ctx = n_prompt + (int)n_new;
+    char err[256] = ""; /* this command's own refusals (else the library's message) */
     if (!st && n_ctx > cf->n_ctx_train) {
-        st = dp_fail(DP_ERR_ARG, "%d prompt tokens + %ld new exceed the model's context of %d", n_prompt, n_new,
-                     cf->n_ctx_train);
+        snprintf(err, sizeof err, "%d prompt tokens + %ld new exceed the model's context of %d", n_prompt, n_new,
+                 cf->n_ctx_train);
+        st = DP_ERR_ARG;
     }
-    if (!st && n_prompt == 0) st = dp_fail(DP_ERR_ARG, "the prompt gives no tokens");
+    if (!st && n_prompt == 0) {
+        snprintf(err, sizeof err, "the prompt gives no tokens");
+        st = DP_ERR_ARG;
+    }
     if (!st && cli_check_sessions("generate", &cm, &cm.mask, 1, n_ctx, 1, 0, "-n")) {
         free(ids);
         free(logits);
@@ -281,7 +283,7 @@ int cmd_generate(int argc, char **argv) {
         if (i >= n_prompt && i + 1 < n_prompt + n_new) st = dp_session_forward_hooked(s, cm.pool, &id, 1, logits, DP_LOGITS_LAST, cm.hooks);
     }
     double t_total = dp_now() - t0;
-    if (st) rc = cli_error("generate", 1, "%s", st == DP_ERR_NOMEM ? "out of memory" : dp_last_error());
+    if (st) rc = cli_error("generate", 1, "%s", st == DP_ERR_NOMEM ? "out of memory" : err[0] ? err : dp_last_error());
     else if (c.json) {
         struct dp_json j;
         dp_json_init(&j, stdout);

@@ -6,9 +6,6 @@
  */
 #include "cli.h"
 
-#include "model.h"
-#include "types.h"
-
 #include <string.h>
 
 /* Provenance of an exported file: its source and removed units; false for other files. */
@@ -18,19 +15,15 @@ struct source {
 };
 static bool export_source(const struct dp_model *m, struct source *s) {
     memset(s, 0, sizeof *s);
-    const struct dp_gguf *g = m->gguf;
-    const struct dp_gguf_kv *rm = g ? dp_gguf_find_kv(g, "depthprune.removed") : NULL;
-    if (!rm || dp_gguf_get_str(g, "depthprune.source.file", true, s->file, sizeof s->file)) return false;
-    dp_gguf_get_str(g, "depthprune.source.sha256", false, s->sha256, sizeof s->sha256);
-    dp_gguf_get_str(g, "depthprune.recover", false, s->recover, sizeof s->recover);
-    dp_gguf_get_int(g, "depthprune.source.block_count", false, &s->n_blocks);
-    dp_gguf_get_int(g, "depthprune.source.n_params", false, &s->n_params);
-    dp_gguf_get_int(g, "depthprune.source.kv_bytes_per_token", false, &s->kv_bytes_per_token);
-    for (uint64_t i = 0; rm->val.type == DP_GGUF_ARRAY && rm->val.elem_type == DP_GGUF_STRING && i < rm->val.n; i++) {
-        size_t len = strlen(s->removed);
-        snprintf(s->removed + len, sizeof s->removed - len, "%s%.*s", i ? "," : "", (int)rm->val.strs[i].len,
-                 rm->val.strs[i].data);
-    }
+    if (!dp_model_meta_has(m, "depthprune.removed") ||
+        dp_model_meta_str(m, "depthprune.source.file", s->file, sizeof s->file) < 0)
+        return false;
+    if (dp_model_meta_str(m, "depthprune.source.sha256", s->sha256, sizeof s->sha256) < 0) s->sha256[0] = 0;
+    if (dp_model_meta_str(m, "depthprune.recover", s->recover, sizeof s->recover) < 0) s->recover[0] = 0;
+    dp_model_meta_int(m, "depthprune.source.block_count", &s->n_blocks);
+    dp_model_meta_int(m, "depthprune.source.n_params", &s->n_params);
+    dp_model_meta_int(m, "depthprune.source.kv_bytes_per_token", &s->kv_bytes_per_token);
+    if (dp_model_meta_str(m, "depthprune.removed", s->removed, sizeof s->removed) < 0) s->removed[0] = 0;
     return true;
 }
 

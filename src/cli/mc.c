@@ -5,9 +5,6 @@
  */
 #include "cli.h"
 
-#include "mc.h"
-#include "stats.h"
-
 #include <stdlib.h>
 #include <string.h>
 

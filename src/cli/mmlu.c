@@ -6,9 +6,6 @@
  */
 #include "cli.h"
 
-#include "mmlu.h"
-#include "stats.h"
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,9 +22,9 @@ static void progress_mode(bool json, bool progress) {
 static void print_text(const struct dp_mmlu_data *d, const struct dp_mmlu_result *r, const struct dp_mmlu_opts *o,
                        const char *removed, double secs) {
     printf("%-40s %6s %9s\n", "subject", "n", "accuracy");
-    for (int i = 0; i < d->n_subjects; i++) {
+    for (int i = 0; i < dp_mmlu_data_n_subjects(d); i++) {
         const struct dp_mmlu_subject_result *s = &r->subjects[i];
-        printf("%-40s %6d %8.2f%%\n", d->subjects[i].name, s->n, 100.0 * s->n_correct / s->n);
+        printf("%-40s %6d %8.2f%%\n", dp_mmlu_data_subject(d, i), s->n, 100.0 * s->n_correct / s->n);
     }
     printf("MMLU accuracy %.2f%% +/- %.2f (n %d, %d-shot, context limit %d, %d truncated%s%s)\n",
            100.0 * r->n_correct / r->n, 100 * dp_stats_acc_stderr(r->n_correct, r->n), r->n, o->shots, o->ctx_limit,
@@ -49,9 +46,9 @@ static void print_json(const struct dp_mmlu_data *d, const struct dp_mmlu_result
     dp_json_int(&j, "n", r->n);
     dp_json_int(&j, "n_correct", r->n_correct);
     dp_json_begin_obj(&j, "per_subject");
-    for (int i = 0; i < d->n_subjects; i++) {
+    for (int i = 0; i < dp_mmlu_data_n_subjects(d); i++) {
         const struct dp_mmlu_subject_result *s = &r->subjects[i];
-        dp_json_begin_obj(&j, d->subjects[i].name);
+        dp_json_begin_obj(&j, dp_mmlu_data_subject(d, i));
         dp_json_num(&j, "accuracy", 100.0 * s->n_correct / s->n);
         dp_json_num(&j, "stderr", 100 * dp_stats_acc_stderr(s->n_correct, s->n));
         dp_json_int(&j, "n", s->n);

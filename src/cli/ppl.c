@@ -4,34 +4,20 @@
  */
 #include "cli.h"
 
-#include "data.h"
-#include "eval.h"
-#include "model.h"
-#include "recover.h"
-
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int ppl_llamacpp(struct cli_model *cm, const char *file, int ctx, struct dp_ppl *r) {
-    char *text;
-    size_t len;
-    if (dp_read_file(file, &text, &len)) return cli_error("ppl", 1, "%s", dp_last_error());
-    if (len && text[len - 1] == '\n') len--; /* llama.cpp strips one trailing newline */
-    const struct dp_tokenizer *t = dp_model_tokenizer(cm->m);
-    int cap = (int)(len < 1 << 28 ? len : 1 << 28) + 16, n = 0;
-    int *ids = malloc((size_t)cap * sizeof *ids);
-    dp_status st = ids ? dp_tokenize(t, text, len, DP_TOKENIZE_BOS, ids, cap, &n) : DP_ERR_NOMEM;
-    if (!st && n > cap) st = dp_fail(DP_ERR_FORMAT, "%s: more tokens than bytes", file);
+    int *ids = NULL, n = 0;
+    dp_status st = dp_corpus_tokens(dp_model_tokenizer(cm->m), file, &ids, &n);
     if (!st) st = dp_eval_ppl_llamacpp(cm->m, &cm->mask, cm->hooks, cm->pool, ids, n, ctx, r);
-    if (st && st != DP_ERR_NOMEM && !strstr(dp_last_error(), file)) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", dp_last_error());
-        dp_fail(st, "%s: %s", file, msg);
-    }
     free(ids);
-    free(text);
-    return st ? cli_error("ppl", 1, "%s", st == DP_ERR_NOMEM ? "out of memory" : dp_last_error()) : 0;
+    /* messages name the corpus */
+    if (!st) return 0;
+    if (st == DP_ERR_NOMEM) return cli_error("ppl", 1, "out of memory");
+    if (strstr(dp_last_error(), file)) return cli_error("ppl", 1, "%s", dp_last_error());
+    return cli_error("ppl", 1, "%s: %.511s", file, dp_last_error());
 }
 
 int cmd_ppl(int argc, char **argv) {
@@ -107,7 +93,7 @@ int cmd_ppl(int argc, char **argv) {
             dp_json_int(&j, "n_seqs", r.n_seqs);
             if (ch) dp_json_int(&j, "n_docs", ch->n_docs);
             dp_json_str(&j, "removed", removed);
-            if (cm.recovery) dp_json_str(&j, "recover", cm.recovery->kind);
+            if (cm.recover_kind) dp_json_str(&j, "recover", cm.recover_kind);
             else dp_json_null(&j, "recover");
             dp_json_num(&j, "seconds", secs);
             dp_json_end(&j);

@@ -10,15 +10,6 @@
  */
 #include "cli.h"
 
-#include "data.h"
-#include "memory.h"
-#include "identity.h"
-#include "metrics.h"
-#include "model.h"
-#include "score_report.h"
-#include "shapley.h"
-#include "tasks.h"
-
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -60,20 +51,13 @@ static bool parse_metrics(const char *list, enum dp_unit_kind kind, bool mmlu, b
     return true;
 }
 
-/* A byte count such as 4096, 512M, 8G. */
-static dp_status write_json_file(const char *path, const struct dp_scores *s, const struct dp_score_info *info) {
+/* Write a result to path atomically with writer w. */
+static dp_status write_file(const char *path, const struct dp_score_result *r,
+                            void (*w)(FILE *, const struct dp_score_result *)) {
     struct dp_out out;
     dp_status st = dp_out_open(path, &out);
     if (st) return st;
-    dp_score_report_json(out.f, s, info);
-    return dp_out_commit(&out);
-}
-
-static dp_status write_csv_file(const char *path, const struct dp_scores *s) {
-    struct dp_out out;
-    dp_status st = dp_out_open(path, &out);
-    if (st) return st;
-    dp_score_report_csv(out.f, s);
+    w(out.f, r);
     return dp_out_commit(&out);
 }
 
@@ -117,8 +101,8 @@ int cmd_score(int argc, char **argv) {
     int n_pos, rc = cli_parse("score", argc, argv, opts, pos, 0, &n_pos);
     if (rc) return rc == 2 && !c.model ? cli_usage("score", SYN, opts) : rc;
     if (!metric) return cli_error("score", 2, "missing --metric (e.g. --metric loo_loss,cosine or --metric all)");
-    struct dp_score_opts o;
-    dp_score_opts_default(&o);
+    struct dp_score_params o;
+    dp_score_default_params(&o);
     if (!strcmp(unit, "block")) o.kind = DP_UNITS_BLOCK;
     else if (!strcmp(unit, "sublayer")) o.kind = DP_UNITS_SUBLAYER;
     else return cli_error("score", 2, "--unit must be block or sublayer, not '%s'", unit);
@@ -136,13 +120,13 @@ int cmd_score(int argc, char **argv) {
     if (!oracle && (mmlu || mmlu_limit || mmlu_draws || mmlu_shots || mmlu_ctx))
         return cli_error("score", 2, "--mmlu options apply to mmlu_shapley");
     if (calib && !file) return cli_error("score", 2, "missing -f CALIB");
-    long mlimit = 0, mdraws = o.mmlu_opts.draws, mshots = o.mmlu_opts.shots, mctx = 0;
+    long mlimit = 0, mdraws = o.mmlu_draws, mshots = o.mmlu_shots, mctx = 0;
     if ((mmlu_limit && !cli_int("score", "--mmlu-limit", mmlu_limit, 1, 1L << 30, &mlimit)) ||
         (mmlu_draws && !cli_int("score", "--mmlu-draws", mmlu_draws, 1, 1000, &mdraws)) ||
         (mmlu_shots && !cli_int("score", "--mmlu-shots", mmlu_shots, 0, 16, &mshots)) ||
         (mmlu_ctx && !cli_int("score", "--mmlu-ctx-limit", mmlu_ctx, 8, 1 << 20, &mctx)))
         return 2;
-    long ctx = 0, max_seqs = 0, samples = o.shapley_perms, subsets = o.banzhaf_subsets, span = 0,
+    long ctx = 0, max_seqs = 0, samples = o.shapley_samples, subsets = o.banzhaf_subsets, span = 0,
          min_pairs = o.shapley_min_pairs;
     double tol = o.shapley_tol, every = o.checkpoint_every;
     unsigned long long seed = o.seed;
@@ -167,7 +151,7 @@ int cmd_score(int argc, char **argv) {
     if (c.max_mem && !dp_parse_bytes(c.max_mem, &o.max_mem))
         return cli_error("score", 2, "--max-mem must be a size such as 512M or 8G, not '%s'", c.max_mem);
     if (docs && dp_parse_range(docs, &lo, &hi)) return cli_error("score", 2, "--docs: %s", dp_last_error());
-    o.shapley_perms = (int)samples;
+    o.shapley_samples = (int)samples;
     o.banzhaf_subsets = (int)subsets;
     o.span = (int)span;
     o.shapley_min_pairs = (int)min_pairs;
@@ -182,9 +166,8 @@ int cmd_score(int argc, char **argv) {
             return cli_error("score", 2, "--estimator applies to shapley_loss and shapley_logit");
     }
     o.seed = seed;
-    o.mmlu_opts.seed = seed;
-    o.mmlu_opts.draws = (int)mdraws;
-    o.mmlu_opts.shots = (int)mshots;
+    o.mmlu_draws = (int)mdraws;
+    o.mmlu_shots = (int)mshots;
     o.no_reuse = no_reuse != NULL;
     o.checkpoint_every = every;
     if (!strcmp(parallel, "auto")) o.parallel = DP_SCORE_PAR_AUTO;
@@ -233,7 +216,7 @@ int cmd_score(int argc, char **argv) {
     if (ctx > cf->n_ctx_train)
         fprintf(stderr, "depthprune score: warning: --ctx %ld exceeds the model's trained context %d\n", ctx,
                 cf->n_ctx_train);
-    o.mmlu_opts.ctx_limit = (int)(mctx ? mctx : cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048);
+    o.mmlu_ctx_limit = (int)(mctx ? mctx : cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048);
     /* one worker at least: a session, the snapshots and logits of the adaptive metrics, the static observers */
     bool adaptive = false;
     for (int k = DP_METRIC_LOO_LOSS; k <= DP_METRIC_SHAPLEY_LOGIT; k++) adaptive |= o.want[k];
@@ -241,44 +224,34 @@ int cmd_score(int argc, char **argv) {
     dp_metrics_memory(cm.m, (int)ctx, &snap, &lg);
     int64_t extra = (adaptive ? snap + lg : 0) + (ctx + cf->n_layers + 1) * cf->n_embd * (int64_t)sizeof(float);
     if ((calib && (rc = cli_check_sessions("score", &cm, &cm.mask, 1, ctx, 0, extra, "--ctx"))) ||
-        (oracle && (rc = cli_check_sessions("score", &cm, &cm.mask, 1, o.mmlu_opts.ctx_limit, 1, 0, "--mmlu-ctx-limit")))) {
+        (oracle && (rc = cli_check_sessions("score", &cm, &cm.mask, 1, o.mmlu_ctx_limit, 1, 0, "--mmlu-ctx-limit")))) {
         cli_close(&cm);
         free(ckpt_path);
         return rc;
     }
-    struct dp_corpus *corpus = NULL;
-    struct dp_chunks *ch = NULL;
-    struct dp_scores *s = NULL;
-    struct dp_mmlu_data *mdata = NULL;
-    double t0 = dp_now();
-    dp_status st = DP_OK;
-    if (calib) st = dp_corpus_read(file, &corpus);
-    if (!st && calib) st = dp_chunks_paper(dp_model_tokenizer(cm.m), corpus, lo, hi, (int)ctx, (int)max_seqs, &ch);
-    if (!st && oracle) st = dp_mmlu_read(mmlu, NULL, (int)mlimit, &mdata);
-    o.mmlu = mdata;
-    if (!st) st = dp_metrics_score(cm.m, &cm.mask, cm.hooks, cm.pool, ch, &o, &s);
+    o.corpus = file; /* read when a calibration metric needs it */
+    o.docs = docs;
+    o.doc_lo = lo;
+    o.doc_hi = hi;
+    o.ctx = (int)ctx;
+    o.max_seqs = (int)max_seqs;
+    o.mmlu_dir = oracle ? mmlu : NULL;
+    o.mmlu_limit = (int)mlimit;
+    o.hooks = cm.hooks;
+    o.n_threads = cm.n_threads;
+    o.progress = cli_progress;
+    struct dp_score_result *s = NULL;
+    dp_status st = dp_score_run(cm.m, &cm.mask, cm.pool, &o, &s);
     if (st) rc = cli_error("score", 1, "%s", dp_last_error());
-    char removed[4096];
-    dp_mask_format(&cm.mask, removed, sizeof removed);
-    struct dp_identity id;
-    dp_identity_of(cm.m, &id);
-    struct dp_score_info info = {.model = c.model, .n_blocks = cf->n_layers, .model_hash = id.hash,
-                                 .model_shape = id.shape, .removed = removed, .file = file,
-                                 .docs = docs, .n_docs = ch ? ch->n_docs : 0, .seed = o.seed, .tol = o.shapley_tol,
-                                 .n_threads = cm.n_threads, .seconds = dp_now() - t0, .mmlu_dir = mmlu,
-                                 .mmlu_limit = (int)mlimit};
-    if (!rc && out_path && write_json_file(out_path, s, &info))
+    if (!rc && out_path && write_file(out_path, s, dp_score_write_json))
         rc = cli_error("score", 1, "%s", dp_last_error());
-    if (!rc && csv_path && write_csv_file(csv_path, s)) rc = cli_error("score", 1, "%s", dp_last_error());
+    if (!rc && csv_path && write_file(csv_path, s, dp_score_write_csv)) rc = cli_error("score", 1, "%s", dp_last_error());
     if (!rc) {
-        if (c.json) dp_score_report_json(stdout, s, &info);
-        else dp_score_report_table(stdout, s, &info);
+        if (c.json) dp_score_write_json(stdout, s);
+        else dp_score_write_table(stdout, s);
         if (ckpt_path) remove(ckpt_path);
     }
-    dp_scores_free(s);
-    dp_mmlu_data_free(mdata);
-    dp_chunks_free(ch);
-    dp_corpus_free(corpus);
+    dp_score_result_free(s);
     cli_close(&cm);
     free(ckpt_path);
     return rc;

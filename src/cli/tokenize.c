@@ -4,8 +4,6 @@
  */
 #include "cli.h"
 
-#include "tokenizer.h"
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,16 +36,15 @@ int cmd_tokenize(int argc, char **argv) {
      * work); a llama2.c checkpoint is opened as a model with its --vocab.
      */
     struct cli_model cm = {0};
-    struct dp_gguf *g = NULL;
     struct dp_tokenizer *own = NULL;
+    bool is_gguf = false;
     const struct dp_tokenizer *t;
     if (!c.model) {
         free(text);
         return cli_error("tokenize", 2, "missing -m MODEL");
     }
-    if (!c.vocab && dp_gguf_open(c.model, &g) == DP_OK) {
-        if (dp_tokenizer_from_gguf(g, &own)) {
-            dp_gguf_close(g);
+    if (!c.vocab && (dp_tokenizer_open(c.model, &is_gguf, &own) == DP_OK || is_gguf)) {
+        if (!own) {
             free(text);
             return cli_error("tokenize", 1, "%s", dp_last_error());
         }
@@ -92,7 +89,6 @@ int cmd_tokenize(int argc, char **argv) {
     free(ids);
     free(text);
     dp_tokenizer_free(own);
-    dp_gguf_close(g);
     cli_close(&cm);
     return rc;
 }
