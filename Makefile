@@ -15,7 +15,8 @@ OPT     ?= -O2
 WARN     = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wvla -Wformat=2 -Werror
 CFLAGS  ?=
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -Iinclude -Isrc -MMD -MP
+INC      = -Iinclude -Isrc
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(INC) -MMD -MP
 LDLIBS  += -lm -lpthread
 BUILD   ?= build
 
@@ -54,6 +55,10 @@ FUZZ ?= $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, long n){(void)
           clang -x c - -fsanitize=fuzzer -o /dev/null 2>/dev/null && echo 1 || echo 0)
 
 .PHONY: all test asan tsan bench fuzz clean
+
+# Clients of the public header alone (issue 14): compiled with -Iinclude only.
+HEADER_ONLY = src/cli/sweep.c src/cli/prune.c src/cli/synth.c src/cli/report.c
+$(HEADER_ONLY:%.c=$(BUILD)/%.o) $(BUILD)/tests/test_api_workflow: INC = -Iinclude
 
 all: depthprune
 
