@@ -58,7 +58,7 @@ FUZZ ?= $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, long n){(void)
 
 # Clients of the public header alone (issue 14): compiled with -Iinclude only.
 HEADER_ONLY = src/cli/sweep.c src/cli/prune.c src/cli/synth.c src/cli/report.c
-$(HEADER_ONLY:%.c=$(BUILD)/%.o) $(BUILD)/tests/test_api_workflow: INC = -Iinclude
+$(HEADER_ONLY:%.c=$(BUILD)/%.o) $(BUILD)/tests/test_api_workflow: private INC = -Iinclude
 
 all: depthprune
 
