@@ -406,6 +406,14 @@ dp_status dp_sweep_get_step(const struct dp_sweep *s, int run, int step, struct 
 void dp_sweep_step_unit(const struct dp_sweep *s, int run, int step, int i, char *buf);
 int dp_sweep_n_warnings(const struct dp_sweep *s);
 const char *dp_sweep_warning(const struct dp_sweep *s, int i);
+/* The metrics of scores files (comma list), in first-seen order, as a comma list in buf (cap bytes). */
+dp_status dp_sweep_scores_metrics(const char *scores, char *buf, size_t cap);
+/* Whether a metric was measured on the MMLU test questions (mmlu_shapley...): it needs no calibration data. */
+bool dp_sweep_metric_oracle(const char *metric);
+/* Whether kind is a recovery kind ("none" included); DP_ERR_ARG naming it otherwise. */
+dp_status dp_recovery_check_kind(const char *kind);
+/* The most few-shot examples an MMLU prompt takes. */
+#define DP_SWEEP_MAX_SHOTS 16
 /* Bytes an iterative sweep's re-scoring needs besides its session, for sequences of ctx tokens. */
 int64_t dp_sweep_rescore_bytes(const struct dp_model *m, int ctx);
 /* The file dp_sweep_save_plans writes for a run: DIR/METRIC_SCHEME_MODE_RECOVER.json, ':' as '-'. */
@@ -423,6 +431,13 @@ dp_status dp_sweep_write_svg(const struct dp_sweep *s, const char *path);
  */
 dp_status dp_sweep_save_plans(const struct dp_sweep *s, const struct dp_model *m, struct dp_pool *pool,
                               const struct dp_sweep_params *p, const char *dir);
+
+/*
+ * One self-contained HTML page (figures inline, no external assets) from
+ * scores files and sweep files, in the order given. Fails naming a file that
+ * is neither; written atomically.
+ */
+dp_status dp_report_html(const char *const *files, int n_files, const char *path);
 
 /* ---- budgets --------------------------------------------------------------------- */
 
@@ -443,6 +458,8 @@ struct dp_budget_params {
     int mmlu_limit;
     dp_progress_fn progress;
     void *progress_user;
+    dp_log_fn log;                  /* warnings (scores without a model hash) */
+    void *log_user;
 };
 struct dp_budget_params dp_budget_default_params(void);
 /* What bound a budget plan. */
@@ -460,6 +477,18 @@ struct dp_budget_info {
  */
 dp_status dp_budget_units(const struct dp_model *m, struct dp_pool *pool, const struct dp_budget_params *p,
                           char *units, size_t cap, struct dp_budget_info *info);
+
+/*
+ * The first `count` units of a metric's one-shot order under a scheme
+ * ("block", "attn", "ffn", "both"; for a span metric such as angular, the
+ * best span of count blocks) from a scores file checked against m, as a
+ * comma list in units (cap bytes). Fails naming the file when the order is
+ * shorter than count or a unit does not exist in m. log (NULL: silent) gets
+ * a warning for a scores file without a model hash.
+ */
+dp_status dp_prune_units_from_scores(const struct dp_model *m, const char *scores, bool allow_twin, const char *metric,
+                                     const char *scheme, int count, char *units, size_t cap, dp_log_fn log,
+                                     void *log_user);
 
 /* ---- export ------------------------------------------------------------------------ */
 

@@ -19,6 +19,8 @@
 #include "sha256.h"
 #include "sweep.h"
 
+_Static_assert(DP_SWEEP_MAX_SHOTS == DP_MMLU_MAX_SHOTS, "the header's shot bound is mmlu.h's");
+
 #include <errno.h>
 #include <stdarg.h>
 #include <math.h>
@@ -452,7 +454,7 @@ dp_status dp_budget_units(const struct dp_model *m, struct dp_pool *pool, const 
     const struct dp_config *cf = dp_model_config(m);
     int cap_ctx = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048;
     struct dp_influences sc;
-    struct dp_api_log nolog = {0};
+    struct dp_api_log l = {p->log, p->log_user};
     struct dp_chunks *pplc = NULL;
     struct dp_mmlu_data *mmlu = NULL;
     struct dp_mask protect;
@@ -461,7 +463,7 @@ dp_status dp_budget_units(const struct dp_model *m, struct dp_pool *pool, const 
     struct dp_sweep_mmlu mc = {NULL, 5, cap_ctx};
     struct dp_budget_result res;
     memset(&res, 0, sizeof res);
-    if ((st = load_scores(m, p->scores, p->allow_twin, (int)scheme, &nolog, &sc))) return st;
+    if ((st = load_scores(m, p->scores, p->allow_twin, (int)scheme, &l, &sc))) return st;
     if (p->protect && dp_units_protect(p->protect, cf->n_layers, &protect)) st = dp_fail(DP_ERR_ARG, "protect: %s", dp_last_error());
     if (!st && p->ppl.path) st = dp_api_chunks(m, &p->ppl, cap_ctx, 0, "perplexity corpus", &pplc);
     if (!st && p->mmlu_dir) st = dp_mmlu_read(p->mmlu_dir, NULL, p->mmlu_limit, &mmlu);
@@ -491,4 +493,73 @@ dp_status dp_budget_units(const struct dp_model *m, struct dp_pool *pool, const 
     dp_chunks_free(pplc);
     dp_influences_free(&sc);
     return st;
+}
+
+/* ---- plans from scores ---- */
+
+dp_status dp_prune_units_from_scores(const struct dp_model *m, const char *path, bool allow_twin, const char *metric,
+                                     const char *scheme_s, int count, char *list, size_t cap, dp_log_fn log,
+                                     void *log_user) {
+    if (cap) list[0] = 0;
+    enum dp_scheme scheme;
+    dp_status st = dp_scheme_parse(scheme_s ? scheme_s : "block", &scheme);
+    if (st) return st;
+    int n_layers = dp_model_config(m)->n_layers, n = 0;
+    struct dp_influences sc;
+    struct dp_api_log l = {log, log_user};
+    if ((st = load_scores(m, path, allow_twin, (int)scheme, &l, &sc))) return st;
+    struct dp_unit *order = calloc(2 * DP_MAX_LAYERS, sizeof *order);
+    if (!order) st = dp_fail(DP_ERR_NOMEM, "out of memory");
+    if (!st && dp_metric_is_span(metric)) {
+        bool found = false;
+        st = dp_prune_span(&sc, metric, count, NULL, order, &found);
+        if (!st && !found) st = dp_fail(DP_ERR_ARG, "%s: no span of %d blocks scored by %s", path, count, metric);
+        n = count;
+    } else if (!st) {
+        st = dp_prune_order(&sc, metric, scheme, n_layers, NULL, order, &n);
+        if (!st && count > n) st = dp_fail(DP_ERR_ARG, "%s: --count %d but the %s order has only %d units", path, count, metric, n);
+        n = count;
+    }
+    dp_influences_free(&sc);
+    size_t len = 0;
+    for (int i = 0; !st && i < n; i++) {
+        char u[16];
+        dp_unit_name(order[i], u);
+        if (order[i].layer >= n_layers) st = dp_fail(DP_ERR_ARG, "%s: unit %s does not exist in %s", path, u, dp_model_path(m));
+        int w = snprintf(list + len, cap - len, "%s%s", len ? "," : "", u);
+        if (w > 0) len += (size_t)w;
+        if (len >= cap) st = dp_fail(DP_ERR_ARG, "%s: too many units", path);
+    }
+    free(order);
+    return st;
+}
+
+dp_status dp_sweep_scores_metrics(const char *list, char *buf, size_t cap) {
+    if (cap) buf[0] = 0;
+    struct dp_influences sc;
+    memset(&sc, 0, sizeof sc);
+    char files_buf[4096];
+    const char *files[16];
+    snprintf(files_buf, sizeof files_buf, "%s", list ? list : "");
+    int n = split(files_buf, files, 16);
+    dp_status st = DP_OK;
+    for (int i = 0; i < n && !st; i++) st = dp_influences_load(files[i], &sc);
+    const char *metrics[64];
+    int n_metrics = st ? 0 : dp_influences_metrics(&sc, metrics, 64);
+    size_t len = 0;
+    for (int i = 0; i < n_metrics && len < cap; i++) {
+        int w = snprintf(buf + len, cap - len, "%s%s", i ? "," : "", metrics[i]);
+        if (w > 0) len += (size_t)w;
+    }
+    if (!st && len >= cap && cap) st = dp_fail(DP_ERR_ARG, "%s: too many metrics", list);
+    dp_influences_free(&sc);
+    return st;
+}
+
+bool dp_sweep_metric_oracle(const char *metric) { return dp_metric_is_oracle(metric); }
+
+dp_status dp_recovery_check_kind(const char *kind) {
+    enum dp_recover_method method;
+    int rank;
+    return dp_recover_parse_kind(kind, &method, &rank);
 }

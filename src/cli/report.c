@@ -1,10 +1,10 @@
 /*
  * report: one self-contained HTML page (figures inline, no external assets)
- * from score files and sweep files, in the order given (src/report.h).
+ * from score files and sweep files, in the order given (dp_report_html).
+ * A client of the public header alone.
  */
+#define DP_CLI_HEADER_ONLY
 #include "cli.h"
-
-#include "report.h"
 
 #define CMD "report"
 
