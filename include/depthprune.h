@@ -506,6 +506,8 @@ struct dp_export_params {
                                            its source counterpart's */
     bool verify;                        /* reload and compare logits with the in-memory pruned model (default true) */
     const char *metric, *scheme, *calib, *plan;   /* provenance (NULL: unknown) */
+    dp_progress_fn progress;            /* stage "export": 0 (start), 1 (written), 2 (verified) of 2 */
+    void *progress_user;
 };
 struct dp_export_params dp_export_default_params(void);
 struct dp_export_result {
@@ -547,6 +549,8 @@ struct dp_synth_params {
     const char *vocab_from;             /* copy the tokenizer of this GGUF (NULL: generated SentencePiece) */
     dp_log_fn log;                      /* notes (fallback types) */
     void *log_user;
+    dp_progress_fn progress;            /* stage "synth": blocks written of layers */
+    void *progress_user;
 };
 struct dp_synth_params dp_synth_default_params(void);
 /* Whether name is a type or mix synth writes; and its canonical name (NULL when not). */

@@ -97,8 +97,10 @@ dp_status dp_export_file(const char *src, const char *dst, const struct dp_expor
                                .metric = p->metric, .scheme = p->scheme, .calib = p->calib, .plan = p->plan};
     struct dp_export_info info;
     bool written = false;
+    if (!st && !dp_progress_step(p->progress, p->progress_user, "export", 0, 2)) st = DP_ERR_CANCELLED;
     if (!st) st = dp_export(m, &mask, p->recovery, &o, tmp, &info);
     written = !st;
+    if (!st && !dp_progress_step(p->progress, p->progress_user, "export", 1, 2)) st = DP_ERR_CANCELLED;
     if (!st) st = dp_model_open(tmp, NULL, &e);
     if (!st) {
         snprintf(res.arch, sizeof res.arch, "%s", info.arch);
@@ -123,6 +125,7 @@ dp_status dp_export_file(const char *src, const char *dst, const struct dp_expor
         res.verify_max_abs_diff = diff;
     }
     dp_model_close(e);
+    if (!st && !dp_progress_step(p->progress, p->progress_user, "export", 2, 2)) st = DP_ERR_CANCELLED;
     if (!st && rename(tmp, dst)) st = dp_fail(DP_ERR_IO, "%s: cannot rename the verified file into place", dst);
     else if (!st) written = false;
     if (written) unlink(tmp);

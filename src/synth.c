@@ -32,6 +32,8 @@ struct synth {
     uint64_t rng;
     dp_log_fn log;
     void *log_user;
+    dp_progress_fn progress;
+    void *progress_user;
 };
 
 static uint64_t next(uint64_t *s) {
@@ -202,6 +204,7 @@ static dp_status build(struct synth *s, const char *vocab_from) {
             (st = T("ffn_down.weight", s->ff, s->dim, sf, 0, MAT)))
             return st;
 #undef T
+        if (!dp_progress_step(s->progress, s->progress_user, "synth", l + 1, s->layers)) return DP_ERR_CANCELLED;
     }
     return DP_OK;
 }
@@ -224,7 +227,8 @@ dp_status dp_synth_write(const char *path, const struct dp_synth_params *p) {
     if (!path || !p) return dp_fail(DP_ERR_ARG, "synth: path and params are required");
     const char *arch = p->arch ? p->arch : "llama", *type_s = p->type ? p->type : "F32";
     struct synth s = {p->dim, p->ff, p->heads, p->kv_heads, p->layers, p->vocab, p->ctx, (long)p->seed, 0, DP_MIX_NONE,
-                      p->tied, p->bias || !strcmp(arch, "qwen2"), arch, NULL, NULL, 0, 0, p->log, p->log_user};
+                      p->tied, p->bias || !strcmp(arch, "qwen2"), arch, NULL, NULL, 0, 0, p->log, p->log_user,
+                      p->progress, p->progress_user};
     if (!s.kv_heads) s.kv_heads = s.heads > 1 ? s.heads / 2 : 1;
     s.type = dp_type_from_name(type_s);
     s.mix = dp_quantize_mix_from_name(type_s);

@@ -119,6 +119,15 @@ static void test_recovery_and_export(const struct dp_model *m, struct dp_pool *p
     ep.units = "b2";
     ep.out_type = "Q9_9";
     CHECK(dp_export_file(model_path(), tmp("bad.gguf"), &ep, pool, NULL) == DP_ERR_ARG);
+    /* cancelled after writing, before verifying: nothing is left behind */
+    ep.out_type = NULL;
+    ep.progress = stop_at_second;
+    n_calls = 0;
+    CHECK(dp_export_file(model_path(), tmp("bad.gguf"), &ep, pool, NULL) == DP_ERR_CANCELLED && n_calls == 2);
+    CHECK(access(tmp("bad.gguf"), F_OK) != 0);
+    char left[600];
+    snprintf(left, sizeof left, "ls %s | grep -q unverified", tmpdir);
+    CHECK_MSG(system(left) != 0, "a temporary export file was left in %s", tmpdir);
 
     /* cancellation: the second progress call stops the fit, nothing is handed out */
     rp.progress = stop_at_second;

@@ -350,6 +350,7 @@ int cmd_prune(int argc, char **argv) {
     ep.scheme = scores ? scheme : plan_scheme[0] ? plan_scheme : NULL;
     ep.calib = calib[0] ? calib : NULL;
     ep.plan = c.plan;
+    ep.progress = cli_progress;
     struct dp_export_result info;
     struct dp_model *e = NULL;
     if (dp_export_file(dp_model_path(cm.m), out, &ep, cm.pool, &info) || dp_model_open(out, NULL, &e)) {

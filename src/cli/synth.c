@@ -72,6 +72,7 @@ int cmd_synth(int argc, char **argv) {
     s.vocab_from = vocab_from;
     s.log = cli_log_line;
     s.log_user = (void *)"synth";
+    s.progress = cli_progress;
     double t0 = now();
     if (dp_synth_write(out, &s)) rc = cli_error("synth", 1, "%s", dp_last_error());
     else if (json)
