@@ -16,7 +16,8 @@ OPT     ?= -O2
 WARN     = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wvla -Wformat=2 -Werror
 CFLAGS  ?=
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -Iinclude -Isrc -MMD -MP
+INC      = -Iinclude -Isrc
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(INC) -MMD -MP
 LDLIBS  += -lm -lpthread
 BUILD   ?= build
 
@@ -60,6 +61,9 @@ FUZZ ?= $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, long n){(void)
           clang -x c - -fsanitize=fuzzer -o /dev/null 2>/dev/null && echo 1 || echo 0)
 
 .PHONY: all test mutants asan tsan bench fuzz clean
+
+# Tests that use the public header alone: compiled with -Iinclude only.
+$(BUILD)/tests/test_api_workflow: private INC = -Iinclude
 
 all: depthprune
 

@@ -679,7 +679,14 @@ struct dp_session {
     float *wvec;                  /* (max(dim, qd, n_ff)) a dequantized norm or bias vector */
     float *scores;                /* (n_threads_max, n_ctx) */
     int scores_threads;
+    struct dp_hooks hooks;        /* attached replacements (dp_session_set_hooks) */
+    bool has_hooks;
 };
+
+void dp_session_set_hooks(struct dp_session *s, const struct dp_hooks *hooks) {
+    s->has_hooks = hooks != NULL;
+    if (hooks) s->hooks = *hooks;
+}
 
 dp_status dp_session_new(const struct dp_model *m, const struct dp_mask *mask, int n_ctx, struct dp_session **out) {
     *out = NULL;
@@ -845,5 +852,5 @@ dp_status dp_session_forward_hooked(struct dp_session *s, struct dp_pool *pool, 
 
 dp_status dp_session_forward(struct dp_session *s, struct dp_pool *pool, const int *tokens, int n, float *logits,
                              enum dp_logits_mode mode) {
-    return dp_session_forward_hooked(s, pool, tokens, n, logits, mode, NULL);
+    return dp_session_forward_hooked(s, pool, tokens, n, logits, mode, s->has_hooks ? &s->hooks : NULL);
 }

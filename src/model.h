@@ -108,6 +108,12 @@ int dp_session_n_ctx(const struct dp_session *s);
 /* The mask a session runs under. */
 const struct dp_mask *dp_session_mask(const struct dp_session *s);
 
+/*
+ * Hooks dp_session_forward applies in every pass of s (copied; NULL: none),
+ * e.g. a recovery's (dp_session_new_with). dp_session_forward_hooked uses
+ * only the hooks it is given.
+ */
+void dp_session_set_hooks(struct dp_session *s, const struct dp_hooks *hooks);
 /* Run a batch like dp_session_forward, with hooks (may be NULL). */
 dp_status dp_session_forward_hooked(struct dp_session *s, struct dp_pool *pool, const int *tokens,
                                     int n, float *logits, enum dp_logits_mode mode,

@@ -465,7 +465,7 @@ static dp_status ustats_init(struct ustats *s, const struct dp_unit_recovery *u,
  */
 static dp_status stats_run(const struct dp_model *m, const struct dp_mask *mask, const struct dp_recovery *active,
                            struct dp_unit_recovery *units, int n, bool cross, const struct dp_chunks *calib,
-                           struct dp_pool *pool, struct ustats *s) {
+                           const struct dp_recover_opts *o, struct dp_pool *pool, struct ustats *s) {
     int dim = m->cfg.n_embd, cap = calib->ctx;
     struct stats_pass p = {.r = active, .s = s, .n_s = n, .dim = dim, .cap = cap, .eps = m->cfg.norm_eps,
                            .pool = pool};
@@ -484,9 +484,9 @@ static dp_status stats_run(const struct dp_model *m, const struct dp_mask *mask,
         dp_session_reset(sess);
         st = dp_session_forward_hooked(sess, pool, calib->ids + (size_t)q * calib->ctx, calib->ctx, NULL,
                                        DP_LOGITS_NONE, &h);
-        dp_progress("recovery statistics", q + 1, calib->n_seqs);
+        if (!st && !dp_progress_step(o->progress, o->progress_user, "recovery statistics", q + 1, calib->n_seqs))
+            st = DP_ERR_CANCELLED;
     }
-    dp_progress_end();
     dp_session_free(sess);
     free(p.zs);
     free(p.ts);
@@ -642,7 +642,7 @@ static dp_status fit_stats(const struct dp_model *m, const struct dp_mask *mask,
     if (!s) return DP_ERR_NOMEM;
     dp_status st = DP_OK;
     if (!o->sequential) {
-        st = stats_run(m, &base, NULL, r->units, r->n, cross, calib, pool, s);
+        st = stats_run(m, &base, NULL, r->units, r->n, cross, calib, o, pool, s);
         if (!st) st = fit_closed(r->units, s, r->n, dim, o->ridge);
         for (int i = 0; i < r->n; i++) ustats_free(&s[i]);
     } else {
@@ -650,7 +650,7 @@ static dp_status fit_stats(const struct dp_model *m, const struct dp_mask *mask,
         for (int k = 0; k < r->n && !st; k++) {
             struct dp_recovery active = *r;     /* units 0..k-1, already fitted */
             active.n = k;
-            st = stats_run(m, &cur, k ? &active : NULL, &r->units[k], 1, cross, calib, pool, &s[k]);
+            st = stats_run(m, &cur, k ? &active : NULL, &r->units[k], 1, cross, calib, o, pool, &s[k]);
             if (!st) st = fit_closed(&r->units[k], &s[k], 1, dim, o->ridge);
             ustats_free(&s[k]);
             const struct dp_unit_recovery *u = &r->units[k];
@@ -876,9 +876,8 @@ static dp_status train(const struct dp_model *m, const struct dp_mask *mask, str
         if (step % every == 0 || step == o->steps)
             log_line(o, "%s: step %d/%d, %s %.5f (running mean %.5f)", r->kind, step, o->steps,
                      t.teacher ? "kl" : "ce", loss, avg);
-        dp_progress("training recovery", step, o->steps);
+        if (!dp_progress_step(o->progress, o->progress_user, "training recovery", step, o->steps)) st = DP_ERR_CANCELLED;
     }
-    dp_progress_end();
     trainer_free(&t);
     return st;
 }

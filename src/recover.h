@@ -76,6 +76,9 @@ struct dp_recover_opts {
     /* Optional progress/log callback (lines without newline); NULL for silence. */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
+    /* Progress and cancellation (stages "recovery statistics", "training recovery"); NULL: silent. */
+    dp_progress_fn progress;
+    void *progress_user;
 };
 void dp_recover_opts_default(struct dp_recover_opts *o);
 

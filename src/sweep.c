@@ -629,7 +629,11 @@ static dp_status add_step(struct engine *e, struct dp_sweep_run *run, const stru
     say(e, "[run %d/%d] %s %s %s %s: %d removed%s%s:  ppl %.4g%s  (%s, %.2f s)", run_index + 1, e->sw->n_runs,
           run->metric, dp_scheme_name(run->scheme), mode_name(run->iterative), run->recover, n, n ? " " : "", removed,
           step.ppl, mm, computed ? "evaluated" : "known", dp_now() - t0);
-    return save(e);
+    st = save(e);
+    int64_t done = 0;
+    for (int r = 0; r < e->sw->n_runs; r++) done += e->sw->runs[r].n_steps;
+    if (!st && !dp_progress_step(e->cfg->progress, e->cfg->progress_user, "sweep", done, 0)) st = DP_ERR_CANCELLED;
+    return st;
 }
 
 /* Steps of a run: how many units it may remove at most. */

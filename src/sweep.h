@@ -138,6 +138,9 @@ struct dp_sweep_config {
     /* Progress lines (no newline) for people; NULL for silence. */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
+    /* Progress and cancellation: stage "sweep", steps evaluated so far (NULL: none). */
+    dp_progress_fn progress;
+    void *progress_user;
 };
 
 /*

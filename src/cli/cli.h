@@ -210,6 +210,31 @@ struct cli_draft {
 int cli_draft_open(const char *cmd, const struct dp_model *m, const char *spec, struct cli_draft *out);
 void cli_draft_close(struct cli_draft *d);
 
+/*
+ * Helpers of the header-only commands (sweep, prune, synth, report):
+ * cli_progress_lines is cli_progress ending the line when a stage completes
+ * (pass it as a params' progress);
+ * cli_log_line prints "depthprune CMD: LINE" (user: the command name).
+ */
+bool cli_progress_lines(const char *stage, int64_t done, int64_t total, void *user);
+void cli_log_line(const char *line, void *user);
+/* The removed units of cm's plan as a comma list (returns their count), and its metric and scheme ("" when none). */
+int cli_plan_units(const struct cli_model *cm, char *buf, size_t cap);
+const char *cli_plan_metric(const struct cli_model *cm);
+const char *cli_plan_scheme(const struct cli_model *cm);
+/* A streaming JSON writer with the library's output format (nesting and commas tracked; keys NULL in arrays). */
+struct cli_json;
+struct cli_json *cli_json_new(FILE *f);
+void cli_json_free(struct cli_json *j);
+void cli_json_begin_obj(struct cli_json *j, const char *key);
+void cli_json_begin_arr(struct cli_json *j, const char *key);
+void cli_json_end(struct cli_json *j);
+void cli_json_num(struct cli_json *j, const char *key, double v);
+void cli_json_int(struct cli_json *j, const char *key, int64_t v);
+void cli_json_bool(struct cli_json *j, const char *key, bool v);
+void cli_json_null(struct cli_json *j, const char *key);
+void cli_json_str(struct cli_json *j, const char *key, const char *s);
+
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

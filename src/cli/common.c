@@ -388,3 +388,45 @@ void cli_close(struct cli_model *cm) {
     cm->pool = NULL;
     cm->m = NULL;
 }
+
+/* ---- helpers of the header-only commands (sweep, prune, synth, report) ---- */
+
+bool cli_progress_lines(const char *stage, int64_t done, int64_t total, void *user) {
+    cli_progress(stage, done, total, user);
+    if (total > 0 && done >= total) cli_progress_end();
+    return true;
+}
+
+void cli_log_line(const char *line, void *user) { fprintf(stderr, "depthprune %s: %s\n", (const char *)user, line); }
+
+int cli_plan_units(const struct cli_model *cm, char *buf, size_t cap) {
+    size_t len = 0;
+    if (cap) buf[0] = 0;
+    for (int i = 0; i < cm->plan->n_units && len < cap; i++) {
+        int w = snprintf(buf + len, cap - len, "%s%s", i ? "," : "", cm->plan->units[i]);
+        if (w > 0) len += (size_t)w;
+    }
+    return cm->plan->n_units;
+}
+
+const char *cli_plan_metric(const struct cli_model *cm) { return cm->plan->metric; }
+const char *cli_plan_scheme(const struct cli_model *cm) { return cm->plan->scheme; }
+
+struct cli_json {
+    struct dp_json j;
+};
+
+struct cli_json *cli_json_new(FILE *f) {
+    struct cli_json *j = malloc(sizeof *j);
+    if (j) dp_json_init(&j->j, f);
+    return j;
+}
+void cli_json_free(struct cli_json *j) { free(j); }
+void cli_json_begin_obj(struct cli_json *j, const char *key) { dp_json_begin_obj(&j->j, key); }
+void cli_json_begin_arr(struct cli_json *j, const char *key) { dp_json_begin_arr(&j->j, key); }
+void cli_json_end(struct cli_json *j) { dp_json_end(&j->j); }
+void cli_json_num(struct cli_json *j, const char *key, double v) { dp_json_num(&j->j, key, v); }
+void cli_json_int(struct cli_json *j, const char *key, int64_t v) { dp_json_int(&j->j, key, v); }
+void cli_json_bool(struct cli_json *j, const char *key, bool v) { dp_json_bool(&j->j, key, v); }
+void cli_json_null(struct cli_json *j, const char *key) { dp_json_null(&j->j, key); }
+void cli_json_str(struct cli_json *j, const char *key, const char *s) { dp_json_str(&j->j, key, s); }

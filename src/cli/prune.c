@@ -23,75 +23,25 @@
  * timed on the file at hand (--cost time, the default) or from weight bytes
  * (--cost bytes); the best plan is exported. The written draft runs next to
  * the original in llama.cpp's llama-speculative (same vocabulary).
+ *
+ * A client of the public header alone: dp_prune_units_from_scores,
+ * dp_budget_units, dp_draft_search and dp_export_file do the work.
  */
 #include "cli.h"
-
-#include "data.h"
-#include "export.h"
-#include "model.h"
-#include "plan.h"
-#include "prune.h"
-#include "quantize.h"
-#include "recover.h"
-#include "spec.h"
-#include "sweep.h"
-#include "tasks.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#define VERIFY_TOKENS 32
-
-/*
- * The first `count` units of a metric's order under a scheme, as a --drop
- * list (the model is opened only for its block count).
- */
+/* The first `count` units of a metric's order under a scheme, as a --drop list. */
 static int from_scores(const struct cli_common *c, const char *path, const char *metric, const char *scheme_s,
                        long count, char *list, size_t cap) {
-    enum dp_scheme scheme;
-    const char *model = c->model;
-    if (dp_scheme_parse(scheme_s, &scheme)) return cli_error("prune", 2, "--scheme: %s", dp_last_error());
     struct dp_model *m;
-    if (dp_model_open(model, c->vocab, &m)) return cli_error("prune", 1, "%s", dp_last_error());
-    int n_layers = dp_model_config(m)->n_layers;
-    struct dp_influences sc = {0};
-    struct dp_unit *order = calloc(2 * DP_MAX_LAYERS, sizeof *order);
-    int n = 0;
-    dp_status st = order ? dp_influences_load(path, &sc) : dp_fail(DP_ERR_NOMEM, "out of memory");
-    int rc = st ? 0 : cli_check_scores("prune", c, m, &sc, (int)scheme);
+    if (dp_model_open(c->model, c->vocab, &m)) return cli_error("prune", 1, "%s", dp_last_error());
+    dp_status st = dp_prune_units_from_scores(m, path, c->allow_twin != NULL, metric, scheme_s, (int)count, list, cap,
+                                              cli_log_line, (void *)"prune");
     dp_model_close(m);
-    if (rc) {
-        dp_influences_free(&sc);
-        free(order);
-        return rc;
-    }
-    if (!st && dp_metric_is_span(metric)) {
-        bool found = false;
-        st = dp_prune_span(&sc, metric, (int)count, NULL, order, &found);
-        if (!st && !found) st = dp_fail(DP_ERR_ARG, "%s: no span of %ld blocks scored by %s", path, count, metric);
-        n = (int)count;
-    } else if (!st) {
-        st = dp_prune_order(&sc, metric, scheme, n_layers, NULL, order, &n);
-        if (!st && count > n)
-            st = dp_fail(DP_ERR_ARG, "%s: --count %ld but the %s order has only %d units", path, count, metric, n);
-        n = (int)count;
-    }
-    dp_influences_free(&sc);
-    size_t len = 0;
-    list[0] = 0;
-    for (int i = 0; !st && i < n; i++) {
-        char u[16];
-        dp_unit_name(order[i], u);
-        if (order[i].layer >= n_layers)
-            st = dp_fail(DP_ERR_ARG, "%s: unit %s does not exist in %s", path, u, model);
-        int w = snprintf(list + len, cap - len, "%s%s", len ? "," : "", u);
-        if (w > 0) len += (size_t)w;
-        if (len >= cap) st = dp_fail(DP_ERR_ARG, "%s: too many units", path);
-    }
-    free(order);
     return st ? cli_error("prune", st == DP_ERR_ARG ? 2 : 1, "%s", dp_last_error()) : 0;
 }
 
@@ -106,28 +56,27 @@ static bool budget_given(const struct budget_opts *b) {
 }
 
 /*
- * The units of a budget plan (src/sweep.h, dp_budget_plan): the metric's
- * one-shot order under the scheme, evaluated step by step (perplexity by the
- * paper protocol on --ppl, MMLU on --mmlu, only as the limits need) until
- * the budget decides; the chosen step's units go to `list`, what bound it to *res.
+ * The units of a budget plan (dp_budget_units): the metric's one-shot order
+ * under the scheme, evaluated step by step (perplexity by the paper protocol
+ * on --ppl, MMLU on --mmlu, only as the limits need) until the budget
+ * decides; the chosen step's units go to `list`, what bound it to *res.
  */
 static int from_budget(const struct cli_common *c, const struct budget_opts *b, const char *path, const char *metric,
-                       const char *scheme_s, char *list, size_t cap, struct dp_budget_result *res) {
-    struct dp_budget budget;
-    dp_budget_none(&budget);
+                       const char *scheme_s, char *list, size_t cap, struct dp_budget_info *res) {
+    struct dp_budget_params bp = dp_budget_default_params();
     long ctx = 0, max_seqs = 0, limit = 0;
-    if ((b->target_kv && !cli_double("prune", "--target-kv", b->target_kv, 1e-9, 1, &budget.target_kv)) ||
-        (b->target_params && !cli_double("prune", "--target-params", b->target_params, 1e-9, 1, &budget.target_params)) ||
-        (b->max_ppl_ratio && !cli_double("prune", "--max-ppl-ratio", b->max_ppl_ratio, 1, 1e12, &budget.max_ppl_ratio)) ||
-        (b->max_mmlu_drop && !cli_double("prune", "--max-mmlu-drop", b->max_mmlu_drop, 0, 100, &budget.max_mmlu_drop)) ||
+    if ((b->target_kv && !cli_double("prune", "--target-kv", b->target_kv, 1e-9, 1, &bp.target_kv)) ||
+        (b->target_params && !cli_double("prune", "--target-params", b->target_params, 1e-9, 1, &bp.target_params)) ||
+        (b->max_ppl_ratio && !cli_double("prune", "--max-ppl-ratio", b->max_ppl_ratio, 1, 1e12, &bp.max_ppl_ratio)) ||
+        (b->max_mmlu_drop && !cli_double("prune", "--max-mmlu-drop", b->max_mmlu_drop, 0, 100, &bp.max_mmlu_drop)) ||
         (b->ctx && !cli_int("prune", "--ctx", b->ctx, 4, 1 << 20, &ctx)) ||
         (b->max_seqs && !cli_int("prune", "--max-seqs", b->max_seqs, 1, 1L << 30, &max_seqs)) ||
         (b->mmlu_limit && !cli_int("prune", "--mmlu-limit", b->mmlu_limit, 1, 1L << 30, &limit)))
         return 2;
     if (b->max_ppl_ratio && !b->ppl) return cli_error("prune", 2, "--max-ppl-ratio needs --ppl CORPUS");
     if (b->max_mmlu_drop && !b->mmlu) return cli_error("prune", 2, "--max-mmlu-drop needs --mmlu DIR");
-    enum dp_scheme scheme;
-    if (dp_scheme_parse(scheme_s, &scheme)) return cli_error("prune", 2, "--scheme: %s", dp_last_error());
+    if (strcmp(scheme_s, "block") && strcmp(scheme_s, "attn") && strcmp(scheme_s, "ffn") && strcmp(scheme_s, "both"))
+        return cli_error("prune", 2, "--scheme: unknown scheme '%s' (block, attn, ffn or both)", scheme_s);
     /* the unpruned model (a recovery is fitted later, for the chosen units) */
     struct cli_common base = *c;
     base.drop = base.plan = base.save_plan = NULL;
@@ -141,71 +90,41 @@ static int from_budget(const struct cli_common *c, const struct budget_opts *b, 
         cli_close(&cm);
         return rc;
     }
-    struct dp_influences sc = {0};
-    struct dp_chunks *pplc = NULL;
-    struct dp_mmlu_data *mmlu = NULL;
-    struct dp_mask protect;
-    struct dp_plan plan = {0};
-    struct dp_sweep_mmlu mc = {NULL, 5, cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048};
-    if (dp_influences_load(path, &sc)) rc = cli_error("prune", 1, "%s", dp_last_error());
-    if (!rc) rc = cli_check_scores("prune", c, cm.m, &sc, (int)scheme);
-    if (!rc && b->protect && dp_units_protect(b->protect, cf->n_layers, &protect))
-        rc = cli_error("prune", 2, "--protect: %s", dp_last_error());
-    if (!rc && b->ppl) rc = cli_read_chunks("prune", cm.m, b->ppl, b->ppl_docs, ctx, max_seqs, "--ppl-docs", "--ppl", &pplc);
-    if (!rc && b->mmlu && dp_mmlu_read(b->mmlu, NULL, (int)limit, &mmlu)) rc = cli_error("prune", 1, "%s", dp_last_error());
-    mc.data = mmlu;
-    if (!rc) {
-        const char *metrics[1] = {metric};
-        struct dp_sweep_config cfg = {
-            .model = cm.m, .pool = cm.pool, .model_name = c->model, .scores = &sc, .metrics = metrics, .n_metrics = 1,
-            .schemes = &scheme, .n_schemes = 1, .oneshot = true, .ppl_chunks = pplc, .ppl_ctx = (int)ctx,
-            .mmlu = mmlu ? dp_sweep_mmlu_eval : NULL, .mmlu_ctx = &mc, .protect = b->protect ? &protect : NULL,
-            .budget = budget, .log = NULL};
-        if (dp_budget_plan(&cfg, &plan, res)) rc = cli_error("prune", 1, "%s", dp_last_error());
-    }
-    size_t len = 0;
-    list[0] = 0;
-    for (int i = 0; !rc && i < plan.n_units; i++) {
-        int w = snprintf(list + len, cap - len, "%s%s", len ? "," : "", plan.units[i]);
-        if (w > 0) len += (size_t)w;
-        if (len >= cap) rc = cli_error("prune", 2, "%s: too many units", path);
-    }
-    if (!rc && !plan.n_units) rc = cli_error("prune", 1, "the budget removes nothing: %s", res->why);
-    dp_mmlu_data_free(mmlu);
-    dp_chunks_free(pplc);
-    dp_influences_free(&sc);
+    bp.scores = path;
+    bp.allow_twin = c->allow_twin != NULL;
+    bp.metric = metric;
+    bp.scheme = scheme_s;
+    bp.protect = b->protect;
+    bp.ppl = (struct dp_corpus_spec){.path = b->ppl, .docs = b->ppl_docs, .ctx = (int)ctx, .max_seqs = (int)max_seqs};
+    bp.mmlu_dir = b->mmlu;
+    bp.mmlu_limit = (int)limit;
+    bp.progress = cli_progress_lines;
+    bp.log = cli_log_line;
+    bp.log_user = (void *)"prune";
+    if (dp_budget_units(cm.m, cm.pool, &bp, list, cap, res)) rc = cli_error("prune", 1, "%s", dp_last_error());
     cli_close(&cm);
     return rc;
 }
 
-/* The draft search of prune --draft and its results. */
-struct draft_search {
-    struct dp_spec_plan plans[4 * 64];
-    int n_plans, best;
-    double c_verify[DP_SPEC_MAX_LEN + 1];
-    int k_max;
-    const char *cost;
-};
-
+/* The draft search of prune --draft (dp_draft_search), printed on stderr; the best plan's units go to list. */
 static int from_draft(const struct cli_common *c, const char *scheme_s, long count, const char *kmax_s,
-                      const char *cost_s, struct draft_search *ds, char *list, size_t cap) {
+                      const char *cost_s, struct dp_drafts *ds, const char **cost, char *list, size_t cap) {
     long k_max = 8, ctx = 0, max_seqs = 0;
-    if ((kmax_s && !cli_int("prune", "--draft-len-max", kmax_s, 1, DP_SPEC_MAX_LEN, &k_max)) ||
+    if ((kmax_s && !cli_int("prune", "--draft-len-max", kmax_s, 1, DP_DRAFT_MAX_LEN, &k_max)) ||
         (c->calib_ctx && !cli_int("prune", "--calib-ctx", c->calib_ctx, 4, 1 << 20, &ctx)) ||
         (c->calib_max_seqs && !cli_int("prune", "--calib-max-seqs", c->calib_max_seqs, 1, 1L << 30, &max_seqs)))
         return 2;
     if (!c->calib) return cli_error("prune", 2, "--draft needs --calib CORPUS (the text agreement is measured on)");
     if (cost_s && strcmp(cost_s, "time") && strcmp(cost_s, "bytes"))
         return cli_error("prune", 2, "--cost must be time or bytes, not '%s'", cost_s);
-    struct dp_spec_search_opts o = {.max_removed = count ? (int)count : 4, .k_max = (int)k_max,
-                                    .timed = !cost_s || !strcmp(cost_s, "time"), .time_reps = 15};
-    if (scheme_s && strcmp(scheme_s, "all")) {
-        enum dp_scheme sc;
-        if (dp_scheme_parse(scheme_s, &sc)) return cli_error("prune", 2, "--scheme: %s", dp_last_error());
-        o.schemes = 1u << sc;
-    } else {
-        o.schemes = (1u << DP_N_SCHEMES) - 1;
-    }
+    struct dp_draft_params dp = dp_draft_default_params();
+    dp.max_removed = count ? (int)count : 4;
+    dp.k_max = (int)k_max;
+    dp.timed = !cost_s || !strcmp(cost_s, "time");
+    dp.schemes = scheme_s ? scheme_s : "all";
+    dp.calib = (struct dp_corpus_spec){.path = c->calib, .docs = c->calib_docs, .ctx = (int)ctx, .max_seqs = (int)max_seqs};
+    dp.progress = cli_progress_lines;
+    *cost = dp.timed ? "time" : "bytes";
     struct cli_common base = *c;
     base.drop = base.plan = base.save_plan = NULL;
     base.calib = base.calib_docs = base.calib_ctx = base.calib_max_seqs = NULL;
@@ -213,79 +132,50 @@ static int from_draft(const struct cli_common *c, const char *scheme_s, long cou
     struct cli_model cm;
     int rc = cli_open("prune", &base, &cm);
     if (rc) return rc;
-    const struct dp_config *cf = dp_model_config(cm.m);
-    if (!ctx) ctx = cf->n_ctx_train < 256 ? cf->n_ctx_train : 256;
-    if (!max_seqs) max_seqs = 16;
-    o.time_pos = cf->n_ctx_train < 2 * 128 ? cf->n_ctx_train / 2 : 128;
-    struct dp_chunks *ch = NULL;
-    rc = cli_read_chunks("prune", cm.m, c->calib, c->calib_docs, ctx, max_seqs, "--calib-docs", "--calib", &ch);
-    ds->k_max = o.k_max;
-    ds->cost = o.timed ? "time" : "bytes";
-    if (!rc && dp_spec_search(cm.m, cm.pool, ch, &o, ds->c_verify, ds->plans, (int)(sizeof ds->plans / sizeof *ds->plans),
-                              &ds->n_plans))
-        rc = cli_error("prune", 1, "%s", dp_last_error());
-    ds->best = 0;
-    for (int i = 1; !rc && i < ds->n_plans; i++)
-        if (ds->plans[i].speedup > ds->plans[ds->best].speedup) ds->best = i;
-    if (!rc && !ds->n_plans) rc = cli_error("prune", 1, "--draft: no plan to search (--count %ld)", count);
+    if (dp_draft_search(cm.m, cm.pool, &dp, ds))
+        rc = cli_error("prune", dp_last_error()[0] && strstr(dp_last_error(), "scheme") ? 2 : 1, "%s", dp_last_error());
     if (!rc) {
         fprintf(stderr, "draft search on %s (%d x %d tokens), costs by %s; verifying k+1 tokens costs", c->calib,
-                ch->n_seqs, ch->ctx, ds->cost);
-        for (int k = 1; k <= o.k_max; k++) fprintf(stderr, " %.2f", ds->c_verify[k]);
+                ds->n_seqs, ds->ctx, *cost);
+        for (int k = 1; k <= ds->k_max; k++) fprintf(stderr, " %.2f", ds->c_verify[k]);
         fprintf(stderr, " decode steps\n%-6s %2s  %-24s %7s %7s %7s %3s %6s %7s\n", "scheme", "n", "removed", "agree",
                 "c_bytes", "c_draft", "K", "tok/v", "speedup");
         for (int i = 0; i < ds->n_plans; i++) {
-            const struct dp_spec_plan *p = &ds->plans[i];
-            fprintf(stderr, "%-6s %2d  %-24s %7.4f %7.3f %7.3f %3d %6.2f %7.3f%s\n", dp_scheme_name((enum dp_scheme)p->scheme),
-                    p->n_removed, p->units, p->agree, p->c_bytes, p->c_draft, p->best_len, p->tokens_per_verify,
-                    p->speedup, i == ds->best ? "  <- best" : "");
+            const struct dp_draft_plan *p = &ds->plans[i];
+            fprintf(stderr, "%-6s %2d  %-24s %7.4f %7.3f %7.3f %3d %6.2f %7.3f%s\n", p->scheme, p->n_removed, p->units,
+                    p->agree, p->c_bytes, p->c_draft, p->best_len, p->tokens_per_verify, p->speedup,
+                    i == ds->best ? "  <- best" : "");
         }
         if (snprintf(list, cap, "%s", ds->plans[ds->best].units) >= (int)cap) rc = cli_error("prune", 2, "too many units");
     }
-    dp_chunks_free(ch);
     cli_close(&cm);
     return rc;
 }
 
-static void draft_json(struct dp_json *j, const struct draft_search *ds) {
-    dp_json_begin_obj(j, "draft");
-    dp_json_str(j, "cost", ds->cost);
-    dp_json_begin_arr(j, "c_verify");
-    for (int k = 0; k <= ds->k_max; k++) dp_json_num(j, NULL, ds->c_verify[k]);
-    dp_json_end(j);
-    dp_json_begin_arr(j, "plans");
+static void draft_json(struct cli_json *j, const struct dp_drafts *ds, const char *cost) {
+    cli_json_begin_obj(j, "draft");
+    cli_json_str(j, "cost", cost);
+    cli_json_begin_arr(j, "c_verify");
+    for (int k = 0; k <= ds->k_max; k++) cli_json_num(j, NULL, ds->c_verify[k]);
+    cli_json_end(j);
+    cli_json_begin_arr(j, "plans");
     for (int i = 0; i < ds->n_plans; i++) {
-        const struct dp_spec_plan *p = &ds->plans[i];
-        dp_json_begin_obj(j, NULL);
-        dp_json_str(j, "scheme", dp_scheme_name((enum dp_scheme)p->scheme));
-        dp_json_int(j, "n_removed", p->n_removed);
-        dp_json_str(j, "removed", p->units);
-        dp_json_num(j, "draft_accept", p->agree);
-        dp_json_num(j, "c_bytes", p->c_bytes);
-        dp_json_num(j, "c_draft", p->c_draft);
-        dp_json_int(j, "draft_len", p->best_len);
-        dp_json_num(j, "tokens_per_verify", p->tokens_per_verify);
-        dp_json_num(j, "speedup", p->speedup);
-        dp_json_end(j);
+        const struct dp_draft_plan *p = &ds->plans[i];
+        cli_json_begin_obj(j, NULL);
+        cli_json_str(j, "scheme", p->scheme);
+        cli_json_int(j, "n_removed", p->n_removed);
+        cli_json_str(j, "removed", p->units);
+        cli_json_num(j, "draft_accept", p->agree);
+        cli_json_num(j, "c_bytes", p->c_bytes);
+        cli_json_num(j, "c_draft", p->c_draft);
+        cli_json_int(j, "draft_len", p->best_len);
+        cli_json_num(j, "tokens_per_verify", p->tokens_per_verify);
+        cli_json_num(j, "speedup", p->speedup);
+        cli_json_end(j);
     }
-    dp_json_end(j);
-    dp_json_int(j, "best", ds->best);
-    dp_json_end(j);
-}
-
-/* Logits of VERIFY_TOKENS tokens (BOS, then a fixed walk through the vocabulary). */
-static dp_status verify_logits(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
-                               struct dp_pool *pool, float *out) {
-    const struct dp_config *c = dp_model_config(m);
-    int n = VERIFY_TOKENS < c->n_ctx_train ? VERIFY_TOKENS : c->n_ctx_train, ids[VERIFY_TOKENS];
-    ids[0] = dp_tokenizer_bos(dp_model_tokenizer(m));
-    if (ids[0] < 0 || ids[0] >= c->n_vocab) ids[0] = 0;
-    for (int i = 1; i < n; i++) ids[i] = (int)(((int64_t)i * 7919 + 17) % c->n_vocab);
-    struct dp_session *s;
-    dp_status st = dp_session_new(m, mask, n, &s);
-    if (!st) st = dp_session_forward_hooked(s, pool, ids, n, out, DP_LOGITS_ALL, hooks);
-    dp_session_free(s);
-    return st;
+    cli_json_end(j);
+    cli_json_int(j, "best", ds->best);
+    cli_json_end(j);
 }
 
 static long long file_size(const char *path) {
@@ -293,46 +183,54 @@ static long long file_size(const char *path) {
     return stat(path, &s) ? -1 : (long long)s.st_size;
 }
 
-static void print_result(bool json, const char *out, const struct dp_export_info *info, const struct dp_plan *plan,
-                         const char *removed, const struct dp_model *m, const struct dp_model *e,
-                         const char *rec_kind, const char *type, double diff, bool verified,
-                         const struct dp_budget_result *budget, const struct draft_search *ds) {
+static int print_result(bool json, const char *out, const struct dp_export_result *info, const char *removed,
+                        const struct dp_model *m, const struct dp_model *e, const char *rec_kind, const char *type,
+                        const struct dp_budget_info *budget, const struct dp_drafts *ds, const char *cost) {
     struct dp_model_stats s0, s1;
     dp_model_stats(m, NULL, &s0);
     dp_model_stats(e, NULL, &s1);
     long long b0 = file_size(dp_model_path(m)), b1 = file_size(out);
+    double diff = info->verify_max_abs_diff;
     if (json) {
-        struct dp_json j;
-        dp_json_init(&j, stdout);
-        dp_json_begin_obj(&j, NULL);
-        dp_json_str(&j, "path", out);
-        dp_json_str(&j, "arch", info->arch);
-        dp_json_str(&j, "out_type", type);
-        dp_json_begin_arr(&j, "removed");
-        for (int i = 0; i < plan->n_units; i++) dp_json_str(&j, NULL, plan->units[i]);
-        dp_json_end(&j);
-        dp_json_str(&j, "recover", rec_kind);
-        dp_json_int(&j, "n_blocks", info->n_blocks);
-        dp_json_int(&j, "n_blocks_source", dp_model_config(m)->n_layers);
-        dp_json_int(&j, "n_params", s1.n_params);
-        dp_json_int(&j, "n_params_source", s0.n_params);
-        dp_json_int(&j, "kv_bytes_per_token", s1.kv_bytes_per_token);
-        dp_json_int(&j, "kv_bytes_per_token_source", s0.kv_bytes_per_token);
-        dp_json_int(&j, "file_bytes", b1);
-        dp_json_int(&j, "file_bytes_source", b0);
-        dp_json_str(&j, "source_sha256", info->sha256);
-        if (verified) dp_json_num(&j, "verify_max_abs_diff", diff);
-        else dp_json_null(&j, "verify_max_abs_diff");
-        if (budget) {
-            dp_json_begin_obj(&j, "budget");
-            dp_json_str(&j, "bound", budget->bound);
-            dp_json_str(&j, "why", budget->why);
-            dp_json_end(&j);
+        struct cli_json *j = cli_json_new(stdout);
+        if (!j) return cli_error("prune", 1, "out of memory");
+        cli_json_begin_obj(j, NULL);
+        cli_json_str(j, "path", out);
+        cli_json_str(j, "arch", info->arch);
+        cli_json_str(j, "out_type", type);
+        cli_json_begin_arr(j, "removed");
+        for (const char *s = removed; *s;) {
+            const char *comma = strchr(s, ',');
+            size_t n = comma ? (size_t)(comma - s) : strlen(s);
+            char u[16];
+            snprintf(u, sizeof u, "%.*s", (int)(n < sizeof u ? n : sizeof u - 1), s);
+            cli_json_str(j, NULL, u);
+            s = comma ? comma + 1 : s + n;
         }
-        if (ds) draft_json(&j, ds);
-        dp_json_end(&j);
+        cli_json_end(j);
+        cli_json_str(j, "recover", rec_kind);
+        cli_json_int(j, "n_blocks", info->n_blocks);
+        cli_json_int(j, "n_blocks_source", dp_model_config(m)->n_layers);
+        cli_json_int(j, "n_params", s1.n_params);
+        cli_json_int(j, "n_params_source", s0.n_params);
+        cli_json_int(j, "kv_bytes_per_token", s1.kv_bytes_per_token);
+        cli_json_int(j, "kv_bytes_per_token_source", s0.kv_bytes_per_token);
+        cli_json_int(j, "file_bytes", b1);
+        cli_json_int(j, "file_bytes_source", b0);
+        cli_json_str(j, "source_sha256", info->sha256);
+        if (info->verified) cli_json_num(j, "verify_max_abs_diff", diff);
+        else cli_json_null(j, "verify_max_abs_diff");
+        if (budget) {
+            cli_json_begin_obj(j, "budget");
+            cli_json_str(j, "bound", budget->bound);
+            cli_json_str(j, "why", budget->why);
+            cli_json_end(j);
+        }
+        if (ds) draft_json(j, ds, cost);
+        cli_json_end(j);
+        cli_json_free(j);
         fputc('\n', stdout);
-        return;
+        return 0;
     }
     printf("wrote        %s (arch %s, new and modified tensors in %s)\n", out, info->arch,
            strcmp(type, "source") ? type : "the types of their source counterparts");
@@ -343,31 +241,13 @@ static void print_result(bool json, const char *out, const struct dp_export_info
     printf("KV cache     %lld -> %lld bytes per token (f32)\n", (long long)s0.kv_bytes_per_token,
            (long long)s1.kv_bytes_per_token);
     printf("file         %lld -> %lld bytes\n", b0, b1);
-    if (verified) printf("verified     max |logit difference| %.3g against the in-memory pruned model\n", diff);
+    if (info->verified) printf("verified     max |logit difference| %.3g against the in-memory pruned model\n", diff);
     if (budget) printf("budget       %s\n", budget->why);
     if (ds)
         printf("draft        expected speed-up x%.2f at --draft-len %d (agreement %.3f, draft step %.2f of a decode step)\n",
                ds->plans[ds->best].speedup, ds->plans[ds->best].best_len, ds->plans[ds->best].agree,
                ds->plans[ds->best].c_draft);
-}
-
-/* Reload the export and compare its logits with the in-memory pruned model's; returns the largest difference. */
-static dp_status verify(const struct cli_model *cm, const struct dp_model *e, double *diff, double *scale) {
-    const struct dp_config *c = dp_model_config(cm->m);
-    size_t n = (size_t)VERIFY_TOKENS * c->n_vocab;
-    float *want = malloc(n * sizeof *want), *got = malloc(n * sizeof *got);
-    dp_status st = want && got ? DP_OK : dp_fail(DP_ERR_NOMEM, "out of memory");
-    if (!st) st = verify_logits(cm->m, &cm->mask, cm->hooks, cm->pool, want);
-    if (!st) st = verify_logits(e, NULL, NULL, cm->pool, got);
-    int rows = VERIFY_TOKENS < c->n_ctx_train ? VERIFY_TOKENS : c->n_ctx_train;
-    *diff = *scale = 0;
-    for (size_t i = 0; !st && i < (size_t)rows * c->n_vocab; i++) {
-        *diff = fmax(*diff, fabs((double)got[i] - want[i]));
-        *scale = fmax(*scale, fabs(want[i]));
-    }
-    free(want);
-    free(got);
-    return st;
+    return 0;
 }
 
 int cmd_prune(int argc, char **argv) {
@@ -425,8 +305,7 @@ int cmd_prune(int argc, char **argv) {
         return cli_error("prune", 2, "--protect, --ppl, --ppl-docs, --ctx, --max-seqs, --mmlu and --mmlu-limit go with a budget");
     long count = 0;
     if (count_s && !cli_int("prune", "--count", count_s, 1, 2 * DP_MAX_LAYERS, &count)) return 2;
-    int type = type_s ? dp_type_from_name(type_s) : -1;
-    if (type_s && (type < 0 || !dp_quantize_supported((uint32_t)type)))
+    if (type_s && !dp_export_type_supported(type_s))
         return cli_error("prune", 2, "--out-type must be F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, "
                                      "Q4_K, Q5_K, Q6_K, IQ4_NL or IQ4_XS, not '%s'", type_s);
     struct cli_io io = {0};
@@ -437,10 +316,11 @@ int cmd_prune(int argc, char **argv) {
     cli_io_out(&io, "-o", out);
     if ((rc = cli_io_check("prune", &io))) return rc;
     char list[4096];
-    struct dp_budget_result bres = {0};
-    static struct draft_search ds;
+    struct dp_budget_info bres = {0};
+    static struct dp_drafts ds;
+    const char *cost = "time";
     if (draft) {
-        if ((rc = from_draft(&c, scheme, count, kmax_s, cost_s, &ds, list, sizeof list))) return rc;
+        if ((rc = from_draft(&c, scheme, count, kmax_s, cost_s, &ds, &cost, list, sizeof list))) return rc;
         c.drop = list;
         c.calib = c.calib_docs = c.calib_ctx = c.calib_max_seqs = NULL;
     }
@@ -455,51 +335,33 @@ int cmd_prune(int argc, char **argv) {
 
     struct cli_model cm;
     if ((rc = cli_open("prune", &c, &cm))) return rc;
-    const struct dp_plan *plan = cm.plan;
-    char removed[4096] = "", calib[1200] = "", tmp[4200] = "";
-    for (int i = 0; i < plan->n_units; i++) {
-        size_t len = strlen(removed);
-        snprintf(removed + len, sizeof removed - len, "%s%s", i ? "," : "", plan->units[i]);
-    }
+    char removed[4096] = "", calib[1200] = "";
+    cli_plan_units(&cm, removed, sizeof removed);
     if (cm.recovery && c.calib)
         snprintf(calib, sizeof calib, "%s%s%s", c.calib, c.calib_docs ? " docs " : "", c.calib_docs ? c.calib_docs : "");
-    struct dp_export_opts o = {.out_type = type_s ? (uint32_t)type : DP_EXPORT_SOURCE_TYPES, .removed = removed,
-                               .metric = scores ? metric : plan->metric[0] ? plan->metric : NULL,
-                               .scheme = scores ? scheme : plan->scheme[0] ? plan->scheme : NULL,
-                               .calib = calib[0] ? calib : NULL, .plan = c.plan};
-    struct dp_export_info info;
+    const char *plan_metric = cli_plan_metric(&cm), *plan_scheme = cli_plan_scheme(&cm);
+    struct dp_export_params ep = dp_export_default_params();
+    ep.units = removed;
+    ep.recovery = cm.recovery;
+    ep.out_type = type_s;
+    ep.verify = !no_verify;
+    ep.metric = scores ? metric : plan_metric[0] ? plan_metric : NULL;
+    ep.scheme = scores ? scheme : plan_scheme[0] ? plan_scheme : NULL;
+    ep.calib = calib[0] ? calib : NULL;
+    ep.plan = c.plan;
+    ep.progress = cli_progress_lines;
+    struct dp_export_result info;
     struct dp_model *e = NULL;
-    snprintf(tmp, sizeof tmp, "%s.unverified-%ld", out, (long)getpid());
-    if (dp_export(cm.m, &cm.mask, cm.recovery, &o, tmp, &info) || dp_model_open(tmp, NULL, &e)) {
+    if (dp_export_file(dp_model_path(cm.m), out, &ep, cm.pool, &info) || dp_model_open(out, NULL, &e)) {
         rc = cli_error("prune", 1, "%s", dp_last_error());
         goto done;
     }
     if (info.n_fallback)
         fprintf(stderr, "depthprune prune: %d new matrices have rows that are not whole blocks of their type; "
                         "written in llama-quantize's fallback type (e.g. Q4_K -> Q5_0)\n", info.n_fallback);
-    double diff = 0, scale = 0;
-    if (!no_verify) {
-        if (verify(&cm, e, &diff, &scale)) {
-            rc = cli_error("prune", 1, "verifying %s: %s", out, dp_last_error());
-            goto done;
-        }
-        /* float rounding only: folded constants and B / silu(1) reassociate sums */
-        if (info.lossless && !(diff <= 1e-4 * fmax(1.0, scale))) {
-            rc = cli_error("prune", 1, "%s would not reproduce the pruned model (max |logit difference| %.3g); not "
-                           "written", out, diff);
-            goto done;
-        }
-    }
-    if (rename(tmp, out)) {
-        rc = cli_error("prune", 1, "%s: cannot rename the verified file into place", out);
-        goto done;
-    }
-    tmp[0] = 0;
-    print_result(c.json != NULL, out, &info, plan, removed, cm.m, e, cm.recovery ? cm.recovery->kind : "none",
-                 type_s ? dp_type_name((uint32_t)type) : "source", diff, !no_verify, budget ? &bres : NULL,
-                 draft ? &ds : NULL);
+    rc = print_result(c.json != NULL, out, &info, removed, cm.m, e, cm.recovery ? dp_recovery_kind(cm.recovery) : "none",
+                      type_s ? dp_synth_type_name(type_s) : "source", budget ? &bres : NULL, draft ? &ds : NULL, cost);
 done:
-    if (tmp[0]) unlink(tmp);
     dp_model_close(e);
     cli_close(&cm);
     return rc;

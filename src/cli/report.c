@@ -1,10 +1,9 @@
 /*
  * report: one self-contained HTML page (figures inline, no external assets)
- * from score files and sweep files, in the order given (src/report.h).
+ * from score files and sweep files, in the order given (dp_report_html).
+ * A client of the public header alone.
  */
 #include "cli.h"
-
-#include "report.h"
 
 #define CMD "report"
 

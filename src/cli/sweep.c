@@ -1,31 +1,21 @@
 /*
- * sweep: the experiment grid (src/sweep.h): for every metric of the scores
- * files, every scheme, one-shot and (with --iterative) iterative orders and
- * every recovery of --recover, the model after removing 0, 1, 2, ... units,
- * with perplexity (--ppl) and MMLU (--mmlu) at each step. Writes the sweep
- * JSON (-o, rewritten after every step; rerunning continues), a CSV, an SVG
- * figure, and with a budget (--target-kv, --target-params, --max-ppl-ratio,
- * --max-mmlu-drop) the step each run stops at; --save-plans DIR writes each
- * run's plan (the budget's step, or every unit of the run).
+ * sweep: the experiment grid (dp_sweep_evaluate): for every metric of the
+ * scores files, every scheme, one-shot and (with --iterative) iterative
+ * orders and every recovery of --recover, the model after removing 0, 1,
+ * 2, ... units, with perplexity (--ppl) and MMLU (--mmlu) at each step.
+ * Writes the sweep JSON (-o, rewritten after every step; rerunning
+ * continues), a CSV, an SVG figure, and with a budget (--target-kv,
+ * --target-params, --max-ppl-ratio, --max-mmlu-drop) the step each run stops
+ * at; --save-plans DIR writes each run's plan (the budget's step, or every
+ * unit of the run). A client of the public header alone: this file parses
+ * and checks the flags, the library does the rest.
  */
 #include "cli.h"
 
-#include "data.h"
-#include "eval.h"
-#include "metrics.h"
-#include "mmlu.h"
-#include "model.h"
-#include "plan.h"
-#include "recover.h"
-#include "report.h"
-#include "sha256.h"
-#include "sweep.h"
-
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <time.h>
 
 #define CMD "sweep"
 
@@ -36,6 +26,12 @@ struct opts {
     const char *mmlu, *mmlu_limit, *mmlu_shots, *mmlu_subjects, *mmlu_ctx;
     const char *target_kv, *target_params, *max_ppl_ratio, *max_mmlu_drop, *protect;
 };
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 /* Split a comma list into at most cap pieces of buf (modified in place). */
 static int split(char *buf, const char **out, int cap) {
@@ -49,70 +45,35 @@ static int split(char *buf, const char **out, int cap) {
     return n;
 }
 
-static void log_line(void *ctx, const char *line) {
-    (void)ctx;
-    fprintf(stderr, "depthprune sweep: %s\n", line);
-}
-
 /* ---- arguments the steps depend on ---- */
 
 struct args {
     int n;
-    struct dp_sweep_arg a[32];
-    char values[32][2048];
+    const char *keys[32], *vals[32];
+    char key_buf[32][32], values[32][2048];
 };
 
 static void arg(struct args *a, const char *key, const char *value) {
-    DP_ASSERT(a->n < 32);
-    snprintf(a->a[a->n].key, sizeof a->a[a->n].key, "%s", key);
+    if (a->n >= 32) return;
+    snprintf(a->key_buf[a->n], sizeof a->key_buf[a->n], "%s", key);
     snprintf(a->values[a->n], sizeof a->values[a->n], "%s", value ? value : "");
-    a->a[a->n].value = a->values[a->n];
+    a->keys[a->n] = a->key_buf[a->n];
+    a->vals[a->n] = a->values[a->n];
     a->n++;
 }
 
 /* "path (sha256 prefix)" of a file, so a changed scores file is not resumed over. */
 static int file_id(const char *path, char *buf, size_t cap) {
-    char *text;
-    size_t len;
-    if (dp_read_file(path, &text, &len)) return cli_error(CMD, 1, "%s", dp_last_error());
     char hex[65];
-    dp_sha256_hex(text, len, hex);
-    free(text);
+    if (dp_file_sha256(path, hex)) return cli_error(CMD, 1, "%s", dp_last_error());
     size_t used = strlen(buf);
     snprintf(buf + used, cap - used, "%s%s (sha256 %.16s)", used ? ", " : "", path, hex);
     return 0;
 }
 
-/* ---- corpora ---- */
-
-static int read_ids(const struct dp_model *m, const char *file, int **ids, int *n) {
-    char *text;
-    size_t len;
-    if (dp_read_file(file, &text, &len)) return cli_error(CMD, 1, "%s", dp_last_error());
-    if (len && text[len - 1] == '\n') len--; /* llama.cpp strips one trailing newline */
-    int cap = (int)(len < 1 << 28 ? len : 1 << 28) + 16;
-    *ids = malloc((size_t)cap * sizeof **ids);
-    dp_status st = *ids ? dp_tokenize(dp_model_tokenizer(m), text, len, DP_TOKENIZE_BOS, *ids, cap, n) : DP_ERR_NOMEM;
-    free(text);
-    if (!st && *n > cap) st = dp_fail(DP_ERR_FORMAT, "%s: more tokens than bytes", file);
-    return st ? cli_error(CMD, 1, "%s", dp_last_error()) : 0;
-}
-
-/* A warning when two corpus selections overlap (dp_corpus_overlap). */
-static void overlap_warning(const char *a, const char *docs_a, const char *what_a, const char *b, const char *docs_b,
-                            const char *what_b, char warnings[][512], int *n) {
-    int lo_a = 0, hi_a = -1, lo_b = 0, hi_b = -1;
-    if ((docs_a && *docs_a && dp_parse_range(docs_a, &lo_a, &hi_a)) || (docs_b && *docs_b && dp_parse_range(docs_b, &lo_b, &hi_b)))
-        return;
-    if (*n >= 8 || !dp_corpus_overlap(a, lo_a, hi_a, b, lo_b, hi_b)) return;
-    snprintf(warnings[(*n)++], 512,
-             "%s (%s, documents %s) and %s (%s, documents %s) overlap: the evaluation is not on held-out text", what_a,
-             a, docs_a && *docs_a ? docs_a : "all", what_b, b, docs_b && *docs_b ? docs_b : "all");
-}
-
 /* The recovery options of the common flags (--recover-stats, --ridge, the trained kinds' settings). */
-static int recover_opts(const struct cli_common *c, struct dp_recover_opts *o) {
-    dp_recover_opts_default(o);
+static int recover_opts(const struct cli_common *c, struct dp_recovery_params *o) {
+    *o = dp_recovery_default_params();
     long v;
     if (c->recover_stats && strcmp(c->recover_stats, "full") && strcmp(c->recover_stats, "sequential"))
         return cli_error(CMD, 2, "--recover-stats must be full or sequential, not '%s'", c->recover_stats);
@@ -122,7 +83,7 @@ static int recover_opts(const struct cli_common *c, struct dp_recover_opts *o) {
     o->init_mean = c->recover_init && !strcmp(c->recover_init, "mean");
     if (c->objective && strcmp(c->objective, "ce") && strcmp(c->objective, "kl"))
         return cli_error(CMD, 2, "--objective must be ce or kl, not '%s'", c->objective);
-    if (c->objective && !strcmp(c->objective, "kl")) o->objective = DP_OBJECTIVE_KL;
+    o->objective_kl = c->objective && !strcmp(c->objective, "kl");
     if ((c->ridge && !cli_double(CMD, "--ridge", c->ridge, 0, 1e6, &o->ridge)) ||
         (c->lr && !cli_double(CMD, "--lr", c->lr, 1e-12, 1e3, &o->lr)))
         return 2;
@@ -138,123 +99,97 @@ static int recover_opts(const struct cli_common *c, struct dp_recover_opts *o) {
         if (!cli_int(CMD, "--seed", c->seed, 0, 0x7fffffffL, &v)) return 2;
         o->seed = (uint64_t)v;
     }
-    return 0;
-}
-
-/* ---- plans ---- */
-
-/* The plan file of one run under --save-plans DIR: DIR/METRIC_SCHEME_MODE_RECOVER.json, ':' as '-' in the name. */
-static void plan_path(const char *dir, const char *metric, enum dp_scheme scheme, bool iterative, const char *recover,
-                      char *path, size_t cap) {
-    snprintf(path, cap, "%s/%s_%s_%s_%s.json", dir, metric, dp_scheme_name(scheme), iterative ? "iterative" : "oneshot",
-             recover);
-    for (char *p = path + strlen(dir) + 1; *p; p++)
-        if (*p == ':') *p = '-';
-}
-
-/* --save-plans DIR: one plan per run (the budget's step, or every unit), with a fitted recovery when the run has one. */
-static int save_plans(const struct opts *o, const struct dp_sweep *s, const struct cli_model *cm,
-                      const struct dp_chunks *calib, const struct dp_recover_opts *ropts) {
-    if (mkdir(o->save_plans, 0777) != 0 && errno != EEXIST)
-        return cli_error(CMD, 1, "%s: cannot create the folder: %s", o->save_plans, strerror(errno));
-    struct dp_identity id;
-    dp_identity_of(cm->m, &id);
-    for (int r = 0; r < s->n_runs; r++) {
-        const struct dp_sweep_run *run = &s->runs[r];
-        if (run->n_steps == 0) continue;
-        int step = run->has_budget ? run->budget.step : run->n_steps - 1;
-        struct dp_plan plan;
-        if (dp_sweep_plan(s, r, step, &plan)) return cli_error(CMD, 1, "%s", dp_last_error());
-        dp_plan_set_identity(&plan, &id);
-        char path[2048];
-        plan_path(o->save_plans, run->metric, run->scheme, run->iterative, run->recover, path, sizeof path);
-        struct dp_recovery *rec = NULL;
-        if (strcmp(run->recover, "none") && plan.n_units > 0) {
-            struct dp_mask mask;
-            dp_mask_all(cm->m, &mask);
-            const char *units[DP_PLAN_MAX_UNITS];
-            for (int i = 0; i < plan.n_units; i++) units[i] = plan.units[i];
-            if (dp_plan_apply(&plan, &mask) ||
-                dp_recovery_fit(cm->m, &mask, units, plan.n_units, run->recover, calib, ropts, cm->pool, &rec))
-                return cli_error(CMD, 1, "%s", dp_last_error());
-            snprintf(plan.recover_kind, sizeof plan.recover_kind, "%s", run->recover);
-            snprintf(plan.recover_file, sizeof plan.recover_file, "%.*s.recover.gguf", (int)(strlen(path) - 5), path);
-            dp_status st = dp_recovery_save(rec, plan.recover_file);
-            dp_recovery_free(rec);
-            if (st) return cli_error(CMD, 1, "%s", dp_last_error());
-        }
-        if (dp_plan_save(&plan, path)) return cli_error(CMD, 1, "%s", dp_last_error());
-    }
+    o->progress = cli_progress_lines;
+    o->log = cli_log_line;
+    o->log_user = (void *)CMD;
     return 0;
 }
 
 /* ---- output ---- */
 
 static void print_text(const struct dp_sweep *s, double secs) {
-    for (int r = 0; r < s->n_runs; r++) {
-        const struct dp_sweep_run *run = &s->runs[r];
-        printf("%s%s %s %s recover=%s:", run->metric, run->oracle ? " (oracle)" : "", dp_scheme_name(run->scheme),
-               run->iterative ? "iterative" : "one-shot", run->recover);
-        for (int k = 0; k < run->n_steps; k++) {
-            const struct dp_sweep_step *st = &run->steps[k];
+    int n_runs = dp_sweep_n_runs(s);
+    for (int r = 0; r < n_runs; r++) {
+        struct dp_sweep_run_info run;
+        dp_sweep_get_run(s, r, &run);
+        printf("%s%s %s %s recover=%s:", run.metric, run.oracle ? " (oracle)" : "", run.scheme,
+               run.iterative ? "iterative" : "one-shot", run.recover);
+        for (int k = 0; k < run.n_steps; k++) {
+            struct dp_sweep_step_info st;
+            dp_sweep_get_step(s, r, k, &st);
             char u[40] = "-";
-            if (!k && st->n_removed) snprintf(u, sizeof u, "base");
-            if (k && dp_metric_is_span(run->metric) && !run->iterative && st->n_removed > 1)
-                snprintf(u, sizeof u, "b%d..b%d", st->removed[0].layer, st->removed[st->n_removed - 1].layer);
-            else if (k)
-                dp_unit_name(st->removed[st->n_removed - 1], u);
+            if (!k && st.n_removed) snprintf(u, sizeof u, "base");
+            if (k && run.span && !run.iterative && st.n_removed > 1) {
+                char first[16], last[16];
+                dp_sweep_step_unit(s, r, k, 0, first);
+                dp_sweep_step_unit(s, r, k, st.n_removed - 1, last);
+                snprintf(u, sizeof u, "%s..%s", first, last);
+            } else if (k) {
+                dp_sweep_step_unit(s, r, k, st.n_removed - 1, u);
+            }
             printf("  %s", u);
-            if (isfinite(st->ppl)) printf(" %.4g", st->ppl);
-            if (st->mmlu_n) printf(" %.1f%%", st->mmlu_acc);
+            if (isfinite(st.ppl)) printf(" %.4g", st.ppl);
+            if (st.mmlu_n) printf(" %.1f%%", st.mmlu_acc);
         }
         printf("\n");
-        if (run->note[0]) printf("  note: %s\n", run->note);
-        if (run->has_budget)
-            printf("  budget: step %d, bound %s%s: %s\n", run->budget.step, run->budget.bound,
-                   run->budget.met ? "" : " (target not met)", run->budget.why);
+        if (run.note[0]) printf("  note: %s\n", run.note);
+        if (run.has_budget)
+            printf("  budget: step %d, bound %s%s: %s\n", run.budget_step, run.budget_bound,
+                   run.budget_met ? "" : " (target not met)", run.budget_why);
     }
-    for (int i = 0; i < s->n_warnings; i++) printf("warning: %s\n", s->warnings[i]);
-    printf("%d runs in %.1f s\n", s->n_runs, secs);
+    for (int i = 0; i < dp_sweep_n_warnings(s); i++) printf("warning: %s\n", dp_sweep_warning(s, i));
+    printf("%d runs in %.1f s\n", n_runs, secs);
 }
 
-static void print_json(const struct opts *o, const struct dp_sweep *s, double secs) {
-    struct dp_json j;
-    dp_json_init(&j, stdout);
-    dp_json_begin_obj(&j, NULL);
-    dp_json_str(&j, "output", o->out);
-    dp_json_int(&j, "n_runs", s->n_runs);
+static int print_json(const struct opts *o, const struct dp_sweep *s, double secs) {
+    struct cli_json *j = cli_json_new(stdout);
+    if (!j) return cli_error(CMD, 1, "out of memory");
+    int n_runs = dp_sweep_n_runs(s);
+    cli_json_begin_obj(j, NULL);
+    cli_json_str(j, "output", o->out);
+    cli_json_int(j, "n_runs", n_runs);
     int steps = 0;
-    for (int r = 0; r < s->n_runs; r++) steps += s->runs[r].n_steps;
-    dp_json_int(&j, "n_steps", steps);
-    dp_json_begin_arr(&j, "budgets");
-    for (int r = 0; r < s->n_runs && s->has_budget; r++) {
-        const struct dp_sweep_run *run = &s->runs[r];
-        if (!run->has_budget) continue;
-        dp_json_begin_obj(&j, NULL);
-        dp_json_str(&j, "metric", run->metric);
-        dp_json_str(&j, "scheme", dp_scheme_name(run->scheme));
-        dp_json_bool(&j, "iterative", run->iterative);
-        dp_json_str(&j, "recover", run->recover);
-        dp_json_int(&j, "step", run->budget.step);
-        dp_json_begin_arr(&j, "removed");
-        const struct dp_sweep_step *st = &run->steps[run->budget.step];
-        for (int i = 0; i < st->n_removed; i++) {
-            char u[16];
-            dp_unit_name(st->removed[i], u);
-            dp_json_str(&j, NULL, u);
-        }
-        dp_json_end(&j);
-        dp_json_str(&j, "bound", run->budget.bound);
-        dp_json_bool(&j, "met", run->budget.met);
-        dp_json_end(&j);
+    bool any_budget = false;
+    for (int r = 0; r < n_runs; r++) {
+        struct dp_sweep_run_info run;
+        dp_sweep_get_run(s, r, &run);
+        steps += run.n_steps;
+        any_budget |= run.has_budget;
     }
-    dp_json_end(&j);
-    dp_json_begin_arr(&j, "warnings");
-    for (int i = 0; i < s->n_warnings; i++) dp_json_str(&j, NULL, s->warnings[i]);
-    dp_json_end(&j);
-    dp_json_num(&j, "seconds", secs);
-    dp_json_end(&j);
+    cli_json_int(j, "n_steps", steps);
+    cli_json_begin_arr(j, "budgets");
+    for (int r = 0; r < n_runs && any_budget; r++) {
+        struct dp_sweep_run_info run;
+        dp_sweep_get_run(s, r, &run);
+        if (!run.has_budget) continue;
+        cli_json_begin_obj(j, NULL);
+        cli_json_str(j, "metric", run.metric);
+        cli_json_str(j, "scheme", run.scheme);
+        cli_json_bool(j, "iterative", run.iterative);
+        cli_json_str(j, "recover", run.recover);
+        cli_json_int(j, "step", run.budget_step);
+        cli_json_begin_arr(j, "removed");
+        struct dp_sweep_step_info st;
+        dp_sweep_get_step(s, r, run.budget_step, &st);
+        for (int i = 0; i < st.n_removed; i++) {
+            char u[16];
+            dp_sweep_step_unit(s, r, run.budget_step, i, u);
+            cli_json_str(j, NULL, u);
+        }
+        cli_json_end(j);
+        cli_json_str(j, "bound", run.budget_bound);
+        cli_json_bool(j, "met", run.budget_met);
+        cli_json_end(j);
+    }
+    cli_json_end(j);
+    cli_json_begin_arr(j, "warnings");
+    for (int i = 0; i < dp_sweep_n_warnings(s); i++) cli_json_str(j, NULL, dp_sweep_warning(s, i));
+    cli_json_end(j);
+    cli_json_num(j, "seconds", secs);
+    cli_json_end(j);
+    cli_json_free(j);
     fputc('\n', stdout);
+    return 0;
 }
 
 /* ---- the command ---- */
@@ -265,58 +200,52 @@ static void print_json(const struct opts *o, const struct dp_sweep *s, double se
     "[--target-kv F] [--target-params F] [--max-ppl-ratio R] [--max-mmlu-drop P] [--protect UNITS] [--save-plans DIR] [--drop UNITS | --plan FILE]"
 
 struct setup {
-    const char *metrics[64], *recovers[16];
-    enum dp_scheme schemes[DP_N_SCHEMES];
+    const char *metrics[64], *schemes[8], *recovers[16];
     int n_metrics, n_schemes, n_recovers;
-    char metric_buf[1024], scheme_buf[256], recover_buf[512];
+    char metric_buf[1024], scheme_buf[256], recover_buf[512], all_metrics[1024];
     long max, ctx, max_seqs, calib_ctx, calib_max_seqs, mmlu_limit, mmlu_shots, mmlu_ctx;
-    struct dp_budget budget;
-    struct dp_mask protect;
-    bool has_protect, paper;
+    double target_kv, target_params, max_ppl_ratio, max_mmlu_drop;
+    bool paper;
 };
 
 /* Parse the lists and numbers (no model needed). */
-static int parse_setup(struct opts *o, struct setup *su, const struct dp_influences *sc) {
-    if (o->metric && strcmp(o->metric, "all")) {
-        snprintf(su->metric_buf, sizeof su->metric_buf, "%s", o->metric);
-        su->n_metrics = split(su->metric_buf, su->metrics, 64);
-    } else {
-        su->n_metrics = dp_influences_metrics(sc, su->metrics, 64);
-    }
+static int parse_setup(struct opts *o, struct setup *su) {
+    if (dp_sweep_scores_metrics(o->scores, su->all_metrics, sizeof su->all_metrics))
+        return cli_error(CMD, 1, "%s", dp_last_error());
+    snprintf(su->metric_buf, sizeof su->metric_buf, "%s", o->metric && strcmp(o->metric, "all") ? o->metric : su->all_metrics);
+    su->n_metrics = split(su->metric_buf, su->metrics, 64);
     for (int i = 0; i < su->n_metrics; i++) {
         bool known = false;
-        for (int k = 0; k < sc->n && !known; k++) known = !strcmp(sc->s[k].metric, su->metrics[i]);
+        char all[1024];
+        const char *names[64];
+        snprintf(all, sizeof all, "%s", su->all_metrics);
+        int n = split(all, names, 64);
+        for (int k = 0; k < n && !known; k++) known = !strcmp(names[k], su->metrics[i]);
         if (!known) return cli_error(CMD, 2, "--metric: the scores files hold no %s scores", su->metrics[i]);
     }
-    if (o->scheme && strcmp(o->scheme, "all")) {
-        const char *names[8];
-        snprintf(su->scheme_buf, sizeof su->scheme_buf, "%s", o->scheme);
-        int n = split(su->scheme_buf, names, 8);
-        for (int i = 0; i < n; i++)
-            if (dp_scheme_parse(names[i], &su->schemes[su->n_schemes++])) return cli_error(CMD, 2, "--scheme: %s", dp_last_error());
-    } else {
-        for (int i = 0; i < DP_N_SCHEMES; i++) su->schemes[su->n_schemes++] = (enum dp_scheme)i;
-    }
+    snprintf(su->scheme_buf, sizeof su->scheme_buf, "%s", o->scheme && strcmp(o->scheme, "all") ? o->scheme : "block,attn,ffn,both");
+    su->n_schemes = split(su->scheme_buf, su->schemes, 8);
+    for (int i = 0; i < su->n_schemes; i++)
+        if (strcmp(su->schemes[i], "block") && strcmp(su->schemes[i], "attn") && strcmp(su->schemes[i], "ffn") &&
+            strcmp(su->schemes[i], "both"))
+            return cli_error(CMD, 2, "--scheme: unknown scheme '%s' (block, attn, ffn or both)", su->schemes[i]);
     snprintf(su->recover_buf, sizeof su->recover_buf, "%s", o->c.recover ? o->c.recover : "none");
     su->n_recovers = split(su->recover_buf, su->recovers, 16);
-    for (int i = 0; i < su->n_recovers; i++) {
-        enum dp_recover_method method;
-        int rank;
-        if (dp_recover_parse_kind(su->recovers[i], &method, &rank)) return cli_error(CMD, 2, "--recover: %s", dp_last_error());
-    }
-    dp_budget_none(&su->budget);
+    for (int i = 0; i < su->n_recovers; i++)
+        if (dp_recovery_check_kind(su->recovers[i])) return cli_error(CMD, 2, "--recover: %s", dp_last_error());
+    su->max_mmlu_drop = NAN;
     if ((o->max && !cli_int(CMD, "--max", o->max, 1, 2 * DP_MAX_LAYERS, &su->max)) ||
         (o->ctx && !cli_int(CMD, "--ctx", o->ctx, 4, 1 << 20, &su->ctx)) ||
         (o->max_seqs && !cli_int(CMD, "--max-seqs", o->max_seqs, 1, 1L << 30, &su->max_seqs)) ||
         (o->c.calib_ctx && !cli_int(CMD, "--calib-ctx", o->c.calib_ctx, 2, 1 << 20, &su->calib_ctx)) ||
         (o->c.calib_max_seqs && !cli_int(CMD, "--calib-max-seqs", o->c.calib_max_seqs, 1, 1L << 30, &su->calib_max_seqs)) ||
         (o->mmlu_limit && !cli_int(CMD, "--mmlu-limit", o->mmlu_limit, 1, 1L << 30, &su->mmlu_limit)) ||
-        (o->mmlu_shots && !cli_int(CMD, "--mmlu-shots", o->mmlu_shots, 0, DP_MMLU_MAX_SHOTS, &su->mmlu_shots)) ||
+        (o->mmlu_shots && !cli_int(CMD, "--mmlu-shots", o->mmlu_shots, 0, DP_SWEEP_MAX_SHOTS, &su->mmlu_shots)) ||
         (o->mmlu_ctx && !cli_int(CMD, "--mmlu-ctx-limit", o->mmlu_ctx, 8, 1 << 20, &su->mmlu_ctx)) ||
-        (o->target_kv && !cli_double(CMD, "--target-kv", o->target_kv, 1e-9, 1, &su->budget.target_kv)) ||
-        (o->target_params && !cli_double(CMD, "--target-params", o->target_params, 1e-9, 1, &su->budget.target_params)) ||
-        (o->max_ppl_ratio && !cli_double(CMD, "--max-ppl-ratio", o->max_ppl_ratio, 1, 1e12, &su->budget.max_ppl_ratio)) ||
-        (o->max_mmlu_drop && !cli_double(CMD, "--max-mmlu-drop", o->max_mmlu_drop, 0, 100, &su->budget.max_mmlu_drop)))
+        (o->target_kv && !cli_double(CMD, "--target-kv", o->target_kv, 1e-9, 1, &su->target_kv)) ||
+        (o->target_params && !cli_double(CMD, "--target-params", o->target_params, 1e-9, 1, &su->target_params)) ||
+        (o->max_ppl_ratio && !cli_double(CMD, "--max-ppl-ratio", o->max_ppl_ratio, 1, 1e12, &su->max_ppl_ratio)) ||
+        (o->max_mmlu_drop && !cli_double(CMD, "--max-mmlu-drop", o->max_mmlu_drop, 0, 100, &su->max_mmlu_drop)))
         return 2;
     if (!o->mmlu_shots) su->mmlu_shots = 5;
     su->paper = !strcmp(o->protocol, "paper");
@@ -331,7 +260,7 @@ static int parse_setup(struct opts *o, struct setup *su, const struct dp_influen
     if (o->max_ppl_ratio && !o->ppl) return cli_error(CMD, 2, "--max-ppl-ratio needs --ppl CORPUS");
     if (o->max_mmlu_drop && !o->mmlu) return cli_error(CMD, 2, "--max-mmlu-drop needs --mmlu DIR");
     bool calib_needed = false;
-    for (int i = 0; i < su->n_metrics; i++) calib_needed |= !dp_metric_is_oracle(su->metrics[i]);
+    for (int i = 0; i < su->n_metrics; i++) calib_needed |= !dp_sweep_metric_oracle(su->metrics[i]);
     if (o->iterative && calib_needed && !o->c.calib)
         return cli_error(CMD, 2, "--iterative re-scores on calibration data: give --calib CORPUS");
     if (o->no_oneshot && !o->iterative) return cli_error(CMD, 2, "--no-oneshot leaves nothing to run without --iterative");
@@ -356,7 +285,7 @@ static int check_plan_files(const struct opts *o, const struct setup *su) {
             for (int it = 0; it < 2; it++)
                 for (int r = 0; r < su->n_recovers; r++) {
                     char path[2048];
-                    plan_path(o->save_plans, su->metrics[m], su->schemes[k], it, su->recovers[r], path, sizeof path);
+                    dp_sweep_plan_path(o->save_plans, su->metrics[m], su->schemes[k], it, su->recovers[r], path, sizeof path);
                     cli_io_out(&io, "--save-plans", path);
                     snprintf(path + strlen(path) - 5, 14, ".recover.gguf");
                     if (strcmp(su->recovers[r], "none")) cli_io_out(&io, "--save-plans", path);
@@ -372,7 +301,7 @@ static void build_args(const struct opts *o, const struct setup *su, const char 
     arg(a, "metric", buf);
     buf[0] = 0;
     for (int i = 0; i < su->n_schemes; i++)
-        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? "," : "", dp_scheme_name(su->schemes[i]));
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? "," : "", su->schemes[i]);
     arg(a, "scheme", buf);
     snprintf(buf, sizeof buf, "%ld", su->max);
     arg(a, "max", su->max ? buf : "all");
@@ -443,53 +372,29 @@ int cmd_sweep(int argc, char **argv) {
     cli_io_out(&io, "--csv", o.csv);
     if ((rc = cli_io_check(CMD, &io))) return rc;
 
-    struct dp_influences sc;
-    memset(&sc, 0, sizeof sc);
     char scores_buf[4096], scores_id[4096] = "";
     const char *score_files[16];
     snprintf(scores_buf, sizeof scores_buf, "%s", o.scores);
     int n_files = split(scores_buf, score_files, 16);
-    for (int i = 0; i < n_files; i++) {
-        if (dp_influences_load(score_files[i], &sc)) {
-            dp_influences_free(&sc);
-            return cli_error(CMD, 1, "%s", dp_last_error());
-        }
-        if ((rc = file_id(score_files[i], scores_id, sizeof scores_id))) {
-            dp_influences_free(&sc);
-            return rc;
-        }
-    }
+    for (int i = 0; i < n_files; i++)
+        if ((rc = file_id(score_files[i], scores_id, sizeof scores_id))) return rc;
     struct setup su;
     memset(&su, 0, sizeof su);
-    if ((rc = parse_setup(&o, &su, &sc)) || (rc = check_plan_files(&o, &su))) {
-        dp_influences_free(&sc);
-        return rc;
-    }
+    if ((rc = parse_setup(&o, &su)) || (rc = check_plan_files(&o, &su))) return rc;
+    struct dp_sweep_params p = dp_sweep_default_params();
+    if ((rc = recover_opts(&o.c, &p.recover_params))) return rc;
     struct cli_model cm;
-    if ((rc = cli_open(CMD, &o.c, &cm)) || (rc = cli_check_scores(CMD, &o.c, cm.m, &sc, -1))) {
+    if ((rc = cli_open(CMD, &o.c, &cm))) {
         if (cm.m) cli_close(&cm);
-        dp_influences_free(&sc);
         return rc;
     }
     const struct dp_config *cf = dp_model_config(cm.m);
     /* a base plan (--drop or --plan): removed in every step */
-    struct dp_unit base[2 * DP_MAX_LAYERS];
-    int n_base = 0;
     char base_list[1024] = "";
+    int n_base = cli_plan_units(&cm, base_list, sizeof base_list);
     if (cm.recovery)
         rc = cli_error(CMD, 2, "a base plan with a recovery cannot be swept: give the units with --drop and the recovery "
                                "with --recover");
-    for (int i = 0; !rc && i < cm.plan->n_units; i++) {
-        if (dp_unit_parse(cm.plan->units[i], &base[n_base]))
-            rc = cli_error(CMD, 2, "base plan: %s", dp_last_error());
-        else n_base++;
-        snprintf(base_list + strlen(base_list), sizeof base_list - strlen(base_list), "%s%s", i ? "," : "",
-                 cm.plan->units[i]);
-    }
-    if (o.protect) {
-        if (dp_units_protect(o.protect, cf->n_layers, &su.protect)) rc = cli_error(CMD, 2, "--protect: %s", dp_last_error());
-        su.has_protect = true;
-    }
     if (!su.ctx) su.ctx = su.paper ? (cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048) : 512;
     if (!su.calib_ctx) su.calib_ctx = su.paper ? su.ctx : (cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048);
     if (!o.c.calib_max_seqs && su.paper) su.calib_max_seqs = su.max_seqs;
@@ -497,90 +402,60 @@ int cmd_sweep(int argc, char **argv) {
     if (!rc && o.ppl) rc = cli_check_sessions(CMD, &cm, NULL, 1, su.ctx, su.ctx, 0, "--ctx");
     if (!rc && o.mmlu) rc = cli_check_sessions(CMD, &cm, NULL, 1, su.mmlu_ctx, 1, 0, "--mmlu-ctx-limit");
     if (!rc && o.c.calib) { /* fitting recoveries; iterative runs re-score with snapshots and logits */
-        int64_t snap = 0, lg = 0;
-        if (o.iterative) dp_metrics_memory(cm.m, (int)su.calib_ctx, &snap, &lg);
-        rc = cli_check_sessions(CMD, &cm, NULL, 1, su.calib_ctx, su.calib_ctx, snap + lg, "--calib-ctx");
+        int64_t extra = o.iterative ? dp_sweep_rescore_bytes(cm.m, (int)su.calib_ctx) : 0;
+        rc = cli_check_sessions(CMD, &cm, NULL, 1, su.calib_ctx, su.calib_ctx, extra, "--calib-ctx");
     }
-
-    /* corpora, MMLU and warnings */
-    struct dp_chunks *calib = NULL, *pplc = NULL;
-    int *ids = NULL, n_ids = 0;
-    struct dp_mmlu_data *mmlu_data = NULL;
-    struct dp_sweep_mmlu mc = {NULL, (int)su.mmlu_shots, (int)su.mmlu_ctx};
-    char warnings[8][512];
-    const char *warning_ptrs[8];
-    int n_warnings = 0;
-    if (!rc && o.c.calib)
-        rc = cli_read_chunks(CMD, cm.m, o.c.calib, o.c.calib_docs, su.calib_ctx, su.calib_max_seqs, "--calib", "--calib",
-                             &calib);
-    if (!rc && o.ppl && su.paper)
-        rc = cli_read_chunks(CMD, cm.m, o.ppl, o.ppl_docs, su.ctx, su.max_seqs, "--ppl", "--ppl", &pplc);
-    if (!rc && o.ppl && !su.paper) rc = read_ids(cm.m, o.ppl, &ids, &n_ids);
-    if (!rc && o.mmlu && dp_mmlu_read(o.mmlu, o.mmlu_subjects, (int)su.mmlu_limit, &mmlu_data))
-        rc = cli_error(CMD, 1, "%s", dp_last_error());
-    mc.data = mmlu_data;
-    if (!rc && o.ppl && o.c.calib)
-        overlap_warning(o.c.calib, o.c.calib_docs, "the calibration corpus (--calib)", o.ppl, su.paper ? o.ppl_docs : NULL,
-                        "the perplexity corpus (--ppl)", warnings, &n_warnings);
-    for (int i = 0; !rc && o.ppl && i < sc.n_files; i++) {
-        const char *cal = sc.calib[i];
-        char file[2048];
-        snprintf(file, sizeof file, "%s", cal);
-        char *docs = strstr(file, " docs ");
-        if (docs) {
-            *docs = 0;
-            docs += 6;
-        }
-        char what[2200];
-        snprintf(what, sizeof what, "the calibration data of %s", sc.files[i]);
-        if (file[0]) overlap_warning(file, docs, what, o.ppl, su.paper ? o.ppl_docs : NULL, "the perplexity corpus (--ppl)", warnings, &n_warnings);
-    }
-    for (int i = 0; i < su.n_metrics && o.mmlu; i++)
-        if (dp_metric_is_oracle(su.metrics[i]) && n_warnings < 8)
-            snprintf(warnings[n_warnings++], 512,
-                     "%s is an oracle: it was measured on MMLU test questions, the data that evaluates the pruned models",
-                     su.metrics[i]);
-    for (int i = 0; i < n_warnings; i++) {
-        warning_ptrs[i] = warnings[i];
-        fprintf(stderr, "depthprune sweep: warning: %s\n", warnings[i]);
-    }
-
-    struct dp_recover_opts ropts;
-    if (!rc) rc = recover_opts(&o.c, &ropts);
 
     struct args a = {0};
     build_args(&o, &su, scores_id, &a);
     if (n_base) arg(&a, "base", base_list);
+    p.model_name = o.c.model;
+    p.scores = o.scores;
+    p.allow_twin = o.c.allow_twin != NULL;
+    char metrics[1024] = "", schemes[256] = "";
+    for (int i = 0; i < su.n_metrics; i++) snprintf(metrics + strlen(metrics), sizeof metrics - strlen(metrics), "%s%s", i ? "," : "", su.metrics[i]);
+    for (int i = 0; i < su.n_schemes; i++) snprintf(schemes + strlen(schemes), sizeof schemes - strlen(schemes), "%s%s", i ? "," : "", su.schemes[i]);
+    p.metrics = metrics;
+    p.schemes = schemes;
+    p.max_units = (int)su.max;
+    p.oneshot = !o.no_oneshot;
+    p.iterative = o.iterative != NULL;
+    p.recover = o.c.recover;
+    p.calib = (struct dp_corpus_spec){.path = o.c.calib, .docs = o.c.calib_docs, .ctx = (int)su.calib_ctx,
+                                      .max_seqs = (int)su.calib_max_seqs};
+    p.ppl = (struct dp_corpus_spec){.path = o.ppl, .docs = o.ppl_docs, .ctx = (int)su.ctx, .max_seqs = (int)su.max_seqs};
+    p.ppl_llamacpp = !su.paper;
+    p.mmlu_dir = o.mmlu;
+    p.mmlu_subjects = o.mmlu_subjects;
+    p.mmlu_limit = (int)su.mmlu_limit;
+    p.mmlu_shots = (int)su.mmlu_shots;
+    p.mmlu_ctx = (int)su.mmlu_ctx;
+    p.target_kv = su.target_kv;
+    p.target_params = su.target_params;
+    p.max_ppl_ratio = su.max_ppl_ratio;
+    p.max_mmlu_drop = su.max_mmlu_drop;
+    p.protect = o.protect;
+    p.base = n_base ? base_list : NULL;
+    p.out_path = o.out;
+    p.arg_keys = a.keys;
+    p.arg_values = a.vals;
+    p.n_args = a.n;
+    p.progress = cli_progress_lines;
+    p.log = cli_log_line;
+    p.log_user = (void *)CMD;
     struct dp_sweep *s = NULL;
-    double t0 = dp_now();
+    double t0 = now();
+    if (!rc && dp_sweep_evaluate(cm.m, cm.pool, &p, &s)) rc = cli_error(CMD, 1, "%s", dp_last_error());
+    double secs = now() - t0;
+    if (!rc && o.csv && dp_sweep_write_csv(s, o.csv)) rc = cli_error(CMD, 1, "%s", dp_last_error());
+    if (!rc && o.svg && dp_sweep_write_svg(s, o.svg)) rc = cli_error(CMD, 1, "%s", dp_last_error());
+    if (!rc && o.save_plans && dp_sweep_save_plans(s, cm.m, cm.pool, &p, o.save_plans))
+        rc = cli_error(CMD, 1, "%s", dp_last_error());
     if (!rc) {
-        struct dp_sweep_config cfg = {
-            .model = cm.m, .pool = cm.pool, .model_name = o.c.model, .scores = &sc,
-            .metrics = su.metrics, .n_metrics = su.n_metrics, .schemes = su.schemes, .n_schemes = su.n_schemes,
-            .oneshot = !o.no_oneshot, .iterative = o.iterative != NULL, .max_units = (int)su.max,
-            .calib = calib, .ppl_chunks = pplc, .ppl_ids = ids, .n_ppl_ids = n_ids, .ppl_ctx = (int)su.ctx,
-            .mmlu = mc.data ? dp_sweep_mmlu_eval : NULL, .mmlu_ctx = &mc, .oracle = mc.data ? &mc : NULL,
-            .recover = su.recovers, .n_recover = su.n_recovers, .recover_opts = &ropts,
-            .protect = su.has_protect ? &su.protect : NULL, .base = base, .n_base = n_base, .budget = su.budget,
-            .args = a.a, .n_args = a.n, .out_path = o.out,
-            .warnings = warning_ptrs, .n_warnings = n_warnings,
-            .log = log_line, .log_ctx = NULL};
-        if (dp_sweep_run(&cfg, &s)) rc = cli_error(CMD, 1, "%s", dp_last_error());
-    }
-    double secs = dp_now() - t0;
-    if (!rc && o.csv && dp_report_sweep_csv(s, o.csv)) rc = cli_error(CMD, 1, "%s", dp_last_error());
-    if (!rc && o.svg && dp_report_sweep_svg_file(s, o.svg)) rc = cli_error(CMD, 1, "%s", dp_last_error());
-    if (!rc && o.save_plans) rc = save_plans(&o, s, &cm, calib, &ropts);
-    if (!rc) {
-        if (o.c.json) print_json(&o, s, secs);
+        if (o.c.json) rc = print_json(&o, s, secs);
         else print_text(s, secs);
     }
     dp_sweep_free(s);
-    dp_mmlu_data_free(mmlu_data);
-    dp_chunks_free(calib);
-    dp_chunks_free(pplc);
-    free(ids);
-    dp_influences_free(&sc);
     cli_close(&cm);
     return rc;
 }
