@@ -1071,14 +1071,25 @@ bool dp_export_type_supported(const char *type);
 /*
  * A synthetic llama-shaped GGUF with seeded random weights in any type the
  * quantizer writes, or a llama-quantize preset mix ("Q4_K_M", ...). The
- * same seed gives the same f32 weights before quantization.
+ * same seed gives the same f32 weights before quantization. The family
+ * (arch) sets the file's arch string, metadata keys and block tensors the
+ * way llama.cpp's converters lay them out (docs/families.md): "llama",
+ * "mistral" (arch llama with a sliding window), "qwen2" (q/k/v biases),
+ * "qwen3" (q/k norms), "phi3" (fused qkv and gate/up), "gemma2" (post-norms,
+ * soft-caps; always tied), "gemma3" (q/k norms, post-norms, local RoPE base;
+ * always tied). Zero fields take the defaults noted.
  */
 struct dp_synth_params {
-    const char *arch;                   /* "llama" (default) or "qwen2" */
+    const char *arch;                   /* family: "llama" (default) or one above */
     const char *type;                   /* "F32" (default), a type of dp_export_type_supported, or a mix */
     int dim, ff, heads, kv_heads, layers, vocab, ctx;   /* 256, 768, 8, heads/2, 2, 512, 2048 */
     uint64_t seed;                      /* default 1 */
-    bool tied;                          /* no output matrix */
+    int head_dim;                       /* head size (0: dim/heads; another writes key_length/value_length) */
+    int window;                         /* sliding window of mistral, phi3, gemma2/3 (0: 4096; phi3: ctx) */
+    double rope_base;                   /* RoPE frequency base (0: the family's, 1e4 or 1e6) */
+    bool rope_freqs;                    /* llama only: rope_freqs.weight with Llama 3.1's scaling (factor 8) */
+    double softcap[2];                  /* gemma2: attention and final logit soft-caps (default 50, 30) */
+    bool tied;                          /* no output matrix (always for gemma2/3) */
     bool bias;                          /* q/k/v biases (always for qwen2) */
     const char *vocab_from;             /* copy the tokenizer of this GGUF (NULL: generated SentencePiece) */
     dp_log_fn log;                      /* notes (fallback types) */
@@ -1087,9 +1098,15 @@ struct dp_synth_params {
     void *progress_user;
 };
 struct dp_synth_params dp_synth_default_params(void);
+/* The GGUF arch string a family writes ("mistral" -> "llama"); NULL for an unknown family. */
+const char *dp_synth_family_arch(const char *family);
 /* Whether name is a type or mix synth writes; and its canonical name (NULL when not). */
 const char *dp_synth_type_name(const char *name);
-/* Write the model to path. Errors: DP_ERR_ARG for bad shapes or type, I/O naming the file. */
+/*
+ * Write the model to path. Errors: DP_ERR_ARG for bad shapes, type or
+ * family, rope_freqs outside llama, non-positive gemma2 soft-caps; I/O
+ * naming the file; DP_ERR_CANCELLED from the progress callback.
+ */
 dp_status dp_synth_write(const char *path, const struct dp_synth_params *p);
 
 /* ---- speculative drafts ---------------------------------------------------------------- */

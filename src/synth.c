@@ -21,11 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct family;
+
 struct synth {
     long dim, ff, heads, kv_heads, layers, vocab, ctx, seed;
     int type, mix;                 /* a plain type, or a preset mix (DP_MIX_NONE) */
-    bool tied, bias;
-    const char *arch;
+    bool tied, bias, rope_freqs;
+    const struct family *fam;
+    long head_dim, window;         /* head size; sliding window (families that declare one) */
+    double rope_base, softcap[2];  /* RoPE base; gemma2's attention and final soft-caps */
     struct dp_gguf_writer *w;
     void **bufs;
     int n_bufs;
@@ -162,46 +166,144 @@ static dp_status vocab_meta(struct synth *s, const char *from) {
 
 #define MAT (-1) /* tensor(): a weight matrix, in the model's type for it */
 
+/*
+ * The families synth writes, as llama.cpp's converters lay them out (the
+ * fixtures of ../shared/models/families are the reference): the arch string
+ * of the file, the metadata keys it carries and the tensors of a block.
+ */
+struct family {
+    const char *name, *arch;
+    double rope_base, eps;
+    bool bias;          /* attn_q/k/v.bias (qwen2) */
+    bool qk_norm;       /* attn_q_norm/attn_k_norm (qwen3, gemma3) */
+    bool post_norms;    /* post_attention_norm, post_ffw_norm; always tied (gemma2, gemma3) */
+    bool fused;         /* attn_qkv, ffn_up = gate rows then up rows (phi3) */
+    bool rope_dim_key;  /* writes rope.dimension_count */
+    bool head_len_keys; /* writes attention.key_length/value_length */
+    bool window;        /* writes attention.sliding_window */
+    bool softcap;       /* attn_logit_softcapping, final_logit_softcapping (gemma2) */
+    bool swa_base;      /* rope.freq_base_swa (gemma3) */
+};
+
+static const struct family families[] = {
+    /* name     arch      base   eps   bias   qknorm post   fused  ropek  hlen   window softcap swab */
+    {"llama",   "llama",  1e4,   1e-5, false, false, false, false, true,  false, false, false, false},
+    {"mistral", "llama",  1e4,   1e-5, false, false, false, false, true,  false, true,  false, false},
+    {"qwen2",   "qwen2",  1e6,   1e-6, true,  false, false, false, false,  false, false, false, false},
+    {"qwen3",   "qwen3",  1e6,   1e-6, false, true,  false, false, false, true,  false, false, false},
+    {"phi3",    "phi3",   1e4,   1e-5, false, false, false, true,  true,  false, true,  false, false},
+    {"gemma2",  "gemma2", 1e4,   1e-6, false, false, true,  false, false, true,  true,  true,  false},
+    {"gemma3",  "gemma3", 1e6,   1e-6, false, true,  true,  false, false, true,  true,  false, true},
+};
+
+static const struct family *family_find(const char *name) {
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
+        if (!strcmp(families[i].name, name)) return &families[i];
+    return NULL;
+}
+
+/*
+ * llama.cpp's llama3 RoPE frequency factors (its converter's rule for Llama
+ * 3.1: factor 8, low-frequency factor 1, high 4, original context 8192): a
+ * wavelength shorter than ctx/high keeps factor 1, longer than ctx/low takes
+ * `factor`, in between a smooth blend. hd/2 values.
+ */
+static void llama3_rope_factors(double base, long hd, float *out) {
+    const double factor = 8, lo = 1, hi = 4, ctx = 8192, pi = 3.14159265358979323846;
+    for (long i = 0; i < hd / 2; i++) {
+        double freq = 1.0 / pow(base, (double)(2 * i) / (double)hd), wavelen = 2 * pi / freq;
+        if (wavelen < ctx / hi) out[i] = 1.0f;
+        else if (wavelen > ctx / lo) out[i] = (float)factor;
+        else {
+            double smooth = (ctx / wavelen - lo) / (hi - lo);
+            out[i] = (float)(1.0 / ((1 - smooth) / factor + smooth));
+        }
+    }
+}
+
 static dp_status build(struct synth *s, const char *vocab_from) {
+    const struct family *fam = s->fam;
     char key[96];
-    dp_gguf_set_str(s->w, "general.architecture", s->arch);
+    long hd = s->head_dim, qd = s->heads * hd, kvd = s->kv_heads * hd;
+    dp_gguf_set_str(s->w, "general.architecture", fam->arch);
     dp_gguf_set_str(s->w, "general.name", "depthprune-synth");
-#define ARCH_U32(k, v) (snprintf(key, sizeof key, "%s." k, s->arch), dp_gguf_set_u32(s->w, key, (uint32_t)(v)))
+#define ARCH_KEY(k) (snprintf(key, sizeof key, "%s." k, fam->arch), key)
+#define ARCH_U32(k, v) dp_gguf_set_u32(s->w, ARCH_KEY(k), (uint32_t)(v))
     ARCH_U32("context_length", s->ctx);
     ARCH_U32("embedding_length", s->dim);
     ARCH_U32("feed_forward_length", s->ff);
     ARCH_U32("attention.head_count", s->heads);
     ARCH_U32("attention.head_count_kv", s->kv_heads);
     ARCH_U32("block_count", s->layers);
-    ARCH_U32("rope.dimension_count", s->dim / s->heads);
-#undef ARCH_U32
-    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", s->arch);
-    dp_gguf_set_f32(s->w, key, 1e-5f);
-    snprintf(key, sizeof key, "%s.rope.freq_base", s->arch);
-    dp_gguf_set_f32(s->w, key, strcmp(s->arch, "qwen2") ? 10000.0f : 1000000.0f);
+    if (fam->rope_dim_key) ARCH_U32("rope.dimension_count", hd);
+    if (fam->head_len_keys || hd * s->heads != s->dim) {
+        ARCH_U32("attention.key_length", hd);
+        ARCH_U32("attention.value_length", hd);
+    }
+    if (fam->window) ARCH_U32("attention.sliding_window", s->window);
+    if (!strcmp(fam->name, "phi3")) ARCH_U32("rope.scaling.original_context_length", s->ctx);
+    dp_gguf_set_f32(s->w, ARCH_KEY("attention.layer_norm_rms_epsilon"), (float)fam->eps);
+    dp_gguf_set_f32(s->w, ARCH_KEY("rope.freq_base"), (float)s->rope_base);
+    if (fam->swa_base) dp_gguf_set_f32(s->w, ARCH_KEY("rope.freq_base_swa"), 10000.0f);
+    if (fam->softcap) {
+        dp_gguf_set_f32(s->w, ARCH_KEY("attn_logit_softcapping"), (float)s->softcap[0]);
+        dp_gguf_set_f32(s->w, ARCH_KEY("final_logit_softcapping"), (float)s->softcap[1]);
+    }
     dp_status st = vocab_meta(s, vocab_from);
     if (st) return st;
-    long hd = s->dim / s->heads, kvd = s->kv_heads * hd;
-    float sd = 1.0f / sqrtf((float)s->dim), sf = 1.0f / sqrtf((float)s->ff);
+    if (s->rope_freqs) ARCH_U32("vocab_size", s->vocab);
+#undef ARCH_U32
+#undef ARCH_KEY
+    float sd = 1.0f / sqrtf((float)s->dim), sf = 1.0f / sqrtf((float)s->ff), sq = 1.0f / sqrtf((float)qd);
     if ((st = tensor(s, "token_embd.weight", s->dim, s->vocab, 1.0f, 0, MAT)) ||
         (st = tensor(s, "output_norm.weight", s->dim, 1, 0, 1.0f, DP_TYPE_F32)))
         return st;
     if (!s->tied && (st = tensor(s, "output.weight", s->dim, s->vocab, sd, 0, MAT))) return st;
+    if (s->rope_freqs) {
+        float *f = malloc((size_t)(hd / 2) * sizeof *f);
+        void **bufs = f ? realloc(s->bufs, (size_t)(s->n_bufs + 1) * sizeof *bufs) : NULL;
+        if (!bufs) {
+            free(f);
+            return dp_fail(DP_ERR_NOMEM, "out of memory for rope_freqs.weight");
+        }
+        s->bufs = bufs;
+        s->bufs[s->n_bufs++] = f;
+        llama3_rope_factors(s->rope_base, hd, f);
+        int64_t ne[1] = {hd / 2};
+        if ((st = dp_gguf_add_tensor(s->w, "rope_freqs.weight", DP_TYPE_F32, 1, ne, f, (size_t)(hd / 2) * sizeof *f)))
+            return st;
+    }
     for (long l = 0; l < s->layers; l++) {
         char n[64];
 #define T(sfx, nin, nout, sc, fill, ty) (snprintf(n, sizeof n, "blk.%ld." sfx, l), tensor(s, n, nin, nout, sc, fill, ty))
-        if ((st = T("attn_norm.weight", s->dim, 1, 0, 1.0f, DP_TYPE_F32)) ||
-            (st = T("attn_q.weight", s->dim, s->dim, sd * 4, 0, MAT)) ||
-            (st = T("attn_k.weight", s->dim, kvd, sd * 4, 0, MAT)) ||
-            (st = T("attn_v.weight", s->dim, kvd, sd, 0, MAT)) ||
-            (st = T("attn_output.weight", s->dim, s->dim, sd, 0, MAT)) ||
-            (s->bias && ((st = T("attn_q.bias", s->dim, 1, 0.1f, 0, DP_TYPE_F32)) ||
+        if ((st = T("attn_norm.weight", s->dim, 1, 0, 1.0f, DP_TYPE_F32))) return st;
+        if (fam->fused) {
+            /* q, k, v rows in one matrix */
+            if ((st = T("attn_qkv.weight", s->dim, qd + 2 * kvd, sd * 4, 0, MAT))) return st;
+        } else if ((st = T("attn_q.weight", s->dim, qd, sd * 4, 0, MAT)) ||
+                   (st = T("attn_k.weight", s->dim, kvd, sd * 4, 0, MAT)) ||
+                   (st = T("attn_v.weight", s->dim, kvd, sd, 0, MAT))) {
+            return st;
+        }
+        if (fam->qk_norm && ((st = T("attn_q_norm.weight", hd, 1, 0, 1.0f, DP_TYPE_F32)) ||
+                             (st = T("attn_k_norm.weight", hd, 1, 0, 1.0f, DP_TYPE_F32))))
+            return st;
+        if ((st = T("attn_output.weight", qd, s->dim, qd == s->dim ? sd : sq, 0, MAT)) ||
+            (s->bias && ((st = T("attn_q.bias", qd, 1, 0.1f, 0, DP_TYPE_F32)) ||
                          (st = T("attn_k.bias", kvd, 1, 0.1f, 0, DP_TYPE_F32)) ||
                          (st = T("attn_v.bias", kvd, 1, 0.1f, 0, DP_TYPE_F32)))) ||
-            (st = T("ffn_norm.weight", s->dim, 1, 0, 1.0f, DP_TYPE_F32)) ||
-            (st = T("ffn_gate.weight", s->dim, s->ff, sd * 2, 0, MAT)) ||
-            (st = T("ffn_up.weight", s->dim, s->ff, sd * 2, 0, MAT)) ||
-            (st = T("ffn_down.weight", s->ff, s->dim, sf, 0, MAT)))
+            (fam->post_norms && (st = T("post_attention_norm.weight", s->dim, 1, 0, 1.0f, DP_TYPE_F32))) ||
+            (st = T("ffn_norm.weight", s->dim, 1, 0, 1.0f, DP_TYPE_F32)))
+            return st;
+        if (fam->fused) {
+            /* gate rows, then up rows */
+            if ((st = T("ffn_up.weight", s->dim, 2 * s->ff, sd * 2, 0, MAT))) return st;
+        } else if ((st = T("ffn_gate.weight", s->dim, s->ff, sd * 2, 0, MAT)) ||
+                   (st = T("ffn_up.weight", s->dim, s->ff, sd * 2, 0, MAT))) {
+            return st;
+        }
+        if ((st = T("ffn_down.weight", s->ff, s->dim, sf, 0, MAT)) ||
+            (fam->post_norms && (st = T("post_ffw_norm.weight", s->dim, 1, 0, 1.0f, DP_TYPE_F32))))
             return st;
 #undef T
         if (!dp_progress_step(s->progress, s->progress_user, "synth", l + 1, s->layers)) return DP_ERR_CANCELLED;
@@ -211,8 +313,13 @@ static dp_status build(struct synth *s, const char *vocab_from) {
 
 struct dp_synth_params dp_synth_default_params(void) {
     struct dp_synth_params p = {.arch = "llama", .type = "F32", .dim = 256, .ff = 768, .heads = 8, .layers = 2,
-                                .vocab = 512, .ctx = 2048, .seed = 1};
+                                .vocab = 512, .ctx = 2048, .seed = 1, .softcap = {50, 30}};
     return p;
+}
+
+const char *dp_synth_family_arch(const char *family) {
+    const struct family *f = family ? family_find(family) : NULL;
+    return f ? f->arch : NULL;
 }
 
 const char *dp_synth_type_name(const char *name) {
@@ -226,17 +333,32 @@ const char *dp_synth_type_name(const char *name) {
 dp_status dp_synth_write(const char *path, const struct dp_synth_params *p) {
     if (!path || !p) return dp_fail(DP_ERR_ARG, "synth: path and params are required");
     const char *arch = p->arch ? p->arch : "llama", *type_s = p->type ? p->type : "F32";
-    struct synth s = {p->dim, p->ff, p->heads, p->kv_heads, p->layers, p->vocab, p->ctx, (long)p->seed, 0, DP_MIX_NONE,
-                      p->tied, p->bias || !strcmp(arch, "qwen2"), arch, NULL, NULL, 0, 0, p->log, p->log_user,
-                      p->progress, p->progress_user};
+    struct synth s = {.dim = p->dim, .ff = p->ff, .heads = p->heads, .kv_heads = p->kv_heads, .layers = p->layers,
+                      .vocab = p->vocab, .ctx = p->ctx, .seed = (long)p->seed, .mix = DP_MIX_NONE,
+                      .rope_freqs = p->rope_freqs, .head_dim = p->head_dim, .window = p->window,
+                      .rope_base = p->rope_base, .softcap = {p->softcap[0], p->softcap[1]}, .log = p->log,
+                      .log_user = p->log_user, .progress = p->progress, .progress_user = p->progress_user};
     if (!s.kv_heads) s.kv_heads = s.heads > 1 ? s.heads / 2 : 1;
     s.type = dp_type_from_name(type_s);
     s.mix = dp_quantize_mix_from_name(type_s);
     if (!dp_synth_type_name(type_s)) return dp_fail(DP_ERR_ARG, "synth: '%s' is not a weight type or mix synth writes", type_s);
-    if (strcmp(arch, "llama") && strcmp(arch, "qwen2")) return dp_fail(DP_ERR_ARG, "synth: arch must be llama or qwen2");
+    if (!(s.fam = family_find(arch)))
+        return dp_fail(DP_ERR_ARG, "synth: arch must be llama, mistral, qwen2, qwen3, phi3, gemma2 or gemma3, not '%s'", arch);
+    if (!s.head_dim && s.heads > 0) s.head_dim = s.dim / s.heads;
     if (s.dim < 1 || s.ff < 1 || s.heads < 1 || s.kv_heads < 1 || s.layers < 1 || s.layers > DP_MAX_LAYERS || s.ctx < 1 ||
-        s.vocab < 1 || s.dim % s.heads || s.heads % s.kv_heads || (s.dim / s.heads) % 2)
-        return dp_fail(DP_ERR_ARG, "synth: dim must split into heads of even size, shared by kv_heads (and every size >= 1)");
+        s.vocab < 1 || s.head_dim < 1 || s.window < 0 || (!p->head_dim && s.dim % s.heads) || s.heads % s.kv_heads ||
+        s.head_dim % 2)
+        return dp_fail(DP_ERR_ARG, "synth: dim must split into heads of even size (or give head_dim), shared by kv_heads "
+                                   "(and every size >= 1)");
+    if (s.rope_freqs && strcmp(arch, "llama"))
+        return dp_fail(DP_ERR_ARG, "synth: rope_freqs is for arch llama (Llama 3.1 RoPE scaling)");
+    if (s.fam->softcap && !(s.softcap[0] > 0 && s.softcap[1] > 0))
+        return dp_fail(DP_ERR_ARG, "synth: gemma2's soft-caps must be positive, not %g,%g", s.softcap[0], s.softcap[1]);
+    if (s.rope_base < 0) return dp_fail(DP_ERR_ARG, "synth: rope_base must be positive (0: the family's), not %g", s.rope_base);
+    if (!s.rope_base) s.rope_base = s.fam->rope_base;
+    if (!s.window) s.window = !strcmp(arch, "phi3") ? s.ctx : 4096;
+    s.tied = p->tied || s.fam->post_norms;
+    s.bias = p->bias || s.fam->bias;
     s.rng = (uint64_t)s.seed * 0x2545F4914F6CDD1Dull + 1;
     s.w = dp_gguf_writer_new();
     dp_status st = s.w ? build(&s, p->vocab_from) : dp_fail(DP_ERR_NOMEM, "out of memory");
