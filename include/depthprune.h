@@ -391,9 +391,10 @@ struct dp_plan {
 };
 /* Read a plan file into *out (the caller's struct); messages name the file and key. */
 dp_status dp_plan_load(const char *path, struct dp_plan *out);
-/* Write a plan atomically. */
+/* Write a plan atomically; recover_file is stored relative to the plan's folder when inside it.
+ * Written as version 2 when the identity is complete, else 1. */
 dp_status dp_plan_save(const struct dp_plan *p, const char *path);
-/* The identity a plan claims, and setting it from a model's. */
+/* The identity a plan claims (for dp_identity_check), and recording that of the model it is made for. */
 void dp_plan_identity(const struct dp_plan *p, struct dp_identity *out);
 void dp_plan_set_identity(struct dp_plan *p, const struct dp_identity *id);
 /* Remove the plan's units from mask (DP_ERR_ARG for a unit the model lacks). */

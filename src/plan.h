@@ -23,21 +23,6 @@
 #include "base.h"
 #include "identity.h"
 
-/* (the public structures of this module are in include/depthprune.h) */
-
-dp_status dp_plan_load(const char *path, struct dp_plan *out);
-/*
- * Write atomically; recover_file is stored relative to the plan's folder when
- * inside it. Written as version 2 when the identity is complete, else 1.
- */
-dp_status dp_plan_save(const struct dp_plan *p, const char *path);
-/* The model identity the plan claims (for dp_identity_check). */
-void dp_plan_identity(const struct dp_plan *p, struct dp_identity *out);
-/* Record the identity of the model the plan is made for (n_blocks, hash, shape). */
-void dp_plan_set_identity(struct dp_plan *p, const struct dp_identity *id);
-/* Remove the plan's units from mask (fails naming the plan when a unit does not exist). */
-dp_status dp_plan_apply(const struct dp_plan *p, struct dp_mask *mask);
-/* Append a unit ("b3") to the plan. */
-dp_status dp_plan_push(struct dp_plan *p, const char *unit);
+/* The plan's structure and calls (load, save, identity, apply, push) are public: include/depthprune.h. */
 
 #endif

@@ -741,8 +741,7 @@ static double loss_grad(const float *logits, const float *teacher, const int *id
     return loss;
 }
 
-static void log_line(const struct dp_recover_opts *o, const char *fmt, ...) DP_PRINTF(2, 3);
-static void log_line(const struct dp_recover_opts *o, const char *fmt, ...) {
+void dp_recover_log(const struct dp_recover_opts *o, const char *fmt, ...) {
     if (!o->log) return;
     char line[512];
     va_list ap;
@@ -874,7 +873,7 @@ static dp_status train(const struct dp_model *m, const struct dp_mask *mask, str
         adam(&t, n_segs, step, o->lr);
         avg = step == 1 ? loss : 0.9 * avg + 0.1 * loss;
         if (step % every == 0 || step == o->steps)
-            log_line(o, "%s: step %d/%d, %s %.5f (running mean %.5f)", r->kind, step, o->steps,
+            dp_recover_log(o, "%s: step %d/%d, %s %.5f (running mean %.5f)", r->kind, step, o->steps,
                      t.teacher ? "kl" : "ce", loss, avg);
         if (!dp_progress_step(o->progress, o->progress_user, "training recovery", step, o->steps)) st = DP_ERR_CANCELLED;
     }

@@ -81,6 +81,8 @@ struct dp_recover_opts {
     void *progress_user;
 };
 void dp_recover_opts_default(struct dp_recover_opts *o);
+/* One line (printf format, no newline) to o->log; nothing when o->log is NULL. */
+void dp_recover_log(const struct dp_recover_opts *o, const char *fmt, ...) DP_PRINTF(2, 3);
 
 /*
  * Fit the recovery `kind` of the units `order` (n_order names such as "b2",

@@ -502,16 +502,6 @@ static void adam_step(float *w, const double *g, float *m1, float *m2, size_t n,
     }
 }
 
-static void log_line(const struct dp_recover_opts *o, const char *fmt, ...) DP_PRINTF(2, 3);
-static void log_line(const struct dp_recover_opts *o, const char *fmt, ...) {
-    if (!o->log) return;
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    o->log(o->log_ctx, line);
-}
 
 static dp_status fit_cos(const struct dp_model *m, const struct dp_mask *base, struct span *sp, int ns,
                          const struct dp_chunks *calib, const struct dp_recover_opts *o, struct dp_pool *pool,
@@ -577,13 +567,13 @@ static dp_status fit_cos(const struct dp_model *m, const struct dp_mask *base, s
         last = step == 1 ? loss : 0.9 * last + 0.1 * loss;
         int every = o->steps >= 10 ? o->steps / 10 : 1;
         if (step % every == 0 || step == o->steps)
-            log_line(o, "%s: step %d/%d, mean cosine distance %.6f (running mean %.6f)", kind, step, o->steps, loss,
+            dp_recover_log(o, "%s: step %d/%d, mean cosine distance %.6f (running mean %.6f)", kind, step, o->steps, loss,
                      last);
         dp_progress("fitting linear-cos", step, o->steps);
     }
     dp_progress_end();
     if (!st && o->steps > 0)
-        log_line(o, "%s: mean cosine distance %.6f on the first batch (least-squares start), running mean %.6f after "
+        dp_recover_log(o, "%s: mean cosine distance %.6f on the first batch (least-squares start), running mean %.6f after "
                  "%d steps", kind, first, last, o->steps);
     dp_session_free(sess);
     for (int k = 0; cs && k < ns; k++) {
@@ -641,7 +631,7 @@ dp_status dp_recovery_fit_linear(const struct dp_model *m, const struct dp_mask 
         char hn[16];
         unit_name(sp[k].host, hn, sizeof hn);
         if (!st)
-            log_line(o, "%s: span %s.. folded into %s, rank %d of %d, from %lld tokens", r->kind, u->unit, hn,
+            dp_recover_log(o, "%s: span %s.. folded into %s, rank %d of %d, from %lld tokens", r->kind, u->unit, hn,
                      u->rank, d, (long long)sp[k].count);
     }
     if (!st && method == DP_RECOVER_LINEAR_COS) st = fit_cos(m, &base, sp, ns, calib, o, pool, r->kind);
