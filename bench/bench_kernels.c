@@ -251,8 +251,7 @@ int main(int argc, char **argv) {
                                 fprintf(stderr, "bench_kernels: %s\n", dp_last_error());
                                 return 2;
                         }
-                        if (act == DP_ACT_Q8 && type != DP_TYPE_Q8_0 && type != DP_TYPE_Q4_0) continue;
-                        dp_kernels_set_act(act);
+                        if (act == DP_ACT_Q8 && dp_quants_act_kind((uint32_t)type) == DP_ACT_KIND_NONE) continue;
                         int nt = (int)toks[it];
                         if (scalar && nt >= DP_GEMM_MIN_TOK) nt = scalar_tok;
                         dp_kernels_use(ops);
@@ -260,7 +259,7 @@ int main(int argc, char **argv) {
                         for (int rep = 0; total < min_time || rep < 2; rep++) {
                             const uint8_t *w = W + (size_t)(rep % copies) * bytes;
                             double t0 = now();
-                            dp_matmul(pool, w, (uint32_t)type, n_in, n_out, X, nt, Y);
+                            dp_matmul(pool, act, w, (uint32_t)type, n_in, n_out, X, nt, Y);
                             double dt = now() - t0;
                             total += dt;
                             if (rep > 0 && dt < best) best = dt; /* the first call warms up */
@@ -271,7 +270,6 @@ int main(int argc, char **argv) {
                                (double)bytes / best * 1e-9);
                         fflush(stdout);
                         }
-                        dp_kernels_set_act(DP_ACT_EXACT);
                     }
                     dp_pool_free(pool);
                 }

@@ -122,6 +122,33 @@ struct dp_model;
  * weights stay mapped; the model owns the mapping.
  */
 dp_status dp_model_open(const char *path, const char *vocab_path, struct dp_model **out);
+
+/*
+ * Activation mode of the matrix products. DP_ACT_EXACT: f32 activations times
+ * exactly dequantized weights. DP_ACT_Q8: the activations are first rounded
+ * the way llama.cpp rounds them for each weight type (Q8_0 blocks for
+ * Q8_0/Q4_0/Q5_0/IQ4_NL, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants and IQ4_XS)
+ * and the products summed in integers (faster; error bound in
+ * docs/performance.md); F32/F16/BF16 weights stay exact, and Gemma's GELU
+ * uses llama.cpp's FP16 table. DP_ACT_DEFAULT: for a model, exact; for a
+ * session, the mode of its model. The mode belongs to a model or a session,
+ * never to the process: two sessions may compute in different modes at once.
+ */
+enum dp_act { DP_ACT_DEFAULT = 0, DP_ACT_EXACT = 1, DP_ACT_Q8 = 2 };
+/* "exact", "q8" or "default"; and the inverse of the first two (DP_ERR_ARG for another name). */
+const char *dp_kernels_act_name(enum dp_act mode);
+dp_status dp_kernels_act_parse(const char *name, enum dp_act *out);
+
+/* How a model is opened (dp_model_open_with). */
+struct dp_model_params {
+    const char *vocab_path;  /* tokenizer of a llama2.c checkpoint (tok512.bin); NULL for GGUF files */
+    enum dp_act act;         /* activation mode of every session of the model (default: exact) */
+};
+struct dp_model_params dp_model_default_params(void);
+/* dp_model_open with params; dp_model_open(path, vocab, out) is this with act exact. */
+dp_status dp_model_open_with(const char *path, const struct dp_model_params *p, struct dp_model **out);
+/* The model's activation mode (DP_ACT_EXACT or DP_ACT_Q8). */
+enum dp_act dp_model_act(const struct dp_model *m);
 void dp_model_close(struct dp_model *m);
 const struct dp_config *dp_model_config(const struct dp_model *m);
 struct dp_layer_shape dp_model_layer_shape(const struct dp_model *m, int layer);
@@ -183,19 +210,8 @@ int dp_session_pos(const struct dp_session *s);
 dp_status dp_session_forward(struct dp_session *s, struct dp_pool *pool, const int *tokens, int n,
                              float *logits, enum dp_logits_mode mode);
 
-/*
- * Activation mode of every matrix product (global, for the whole process; set
- * it before starting work). DP_ACT_EXACT (the default): f32 activations times
- * exactly dequantized weights. DP_ACT_Q8: for Q8_0 and Q4_0 weights the
- * activations are first rounded to 8-bit blocks as llama.cpp does (faster;
- * error bound in docs/performance.md); other weight types stay exact.
- */
-enum dp_act { DP_ACT_EXACT = 0, DP_ACT_Q8 = 1 };
-void dp_kernels_set_act(enum dp_act mode);
-enum dp_act dp_kernels_act(void);
-/* "exact" or "q8"; and the inverse (DP_ERR_ARG for another name). */
-const char *dp_kernels_act_name(enum dp_act mode);
-dp_status dp_kernels_act_parse(const char *name, enum dp_act *out);
+/* The activation mode the session computes in (its params' act, else its model's). */
+enum dp_act dp_session_act(const struct dp_session *s);
 
 /* ---- utilities for programs ---------------------------------------------- */
 
@@ -850,12 +866,13 @@ struct dp_session_params {
     int n_ctx;                              /* KV cache positions (default 512) */
     const struct dp_mask *mask;             /* NULL: every unit kept */
     const struct dp_recovery *recovery;     /* NULL: removed units are identities */
+    enum dp_act act;                        /* DP_ACT_DEFAULT: the model's mode */
 };
 struct dp_session_params dp_session_default_params(void);
 /*
  * A session as dp_session_new makes one, with p's recovery attached.
- * Errors: DP_ERR_ARG for n_ctx out of range or a recovery whose width is not
- * the model's. *out is freed with dp_session_free.
+ * Errors: DP_ERR_ARG for n_ctx out of range, an act that is not a dp_act,
+ * or a recovery whose width is not the model's. *out is freed with dp_session_free.
  */
 dp_status dp_session_new_with(const struct dp_model *m, const struct dp_session_params *p, struct dp_session **out);
 

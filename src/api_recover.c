@@ -138,8 +138,12 @@ dp_status dp_session_new_with(const struct dp_model *m, const struct dp_session_
                        p->recovery->dim, dp_model_path(m), dp_model_config(m)->n_embd);
     struct dp_mask all;
     if (!p->mask) dp_mask_all(m, &all);
+    if (p->act != DP_ACT_DEFAULT && p->act != DP_ACT_EXACT && p->act != DP_ACT_Q8)
+        return dp_fail(DP_ERR_ARG, "session: activation mode %d is not one of default, exact, q8", (int)p->act);
     dp_status st = dp_session_new(m, p->mask ? p->mask : &all, p->n_ctx, out);
-    if (st || !p->recovery) return st;
+    if (st) return st;
+    dp_session_set_act(*out, p->act);
+    if (!p->recovery) return DP_OK;
     struct dp_hooks h;
     dp_recovery_hooks(p->recovery, m, &h);
     dp_session_set_hooks(*out, &h);

@@ -240,7 +240,7 @@ static void matmul_t(struct dp_tape *t, struct dp_pool *pool, const struct dp_we
         dp_dequant_row(w->type, (const uint8_t *)w->data + (size_t)r * rb, t->wrow, n_in);
         for (int64_t k = 0; k < n_in; k++) t->wt[k * n_out + r] = t->wrow[k];
     }
-    dp_matmul(pool, t->wt, DP_TYPE_F32, n_out, n_in, dY, n, dX);
+    dp_matmul(pool, DP_ACT_EXACT, t->wt, DP_TYPE_F32, n_out, n_in, dY, n, dX);
 }
 
 struct attn_job {
@@ -328,12 +328,12 @@ static void attn_bwd_worker(void *ctx, int ith, int nth) {
 static void attn_fwd(struct dp_tape *t, struct dp_pool *pool, struct tape_unit *u, int n) {
     struct dp_attn_io io = {u->xn, u->q, u->k, u->v, t->k_cache, t->v_cache, t->n_max, 0, t->att, t->scores,
                             2 * t->n_max, MAX_THREADS, t->delta, t->bias};
-    dp_layer_attention(t->m, u->layer, pool, u->x, n, 0, 0, &io);
+    dp_layer_attention(t->m, u->layer, pool, t->m->act, u->x, n, 0, 0, &io);
 }
 
 /* The FFN sublayer of layer.c, keeping xn, the gate pre-activation a and up u. */
 static void ffn_fwd(struct dp_tape *t, struct dp_pool *pool, struct tape_unit *u, int n) {
-    dp_layer_ffn(t->m, u->layer, pool, u->x, n, u->xn, u->a, u->u, t->h, t->delta, t->bias);
+    dp_layer_ffn(t->m, u->layer, pool, t->m->act, u->x, n, u->xn, u->a, u->u, t->h, t->delta, t->bias);
 }
 
 void dp_tape_forward(struct dp_tape *t, struct dp_pool *pool, const float *x0, int n, float *logits) {
@@ -353,7 +353,7 @@ void dp_tape_forward(struct dp_tape *t, struct dp_pool *pool, const float *x0, i
         for (size_t k = 0; k < len; k++) t->cur[k] += t->delta[k];
     }
     memcpy(t->xf, t->cur, len * sizeof(float));
-    dp_layer_head(m, pool, t->xf, n, t->xnf, logits, t->bias);
+    dp_layer_head(m, pool, m->act, t->xf, n, t->xnf, logits, t->bias);
 }
 
 /* ---- backward ---- */

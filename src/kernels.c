@@ -18,7 +18,7 @@
  * sum is exact, so the chain of fused multiply-adds is the same as without
  * blocking).
  *
- * In the q8 mode (Q8_0 and Q4_0 weights only) dp_matmul rounds the
+ * In the q8 mode (quantized weights only; the mode is the caller's act) dp_matmul rounds the
  * activations once (rows split across threads) and then splits the output
  * rows into the same 16-row shares for every n_tok; the set's vecdot_q8
  * computes the q8 order from integer block sums, so decode and prefill give
@@ -321,11 +321,9 @@ const struct dp_kernel_ops *dp_kernels(void) {
     return k;
 }
 
-static _Atomic int act_mode = DP_ACT_EXACT;
-
-void dp_kernels_set_act(enum dp_act mode) { atomic_store(&act_mode, (int)mode); }
-enum dp_act dp_kernels_act(void) { return (enum dp_act)atomic_load(&act_mode); }
-const char *dp_kernels_act_name(enum dp_act mode) { return mode == DP_ACT_Q8 ? "q8" : "exact"; }
+const char *dp_kernels_act_name(enum dp_act mode) {
+    return mode == DP_ACT_Q8 ? "q8" : mode == DP_ACT_EXACT ? "exact" : "default";
+}
 
 dp_status dp_kernels_act_parse(const char *name, enum dp_act *out) {
     if (!strcmp(name, "exact")) *out = DP_ACT_EXACT;
@@ -573,12 +571,12 @@ static void matmul_q8(struct dp_pool *pool, const void *W, uint32_t type, int64_
     dp_pool_run(pool, q8_worker, &j);
 }
 
-void dp_matmul(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
+void dp_matmul(struct dp_pool *pool, enum dp_act act, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
                const float *X, int n_tok, float *Y) {
     DP_ASSERT(dp_kernels_supported(type));
     /* a tiny product costs less than waking a thread: the caller runs it (same bits for any split) */
     if ((double)n_in * (double)n_out * n_tok < DP_MATMUL_MIN_PARALLEL) pool = NULL;
-    if (dp_kernels_act() == DP_ACT_Q8 && dp_quants_act_kind(type) != DP_ACT_KIND_NONE) {
+    if (act == DP_ACT_Q8 && dp_quants_act_kind(type) != DP_ACT_KIND_NONE) {
         matmul_q8(pool, W, type, n_in, n_out, X, n_tok, Y);
         return;
     }

@@ -29,7 +29,7 @@
  * micro-kernel keeps an mr x nr block of outputs in registers while it walks
  * k. Speed and the reasons for these choices: docs/performance.md.
  *
- * The q8 activation mode (dp_kernels_set_act(DP_ACT_Q8), `--act q8`) rounds
+ * The q8 activation mode (dp_matmul's act = DP_ACT_Q8, `--act q8`) rounds
  * activations the way llama.cpp does before products with quantized weights
  * (Q8_0 blocks for Q8_0, Q4_0, Q5_0 and IQ4_NL; Q8_1 for Q4_1 and Q5_1;
  * Q8_K for the K-quants and IQ4_XS: quants.h); F32, F16 and BF16 weights stay
@@ -153,7 +153,7 @@ void dp_dequant_row(uint32_t type, const void *row, float *out, int64_t n);
 /* The tree that ends the dot order: (l0+l8) with (l4+l12) ... as described above. */
 float dp_kernels_reduce16(const float l[16]);
 
-/* The activation mode (dp_kernels_set_act, dp_kernels_act) is declared in depthprune.h. */
+/* enum dp_act (the activation mode a model or session computes in) is declared in depthprune.h. */
 /* The set whose q8 functions dp_matmul uses for `type` under the set in use (see struct dp_kernel_ops). */
 const struct dp_kernel_ops *dp_kernels_q8(uint32_t type);
 
@@ -164,7 +164,7 @@ const struct dp_kernel_ops *dp_kernels_q8(uint32_t type);
  * and the other quantized types take the q8 order (above, quants.h); float types are unaffected.
  */
 #define DP_MATMUL_MIN_PARALLEL 131072.0 /* multiply-adds below which dp_matmul stays on the caller */
-void dp_matmul(struct dp_pool *pool, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
+void dp_matmul(struct dp_pool *pool, enum dp_act act, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
                const float *X, int n_tok, float *Y);
 
 /* SIMD sets (NULL when the CPU or the build lacks them). */

@@ -164,8 +164,8 @@ static void post_norm(float *delta, const struct dp_weight *w, int n, int dim, f
     dp_layer_rmsnorm_w(delta, delta, w, n, dim, eps, wbuf);
 }
 
-void dp_layer_attention(const struct dp_model *m, int l, struct dp_pool *pool, const float *x, int n, int from,
-                        int pos, const struct dp_attn_io *io) {
+void dp_layer_attention(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x, int n,
+                        int from, int pos, const struct dp_attn_io *io) {
     const struct dp_config *c = &m->cfg;
     const struct dp_layer *L = &m->layers[l];
     int dim = c->n_embd, hd = c->head_dim, nq = n - from;
@@ -174,11 +174,11 @@ void dp_layer_attention(const struct dp_model *m, int l, struct dp_pool *pool, c
     const float *xq = io->xn + (size_t)from * dim;                           /* normed rows with outputs */
     dp_layer_rmsnorm_w(io->xn, x, &L->attn_norm, n, dim, c->norm_eps, wbuf);
     if (!kvd) { /* linear attention (deci): no keys, no values, no cache */
-        if (nq) dp_matmul(pool, L->wo.data, L->wo.type, dim, dim, xq, nq, io->delta); /* delta (nq, dim) */
+        if (nq) dp_matmul(pool, act, L->wo.data, L->wo.type, dim, dim, xq, nq, io->delta); /* delta (nq, dim) */
         return;
     }
-    dp_matmul(pool, L->wk.data, L->wk.type, dim, kvd, io->xn, n, io->k);    /* k (n, kvd) */
-    dp_matmul(pool, L->wv.data, L->wv.type, dim, kvd, io->xn, n, io->v);    /* v (n, kvd) */
+    dp_matmul(pool, act, L->wk.data, L->wk.type, dim, kvd, io->xn, n, io->k);    /* k (n, kvd) */
+    dp_matmul(pool, act, L->wv.data, L->wv.type, dim, kvd, io->xn, n, io->v);    /* v (n, kvd) */
     dp_layer_add_bias(io->k, &L->bk, n, kvd, wbuf);
     dp_layer_add_bias(io->v, &L->bv, n, kvd, wbuf);
     head_norm(io->k, &L->k_norm, n, L->shape.n_head_kv, hd, c->norm_eps, wbuf);
@@ -187,14 +187,14 @@ void dp_layer_attention(const struct dp_model *m, int l, struct dp_pool *pool, c
     cache_store(io, io->k_cache, io->k, n, L->shape.n_head_kv, hd, pos, columns);
     cache_store(io, io->v_cache, io->v, n, L->shape.n_head_kv, hd, pos, false);
     if (!nq) return;
-    dp_matmul(pool, L->wq.data, L->wq.type, dim, qd, xq, nq, io->q);        /* q (nq, qd) */
+    dp_matmul(pool, act, L->wq.data, L->wq.type, dim, qd, xq, nq, io->q);        /* q (nq, qd) */
     dp_layer_add_bias(io->q, &L->bq, nq, qd, wbuf);
     head_norm(io->q, &L->q_norm, nq, L->shape.n_head, hd, c->norm_eps, wbuf);
     dp_layer_rope(io->q, nq, L->shape.n_head, m, l, pos + from, 1.0f);
     struct attn_job job = {m, io, l, nq, pos + from};
     double work = (double)nq * qd * (pos + from + nq); /* a small job stays on the caller: same bits */
     dp_pool_run(work < DP_MATMUL_MIN_PARALLEL ? NULL : pool, attn_worker, &job);   /* att (nq, qd) */
-    dp_matmul(pool, L->wo.data, L->wo.type, qd, dim, io->att, nq, io->delta); /* delta (nq, dim) */
+    dp_matmul(pool, act, L->wo.data, L->wo.type, qd, dim, io->att, nq, io->delta); /* delta (nq, dim) */
     dp_layer_add_bias(io->delta, &L->bo, nq, dim, wbuf);
     post_norm(io->delta, &L->attn_post_norm, nq, dim, c->norm_eps, wbuf);
 }
@@ -213,9 +213,9 @@ static float gelu(float x, bool table) {
     return table ? dp_f16_to_f32(dp_f32_to_f16(y)) : y;
 }
 
-void dp_layer_glu(const struct dp_model *m, const float *gate, const float *up, float *h, size_t n) {
+void dp_layer_glu(const struct dp_model *m, enum dp_act act, const float *gate, const float *up, float *h, size_t n) {
     if (m->family.act == DP_FFN_GELU_TANH) {
-        bool table = dp_kernels_act() == DP_ACT_Q8;
+        bool table = act == DP_ACT_Q8;
         for (size_t i = 0; i < n; i++) h[i] = gelu(gate[i], table) * up[i];
         return;
     }
@@ -225,18 +225,18 @@ void dp_layer_glu(const struct dp_model *m, const float *gate, const float *up, 
     }
 }
 
-void dp_layer_ffn(const struct dp_model *m, int l, struct dp_pool *pool, const float *x, int n, float *xn,
-                  float *gate, float *up, float *h, float *delta, float *wbuf) {
+void dp_layer_ffn(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x, int n,
+                  float *xn, float *gate, float *up, float *h, float *delta, float *wbuf) {
     const struct dp_config *c = &m->cfg;
     const struct dp_layer *L = &m->layers[l];
     int dim = c->n_embd, ff = L->shape.n_ff;
     dp_layer_rmsnorm_w(xn, x, &L->ffn_norm, n, dim, c->norm_eps, wbuf);
-    dp_matmul(pool, L->w_gate.data, L->w_gate.type, dim, ff, xn, n, gate); /* (n, ff) */
-    dp_matmul(pool, L->w_up.data, L->w_up.type, dim, ff, xn, n, up);       /* (n, ff) */
+    dp_matmul(pool, act, L->w_gate.data, L->w_gate.type, dim, ff, xn, n, gate); /* (n, ff) */
+    dp_matmul(pool, act, L->w_up.data, L->w_up.type, dim, ff, xn, n, up);       /* (n, ff) */
     dp_layer_add_bias(gate, &L->b_gate, n, ff, wbuf);
     dp_layer_add_bias(up, &L->b_up, n, ff, wbuf);
-    dp_layer_glu(m, gate, up, h, (size_t)n * ff);
-    dp_matmul(pool, L->w_down.data, L->w_down.type, ff, dim, h, n, delta); /* (n, dim) */
+    dp_layer_glu(m, act, gate, up, h, (size_t)n * ff);
+    dp_matmul(pool, act, L->w_down.data, L->w_down.type, ff, dim, h, n, delta); /* (n, dim) */
     dp_layer_add_bias(delta, &L->b_down, n, dim, wbuf);
     post_norm(delta, &L->ffn_post_norm, n, dim, c->norm_eps, wbuf);
 }
@@ -252,11 +252,11 @@ void dp_layer_embed(const struct dp_model *m, const int *ids, int n, float *x) {
     }
 }
 
-void dp_layer_head(const struct dp_model *m, struct dp_pool *pool, const float *x, int n, float *xn, float *logits,
-                   float *wbuf) {
+void dp_layer_head(const struct dp_model *m, struct dp_pool *pool, enum dp_act act, const float *x, int n, float *xn,
+                   float *logits, float *wbuf) {
     const struct dp_config *c = &m->cfg;
     dp_layer_rmsnorm_w(xn, x, &m->output_norm, n, c->n_embd, c->norm_eps, wbuf);
-    dp_matmul(pool, m->output.data, m->output.type, c->n_embd, c->n_vocab, xn, n, logits);
+    dp_matmul(pool, act, m->output.data, m->output.type, c->n_embd, c->n_vocab, xn, n, logits);
     float cap = m->family.final_softcap;
     if (cap > 0)
         for (size_t i = 0; i < (size_t)n * c->n_vocab; i++) logits[i] = cap * tanhf(logits[i] / cap);

@@ -59,27 +59,28 @@ bool dp_layer_kv_columns(const struct dp_model *m, int l);
 /*
  * The attention sublayer of layer l for rows x (n, dim) at positions
  * pos..pos+n-1: keys and values of all n rows go to the cache; the update is
- * computed for rows from..n-1 only.
+ * computed for rows from..n-1 only. act: the activation mode of its products
+ * (as for dp_layer_ffn and dp_layer_head).
  */
-void dp_layer_attention(const struct dp_model *m, int l, struct dp_pool *pool, const float *x, int n, int from,
-                        int pos, const struct dp_attn_io *io);
+void dp_layer_attention(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x, int n,
+                        int from, int pos, const struct dp_attn_io *io);
 
 /*
  * The FFN sublayer of layer l for rows x (n, dim): xn the normed input,
  * gate and up (n, n_ff) the two projections before the activation, h (n,
  * n_ff) the activated product (may be gate), delta (n, dim) the update.
  */
-void dp_layer_ffn(const struct dp_model *m, int l, struct dp_pool *pool, const float *x, int n, float *xn,
-                  float *gate, float *up, float *h, float *delta, float *wbuf);
+void dp_layer_ffn(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x, int n,
+                  float *xn, float *gate, float *up, float *h, float *delta, float *wbuf);
 
-/* The gated activation of the model's FFN, elementwise: h = act(gate) * up. */
-void dp_layer_glu(const struct dp_model *m, const float *gate, const float *up, float *h, size_t n);
+/* The gated activation of the model's FFN, elementwise: h = act(gate) * up (GELU through llama.cpp's FP16 table in the q8 mode). */
+void dp_layer_glu(const struct dp_model *m, enum dp_act act, const float *gate, const float *up, float *h, size_t n);
 
 /* Token embeddings of ids (n) into x (n, dim), scaled as the family says. */
 void dp_layer_embed(const struct dp_model *m, const int *ids, int n, float *x);
 
 /* Logits (n, n_vocab) of rows x (n, dim): output norm into xn, output matrix, final soft-cap. */
-void dp_layer_head(const struct dp_model *m, struct dp_pool *pool, const float *x, int n, float *xn, float *logits,
-                   float *wbuf);
+void dp_layer_head(const struct dp_model *m, struct dp_pool *pool, enum dp_act act, const float *x, int n, float *xn,
+                   float *logits, float *wbuf);
 
 #endif

@@ -511,10 +511,28 @@ static bool is_gguf(int fd) {
     return pread(fd, magic, 4, 0) == 4 && !memcmp(magic, "GGUF", 4);
 }
 
+struct dp_model_params dp_model_default_params(void) {
+    struct dp_model_params p = {.vocab_path = NULL, .act = DP_ACT_EXACT};
+    return p;
+}
+
+enum dp_act dp_model_act(const struct dp_model *m) { return m->act; }
+
+dp_status dp_model_open_with(const char *path, const struct dp_model_params *p, struct dp_model **out) {
+    *out = NULL;
+    if (!p) return dp_fail(DP_ERR_ARG, "%s: model params are required", path);
+    if (p->act != DP_ACT_DEFAULT && p->act != DP_ACT_EXACT && p->act != DP_ACT_Q8)
+        return dp_fail(DP_ERR_ARG, "%s: activation mode %d is not one of exact, q8", path, (int)p->act);
+    dp_status st = dp_model_open(path, p->vocab_path, out);
+    if (!st) (*out)->act = p->act == DP_ACT_Q8 ? DP_ACT_Q8 : DP_ACT_EXACT;
+    return st;
+}
+
 dp_status dp_model_open(const char *path, const char *vocab_path, struct dp_model **out) {
     *out = NULL;
     struct dp_model *m = dp_calloc(1, sizeof *m);
     if (!m) return DP_ERR_NOMEM;
+    m->act = DP_ACT_EXACT;
     m->path = strdup(path);
     if (!m->path) {
         free(m);
@@ -681,7 +699,14 @@ struct dp_session {
     int scores_threads;
     struct dp_hooks hooks;        /* attached replacements (dp_session_set_hooks) */
     bool has_hooks;
+    enum dp_act act;              /* DP_ACT_EXACT or DP_ACT_Q8 */
 };
+
+void dp_session_set_act(struct dp_session *s, enum dp_act act) {
+    s->act = act == DP_ACT_DEFAULT ? s->m->act : act;
+}
+
+enum dp_act dp_session_act(const struct dp_session *s) { return s->act; }
 
 void dp_session_set_hooks(struct dp_session *s, const struct dp_hooks *hooks) {
     s->has_hooks = hooks != NULL;
@@ -698,6 +723,7 @@ dp_status dp_session_new(const struct dp_model *m, const struct dp_mask *mask, i
     if (mask) s->mask = *mask;
     else dp_mask_all(m, &s->mask);
     s->n_ctx = n_ctx;
+    s->act = m->act;
     s->k_cache = dp_calloc((size_t)c->n_layers, sizeof *s->k_cache);
     s->v_cache = dp_calloc((size_t)c->n_layers, sizeof *s->v_cache);
     s->kv_rows = dp_calloc((size_t)c->n_layers, sizeof *s->kv_rows);
@@ -802,7 +828,7 @@ static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const
         if (2 * l >= start && a) {
             struct dp_attn_io io = {s->xb, s->q, s->k, s->v, s->k_cache[l], s->v_cache[l], s->kv_rows[l],
                                     s->kv_ring[l], s->att, s->scores, s->n_ctx, s->scores_threads, s->delta, nb};
-            dp_layer_attention(m, l, pool, s->x, n, from, s->pos, &io);
+            dp_layer_attention(m, l, pool, s->act, s->x, n, from, s->pos, &io);
         }
         if (from > 0) {
             if (from < n) memmove(s->x, s->x + (size_t)from * dim, (size_t)(n - from) * dim * sizeof(float));
@@ -811,12 +837,12 @@ static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const
         }
         if (!rows) break;
         if (2 * l >= start) residual(s, 2 * l, a, rows, s->pos + row0, hooks);
-        if (f) dp_layer_ffn(m, l, pool, s->x, rows, s->xb, s->gate, s->up, s->gate, s->delta, nb);
+        if (f) dp_layer_ffn(m, l, pool, s->act, s->x, rows, s->xb, s->gate, s->up, s->gate, s->delta, nb);
         residual(s, 2 * l + 1, f, rows, s->pos + row0, hooks);
     }
     if (mode == DP_LOGITS_ALL || (mode == DP_LOGITS_LAST && last_batch)) {
         int first = mode == DP_LOGITS_ALL ? 0 : rows - 1, n_out = rows - first;
-        dp_layer_head(m, pool, s->x + (size_t)first * dim, n_out, s->xb, logits, nb);
+        dp_layer_head(m, pool, s->act, s->x + (size_t)first * dim, n_out, s->xb, logits, nb);
     }
     s->pos += n;
     if (s->pos > s->pos_hi) s->pos_hi = s->pos;

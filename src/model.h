@@ -68,6 +68,7 @@ struct dp_model {
     int max_head, max_head_kv, max_ff;  /* over layers: scratch sizes */
     float *rope_factors;                /* (n_rot/2) rope_freqs.weight (llama3 scaling), owned; NULL: none */
     struct dp_family family;
+    enum dp_act act;                    /* DP_ACT_EXACT or DP_ACT_Q8: sessions' default activation mode */
 };
 
 /*
@@ -114,6 +115,8 @@ const struct dp_mask *dp_session_mask(const struct dp_session *s);
  * only the hooks it is given.
  */
 void dp_session_set_hooks(struct dp_session *s, const struct dp_hooks *hooks);
+/* Compute in mode act (DP_ACT_DEFAULT: the model's) from the next forward on. */
+void dp_session_set_act(struct dp_session *s, enum dp_act act);
 /* Run a batch like dp_session_forward, with hooks (may be NULL). */
 dp_status dp_session_forward_hooked(struct dp_session *s, struct dp_pool *pool, const int *tokens,
                                     int n, float *logits, enum dp_logits_mode mode,

@@ -258,20 +258,17 @@ static void test_matmul_q8(void) {
                 int nt = toks[it];
                 if (big && nt > 17) continue;
                 dp_kernels_use(dp_kernels_scalar());
-                dp_kernels_set_act(DP_ACT_Q8);
-                dp_matmul(pools[0], W, t, sh.n_in, sh.n_out, X, nt, ref);
-                dp_kernels_set_act(DP_ACT_EXACT);
-                dp_matmul(pools[0], W, t, sh.n_in, sh.n_out, X, nt, ye);
+                dp_matmul(pools[0], DP_ACT_Q8, W, t, sh.n_in, sh.n_out, X, nt, ref);
+                dp_matmul(pools[0], DP_ACT_EXACT, W, t, sh.n_in, sh.n_out, X, nt, ye);
                 int bad = check_q8_against(t, W, sh.n_in, sh.n_out, X, nt, ref, ye);
                 CHECK_MSG(bad == 0, "%s %lldx%lld tok=%d: %d elements out of tolerance", dp_type_name(t),
                           (long long)sh.n_out, (long long)sh.n_in, nt, bad);
-                dp_kernels_set_act(DP_ACT_Q8);
                 for (int s = 0; s < n_sets; s++)
                     for (int p = 0; p < 3; p++) {
                         if (s == 0 && p == 0) continue;
                         dp_kernels_use(sets[s]);
                         memset(y, 0xFF, ny * sizeof *y);
-                        dp_matmul(pools[p], W, t, sh.n_in, sh.n_out, X, nt, y);
+                        dp_matmul(pools[p], DP_ACT_Q8, W, t, sh.n_in, sh.n_out, X, nt, y);
                         CHECK_MSG(same_bits("matmul q8", y, ref, (int64_t)nt * sh.n_out), "%s %s %lldx%lld tok=%d threads=%d",
                                   sets[s]->name, dp_type_name(t), (long long)sh.n_out, (long long)sh.n_in, nt, p + 1);
                     }
@@ -279,12 +276,11 @@ static void test_matmul_q8(void) {
                 dp_kernels_use(NULL);
                 int ok = 1;
                 for (int tt = 0; tt < nt && ok; tt++) {
-                    dp_matmul(pools[1], W, t, sh.n_in, sh.n_out, X + tt * sh.n_in, 1, y);
+                    dp_matmul(pools[1], DP_ACT_Q8, W, t, sh.n_in, sh.n_out, X + tt * sh.n_in, 1, y);
                     ok = same_bits("q8 decode vs batch", y, ref + tt * sh.n_out, sh.n_out);
                 }
                 CHECK_MSG(ok, "%s %lldx%lld tok=%d: a token alone differs from the batch", dp_type_name(t),
                           (long long)sh.n_out, (long long)sh.n_in, nt);
-                dp_kernels_set_act(DP_ACT_EXACT);
             }
             free(W), free(X), free(ref), free(y), free(ye);
         }
@@ -299,10 +295,8 @@ static void test_matmul_q8(void) {
         float X[70 * 96], a[70 * 40], b[70 * 40];
         for (int i = 0; i < 70 * 96; i++) X[i] = rndf();
         for (int nt = 1; nt <= 70; nt += 69) {
-            dp_matmul(pools[1], W, others[oi], 96, 40, X, nt, a);
-            dp_kernels_set_act(DP_ACT_Q8);
-            dp_matmul(pools[1], W, others[oi], 96, 40, X, nt, b);
-            dp_kernels_set_act(DP_ACT_EXACT);
+            dp_matmul(pools[1], DP_ACT_EXACT, W, others[oi], 96, 40, X, nt, a);
+            dp_matmul(pools[1], DP_ACT_Q8, W, others[oi], 96, 40, X, nt, b);
             CHECK_MSG(same_bits("other types", b, a, nt * 40), "%s tok=%d", dp_type_name(others[oi]), nt);
         }
         free(W);
@@ -312,11 +306,13 @@ static void test_matmul_q8(void) {
 
 /* ---- a whole model ---- */
 
-static float *logits_of(struct dp_model *m, const int *ids, int n, bool incremental) {
-    struct dp_mask mask;
-    dp_mask_all(m, &mask);
+/* Logits of ids in a session of mode act (DP_ACT_DEFAULT: the model's). */
+static float *logits_of(struct dp_model *m, enum dp_act act, const int *ids, int n, bool incremental) {
+    struct dp_session_params sp = dp_session_default_params();
+    sp.n_ctx = n;
+    sp.act = act;
     struct dp_session *s;
-    if (dp_session_new(m, &mask, n, &s)) return NULL;
+    if (dp_session_new_with(m, &sp, &s)) return NULL;
     struct dp_pool *pool = dp_pool_new(2);
     int V = dp_model_config(m)->n_vocab;
     float *lg = malloc((size_t)(n * V) * sizeof *lg);
@@ -330,6 +326,61 @@ static float *logits_of(struct dp_model *m, const int *ids, int n, bool incremen
     return st ? NULL : lg;
 }
 
+/*
+ * The mode belongs to the session and the model, not the process: two
+ * sessions of one model in different modes, their tokens interleaved, each
+ * give the bits they give alone; a model opened in q8 mode makes q8 sessions.
+ */
+static void test_modes_per_session(struct dp_model *m, const int *ids, int n, const float *q8, const float *exact,
+                                   const float *exact_inc) {
+    int V = dp_model_config(m)->n_vocab;
+    struct dp_session_params sp = dp_session_default_params();
+    sp.n_ctx = n;
+    struct dp_session *sq = NULL, *se = NULL;
+    sp.act = DP_ACT_Q8;
+    CHECK(dp_session_new_with(m, &sp, &sq) == DP_OK);
+    sp.act = DP_ACT_EXACT;
+    CHECK(dp_session_new_with(m, &sp, &se) == DP_OK);
+    if (!sq || !se) goto done;
+    CHECK(dp_session_act(sq) == DP_ACT_Q8 && dp_session_act(se) == DP_ACT_EXACT);
+    CHECK(dp_model_act(m) == DP_ACT_EXACT);
+    struct dp_pool *pool = dp_pool_new(2);
+    float *lq = malloc((size_t)V * sizeof *lq), *le = malloc((size_t)V * sizeof *le);
+    int ok = 1;
+    for (int t = 0; t < n && ok; t++) {
+        ok = !dp_session_forward(sq, pool, ids + t, 1, lq, DP_LOGITS_LAST) &&
+             !dp_session_forward(se, pool, ids + t, 1, le, DP_LOGITS_LAST);
+        ok = ok && same_bits("interleaved q8 session", lq, q8 + (size_t)t * V, V) &&
+             same_bits("interleaved exact session", le, exact_inc + (size_t)t * V, V);
+    }
+    CHECK_MSG(ok, "two sessions in different modes interfere");
+    free(lq), free(le);
+    dp_pool_free(pool);
+    sp.act = (enum dp_act)7;
+    struct dp_session *bad = NULL;
+    CHECK(dp_session_new_with(m, &sp, &bad) == DP_ERR_ARG && !bad);
+done:
+    dp_session_free(sq), dp_session_free(se);
+
+    /* a model opened in the q8 mode: its default sessions are q8 */
+    struct dp_model_params mp = dp_model_default_params();
+    CHECK(mp.act == DP_ACT_EXACT && !mp.vocab_path);
+    mp.act = DP_ACT_Q8;
+    struct dp_model *mq;
+    if (dp_model_open_with(dp_model_path(m), &mp, &mq)) {
+        CHECK_MSG(0, "%s", dp_last_error());
+        return;
+    }
+    CHECK(dp_model_act(mq) == DP_ACT_Q8);
+    float *d = logits_of(mq, DP_ACT_DEFAULT, ids, n, false), *x = logits_of(mq, DP_ACT_EXACT, ids, n, false);
+    CHECK(d && same_bits("q8 model, default session", d, q8, (int64_t)n * V));
+    CHECK(x && same_bits("q8 model, exact session", x, exact, (int64_t)n * V));
+    free(d), free(x);
+    dp_model_close(mq);
+    mp.act = (enum dp_act)-3;
+    CHECK(dp_model_open_with(dp_model_path(m), &mp, &mq) == DP_ERR_ARG && !mq);
+}
+
 static void test_model(void) {
     struct dp_model *m;
     if (dp_model_open(test_shared("models/synthetic/synth-llama-q8_0.gguf"), NULL, &m)) {
@@ -340,10 +391,8 @@ static void test_model(void) {
     int ids[N];
     for (int i = 0; i < N; i++) ids[i] = (int)(rnd() % 512);
     int V = dp_model_config(m)->n_vocab;
-    dp_kernels_set_act(DP_ACT_Q8);
-    float *a = logits_of(m, ids, N, false), *b = logits_of(m, ids, N, true);
-    dp_kernels_set_act(DP_ACT_EXACT);
-    float *e = logits_of(m, ids, N, false);
+    float *a = logits_of(m, DP_ACT_Q8, ids, N, false), *b = logits_of(m, DP_ACT_Q8, ids, N, true);
+    float *e = logits_of(m, DP_ACT_DEFAULT, ids, N, false);
     CHECK(a && b && e);
     if (a && b && e) {
         /* a batch of 64+ tokens and one token at a time: the same bits in the q8 mode */
@@ -352,6 +401,10 @@ static void test_model(void) {
         for (int64_t i = 0; i < (int64_t)N * V; i++) d2 += (double)(a[i] - e[i]) * (a[i] - e[i]), e2 += (double)e[i] * e[i];
         printf("synth-llama-q8_0 logits, q8 vs exact: rms difference / rms logit %.2e\n", sqrt(d2 / e2));
         CHECK(d2 > 0 && sqrt(d2 / e2) < 0.05);
+        float *ei = logits_of(m, DP_ACT_EXACT, ids, N, true);
+        CHECK(ei != NULL);
+        if (ei) test_modes_per_session(m, ids, N, a, e, ei);
+        free(ei);
     }
     free(a), free(b), free(e);
     dp_model_close(m);
@@ -364,12 +417,12 @@ int main(void) {
     for (int s = 0; s < n_sets; s++)
         if (sets[s]->vecdot_q8[DP_TYPE_Q8_0]) printf(" %s", sets[s]->name);
     printf("\n");
-    CHECK(dp_kernels_act() == DP_ACT_EXACT);
     enum dp_act mode;
     CHECK(dp_kernels_act_parse("q8", &mode) == DP_OK && mode == DP_ACT_Q8);
     CHECK(dp_kernels_act_parse("exact", &mode) == DP_OK && mode == DP_ACT_EXACT);
     CHECK(dp_kernels_act_parse("q4", &mode) == DP_ERR_ARG);
     CHECK(!strcmp(dp_kernels_act_name(DP_ACT_Q8), "q8") && !strcmp(dp_kernels_act_name(DP_ACT_EXACT), "exact"));
+    CHECK(!strcmp(dp_kernels_act_name(DP_ACT_DEFAULT), "default"));
     test_quant_act();
     test_vecdot_q8();
     test_matmul_q8();

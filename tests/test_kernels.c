@@ -414,7 +414,7 @@ static void test_matmul(void) {
             for (size_t it = 0; it < sizeof toks / sizeof toks[0]; it++) {
                 int nt = toks[it];
                 dp_kernels_use(dp_kernels_scalar());
-                dp_matmul(pools[0], W, t, sh.n_in, sh.n_out, X, nt, ref);
+                dp_matmul(pools[0], DP_ACT_EXACT, W, t, sh.n_in, sh.n_out, X, nt, ref);
                 int worst = 0;
                 for (int i = 0; i < nt * sh.n_out; i++)
                     if (!(fabs(ref[i] - yd[i]) <= DOT_TOL * mag[i])) worst++;
@@ -425,7 +425,7 @@ static void test_matmul(void) {
                         if (s == 0 && p == 0) continue;
                         dp_kernels_use(sets[s]);
                         memset(y, 0xFF, ny * sizeof *y);
-                        dp_matmul(pools[p], W, t, sh.n_in, sh.n_out, X, nt, y);
+                        dp_matmul(pools[p], DP_ACT_EXACT, W, t, sh.n_in, sh.n_out, X, nt, y);
                         CHECK_MSG(same_bits("matmul", y, ref, (int64_t)nt * sh.n_out), "%s %s %lldx%lld tok=%d threads=%d",
                                   sets[s]->name, dp_type_name(t), (long long)sh.n_out, (long long)sh.n_in, nt, p + 1);
                     }

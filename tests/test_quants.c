@@ -260,17 +260,17 @@ static void test_matmul(void) {
         size_t ny = (size_t)(MAXT * n_out);
         float *ref = malloc(ny * sizeof *ref), *y = malloc(ny * sizeof *y);
         for (int mode = 0; mode < 2; mode++) {
-            dp_kernels_set_act(mode ? DP_ACT_Q8 : DP_ACT_EXACT);
+            enum dp_act act = mode ? DP_ACT_Q8 : DP_ACT_EXACT;
             for (size_t it = 0; it < sizeof toks / sizeof toks[0]; it++) {
                 int nt = toks[it];
                 dp_kernels_use(dp_kernels_scalar());
-                dp_matmul(pools[0], W, t, n_in, n_out, X, nt, ref);
+                dp_matmul(pools[0], act, W, t, n_in, n_out, X, nt, ref);
                 for (int s = 0; s < n_sets; s++)
                     for (int p = 0; p < 3; p++) {
                         if (s == 0 && p == 0) continue;
                         dp_kernels_use(sets[s]);
                         memset(y, 0xFF, ny * sizeof *y);
-                        dp_matmul(pools[p], W, t, n_in, n_out, X, nt, y);
+                        dp_matmul(pools[p], act, W, t, n_in, n_out, X, nt, y);
                         CHECK_MSG(same_bits("matmul", y, ref, (int64_t)nt * n_out), "%s %s %s tok=%d threads=%d",
                                   sets[s]->name, dp_type_name(t), mode ? "q8" : "exact", nt, p + 1);
                     }
@@ -278,13 +278,12 @@ static void test_matmul(void) {
                 dp_kernels_use(NULL);
                 int ok = 1;
                 for (int tt = 0; tt < nt && ok; tt++) {
-                    dp_matmul(pools[1], W, t, n_in, n_out, X + tt * n_in, 1, y);
+                    dp_matmul(pools[1], act, W, t, n_in, n_out, X + tt * n_in, 1, y);
                     ok = same_bits("q8 decode vs batch", y, ref + tt * n_out, n_out);
                 }
                 CHECK_MSG(ok, "%s q8 tok=%d: a token alone differs from the batch", dp_type_name(t), nt);
             }
         }
-        dp_kernels_set_act(DP_ACT_EXACT);
         dp_kernels_use(NULL);
         free(W), free(X), free(ref), free(y);
     }

@@ -56,7 +56,7 @@ int cmd_bench(int argc, char **argv) {
             dp_json_begin_obj(&j, NULL);
             dp_json_str(&j, "model", dp_model_path(m));
             dp_json_str(&j, "kernels", dp_kernels_name());
-            dp_json_str(&j, "act", dp_kernels_act_name(dp_kernels_act()));
+            dp_json_str(&j, "act", dp_kernels_act_name(dp_model_act(cm.m)));
             dp_json_int(&j, "threads", cm.n_threads);
             dp_json_int(&j, "prefill", n_pre);
             dp_json_int(&j, "decode", n_dec);
@@ -71,7 +71,7 @@ int cmd_bench(int argc, char **argv) {
             fputc('\n', stdout);
         } else {
             printf("model    %s (%s kernels, act %s, %d threads, median of %ld)\n", dp_model_path(m), dp_kernels_name(),
-                   dp_kernels_act_name(dp_kernels_act()), cm.n_threads, reps);
+                   dp_kernels_act_name(dp_model_act(cm.m)), cm.n_threads, reps);
             if (n_pre) printf("prefill  %ld tokens: %.1f tokens/s, %.1f GFLOP/s\n", n_pre, pre_tok_s, gflops);
             if (n_dec) printf("decode   %ld tokens: %.1f tokens/s, %.1f GB/s of weights\n", n_dec, dec_tok_s, gbps);
             printf("memory   peak RSS %.1f MiB\n", rss);

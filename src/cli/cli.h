@@ -70,7 +70,7 @@ struct cli_common {
     {"--vocab", NULL, false, &(c).vocab, "tokenizer of a llama2.c checkpoint (tok512.bin)"},      \
     {"--drop", NULL, false, &(c).drop, "units to remove, e.g. b2,a4,f0"},                         \
     {"-t", "--threads", false, &(c).threads, "threads (default: all cores)"},                      \
-    {"--act", NULL, false, &(c).act, "exact (default) or q8: activations rounded as llama.cpp for Q8_0/Q4_0"}, \
+    {"--act", NULL, false, &(c).act, "exact (default) or q8: activations rounded as llama.cpp does per weight type"}, \
     {"--json", NULL, true, &(c).json, "one JSON object on stdout"},                                \
     {"--max-mem", NULL, false, &(c).max_mem, "refuse a run planned to need more memory (e.g. 8G; default: what is available)"}, \
     CLI_RECOVER_OPTS(c)

@@ -341,10 +341,10 @@ int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out)
     int64_t max_mem = 0;
     if (c->max_mem && !dp_parse_bytes(c->max_mem, &max_mem))
         return cli_error(cmd, 2, "--max-mem must be a size such as 512M or 8G, not '%s'", c->max_mem);
-    enum dp_act act = DP_ACT_EXACT;
-    if (c->act && dp_kernels_act_parse(c->act, &act)) return cli_error(cmd, 2, "--act: %s", dp_last_error());
-    dp_kernels_set_act(act);
-    if (dp_model_open(c->model, c->vocab, &out->m)) return cli_error(cmd, 1, "%s", dp_last_error());
+    struct dp_model_params mp = dp_model_default_params();
+    mp.vocab_path = c->vocab;
+    if (c->act && dp_kernels_act_parse(c->act, &mp.act)) return cli_error(cmd, 2, "--act: %s", dp_last_error());
+    if (dp_model_open_with(c->model, &mp, &out->m)) return cli_error(cmd, 1, "%s", dp_last_error());
     dp_mask_all(out->m, &out->mask);
     if (c->drop && dp_mask_drop(&out->mask, c->drop)) {
         cli_close(out);

@@ -100,7 +100,10 @@ int cmd_compare(int argc, char **argv) {
     int *ids = NULL, n = 0;
     dp_status st = DP_OK;
     if (candidate) {
-        st = dp_model_open(candidate, c.vocab, &m2);
+        struct dp_model_params mp = dp_model_default_params();
+        mp.vocab_path = c.vocab;
+        mp.act = dp_model_act(cm.m); /* the candidate computes in the base's --act mode */
+        st = dp_model_open_with(candidate, &mp, &m2);
         if (!st) {
             dp_mask_all(m2, &mask2);
             cand = (struct dp_kld_model){m2, &mask2, NULL};
