@@ -803,17 +803,19 @@ struct dp_corpus_spec {
  * own that is attached to sessions (dp_session_params.recovery) and folded
  * into exported files (dp_export_params.recovery). Kinds: "mean",
  * "lowrank:R" (closed form), "bias-trained", "lowrank-trained:R" (Adam on
- * the calibration loss). A recovery is immutable once made and may be used
+ * the calibration loss), "linear[:R]", "linear-cos[:R]" (a map folded into
+ * the kept weight before each removed span: docs/recovery.md). A recovery is immutable once made and may be used
  * by many sessions and threads at once.
  */
 struct dp_recovery;
 
 struct dp_recovery_params {
-    const char *kind;             /* "mean", "lowrank:R", "bias-trained", "lowrank-trained:R" */
+    const char *kind;             /* "mean", "lowrank:R", "bias-trained", "lowrank-trained:R", "linear[:R]", ... */
     const char *units;            /* removed units to fit, in removal order: "b2,a4" */
     const struct dp_mask *mask;   /* the pruned model: must remove every unit of `units` (NULL: every unit
                                      kept but those) */
     struct dp_corpus_spec calib;  /* calibration corpus (ctx 0: min(2048, the model's context)) */
+    const struct dp_chunks *chunks; /* calibration chunks made by the caller (used instead of calib; borrowed) */
     bool sequential;              /* statistics on the model pruned (and recovered) so far, in removal order */
     double ridge;                 /* lowrank: ridge lambda (default 1e-4) */
     bool objective_kl;            /* trained kinds: KL to the full model instead of next-token cross-entropy */
@@ -853,6 +855,18 @@ int dp_recovery_n_units(const struct dp_recovery *r);
 const char *dp_recovery_unit(const struct dp_recovery *r, int i);
 /* Closed-form low-rank fits: the fraction of unit i's update variance explained (NAN otherwise). */
 double dp_recovery_explained_var(const struct dp_recovery *r, int i);
+/*
+ * Check a recovery kind's spelling (DP_ERR_ARG with the list of kinds
+ * otherwise); *is_none (may be NULL) tells whether it is "none".
+ */
+dp_status dp_recovery_kind_parse(const char *kind, bool *is_none);
+/*
+ * The hooks that apply r to m's forward passes, for the evaluation steps that
+ * take a `hooks` argument (dp_eval_*, dp_kld_*, dp_mmlu_eval, ...). r must
+ * outlive them. *out is freed with dp_hooks_free.
+ */
+dp_status dp_recovery_hooks_new(const struct dp_recovery *r, const struct dp_model *m, struct dp_hooks **out);
+void dp_hooks_free(struct dp_hooks *h);
 
 /* ---- sessions with params ---------------------------------------------------- */
 

@@ -105,11 +105,12 @@ dp_status dp_recovery_fit_with(const struct dp_model *m, struct dp_pool *pool, c
     for (int i = 0; !st && i < n; i++) order[i] = u[i];
     const struct dp_config *cf = dp_model_config(m);
     struct dp_chunks *calib = NULL;
-    if (!st) st = dp_api_chunks(m, &p->calib, cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048, 0, "calibration corpus", &calib);
+    if (!st && !p->chunks)
+        st = dp_api_chunks(m, &p->calib, cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048, 0, "calibration corpus", &calib);
     struct dp_recover_opts o;
     struct dp_api_log log;
     if (!st) st = dp_api_recover_opts(p, &log, &o);
-    if (!st) st = dp_recovery_fit(m, &mask, order, n, p->kind, calib, &o, pool, out);
+    if (!st) st = dp_recovery_fit(m, &mask, order, n, p->kind, p->chunks ? p->chunks : calib, &o, pool, out);
     dp_chunks_free(calib);
     free(u);
     free(order);
@@ -124,6 +125,30 @@ const char *dp_recovery_unit(const struct dp_recovery *r, int i) {
 double dp_recovery_explained_var(const struct dp_recovery *r, int i) {
     return r && i >= 0 && i < r->n ? r->units[i].explained_var : NAN;
 }
+
+dp_status dp_recovery_kind_parse(const char *kind, bool *is_none) {
+    enum dp_recover_method method;
+    int rank;
+    if (!kind) return dp_fail(DP_ERR_ARG, "recovery kind: NULL");
+    dp_status st = dp_recover_parse_kind(kind, &method, &rank);
+    if (!st && is_none) *is_none = method == DP_RECOVER_NONE;
+    return st;
+}
+
+dp_status dp_recovery_hooks_new(const struct dp_recovery *r, const struct dp_model *m, struct dp_hooks **out) {
+    *out = NULL;
+    if (!r || !m) return dp_fail(DP_ERR_ARG, "recovery hooks: recovery and model are required");
+    if (r->dim != dp_model_config(m)->n_embd)
+        return dp_fail(DP_ERR_ARG, "recovery hooks: the recovery (%s) has width %d but the model %s has %d", r->kind,
+                       r->dim, dp_model_path(m), dp_model_config(m)->n_embd);
+    struct dp_hooks *h = calloc(1, sizeof *h);
+    if (!h) return dp_fail(DP_ERR_NOMEM, "out of memory");
+    dp_recovery_hooks(r, m, h);
+    *out = h;
+    return DP_OK;
+}
+
+void dp_hooks_free(struct dp_hooks *h) { free(h); }
 
 struct dp_session_params dp_session_default_params(void) {
     struct dp_session_params p = {.n_ctx = 512};

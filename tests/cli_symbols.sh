@@ -1,14 +1,11 @@
 #!/bin/sh
 # cli_symbols: the CLI is a client of include/depthprune.h alone. For each CLI
 # object, every undefined dp_* symbol (nm -u) must be a function the header
-# declares; each violation is listed as "object: symbol". Objects of the
-# sources listed in tests/cli_symbols.pending are reported as counted skips
-# (they still use internal headers until their steps reach the public header).
+# declares; each violation is listed as "object: symbol".
 # Usage: sh tests/cli_symbols.sh BUILD_DIR
 . tests/lib.sh
 build=${1:-build}
 hdr=include/depthprune.h
-pending=tests/cli_symbols.pending
 # the names the header declares: identifiers before "(" outside comments
 sed -e 's://.*$::' "$hdr" | awk '
     { s = s $0 "\n" }
@@ -16,12 +13,9 @@ sed -e 's://.*$::' "$hdr" | awk '
     grep -oE '\bdp_[A-Za-z0-9_]+[[:space:]]*\(' | sed 's/[[:space:]]*($//' | sort -u >"$TMP/declared"
 if [ ! -s "$TMP/declared" ]; then bad "no dp_ function found in $hdr"; finish; exit; fi
 if ! command -v nm >/dev/null 2>&1; then bad "nm not found (binutils)"; finish; exit; fi
-n_obj=0; n_skip=0; total=0
+n_obj=0; total=0
 for src in src/cli/*.c; do
     obj=$build/${src%.c}.o
-    if [ -f "$pending" ] && grep -qx "$src" "$pending"; then
-        n_skip=$((n_skip + 1)); echo "skip: $obj (pending: $pending)"; continue
-    fi
     if [ ! -f "$obj" ]; then bad "$obj: missing (build first)"; continue; fi
     n_obj=$((n_obj + 1))
     nm -u "$obj" | awk '{ print $NF }' | grep '^dp_' | sort -u >"$TMP/used"
@@ -35,6 +29,5 @@ for src in src/cli/*.c; do
     fi
 done
 [ "$n_obj" -gt 0 ] || bad "no CLI object checked"
-echo "CLI references outside the header: $total ($n_obj objects checked, $n_skip skipped as pending)"
-echo "$n_skip skipped"
+echo "CLI references outside the header: $total ($n_obj objects checked)"
 finish

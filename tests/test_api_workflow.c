@@ -58,6 +58,59 @@ static bool stop_at_second(const char *stage, int64_t done, int64_t total, void 
     return ++n_calls < 2;
 }
 
+/*
+ * The pieces a program assembles a recovery step from: chunks it made itself
+ * (params.chunks) fit the same recovery as the corpus spec; the hooks of a
+ * recovery passed to dp_session_forward_hooked give the logits of a session
+ * with the recovery attached; kind names are checked.
+ */
+static void test_recovery_pieces(const struct dp_model *m, struct dp_pool *pool, const struct dp_mask *mask,
+                                 const struct dp_recovery *rec, const float *recovered) {
+    size_t n = (size_t)N_TOK * dp_model_config(m)->n_vocab;
+    struct dp_corpus *c = NULL;
+    struct dp_chunks *ch = NULL;
+    CHECK(dp_corpus_read(corpus_path(), &c) == DP_OK);
+    CHECK(c && dp_chunks_paper(dp_model_tokenizer(m), c, 0, 40, 64, 8, &ch) == DP_OK);
+    struct dp_recovery_params rp = dp_recovery_default_params();
+    rp.kind = "mean";
+    rp.units = "b2";
+    rp.chunks = ch;
+    struct dp_recovery *r2 = NULL;
+    CHECK_MSG(ch && dp_recovery_fit_with(m, pool, &rp, &r2) == DP_OK, "%s", dp_last_error());
+    struct dp_session_params sp = dp_session_default_params();
+    sp.n_ctx = N_TOK;
+    sp.mask = mask;
+    sp.recovery = r2;
+    float *from_chunks = r2 ? logits_of(m, pool, &sp) : NULL;
+    CHECK_MSG(from_chunks && !memcmp(from_chunks, recovered, n * sizeof *from_chunks),
+              "a fit on the caller's chunks differs from the fit on the same corpus spec");
+    free(from_chunks);
+    dp_recovery_free(r2);
+    dp_chunks_free(ch);
+    dp_corpus_free(c);
+
+    struct dp_hooks *h = NULL;
+    CHECK(dp_recovery_hooks_new(rec, m, &h) == DP_OK && h);
+    struct dp_session *s = NULL;
+    sp.recovery = NULL;
+    int n_vocab = dp_model_config(m)->n_vocab, ids[N_TOK];
+    for (int i = 0; i < N_TOK; i++) ids[i] = i ? (i * 37 + 11) % n_vocab : 1;
+    float *hooked = malloc(n * sizeof *hooked);
+    CHECK(h && hooked && dp_session_new_with(m, &sp, &s) == DP_OK &&
+          dp_session_forward_hooked(s, pool, ids, N_TOK, hooked, DP_LOGITS_ALL, h) == DP_OK);
+    CHECK_MSG(s && !memcmp(hooked, recovered, n * sizeof *hooked), "the recovery's hooks differ from the attached recovery");
+    dp_session_free(s);
+    dp_hooks_free(h);
+    free(hooked);
+
+    bool none = true;
+    CHECK(dp_recovery_kind_parse("lowrank:4", &none) == DP_OK && !none);
+    CHECK(dp_recovery_kind_parse("linear-cos", &none) == DP_OK && !none);
+    CHECK(dp_recovery_kind_parse("none", &none) == DP_OK && none);
+    CHECK(dp_recovery_kind_parse("median", &none) == DP_ERR_ARG && strstr(dp_last_error(), "median"));
+    CHECK(dp_recovery_kind_parse("lowrank:", NULL) == DP_ERR_ARG);
+}
+
 static void test_recovery_and_export(const struct dp_model *m, struct dp_pool *pool) {
     size_t n = (size_t)N_TOK * dp_model_config(m)->n_vocab;
     struct dp_mask mask;
@@ -90,6 +143,7 @@ static void test_recovery_and_export(const struct dp_model *m, struct dp_pool *p
     sp.recovery = back;
     float *reloaded = back ? logits_of(m, pool, &sp) : NULL;
     CHECK(reloaded && recovered && !memcmp(reloaded, recovered, n * sizeof *reloaded));
+    if (recovered) test_recovery_pieces(m, pool, &mask, rec, recovered);
 
     /* export with the recovery folded in: the written file gives the session's logits */
     struct dp_export_params ep = dp_export_default_params();

@@ -115,7 +115,7 @@ struct cli_model {
     struct dp_plan *plan;             /* removed units in removal order (from --plan or --drop) */
     struct dp_recovery *recovery;     /* the recovery behind hooks, or NULL */
     const char *recover_kind;         /* its kind ("mean", "lowrank:8", ...), or NULL */
-    void *hooks_store;                /* (owned) */
+    struct dp_hooks *hooks_store;     /* (owned) */
 };
 int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out);
 /*
@@ -185,16 +185,6 @@ void cli_io_common(struct cli_io *io, const struct cli_common *c);
 int cli_io_check(const char *cmd, struct cli_io *io);
 
 /*
- * Check scores files against the model they are applied to (identity,
- * declared unit kind against `scheme`, -1 for any; --allow-twin from c);
- * warns about files without a model hash. Returns 0 or the exit code after
- * the message.
- */
-struct dp_influences;
-int cli_check_scores(const char *cmd, const struct cli_common *c, const struct dp_model *m,
-                     const struct dp_influences *sc, int scheme);
-
-/*
  * A draft model for speculative decoding (generate --draft): the full mask
  * of m less the units of `spec`, a saved plan file (with its recovery, when
  * it names one) or a comma list of units. Prints errors; cli_draft_close
@@ -204,7 +194,7 @@ struct cli_draft {
     struct dp_mask mask;
     const struct dp_hooks *hooks;     /* the plan's recovery, or NULL */
     struct dp_recovery *recovery;
-    void *hooks_store;
+    struct dp_hooks *hooks_store;     /* (owned) */
     char units[1024];                 /* the removed units as a list */
 };
 int cli_draft_open(const char *cmd, const struct dp_model *m, const char *spec, struct cli_draft *out);

@@ -1,21 +1,11 @@
 /*
- * common_recover: the recovery part of cli_open and what else the commands
- * share that still needs the library's internal headers: --recover fitted
- * on --calib or a plan's recovery file loaded (every unit it replaces must
- * be removed by the plan), the recovery saved beside a plan, the draft
- * model of generate --draft, and the check of scores files against a model.
- * It moves to the public header with the recovery step (api2's part of
- * issue 14): tests/cli_symbols.pending lists it until then.
+ * common_recover: the recovery part of cli_open, through the public header's
+ * recovery step: --recover fitted on --calib (dp_recovery_fit_with on chunks
+ * read here, after the memory check) or a plan's recovery file loaded (every
+ * unit it replaces must be removed by the plan), the recovery saved beside a
+ * plan, and the draft model of generate --draft.
  */
 #include "cli.h"
-
-#include "base.h"
-#include "data.h"
-#include "memory.h"
-#include "identity.h"
-#include "plan.h"
-#include "prune.h"
-#include "recover.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -29,7 +19,7 @@ void cli_recover_path(const char *plan_path, char *buf, size_t cap) {
     snprintf(buf, cap, "%.*s.recover.gguf", (int)n, plan_path);
 }
 
-static void recover_log(void *ctx, const char *line) { fprintf(stderr, "depthprune %s: %s\n", (const char *)ctx, line); }
+static void recover_log(const char *line, void *cmd) { fprintf(stderr, "depthprune %s: %s\n", (const char *)cmd, line); }
 
 /* Calibration chunks of --calib with the --calib-* settings (defaults: the command's corpus settings). */
 static int open_calib(const char *cmd, const struct cli_common *c, const struct cli_model *cm, struct dp_chunks **out) {
@@ -49,8 +39,8 @@ static int open_calib(const char *cmd, const struct cli_common *c, const struct 
     return cli_read_chunks(cmd, m, c->calib, docs, ctx, max_seqs, "--calib-docs", "--calib", out);
 }
 
-static int parse_recover_opts(const char *cmd, const struct cli_common *c, struct dp_recover_opts *o) {
-    dp_recover_opts_default(o);
+static int parse_recover_opts(const char *cmd, const struct cli_common *c, struct dp_recovery_params *o) {
+    *o = dp_recovery_default_params();
     long v;
     if (c->recover_stats) {
         if (!strcmp(c->recover_stats, "sequential")) o->sequential = true;
@@ -63,7 +53,7 @@ static int parse_recover_opts(const char *cmd, const struct cli_common *c, struc
             return cli_error(cmd, 2, "--recover-init must be zero or mean, not '%s'", c->recover_init);
     }
     if (c->objective) {
-        if (!strcmp(c->objective, "kl")) o->objective = DP_OBJECTIVE_KL;
+        if (!strcmp(c->objective, "kl")) o->objective_kl = true;
         else if (strcmp(c->objective, "ce"))
             return cli_error(cmd, 2, "--objective must be ce or kl, not '%s'", c->objective);
     }
@@ -82,34 +72,39 @@ static int parse_recover_opts(const char *cmd, const struct cli_common *c, struc
         o->seed = (uint64_t)v;
     }
     o->log = recover_log;
-    o->log_ctx = (void *)cmd;
+    o->log_user = (void *)cmd;
     return 0;
 }
 
 /* Fit --recover on the plan's units. */
 static int fit_recovery(const char *cmd, const struct cli_common *c, struct cli_model *out) {
-    struct dp_recover_opts o;
+    struct dp_recovery_params o;
     int rc = parse_recover_opts(cmd, c, &o);
     if (rc) return rc;
     if (!c->calib) return cli_error(cmd, 2, "--recover %s needs --calib CORPUS", c->recover);
     if (out->plan->n_units == 0) return cli_error(cmd, 2, "--recover %s needs removed units (--drop or --plan)", c->recover);
     struct dp_chunks *ch = NULL;
     if ((rc = open_calib(cmd, c, out, &ch))) return rc;
-    const char *order[DP_PLAN_MAX_UNITS];
-    for (int i = 0; i < out->plan->n_units; i++) order[i] = out->plan->units[i];
+    char units[DP_PLAN_MAX_UNITS * 17] = "";
+    size_t len = 0;
+    for (int i = 0; i < out->plan->n_units; i++)
+        len += (size_t)snprintf(units + len, sizeof units - len, "%s%s", i ? "," : "", out->plan->units[i]);
+    o.kind = c->recover;
+    o.units = units;
+    o.mask = &out->mask;
+    o.chunks = ch;
     double t0 = dp_now();
-    dp_status st = dp_recovery_fit(out->m, &out->mask, order, out->plan->n_units, c->recover, ch, &o, out->pool,
-                                   &out->recovery);
+    dp_status st = dp_recovery_fit_with(out->m, out->pool, &o, &out->recovery);
     if (!st)
         fprintf(stderr, "depthprune %s: recovery %s of %d unit%s fitted on %d sequences of %d tokens in %.1f s\n", cmd,
                 c->recover, out->plan->n_units, out->plan->n_units == 1 ? "" : "s", ch->n_seqs, ch->ctx,
                 dp_now() - t0);
     dp_chunks_free(ch);
     if (st) return cli_error(cmd, st == DP_ERR_ARG || st == DP_ERR_UNSUPPORTED ? 2 : 1, "%s", dp_last_error());
-    for (int i = 0; out->recovery && i < out->recovery->n; i++)
-        if (!isnan(out->recovery->units[i].explained_var))
+    for (int i = 0; i < dp_recovery_n_units(out->recovery); i++)
+        if (!isnan(dp_recovery_explained_var(out->recovery, i)))
             fprintf(stderr, "depthprune %s: %s: %s explains %.4f of the update's variance\n", cmd,
-                    out->recovery->units[i].unit, c->recover, out->recovery->units[i].explained_var);
+                    dp_recovery_unit(out->recovery, i), c->recover, dp_recovery_explained_var(out->recovery, i));
     return 0;
 }
 
@@ -117,16 +112,25 @@ static int fit_recovery(const char *cmd, const struct cli_common *c, struct cli_
 static int load_recovery(const char *cmd, const char *plan_path, struct cli_model *out) {
     const struct dp_plan *p = out->plan;
     if (dp_recovery_load(p->recover_file, out->m, &out->recovery)) return cli_error(cmd, 1, "%s", dp_last_error());
-    if (strcmp(out->recovery->kind, p->recover_kind))
+    const char *kind = dp_recovery_kind(out->recovery);
+    if (strcmp(kind, p->recover_kind))
         return cli_error(cmd, 1, "%s: recover.kind is '%s' but its file %s holds a '%s' recovery", plan_path,
-                         p->recover_kind, p->recover_file, out->recovery->kind);
-    for (int i = 0; i < out->recovery->n; i++) {
+                         p->recover_kind, p->recover_file, kind);
+    for (int i = 0; i < dp_recovery_n_units(out->recovery); i++) {
+        const char *unit = dp_recovery_unit(out->recovery, i);
         bool found = false;
-        for (int j = 0; j < p->n_units && !found; j++) found = !strcmp(p->units[j], out->recovery->units[i].unit);
+        for (int j = 0; j < p->n_units && !found; j++) found = !strcmp(p->units[j], unit);
         if (!found)
-            return cli_error(cmd, 1, "%s: unit %s is not removed by the plan %s", p->recover_file,
-                             out->recovery->units[i].unit, p->recover_file);
+            return cli_error(cmd, 1, "%s: unit %s is not removed by the plan %s", p->recover_file, unit, p->recover_file);
     }
+    return 0;
+}
+
+/* The hooks applying a loaded or fitted recovery; 0 or the exit code after the message. */
+static int recovery_hooks(const char *cmd, const struct dp_recovery *r, const struct dp_model *m,
+                          const struct dp_hooks **hooks, struct dp_hooks **store) {
+    if (dp_recovery_hooks_new(r, m, store)) return cli_error(cmd, 1, "%s", dp_last_error());
+    *hooks = *store;
     return 0;
 }
 
@@ -134,24 +138,18 @@ int cli_recovery_open(const char *cmd, const struct cli_common *c, struct cli_mo
     bool tuning = c->calib || c->calib_docs || c->calib_ctx || c->calib_max_seqs || c->recover_stats ||
                   c->recover_init || c->ridge || c->objective || c->steps || c->lr || c->batch;
     if (c->own_recover) return 0;
-    enum dp_recover_method method = DP_RECOVER_NONE;
-    int rank, rc;
-    if (c->recover && dp_recover_parse_kind(c->recover, &method, &rank))
-        return cli_error(cmd, 2, "--recover: %s", dp_last_error());
-    if (method == DP_RECOVER_NONE && tuning)
-        return cli_error(cmd, 2, "--calib and the recovery options need --recover KIND");
-    if (method != DP_RECOVER_NONE) {
+    bool none = true;
+    int rc;
+    if (c->recover && dp_recovery_kind_parse(c->recover, &none)) return cli_error(cmd, 2, "--recover: %s", dp_last_error());
+    if (none && tuning) return cli_error(cmd, 2, "--calib and the recovery options need --recover KIND");
+    if (!none) {
         if ((rc = fit_recovery(cmd, c, out))) return rc;
     } else if (!c->recover && out->plan->recover_file[0]) {
         if ((rc = load_recovery(cmd, c->plan, out))) return rc;
     }
     if (out->recovery) {
-        struct dp_hooks *h = calloc(1, sizeof *h);
-        if (!h) return cli_error(cmd, 1, "out of memory");
-        dp_recovery_hooks(out->recovery, out->m, h);
-        out->hooks_store = h;
-        out->hooks = h;
-        out->recover_kind = out->recovery->kind;
+        if ((rc = recovery_hooks(cmd, out->recovery, out->m, &out->hooks, &out->hooks_store))) return rc;
+        out->recover_kind = dp_recovery_kind(out->recovery);
     }
     return 0;
 }
@@ -161,33 +159,18 @@ int cli_recovery_save(const char *cmd, const char *path, struct cli_model *out) 
     if (!out->recovery) return 0;
     if (strlen(path) + 14 >= sizeof p->recover_file) return cli_error(cmd, 2, "--save-plan: path too long");
     cli_recover_path(path, p->recover_file, sizeof p->recover_file);
-    snprintf(p->recover_kind, sizeof p->recover_kind, "%s", out->recovery->kind);
+    snprintf(p->recover_kind, sizeof p->recover_kind, "%s", dp_recovery_kind(out->recovery));
     if (dp_recovery_save(out->recovery, p->recover_file)) return cli_error(cmd, 1, "%s", dp_last_error());
     return 0;
 }
 
 void cli_recovery_close(struct cli_model *cm) {
     dp_recovery_free(cm->recovery);
-    free(cm->hooks_store);
+    dp_hooks_free(cm->hooks_store);
     cm->recovery = NULL;
     cm->hooks_store = NULL;
     cm->hooks = NULL;
     cm->recover_kind = NULL;
-}
-
-int cli_check_scores(const char *cmd, const struct cli_common *c, const struct dp_model *m,
-                     const struct dp_influences *sc, int scheme) {
-    struct dp_identity id;
-    int n_unchecked;
-    dp_identity_of(m, &id);
-    if (dp_influences_check(sc, &id, scheme, c->allow_twin != NULL, &n_unchecked))
-        return cli_error(cmd, 2, "%s", dp_last_error());
-    /* hand-written files (no "depthprune_scores") are the user's own numbers: no warning */
-    for (int i = 0; n_unchecked && i < sc->n_files; i++)
-        if (!sc->origin[i].id.hash[0] && sc->origin[i].version == 1)
-            fprintf(stderr, "depthprune %s: warning: %s has no model hash (written before version 2): checked by its "
-                            "unit names%s only\n", cmd, sc->files[i], sc->origin[i].id.n_blocks ? " and block count" : "");
-    return 0;
 }
 
 int cli_draft_open(const char *cmd, const struct dp_model *m, const char *spec, struct cli_draft *out) {
@@ -206,13 +189,7 @@ int cli_draft_open(const char *cmd, const struct dp_model *m, const char *spec, 
             rc = cli_error(cmd, 1, "%s", dp_last_error());
         free(p);
         if (rc) return rc;
-        if (out->recovery) {
-            struct dp_hooks *h = calloc(1, sizeof *h);
-            if (!h) return cli_error(cmd, 1, "out of memory");
-            dp_recovery_hooks(out->recovery, m, h);
-            out->hooks_store = h;
-            out->hooks = h;
-        }
+        if (out->recovery && (rc = recovery_hooks(cmd, out->recovery, m, &out->hooks, &out->hooks_store))) return rc;
     }
     dp_mask_format(&out->mask, out->units, sizeof out->units);
     if (!out->units[0]) return cli_error(cmd, 2, "--draft %s removes no unit: the draft would be the full model", spec);
@@ -221,7 +198,7 @@ int cli_draft_open(const char *cmd, const struct dp_model *m, const char *spec, 
 
 void cli_draft_close(struct cli_draft *d) {
     dp_recovery_free(d->recovery);
-    free(d->hooks_store);
+    dp_hooks_free(d->hooks_store);
     d->recovery = NULL;
     d->hooks_store = NULL;
     d->hooks = NULL;
