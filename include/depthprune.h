@@ -28,12 +28,15 @@
  * their _close/_free function, which accepts NULL.
  *
  * Contents (sections in this order): status and errors; progress and
- * cancellation; thread pool; model; units and masks; forward pass;
- * utilities for programs (time, files, JSON writer); memory planning; model
- * metadata and statistics; replacements of removed units; corpus; plans;
- * score; evaluate (ppl, KL, MMLU, multiple choice, paired statistics);
- * generation; bench; tokenizer. docs/example.c scores, plans and evaluates
- * through this header alone.
+ * cancellation; thread pool; model (open with params, activation mode);
+ * units and masks; forward pass; utilities for programs (time, files, JSON
+ * writer); memory planning; model metadata and statistics; replacements of
+ * removed units; corpus; plans; score; evaluate (ppl, KL, MMLU, multiple
+ * choice, paired statistics); generation; bench; tokenizer; corpus options
+ * of the steps; recovery (fit, load, save, hooks); sessions with params
+ * (recovery attached, activation mode); sweeps; budgets; export; synthetic
+ * models; speculative drafts. docs/example.c scores, plans, recovers,
+ * evaluates and exports through this header alone.
  *
  * Thread safety: a model, corpus, chunks, plan and score result are
  * read-only once made and may be shared; a session, a pool and a JSON writer

@@ -6,12 +6,16 @@
  * bit for bit after a save/load round trip; a short sweep follows a
  * hand-written scores order; an export with the recovery folded in reloads
  * with the session's logits; cancellation through the progress callback
- * returns DP_ERR_CANCELLED; docs/example_recover_export.c runs.
+ * returns DP_ERR_CANCELLED. (docs/example.c, the whole workflow in one
+ * program, is run by tests/cli_example.sh.)
  */
 #include "harness.h"
 
-#include "../docs/example_recover_export.c"
+#include "depthprune.h"
 
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define N_TOK 24
@@ -257,10 +261,6 @@ int main(void) {
     struct dp_pool *pool = dp_pool_new(2);
     test_recovery_and_export(m, pool);
     test_sweep(m, pool);
-    CHECK_EQ_INT(example_recover_export(model_path(), corpus_path(), tmp("example.gguf")), 0);
-    struct dp_model *e = NULL;
-    CHECK(dp_model_open(tmp("example.gguf"), NULL, &e) == DP_OK && dp_model_config(e)->n_layers == 4);
-    dp_model_close(e);
     dp_pool_free(pool);
     dp_model_close(m);
     char cmd[600];
