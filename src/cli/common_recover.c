@@ -83,6 +83,7 @@ static int parse_recover_opts(const char *cmd, const struct cli_common *c, struc
     }
     o->log = recover_log;
     o->log_ctx = (void *)cmd;
+    o->progress = cli_progress_lines;
     return 0;
 }
 
