@@ -76,11 +76,22 @@ const char *dp_last_error(void);
 
 /*
  * Progress of a long step. The library calls it with `done` of `total` units
- * of the named stage ("score", "mmlu", ...; total 0 when unknown), always from
- * the thread that called the step, never twice at once, and at least at the
- * start and the end of each stage. Return false to cancel: the step stops at
- * its next unit boundary, releases what it allocated and returns
- * DP_ERR_CANCELLED. Every step's params carry one (NULL: silent).
+ * of the named stage ("perplexity", "mmlu", "score", ...; total 0 when
+ * unknown) after each unit of work, done rising within the stage to total
+ * (a few coarse stages, "score" and "export", also report 0 before they
+ * start). Units are the step's own (chunks, questions, items, sequences,
+ * training steps); each params' comment names its stages. A step may run
+ * several stages in turn, and a stage may run again (score: "score" 0 of 1,
+ * then each metric family's stage, then "score" 1 of 1). The callback is
+ * called from the thread that called the step, never from the pool's
+ * workers and never twice at once; `stage` is valid only during the call;
+ * `user` is passed through untouched and stays the caller's. Return false
+ * to cancel: the step stops at that unit boundary, releases what it
+ * allocated, hands out no result, commits no atomic output (a sweep keeps
+ * the steps it wrote, score its last checkpoint) and returns
+ * DP_ERR_CANCELLED with dp_last_error() "STAGE: cancelled". Every long
+ * step's params carry one with its user pointer (NULL: silent); the library
+ * itself never prints progress.
  */
 typedef bool (*dp_progress_fn)(const char *stage, int64_t done, int64_t total, void *user);
 
@@ -490,7 +501,10 @@ struct dp_score_params {
     int mmlu_ctx_limit;        /* prompt tokens (default 0: 2048 capped at the model's context) */
     const struct dp_hooks *hooks; /* replacements of removed units, or NULL */
     int n_threads;             /* recorded in the scores file (0: the pool's) */
-    dp_progress_fn progress;   /* stages "score" ...; NULL: silent */
+    dp_progress_fn progress;   /* "score" 0 and 1 of 1 around the families' stages (sequences done of all):
+                                  "static metrics", "leave-one-out", "banzhaf", "shapley coalitions" (once per
+                                  round); mmlu_shapley: "mmlu" (questions), then "mmlu" per subnetwork or
+                                  "mmlu_shapley" (subjects) when subnetworks run in parallel; NULL: silent */
     void *progress_user;
 };
 void dp_score_default_params(struct dp_score_params *p);
@@ -561,6 +575,24 @@ dp_status dp_eval_ppl_llamacpp(const struct dp_model *m, const struct dp_mask *m
                                struct dp_pool *pool, const int *ids, int n_ids, int ctx, struct dp_ppl *out);
 
 /*
+ * What the perplexity and KL evaluations take beyond their arguments: the
+ * dp_..._with variants below take one (NULL: the defaults); the plain
+ * functions are those variants with the defaults (silent).
+ */
+struct dp_eval_params {
+    dp_progress_fn progress;   /* stages "perplexity", "kl divergence": chunks done of all */
+    void *progress_user;
+};
+struct dp_eval_params dp_eval_default_params(void);
+/* dp_eval_ppl_paper and dp_eval_ppl_llamacpp with params p; DP_ERR_CANCELLED when p->progress asked to stop. */
+dp_status dp_eval_ppl_paper_with(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                                 struct dp_pool *pool, const struct dp_chunks *ch, const struct dp_eval_params *p,
+                                 struct dp_ppl *out);
+dp_status dp_eval_ppl_llamacpp_with(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                                    struct dp_pool *pool, const int *ids, int n_ids, int ctx,
+                                    const struct dp_eval_params *p, struct dp_ppl *out);
+
+/*
  * KL divergence of a candidate's next-token distributions from a base's on
  * the llamacpp protocol's positions (nats), top-1 agreement (fractions) and
  * both perplexities; also against a llama.cpp --kl-divergence-base file.
@@ -583,6 +615,12 @@ dp_status dp_kld_eval(const struct dp_kld_model *base, const struct dp_kld_model
 /* Against the base log-probabilities of a llama.cpp file (tokens and ctx from the file). */
 dp_status dp_kld_eval_file(const char *base_path, const struct dp_kld_model *cand, struct dp_pool *pool,
                            struct dp_kld_result *out);
+/* The same with params p (NULL: the defaults); DP_ERR_CANCELLED when p->progress asked to stop (save_base is not written). */
+dp_status dp_kld_eval_with(const struct dp_kld_model *base, const struct dp_kld_model *cand, struct dp_pool *pool,
+                           const int *ids, int n_ids, int ctx, const char *save_base, const struct dp_eval_params *p,
+                           struct dp_kld_result *out);
+dp_status dp_kld_eval_file_with(const char *base_path, const struct dp_kld_model *cand, struct dp_pool *pool,
+                                const struct dp_eval_params *p, struct dp_kld_result *out);
 
 /*
  * MMLU: k-shot prompts from the dev rows, the answer letter with the highest
@@ -601,6 +639,8 @@ struct dp_mmlu_opts {
     int ctx_limit;       /* tokens a prompt may hold (BOS included) */
     bool prefix_cache;   /* false: every question from an empty cache (for checks) */
     FILE *dump;          /* JSON lines {"subject","index","shots","prompt","label"} or NULL */
+    dp_progress_fn progress;   /* stage "mmlu": questions done of all; NULL: silent */
+    void *progress_user;
 };
 struct dp_mmlu_subject_result {
     int n, n_correct;
@@ -615,7 +655,7 @@ struct dp_mmlu_result {
     bool *correct;                            /* (n) per question, subject by subject */
     int *pred;                                /* (n) chosen letter 0..3 */
 };
-/* The caller owns *out (dp_mmlu_result_free). */
+/* The caller owns *out (dp_mmlu_result_free). DP_ERR_CANCELLED when opts->progress asked to stop. */
 dp_status dp_mmlu_eval(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
                        struct dp_pool *pool, const struct dp_mmlu_data *data, const struct dp_mmlu_opts *opts,
                        struct dp_mmlu_result **out);
@@ -633,13 +673,15 @@ void dp_mc_set_free(struct dp_mc_set *s);
 struct dp_mc_opts {
     int ctx_limit;       /* tokens a context and continuation may hold */
     bool prefix_cache;   /* false: every choice from an empty cache (for checks) */
+    dp_progress_fn progress;   /* stage: the task's name ("piqa"), items done of all; NULL: silent */
+    void *progress_user;
 };
 struct dp_mc_result {
     int n, n_correct, n_correct_norm, n_truncated;
     int64_t tokens_evaluated, tokens_naive;
     bool *correct, *correct_norm;     /* (n) per item */
 };
-/* The caller owns *out (dp_mc_result_free). */
+/* The caller owns *out (dp_mc_result_free). DP_ERR_CANCELLED when opts->progress asked to stop. */
 dp_status dp_mc_eval(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
                      struct dp_pool *pool, const struct dp_mc_set *set, const struct dp_mc_opts *opts,
                      struct dp_mc_result **out);
@@ -827,7 +869,8 @@ struct dp_recovery_params {
     int batch;                    /* trained kinds: sequences per step (default 8) */
     uint64_t seed;                /* trained kinds: batch sampling and initialisation (default 1) */
     bool init_mean;               /* trained kinds start from the mean update instead of zero */
-    dp_progress_fn progress;      /* stages "recovery statistics", "training recovery" */
+    dp_progress_fn progress;      /* stages "recovery statistics" (sequences), "training recovery" (steps);
+                                     linear kinds: "linear map statistics", "fitting linear-cos" */
     void *progress_user;
     dp_log_fn log;                /* per-step training lines */
     void *log_user;
@@ -930,7 +973,8 @@ struct dp_sweep_params {
      * built from these params). */
     const char *const *arg_keys, *const *arg_values;
     int n_args;
-    dp_progress_fn progress;        /* stage "sweep": steps evaluated */
+    dp_progress_fn progress;        /* stage "sweep": steps evaluated (total 0); inside, the stages of each
+                                       step's perplexity, MMLU and re-scoring (fits: recover_params.progress) */
     void *progress_user;
     dp_log_fn log;                  /* warnings and one line per evaluated step */
     void *log_user;
@@ -1025,7 +1069,7 @@ struct dp_budget_params {
     struct dp_corpus_spec ppl;
     const char *mmlu_dir;
     int mmlu_limit;
-    dp_progress_fn progress;
+    dp_progress_fn progress;        /* the stages of the steps' perplexity and MMLU */
     void *progress_user;
     dp_log_fn log;                  /* warnings (scores without a model hash) */
     void *log_user;

@@ -70,6 +70,8 @@ static void to_opts(const struct dp_model *m, const struct dp_score_params *p, s
     o->mmlu_opts.draws = p->mmlu_draws;
     o->mmlu_opts.shots = p->mmlu_shots;
     o->mmlu_opts.ctx_limit = p->mmlu_ctx_limit ? p->mmlu_ctx_limit : def_ctx;
+    o->progress = p->progress;
+    o->progress_user = p->progress_user;
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }

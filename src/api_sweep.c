@@ -206,6 +206,8 @@ static dp_status read_inputs(const struct dp_model *m, const struct dp_sweep_par
     in->mc.data = in->mmlu;
     in->mc.shots = p->mmlu_shots;
     in->mc.ctx_limit = p->mmlu_ctx > 0 ? p->mmlu_ctx : cap_ctx;
+    in->mc.progress = p->progress;
+    in->mc.progress_user = p->progress_user;
     if (st) return st;
     const char *ppl_docs = p->ppl_llamacpp ? NULL : p->ppl.docs;
     if (p->ppl.path && p->calib.path)
@@ -460,7 +462,7 @@ dp_status dp_budget_units(const struct dp_model *m, struct dp_pool *pool, const 
     struct dp_mask protect;
     struct dp_plan plan;
     memset(&plan, 0, sizeof plan);
-    struct dp_sweep_mmlu mc = {NULL, 5, cap_ctx};
+    struct dp_sweep_mmlu mc = {NULL, 5, cap_ctx, p->progress, p->progress_user};
     struct dp_budget_result res;
     memset(&res, 0, sizeof res);
     if ((st = load_scores(m, p->scores, p->allow_twin, (int)scheme, &l, &sc))) return st;

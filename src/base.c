@@ -1,7 +1,8 @@
 /*
  * base: error messages, checked arithmetic, file mapping, atomic output,
- * timing and progress. See base.h for the contracts (the JSON writer that
- * lived here is json_write.c).
+ * timing and the progress-callback helper (the library prints no progress
+ * of its own: callers pass a dp_progress_fn). See base.h for the contracts
+ * (the JSON writer that lived here is json_write.c).
  *
  * The error message is thread-local so that worker threads and the caller
  * never overwrite each other's message.
@@ -10,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -277,38 +277,8 @@ double dp_peak_rss_mb(void) {
     return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
 }
 
-/* Progress lines may come from pool workers (e.g. MMLU groups scored in parallel): one lock. */
-static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
-static int progress_enabled = -1;
-static double progress_last;
-
-void dp_progress(const char *what, int64_t done, int64_t total) {
-    pthread_mutex_lock(&progress_lock);
-    if (progress_enabled < 0) {
-        const char *e = getenv("DP_PROGRESS");
-        progress_enabled = e ? atoi(e) != 0 : isatty(2);
-    }
-    double t = dp_now();
-    if (progress_enabled && (done == total || t - progress_last >= 0.2)) {
-        progress_last = t;
-        if (total > 0)
-            fprintf(stderr, "\r%s: %lld/%lld (%.0f%%)   ", what, (long long)done, (long long)total,
-                    100.0 * (double)done / (double)total);
-        else
-            fprintf(stderr, "\r%s: %lld   ", what, (long long)done);
-    }
-    pthread_mutex_unlock(&progress_lock);
-}
-
 bool dp_progress_step(dp_progress_fn fn, void *user, const char *stage, int64_t done, int64_t total) {
     if (!fn || fn(stage, done, total, user)) return true;
     dp_fail(DP_ERR_CANCELLED, "%s: cancelled", stage);
     return false;
-}
-
-void dp_progress_end(void) {
-    pthread_mutex_lock(&progress_lock);
-    if (progress_enabled > 0) fputc('\n', stderr);
-    progress_last = 0;
-    pthread_mutex_unlock(&progress_lock);
 }

@@ -1,8 +1,8 @@
 /*
  * base: what every module needs and nothing more: the error message of the
  * last failure (thread-local), checked size arithmetic, whole-file mapping,
- * atomic output files and a progress line on stderr (the JSON writer it
- * still includes is json_write.h).
+ * atomic output files and the call of a caller's progress callback (the JSON
+ * writer it still includes is json_write.h).
  */
 #ifndef DP_BASE_H
 #define DP_BASE_H
@@ -92,8 +92,6 @@ double dp_cpu_now(void);
 /* Peak resident set size of this process in MiB. */
 double dp_peak_rss_mb(void);
 
-/* Progress on stderr (only when stderr is a terminal or DP_PROGRESS=1). */
-void dp_progress(const char *what, int64_t done, int64_t total);
 /*
  * Report progress through a caller's callback (fn NULL: nothing). Returns
  * true to go on; false when the callback asked to cancel, after setting
@@ -101,7 +99,6 @@ void dp_progress(const char *what, int64_t done, int64_t total);
  * DP_ERR_CANCELLED). Call it only from the thread that called the step.
  */
 bool dp_progress_step(dp_progress_fn fn, void *user, const char *stage, int64_t done, int64_t total);
-void dp_progress_end(void);
 
 /* The JSON writer lives in json_write.h; included here for code that includes only base.h. */
 #include "json_write.h"

@@ -1,6 +1,8 @@
 /*
  * eval: perplexity (see eval.h). One session per evaluation, reset between
- * chunks; logits of a whole chunk are computed in one batch.
+ * chunks; logits of a whole chunk are computed in one batch. Progress is
+ * reported (and cancellation checked) after each chunk, on the calling
+ * thread.
  */
 #include "eval.h"
 
@@ -17,9 +19,26 @@ double dp_log_softmax_at(const float *logits, int n_vocab, int target) {
     return (double)logits[target] - mx - log(sum);
 }
 
+struct dp_eval_params dp_eval_default_params(void) {
+    struct dp_eval_params p = {0};
+    return p;
+}
+
 dp_status dp_eval_ppl_paper(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
                             struct dp_pool *pool, const struct dp_chunks *ch, struct dp_ppl *out) {
+    return dp_eval_ppl_paper_with(m, mask, hooks, pool, ch, NULL, out);
+}
+
+dp_status dp_eval_ppl_llamacpp(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                               struct dp_pool *pool, const int *ids, int n_ids, int ctx, struct dp_ppl *out) {
+    return dp_eval_ppl_llamacpp_with(m, mask, hooks, pool, ids, n_ids, ctx, NULL, out);
+}
+
+dp_status dp_eval_ppl_paper_with(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                                 struct dp_pool *pool, const struct dp_chunks *ch, const struct dp_eval_params *p,
+                                 struct dp_ppl *out) {
     memset(out, 0, sizeof *out);
+    struct dp_eval_params ep = p ? *p : dp_eval_default_params();
     int V = m->cfg.n_vocab, ctx = ch->ctx;
     struct dp_session *s;
     dp_status st = dp_session_new(m, mask, ctx, &s);
@@ -39,9 +58,8 @@ dp_status dp_eval_ppl_paper(const struct dp_model *m, const struct dp_mask *mask
         for (int t = 0; t + 1 < ctx; t++) ce -= dp_log_softmax_at(logits + (size_t)t * V, V, ids[t + 1]);
         total += ce;
         seq_sum += exp(ce / (ctx - 1));
-        dp_progress("perplexity", q + 1, ch->n_seqs);
+        if (!dp_progress_step(ep.progress, ep.progress_user, "perplexity", q + 1, ch->n_seqs)) st = DP_ERR_CANCELLED;
     }
-    dp_progress_end();
     free(logits);
     dp_session_free(s);
     if (st) return st;
@@ -53,9 +71,11 @@ dp_status dp_eval_ppl_paper(const struct dp_model *m, const struct dp_mask *mask
     return DP_OK;
 }
 
-dp_status dp_eval_ppl_llamacpp(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
-                               struct dp_pool *pool, const int *ids, int n_ids, int ctx, struct dp_ppl *out) {
+dp_status dp_eval_ppl_llamacpp_with(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
+                                    struct dp_pool *pool, const int *ids, int n_ids, int ctx,
+                                    const struct dp_eval_params *p, struct dp_ppl *out) {
     memset(out, 0, sizeof *out);
+    struct dp_eval_params ep = p ? *p : dp_eval_default_params();
     if (ctx < 4) return dp_fail(DP_ERR_ARG, "context %d is too small for the llamacpp protocol", ctx);
     if (n_ids < 2 * ctx)
         return dp_fail(DP_ERR_ARG, "the text has %d tokens; the llamacpp protocol needs at least 2*ctx = %d", n_ids,
@@ -80,9 +100,8 @@ dp_status dp_eval_ppl_llamacpp(const struct dp_model *m, const struct dp_mask *m
             nll2 += v * v;
             count++;
         }
-        dp_progress("perplexity", c + 1, n_chunks);
+        if (!st && !dp_progress_step(ep.progress, ep.progress_user, "perplexity", c + 1, n_chunks)) st = DP_ERR_CANCELLED;
     }
-    dp_progress_end();
     free(logits);
     free(chunk);
     dp_session_free(s);

@@ -151,7 +151,19 @@ static dp_status check_ctx(int ctx, int64_t n_ids) {
 
 dp_status dp_kld_eval(const struct dp_kld_model *base, const struct dp_kld_model *cand, struct dp_pool *pool,
                       const int *ids, int n_ids, int ctx, const char *save_base, struct dp_kld_result *out) {
+    return dp_kld_eval_with(base, cand, pool, ids, n_ids, ctx, save_base, NULL, out);
+}
+
+dp_status dp_kld_eval_file(const char *base_path, const struct dp_kld_model *cand, struct dp_pool *pool,
+                           struct dp_kld_result *out) {
+    return dp_kld_eval_file_with(base_path, cand, pool, NULL, out);
+}
+
+dp_status dp_kld_eval_with(const struct dp_kld_model *base, const struct dp_kld_model *cand, struct dp_pool *pool,
+                           const int *ids, int n_ids, int ctx, const char *save_base, const struct dp_eval_params *p,
+                           struct dp_kld_result *out) {
     memset(out, 0, sizeof *out);
+    struct dp_eval_params ep = p ? *p : dp_eval_default_params();
     dp_status st = check_ctx(ctx, n_ids);
     if (st) return st;
     int V = base->m->cfg.n_vocab;
@@ -188,9 +200,9 @@ dp_status dp_kld_eval(const struct dp_kld_model *base, const struct dp_kld_model
         }
         if (!st && save_base && fwrite(q16, sizeof *q16, (size_t)rows * nv, f.f) != (size_t)rows * nv)
             st = dp_fail(DP_ERR_IO, "%s: write failed", save_base);
-        dp_progress("kl divergence", c + 1, n_chunks);
+        if (!st && !dp_progress_step(ep.progress, ep.progress_user, "kl divergence", c + 1, n_chunks))
+            st = DP_ERR_CANCELLED;
     }
-    dp_progress_end();
     if (save_base && f.f) {
         if (st) dp_out_abort(&f);
         else st = dp_out_commit(&f);
@@ -211,9 +223,10 @@ dp_status dp_kld_eval(const struct dp_kld_model *base, const struct dp_kld_model
     return st;
 }
 
-dp_status dp_kld_eval_file(const char *base_path, const struct dp_kld_model *cand, struct dp_pool *pool,
-                           struct dp_kld_result *out) {
+dp_status dp_kld_eval_file_with(const char *base_path, const struct dp_kld_model *cand, struct dp_pool *pool,
+                                const struct dp_eval_params *p, struct dp_kld_result *out) {
     memset(out, 0, sizeof *out);
+    struct dp_eval_params ep = p ? *p : dp_eval_default_params();
     struct dp_map map;
     dp_status st = dp_map_open(base_path, &map);
     if (st) return st;
@@ -267,9 +280,9 @@ dp_status dp_kld_eval_file(const char *base_path, const struct dp_kld_model *can
             position_q16(row, lq + (size_t)r * V, V, chunk[first + r + 1], &a);
         }
         chunk[0] = keep;
-        dp_progress("kl divergence", c + 1, n_chunks);
+        if (!st && !dp_progress_step(ep.progress, ep.progress_user, "kl divergence", c + 1, n_chunks))
+            st = DP_ERR_CANCELLED;
     }
-    dp_progress_end();
     if (!st) {
         out->ctx = (int)ctx;
         out->n_chunks = (int)n_chunks;

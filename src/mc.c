@@ -119,9 +119,9 @@ dp_status dp_mc_eval(const struct dp_model *m, const struct dp_mask *mask, const
         r->n_correct_norm += r->correct_norm[i];
         r->n_truncated += trunc;
         r->n++;
-        dp_progress(dp_task_name(set->task), r->n, set->n_items);
+        if (!dp_progress_step(opts->progress, opts->progress_user, dp_task_name(set->task), r->n, set->n_items))
+            st = DP_ERR_CANCELLED;
     }
-    dp_progress_end();
     if (w.ll) {
         r->tokens_evaluated = dp_loglik_stats(w.ll)->tokens_evaluated;
         r->tokens_naive = dp_loglik_stats(w.ll)->tokens_naive;

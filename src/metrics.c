@@ -110,10 +110,9 @@ dp_status dp_metrics_for_sequences(struct run *r, int fam, size_t width, seq_fn 
         if (st) break;
         for (int i = 0; i < job.nq; i++) reduce(r, q0 + i, buf + (size_t)i * width);
         r->next_seq = q0 + job.nq;
-        dp_progress(what, r->next_seq, N);
         st = dp_metrics_checkpoint_round(r);
+        if (!st && !dp_progress_step(r->o->progress, r->o->progress_user, what, r->next_seq, N)) st = DP_ERR_CANCELLED;
     }
-    dp_progress_end();
     free(buf);
     return st;
 }
@@ -489,6 +488,8 @@ dp_status dp_metrics_score(const struct dp_model *m, const struct dp_mask *base,
     }
     struct dp_mmlu_shapley_opts mo = opts->mmlu_opts;
     mo.parallel = (int)opts->parallel;
+    mo.progress = opts->progress;
+    mo.progress_user = opts->progress_user;
     if (!st) st = dp_metrics_mmlu_oracle(m, base, hooks, pool, opts->mmlu, &mo, r.res);
     if (!st) {
         r.stage = FAM_DONE;

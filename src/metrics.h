@@ -72,6 +72,11 @@ struct dp_mmlu_shapley_opts {
     int ctx_limit;   /* prompt tokens (default 2048) */
     uint64_t seed;   /* default 1 */
     int parallel;    /* enum dp_score_parallel: subnetworks one per thread (small models) or passes split */
+    /* Progress and cancellation (NULL: silent): stage "mmlu" for the base model's accuracy, then the
+     * groups' "mmlu" when they run on the calling thread, else "mmlu_shapley": subjects done of all
+     * (times the estimates of an iterative run). */
+    dp_progress_fn progress;
+    void *progress_user;
 };
 void dp_mmlu_shapley_opts_default(struct dp_mmlu_shapley_opts *o);
 
@@ -97,7 +102,12 @@ struct dp_score_opts {
     int64_t stop_after_passes; /* tests: fail with DP_ERR_IO after this many passes (0: never) */
     enum dp_score_parallel parallel; /* depthprune.h */
     const struct dp_mmlu_data *mmlu;       /* questions of mmlu_shapley (an oracle on the test set) */
-    struct dp_mmlu_shapley_opts mmlu_opts;
+    struct dp_mmlu_shapley_opts mmlu_opts; /* its progress fields are set from the two below */
+    /* Progress and cancellation (NULL: silent), on the calling thread: per family, stage "static
+     * metrics", "leave-one-out", "banzhaf", "shapley coalitions": sequences done of all; then
+     * mmlu_shapley's stages (above). */
+    dp_progress_fn progress;
+    void *progress_user;
 };
 void dp_score_opts_default(struct dp_score_opts *o);
 

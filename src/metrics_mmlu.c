@@ -47,6 +47,7 @@ struct oracle {
     const struct dp_mmlu_shapley_opts *o;
     struct dp_scores *res;
     int n;                      /* players */
+    int64_t n_reports;          /* subjects times estimates: the total of stage "mmlu_shapley" */
     uint8_t *remaining;         /* (n) */
     double *sum, *cnt;          /* (2, n): [0] pairs containing i, [1] pairs lacking i */
 };
@@ -81,6 +82,7 @@ struct group_job {
     struct group *g;
     int n_groups;
     struct dp_pool *pool;         /* for the passes: NULL when groups run in parallel */
+    bool parallel;                /* groups on the pool's workers (no progress callback there) */
 };
 
 static void eval_group(struct group_job *j, struct group *g) {
@@ -91,14 +93,21 @@ static void eval_group(struct group_job *j, struct group *g) {
     view.n_test = g->cnt;
     view.test = g->rows;
     struct dp_mmlu_data dv = {1, &view, g->cnt};
-    struct dp_mmlu_opts mo = {w->o->shots, w->o->ctx_limit, true, NULL};
+    struct dp_mmlu_opts mo = {w->o->shots, w->o->ctx_limit, true, NULL, NULL, NULL};
+    if (!j->parallel) { /* on the calling thread: the progress callback may be called */
+        mo.progress = w->o->progress;
+        mo.progress_user = w->o->progress_user;
+    }
     if (!g->st) g->st = dp_mmlu_eval(w->m, &mask, w->hooks, j->pool, &dv, &mo, &g->r);
     if (g->st) snprintf(g->err, sizeof g->err, "%s", dp_last_error());
 }
 
 static void group_worker(void *ctx, int ith, int nth) {
     struct group_job *j = ctx;
-    for (int gi = ith; gi < j->n_groups; gi += nth) eval_group(j, &j->g[gi]);
+    for (int gi = ith; gi < j->n_groups; gi += nth) {
+        eval_group(j, &j->g[gi]);
+        if (!j->parallel && j->g[gi].st) break; /* on the calling thread: a cancellation stops at once */
+    }
 }
 
 /*
@@ -107,7 +116,8 @@ static void group_worker(void *ctx, int ith, int nth) {
  * groups are independent: with a parallel pool they run one per thread with
  * single-threaded passes, and their results are combined in group order.
  */
-static dp_status eval_subject(struct oracle *w, const struct dp_mmlu_subject *s, const uint8_t *in, int8_t *correct) {
+static dp_status eval_subject(struct oracle *w, const struct dp_mmlu_subject *s, const uint8_t *in, int8_t *correct,
+                              int64_t done) {
     int n = w->n, D = w->o->draws, nq = s->n_test, ng = 0;
     int *owner = dp_malloc((size_t)nq * D * sizeof *owner);
     struct group *g = dp_calloc((size_t)nq * D, sizeof *g);
@@ -142,13 +152,16 @@ static dp_status eval_subject(struct oracle *w, const struct dp_mmlu_subject *s,
     bool par = threads > 1 && ng > 1 &&
                (w->o->parallel == DP_SCORE_PAR_SEQS ||
                 (w->o->parallel == DP_SCORE_PAR_AUTO && dp_model_config(w->m)->n_embd <= 1024));
-    struct group_job job = {w, s, in, g, ng, par ? NULL : w->pool};
+    struct group_job job = {w, s, in, g, ng, par ? NULL : w->pool, par};
     if (!st) {
         if (par) dp_pool_run(w->pool, group_worker, &job);
         else group_worker(&job, 0, 1);
     }
     for (int gi = 0; !st && gi < ng; gi++)
         if (g[gi].st) st = dp_fail(g[gi].st, "%s", g[gi].err);
+    /* the groups in parallel report nothing: the subject is the unit here */
+    if (!st && par && !dp_progress_step(w->o->progress, w->o->progress_user, "mmlu_shapley", done + 1, w->n_reports))
+        st = DP_ERR_CANCELLED;
     for (int gi = 0; !st && gi < ng; gi++) {
         const struct group *gr = &g[gi];
         for (int k = 0; k < gr->cnt; k++)
@@ -203,7 +216,7 @@ static dp_status estimate(struct oracle *w, int it, double *influence, double *s
                 }
             }
         }
-        st = eval_subject(w, s, in, correct);
+        st = eval_subject(w, s, in, correct, it * w->data->n_subjects + si);
         for (int q = 0; !st && q < s->n_test; q++)
             for (int d = 0; d < D; d++) {
                 const uint8_t *sub = in + ((size_t)q * D + d) * n;
@@ -247,7 +260,8 @@ dp_status dp_metrics_mmlu_oracle(const struct dp_model *m, const struct dp_mask 
     if (o->draws < 1 || o->draws > 1000) return dp_fail(DP_ERR_ARG, "MMLU draws per question must be in [1, 1000]");
     if (n < 2) return dp_fail(DP_ERR_ARG, "mmlu_shapley needs at least 2 units");
     double t0 = dp_now(), c0 = dp_cpu_now();
-    struct oracle w = {m, base, hooks, pool, data, o, res, n, NULL, NULL, NULL};
+    int steps = iter ? n - 1 : 1;
+    struct oracle w = {m, base, hooks, pool, data, o, res, n, (int64_t)steps * data->n_subjects, NULL, NULL, NULL};
     w.remaining = dp_malloc((size_t)n);
     w.sum = dp_malloc((size_t)2 * n * sizeof *w.sum);
     w.cnt = dp_malloc((size_t)2 * n * sizeof *w.cnt);
@@ -258,7 +272,7 @@ dp_status dp_metrics_mmlu_oracle(const struct dp_model *m, const struct dp_mask 
     res->mmlu.subjects = data->n_subjects;
     res->mmlu.draws = o->draws;
     /* the base model's accuracy, for reference */
-    struct dp_mmlu_opts mo = {o->shots, o->ctx_limit, true, NULL};
+    struct dp_mmlu_opts mo = {o->shots, o->ctx_limit, true, NULL, o->progress, o->progress_user};
     struct dp_mmlu_result *full = NULL;
     if (!st) st = dp_mmlu_eval(m, base, hooks, pool, data, &mo, &full);
     if (!st) {
@@ -267,7 +281,6 @@ dp_status dp_metrics_mmlu_oracle(const struct dp_model *m, const struct dp_mask 
         res->mmlu.tokens_naive += full->tokens_naive;
     }
     dp_mmlu_result_free(full);
-    int steps = iter ? n - 1 : 1;
     for (int it = 0; it < steps && !st; it++) {
         for (int i = 0; i < n; i++) inf[i] = se[i] = NAN;
         st = estimate(&w, it, inf, se);

@@ -194,10 +194,10 @@ dp_status dp_mmlu_eval(const struct dp_model *m, const struct dp_mask *mask, con
             r->n_correct += ok;
             r->subjects[si].n++;
             r->subjects[si].n_correct += ok;
-            dp_progress("mmlu", r->n, data->n_test);
+            if (!dp_progress_step(opts->progress, opts->progress_user, "mmlu", r->n, data->n_test))
+                st = DP_ERR_CANCELLED;
         }
     }
-    dp_progress_end();
     if (w.ll) {
         r->tokens_evaluated = dp_loglik_stats(w.ll)->tokens_evaluated;
         r->tokens_naive = dp_loglik_stats(w.ll)->tokens_naive;

@@ -569,9 +569,8 @@ static dp_status fit_cos(const struct dp_model *m, const struct dp_mask *base, s
         if (step % every == 0 || step == o->steps)
             dp_recover_log(o, "%s: step %d/%d, mean cosine distance %.6f (running mean %.6f)", kind, step, o->steps, loss,
                      last);
-        dp_progress("fitting linear-cos", step, o->steps);
+        if (!dp_progress_step(o->progress, o->progress_user, "fitting linear-cos", step, o->steps)) st = DP_ERR_CANCELLED;
     }
-    dp_progress_end();
     if (!st && o->steps > 0)
         dp_recover_log(o, "%s: mean cosine distance %.6f on the first batch (least-squares start), running mean %.6f after "
                  "%d steps", kind, first, last, o->steps);
@@ -616,9 +615,9 @@ dp_status dp_recovery_fit_linear(const struct dp_model *m, const struct dp_mask 
         dp_session_reset(sess);
         st = dp_session_forward_hooked(sess, pool, calib->ids + (size_t)q * calib->ctx, calib->ctx, NULL,
                                        DP_LOGITS_NONE, &h);
-        dp_progress("linear map statistics", q + 1, calib->n_seqs);
+        if (!st && !dp_progress_step(o->progress, o->progress_user, "linear map statistics", q + 1, calib->n_seqs))
+            st = DP_ERR_CANCELLED;
     }
-    dp_progress_end();
     dp_session_free(sess);
     for (int k = 0; k < ns && !st; k++) {
         int R = rank > 0 ? rank : rank_rule(sp[k].count, d);

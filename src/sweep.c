@@ -348,7 +348,7 @@ dp_status dp_sweep_plan(const struct dp_sweep *s, int run, int step, struct dp_p
 dp_status dp_sweep_mmlu_eval(void *ctx, const struct dp_model *m, const struct dp_mask *mask,
                              const struct dp_hooks *hooks, struct dp_pool *pool, double *acc, double *se, int *n) {
     const struct dp_sweep_mmlu *mc = ctx;
-    struct dp_mmlu_opts o = {mc->shots, mc->ctx_limit, true, NULL};
+    struct dp_mmlu_opts o = {mc->shots, mc->ctx_limit, true, NULL, mc->progress, mc->progress_user};
     struct dp_mmlu_result *r;
     dp_status st = dp_mmlu_eval(m, mask, hooks, pool, mc->data, &o, &r);
     if (st) return st;
@@ -508,8 +508,10 @@ static dp_status eval_step(struct engine *e, const char *recover, const struct d
     if (rec) dp_recovery_hooks(rec, c->model, &hooks);
     const struct dp_hooks *hk = rec ? &hooks : NULL;
     struct dp_ppl r;
-    if (!st && c->ppl_chunks) st = dp_eval_ppl_paper(c->model, &mask, hk, c->pool, c->ppl_chunks, &r);
-    else if (!st && c->ppl_ids) st = dp_eval_ppl_llamacpp(c->model, &mask, hk, c->pool, c->ppl_ids, c->n_ppl_ids, c->ppl_ctx, &r);
+    struct dp_eval_params ep = {c->progress, c->progress_user};
+    if (!st && c->ppl_chunks) st = dp_eval_ppl_paper_with(c->model, &mask, hk, c->pool, c->ppl_chunks, &ep, &r);
+    else if (!st && c->ppl_ids)
+        st = dp_eval_ppl_llamacpp_with(c->model, &mask, hk, c->pool, c->ppl_ids, c->n_ppl_ids, c->ppl_ctx, &ep, &r);
     if (!st && (c->ppl_chunks || c->ppl_ids)) {
         step->ppl = r10(r.ppl);
         step->ppl_seq = c->ppl_chunks ? r10(r.ppl_seq) : NAN;
@@ -555,6 +557,8 @@ static dp_status rescore(struct engine *e, const struct dp_sweep_run *run, const
     opts.kind = run->scheme == DP_SCHEME_BLOCK ? DP_UNITS_BLOCK : DP_UNITS_SUBLAYER;
     opts.want[metric] = true;
     if (metric == DP_METRIC_ANGULAR) opts.span = 1;
+    opts.progress = c->progress;
+    opts.progress_user = c->progress_user;
     if (oracle) {
         opts.mmlu = c->oracle->data;
         opts.mmlu_opts.shots = c->oracle->shots;

@@ -98,6 +98,8 @@ struct dp_mmlu_data;
 struct dp_sweep_mmlu {
     const struct dp_mmlu_data *data;
     int shots, ctx_limit;
+    dp_progress_fn progress;                 /* stage "mmlu" (NULL: silent) */
+    void *progress_user;
 };
 dp_status dp_sweep_mmlu_eval(void *ctx, const struct dp_model *m, const struct dp_mask *mask,
                              const struct dp_hooks *hooks, struct dp_pool *pool, double *acc, double *se, int *n);
@@ -138,7 +140,8 @@ struct dp_sweep_config {
     /* Progress lines (no newline) for people; NULL for silence. */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
-    /* Progress and cancellation: stage "sweep", steps evaluated so far (NULL: none). */
+    /* Progress and cancellation: stage "sweep", steps evaluated so far, and the stages of the
+     * evaluations and re-scorings of each step ("perplexity", "static metrics", ...; NULL: none). */
     dp_progress_fn progress;
     void *progress_user;
 };

@@ -2,15 +2,19 @@
  * test_api: the public header's workflow steps, through include/depthprune.h
  * alone (no internal header): metadata, the llamacpp protocol's tokens and
  * perplexity against llama.cpp's figure (../shared/reference/README.md),
- * score -> plan -> evaluate, bench, and cancellation from a progress
- * callback (DP_ERR_CANCELLED, nothing leaked: run under `make asan`).
+ * score -> plan -> evaluate, bench, and progress and cancellation from a
+ * progress callback in every evaluation (reports of done rising to total on
+ * the calling thread; DP_ERR_CANCELLED, no result, nothing leaked: run under
+ * `make asan`).
  */
 #include "depthprune.h"
 #include "harness.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct counter {
     int calls, cancel_at;   /* cancel on call number cancel_at (0: never) */
@@ -24,6 +28,69 @@ static bool count_cb(const char *stage, int64_t done, int64_t total, void *user)
     snprintf(c->stage, sizeof c->stage, "%s", stage);
     return ++c->calls != c->cancel_at;
 }
+
+/*
+ * A progress trace of one stage: every report checked as it comes (the
+ * stage, the calling thread, done rising by at least one up to a fixed
+ * total); cancel on report number cancel_at (0: never).
+ */
+struct trace {
+    const char *stage;           /* the stage expected */
+    pthread_t thread;            /* the thread that called the step */
+    int calls, cancel_at, bad;   /* bad: reports that broke a rule */
+    int64_t done, total;         /* of the last report */
+};
+
+static struct trace trace_of(const char *stage, int cancel_at) {
+    struct trace t = {stage, pthread_self(), 0, cancel_at, 0, 0, -1};
+    return t;
+}
+
+static bool trace_cb(const char *stage, int64_t done, int64_t total, void *user) {
+    struct trace *t = user;
+    bool ok = !strcmp(stage, t->stage) && pthread_equal(pthread_self(), t->thread) && done > t->done &&
+              done <= total && (t->total < 0 || total == t->total);
+    t->bad += !ok;
+    t->done = done;
+    t->total = total;
+    return ++t->calls != t->cancel_at;
+}
+
+/* Every report of a step with several stages, in order; cancel on report number cancel_at (0: never). */
+struct stages {
+    int n, cancel_at;
+    struct {
+        char stage[32];
+        int64_t done, total;
+    } e[64];
+};
+
+static bool stages_cb(const char *stage, int64_t done, int64_t total, void *user) {
+    struct stages *s = user;
+    if (s->n < 64) {
+        snprintf(s->e[s->n].stage, sizeof s->e[s->n].stage, "%s", stage);
+        s->e[s->n].done = done;
+        s->e[s->n].total = total;
+    }
+    return ++s->n != s->cancel_at;
+}
+
+/* A complete trace: every report well formed, the last one total of total (n reports at least). */
+#define CHECK_TRACE(t, want_total, min_calls)                                                       \
+    do {                                                                                            \
+        CHECK_EQ_INT((t).bad, 0);                                                                   \
+        CHECK_EQ_INT((int)(t).total, (int)(want_total));                                            \
+        CHECK_EQ_INT((int)(t).done, (int)(want_total));                                             \
+        CHECK((t).calls >= (min_calls));                                                            \
+    } while (0)
+/* A cancelled step: DP_ERR_CANCELLED, stopped at the report that asked, message "STAGE: cancelled". */
+#define CHECK_CANCELLED(st, t)                                                                      \
+    do {                                                                                            \
+        CHECK_EQ_INT((st), DP_ERR_CANCELLED);                                                       \
+        CHECK_EQ_INT((t).calls, (t).cancel_at);                                                     \
+        CHECK_EQ_INT((t).bad, 0);                                                                   \
+        CHECK(strstr(dp_last_error(), (t).stage) && strstr(dp_last_error(), "cancelled"));          \
+    } while (0)
 
 static void test_meta(const struct dp_model *m) {
     char buf[64];
@@ -146,6 +213,141 @@ static void test_bench(const struct dp_model *m, struct dp_pool *pool, const str
     CHECK(strlen(dp_kernels_name()) > 0);
 }
 
+/* Perplexity (both protocols) and KL divergence (from tokens and from a base file): chunks as units. */
+static void test_progress_ppl_kld(const struct dp_model *m, struct dp_pool *pool, const struct dp_mask *all) {
+    struct dp_eval_params ep = dp_eval_default_params();
+    CHECK(ep.progress == NULL && ep.progress_user == NULL);
+    ep.progress = trace_cb;
+    struct dp_corpus *corpus = NULL;
+    struct dp_chunks *ch = NULL;
+    CHECK(dp_corpus_read(test_shared("reference/tiny_text.txt"), &corpus) == DP_OK);
+    CHECK(corpus && dp_chunks_paper(dp_model_tokenizer(m), corpus, 0, -1, 64, 4, &ch) == DP_OK);
+    if (!ch) return;
+    struct dp_ppl plain, with;
+    struct trace t = trace_of("perplexity", 0);
+    ep.progress_user = &t;
+    CHECK(dp_eval_ppl_paper(m, all, NULL, pool, ch, &plain) == DP_OK);
+    CHECK(dp_eval_ppl_paper_with(m, all, NULL, pool, ch, &ep, &with) == DP_OK);
+    CHECK_TRACE(t, 4, 4);
+    CHECK(with.ppl == plain.ppl && with.n_tokens == plain.n_tokens); /* the callback changes nothing */
+    CHECK(dp_eval_ppl_paper_with(m, all, NULL, pool, ch, NULL, &with) == DP_OK && with.ppl == plain.ppl);
+    t = trace_of("perplexity", 2);
+    CHECK_CANCELLED(dp_eval_ppl_paper_with(m, all, NULL, pool, ch, &ep, &with), t);
+
+    int *ids = NULL, n = 0;
+    CHECK(dp_corpus_tokens(dp_model_tokenizer(m), test_shared("reference/tiny_text.txt"), &ids, &n) == DP_OK);
+    if (!ids) return;
+    t = trace_of("perplexity", 0);
+    CHECK(dp_eval_ppl_llamacpp_with(m, all, NULL, pool, ids, n, 128, &ep, &with) == DP_OK);
+    CHECK_TRACE(t, 19, 19);
+    CHECK_CLOSE(with.ppl, 4.0603, 0, 1e-3);
+    t = trace_of("perplexity", 1);
+    CHECK_CANCELLED(dp_eval_ppl_llamacpp_with(m, all, NULL, pool, ids, n, 128, &ep, &with), t);
+
+    /* KL of a pruned model, the base's log-probabilities saved; cancelled: nothing saved */
+    struct dp_mask pruned = *all;
+    CHECK(dp_mask_drop(&pruned, "b3") == DP_OK);
+    struct dp_kld_model base = {m, all, NULL}, cand = {m, &pruned, NULL};
+    char dir[] = "/tmp/dp_test_api_XXXXXX", path[64];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/base.kld", dir);
+    struct dp_kld_result kr;
+    t = trace_of("kl divergence", 3);
+    CHECK_CANCELLED(dp_kld_eval_with(&base, &cand, pool, ids, n, 128, path, &ep, &kr), t);
+    CHECK(access(path, F_OK) != 0);
+    t = trace_of("kl divergence", 0);
+    CHECK(dp_kld_eval_with(&base, &cand, pool, ids, n, 128, path, &ep, &kr) == DP_OK);
+    CHECK_TRACE(t, 19, 19);
+    CHECK(kr.kld_mean > 0 && kr.n == 19 * 63);
+    struct dp_kld_result kf;
+    t = trace_of("kl divergence", 0);
+    CHECK(dp_kld_eval_file_with(path, &cand, pool, &ep, &kf) == DP_OK);
+    CHECK_TRACE(t, 19, 19);
+    CHECK_CLOSE(kf.kld_mean, kr.kld_mean, 0, 1e-2);
+    t = trace_of("kl divergence", 19); /* the last report may cancel too */
+    CHECK_CANCELLED(dp_kld_eval_file_with(path, &cand, pool, &ep, &kf), t);
+    remove(path);
+    rmdir(dir);
+    free(ids);
+    dp_chunks_free(ch);
+    dp_corpus_free(corpus);
+}
+
+/* MMLU (questions), multiple choice (items), score (sequences per family), linear recovery (sequences). */
+static void test_progress_tasks(const struct dp_model *m, struct dp_pool *pool, const struct dp_mask *all) {
+    struct dp_mmlu_data *d = NULL;
+    CHECK(dp_mmlu_read(test_shared("data/mmlu"), "abstract_algebra,anatomy", 2, &d) == DP_OK);
+    struct trace t = trace_of("mmlu", 0);
+    struct dp_mmlu_opts mo = {2, 512, true, NULL, trace_cb, &t};
+    struct dp_mmlu_result *mr = NULL;
+    CHECK(d && dp_mmlu_eval(m, all, NULL, pool, d, &mo, &mr) == DP_OK && mr && mr->n == 4);
+    CHECK_TRACE(t, 4, 4);
+    dp_mmlu_result_free(mr);
+    t = trace_of("mmlu", 3);
+    mr = (struct dp_mmlu_result *)&t;
+    if (d) CHECK_CANCELLED(dp_mmlu_eval(m, all, NULL, pool, d, &mo, &mr), t);
+    CHECK(mr == NULL);
+    dp_mmlu_data_free(d);
+
+    struct dp_mc_set *set = NULL;
+    CHECK(dp_mc_read(DP_TASK_PIQA, test_shared("data/piqa/valid.jsonl"), NULL, 5, &set) == DP_OK);
+    t = trace_of("piqa", 0);
+    struct dp_mc_opts co = {512, true, trace_cb, &t};
+    struct dp_mc_result *cr = NULL;
+    CHECK(set && dp_mc_eval(m, all, NULL, pool, set, &co, &cr) == DP_OK && cr && cr->n == 5);
+    CHECK_TRACE(t, 5, 5);
+    dp_mc_result_free(cr);
+    t = trace_of("piqa", 1);
+    cr = (struct dp_mc_result *)&t;
+    if (set) CHECK_CANCELLED(dp_mc_eval(m, all, NULL, pool, set, &co, &cr), t);
+    CHECK(cr == NULL);
+    dp_mc_set_free(set);
+
+    /* score reports its families' sequences inside "score" 0 and 1 of 1; cancelled inside a family */
+    struct dp_score_params sp;
+    dp_score_default_params(&sp);
+    sp.want[DP_METRIC_LOO_LOSS] = true;
+    sp.corpus = test_shared("reference/tiny_text.txt");
+    sp.ctx = 64;
+    sp.max_seqs = 4;
+    struct stages log = {.n = 0};
+    sp.progress = stages_cb;
+    sp.progress_user = &log;
+    struct dp_score_result *r = NULL;
+    CHECK(dp_score_run(m, all, pool, &sp, &r) == DP_OK && r);
+    dp_score_result_free(r);
+    CHECK(log.n >= 4 && !strcmp(log.e[0].stage, "score") && log.e[0].done == 0 && log.e[0].total == 1);
+    CHECK(log.n >= 4 && !strcmp(log.e[log.n - 1].stage, "score") && log.e[log.n - 1].done == 1);
+    int64_t last = 0;
+    for (int k = 1; k + 1 < log.n; k++) {
+        CHECK(!strcmp(log.e[k].stage, "leave-one-out") && log.e[k].total == 4 && log.e[k].done > last);
+        last = log.e[k].done;
+    }
+    CHECK_EQ_INT((int)last, 4);
+    log = (struct stages){.cancel_at = 2}; /* the family's first report */
+    CHECK_EQ_INT(dp_score_run(m, all, pool, &sp, &r), DP_ERR_CANCELLED);
+    CHECK(r == NULL && log.n == 2 && strstr(dp_last_error(), "leave-one-out: cancelled"));
+
+    /* linear recovery: its statistics over the calibration sequences */
+    struct dp_recovery_params rp = dp_recovery_default_params();
+    rp.kind = "linear";
+    rp.units = "b2";
+    rp.calib.path = test_shared("reference/tiny_text.txt");
+    rp.calib.ctx = 64;
+    rp.calib.max_seqs = 4;
+    rp.progress = trace_cb;
+    t = trace_of("linear map statistics", 0);
+    rp.progress_user = &t;
+    struct dp_recovery *rec = NULL;
+    CHECK(dp_recovery_fit_with(m, pool, &rp, &rec) == DP_OK && rec);
+    CHECK_TRACE(t, 4, 4);
+    dp_recovery_free(rec);
+    t = trace_of("linear map statistics", 2);
+    rec = (struct dp_recovery *)&t;
+    CHECK_CANCELLED(dp_recovery_fit_with(m, pool, &rp, &rec), t);
+    CHECK(rec == NULL);
+}
+
 int main(void) {
     struct dp_model *m = NULL;
     if (dp_model_open(test_shared("models/stories260K/stories260K.gguf"), NULL, &m) != DP_OK) {
@@ -159,6 +361,8 @@ int main(void) {
     test_ppl(m, pool, &all);
     test_score_plan(m, pool, &all);
     test_bench(m, pool, &all);
+    test_progress_ppl_kld(m, pool, &all);
+    test_progress_tasks(m, pool, &all);
     dp_pool_free(pool);
     dp_model_close(m);
     return TEST_END();

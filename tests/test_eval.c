@@ -379,7 +379,7 @@ static void test_mmlu_eval(struct dp_model *m, struct dp_pool *pool) {
     }
     struct dp_mask mask;
     dp_mask_all(m, &mask);
-    struct dp_mmlu_opts o = {2, 2048, true, NULL};
+    struct dp_mmlu_opts o = {2, 2048, true, NULL, NULL, NULL};
     struct dp_mmlu_result *a = NULL, *b = NULL, *c = NULL;
     CHECK(dp_mmlu_eval(m, &mask, NULL, pool, d, &o, &a) == DP_OK);
     o.prefix_cache = false;

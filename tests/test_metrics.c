@@ -649,7 +649,7 @@ static void test_mmlu(const struct dp_model *m) {
         CHECK_EQ_INT(s->mmlu.questions, 4);
         CHECK_EQ_INT(s->mmlu.keep, 4); /* floor(0.9 * 5) */
         CHECK_EQ_INT(s->mmlu.iterations, 4);
-        struct dp_mmlu_opts mo = {0, 512, true, NULL};
+        struct dp_mmlu_opts mo = {0, 512, true, NULL, NULL, NULL};
         struct dp_mmlu_result *r = NULL;
         CHECK(dp_mmlu_eval(m, &mask, NULL, p2, data, &mo, &r) == DP_OK);
         if (r) CHECK_CLOSE(s->mmlu.base_accuracy, 100.0 * r->n_correct / r->n, 1e-12, 0);

@@ -37,13 +37,17 @@ int cli_usage(const char *cmd, const char *synopsis, const struct cli_opt *opts)
 int cli_error(const char *cmd, int code, const char *fmt, ...) CLI_PRINTF(3, 4);
 
 /*
- * The progress callback every command installs in its steps' params: a line
- * "\rSTAGE: done/total (P%)" on stderr, at most every 0.2 s and at the end,
- * when DP_PROGRESS=1 or (DP_PROGRESS unset) stderr is a terminal; never
- * cancels. cli_progress_end ends the line.
+ * The progress printer every command installs in its steps' params (the
+ * library prints none of its own): a line "\rSTAGE: done/total (P%)" on
+ * stderr, at most every 0.2 s per stage and at the end, when DP_PROGRESS=1
+ * or (DP_PROGRESS unset) stderr is a terminal; never cancels.
+ * cli_progress_end ends the line (cli_error ends an open one first).
+ * cli_progress_mode, before the first report: force (--progress) turns it
+ * on; json (--json) turns it off unless DP_PROGRESS is set.
  */
 bool cli_progress(const char *stage, int64_t done, int64_t total, void *user);
 void cli_progress_end(void);
+void cli_progress_mode(bool json, bool force);
 
 /* Number parsing: false (with a message printed) when value is not a number in [lo, hi]. */
 bool cli_int(const char *cmd, const char *opt, const char *value, long lo, long hi, long *out);
@@ -203,7 +207,7 @@ void cli_draft_close(struct cli_draft *d);
 /*
  * Helpers of the header-only commands (sweep, prune, synth, report):
  * cli_progress_lines is cli_progress ending the line when a stage completes
- * (pass it as a params' progress);
+ * (pass it as a params' progress: the evaluations, score, recovery fits);
  * cli_log_line prints "depthprune CMD: LINE" (user: the command name).
  */
 bool cli_progress_lines(const char *stage, int64_t done, int64_t total, void *user);

@@ -19,12 +19,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The progress printer's state (see "progress" below). */
+static int progress_enabled = -1;
+static double progress_last;
+static char progress_stage[64];
+static bool progress_open;
+
 int cli_error(const char *cmd, int code, const char *fmt, ...) {
     char raw[2048], line[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    if (progress_open) cli_progress_end(); /* a step that failed leaves its progress line open */
     /* arguments and file bytes quoted in the message are escaped (dp_escape) */
     fprintf(stderr, "depthprune %s: %s\n", cmd, dp_escape(raw, strlen(raw), line, sizeof line));
     return code;
@@ -111,9 +118,18 @@ bool cli_double(const char *cmd, const char *opt, const char *value, double lo, 
 
 /* ---- progress ---- */
 
-/* -1: not decided yet (DP_PROGRESS, else whether stderr is a terminal); the time of the last line. */
-static int progress_enabled = -1;
-static double progress_last;
+/*
+ * The library prints nothing: every step gets this printer as its progress
+ * callback. progress_enabled -1: not decided yet (DP_PROGRESS, else whether
+ * stderr is a terminal); progress_last: the time of the last line;
+ * progress_stage: the stage it showed; progress_open: a line printed and not
+ * yet ended. A new stage always prints its first report, as does the first
+ * report after a line ended.
+ */
+void cli_progress_mode(bool json, bool force) {
+    if (force) progress_enabled = 1;
+    else if (json && !getenv("DP_PROGRESS")) progress_enabled = 0;
+}
 
 bool cli_progress(const char *stage, int64_t done, int64_t total, void *user) {
     (void)user;
@@ -121,9 +137,14 @@ bool cli_progress(const char *stage, int64_t done, int64_t total, void *user) {
         const char *e = getenv("DP_PROGRESS");
         progress_enabled = e ? atoi(e) != 0 : isatty(2);
     }
+    if (strncmp(stage, progress_stage, sizeof progress_stage - 1)) {
+        snprintf(progress_stage, sizeof progress_stage, "%s", stage);
+        progress_last = 0;
+    }
     double t = dp_now();
     if (progress_enabled && (done == total || t - progress_last >= 0.2)) {
         progress_last = t;
+        progress_open = true;
         if (total > 0)
             fprintf(stderr, "\r%s: %lld/%lld (%.0f%%)   ", stage, (long long)done, (long long)total,
                     100.0 * (double)done / (double)total);
@@ -136,6 +157,7 @@ bool cli_progress(const char *stage, int64_t done, int64_t total, void *user) {
 void cli_progress_end(void) {
     if (progress_enabled > 0) fputc('\n', stderr);
     progress_last = 0;
+    progress_open = false;
 }
 
 /* ---- inputs and outputs ---- */

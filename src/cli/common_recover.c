@@ -19,8 +19,6 @@ void cli_recover_path(const char *plan_path, char *buf, size_t cap) {
     snprintf(buf, cap, "%.*s.recover.gguf", (int)n, plan_path);
 }
 
-static void recover_log(const char *line, void *cmd) { fprintf(stderr, "depthprune %s: %s\n", (const char *)cmd, line); }
-
 /* Calibration chunks of --calib with the --calib-* settings (defaults: the command's corpus settings). */
 static int open_calib(const char *cmd, const struct cli_common *c, const struct cli_model *cm, struct dp_chunks **out) {
     const struct dp_model *m = cm->m;
@@ -71,8 +69,9 @@ static int parse_recover_opts(const char *cmd, const struct cli_common *c, struc
         if (!cli_int(cmd, "--seed", c->seed, 0, 0x7fffffffL, &v)) return 2;
         o->seed = (uint64_t)v;
     }
-    o->log = recover_log;
+    o->log = cli_log_line;
     o->log_user = (void *)cmd;
+    o->progress = cli_progress_lines;
     return 0;
 }
 

@@ -74,8 +74,7 @@ int cmd_compare(int argc, char **argv) {
     long ctx = 512;
     if (ctx_s && !cli_int("compare", "--ctx", ctx_s, 4, 1 << 20, &ctx)) return 2;
     c.ctx = ctx_s; /* the calibration default of --recover */
-    if (progress) setenv("DP_PROGRESS", "1", 1);
-    else if (c.json) setenv("DP_PROGRESS", "0", 0);
+    cli_progress_mode(c.json != NULL, progress != NULL);
     struct cli_io io = {0};
     cli_io_common(&io, &c);
     cli_io_in(&io, "-f", file);
@@ -111,12 +110,14 @@ int cmd_compare(int argc, char **argv) {
         }
     }
     bool have_cand = candidate || c.drop || kld_base, on_text = false;
+    struct dp_eval_params ep = dp_eval_default_params();
+    ep.progress = cli_progress_lines;
     if (!st && kld_base) {
-        st = dp_kld_eval_file(kld_base, &cand, cm.pool, &r);
+        st = dp_kld_eval_file_with(kld_base, &cand, cm.pool, &ep, &r);
     } else if (!st) {
         on_text = true;
         st = dp_corpus_tokens(dp_model_tokenizer(cm.m), file, &ids, &n); /* as llama-perplexity reads it */
-        if (!st) st = dp_kld_eval(&base, have_cand ? &cand : NULL, cm.pool, ids, n, (int)ctx, save_base, &r);
+        if (!st) st = dp_kld_eval_with(&base, have_cand ? &cand : NULL, cm.pool, ids, n, (int)ctx, save_base, &ep, &r);
     }
     /* messages name the text file */
     if (st && on_text && st != DP_ERR_NOMEM && !strstr(dp_last_error(), file))

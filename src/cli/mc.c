@@ -12,11 +12,6 @@
     "-m MODEL --task hellaswag|arc|piqa|winogrande|boolq --data FILE [--labels FILE] [--limit N]\n"      \
     "       [--ctx-limit N] [--paired-drop UNITS | --baseline] [--no-prefix-cache] [--progress] [--drop UNITS] [--json]"
 
-static void progress_mode(bool json, bool progress) {
-    if (progress) setenv("DP_PROGRESS", "1", 1);
-    else if (json) setenv("DP_PROGRESS", "0", 0);
-}
-
 int cmd_mc(int argc, char **argv) {
     struct cli_common c = {0};
     const char *task_s = NULL, *data = NULL, *labels = NULL, *limit_s = NULL, *ctx_s = NULL;
@@ -46,7 +41,7 @@ int cmd_mc(int argc, char **argv) {
     if ((limit_s && !cli_int("mc", "--limit", limit_s, 1, 1L << 30, &limit)) ||
         (ctx_s && !cli_int("mc", "--ctx-limit", ctx_s, 8, 1 << 20, &ctx_limit)))
         return 2;
-    progress_mode(c.json != NULL, progress != NULL);
+    cli_progress_mode(c.json != NULL, progress != NULL);
     struct cli_io io = {0};
     cli_io_common(&io, &c);
     cli_io_in(&io, "--data", data);
@@ -77,7 +72,7 @@ int cmd_mc(int argc, char **argv) {
     }
     struct dp_mc_set *set = NULL;
     struct dp_mc_result *r = NULL, *rb = NULL;
-    struct dp_mc_opts o = {(int)ctx_limit, !no_cache};
+    struct dp_mc_opts o = {(int)ctx_limit, !no_cache, cli_progress_lines, NULL};
     double t0 = dp_now();
     dp_status st = dp_mc_read(task, data, labels, (int)limit, &set);
     if (!st) st = dp_mc_eval(cm.m, &cm.mask, cm.hooks, cm.pool, set, &o, &r);

@@ -13,12 +13,6 @@
     "-m MODEL --data DIR [--shots 5] [--limit N] [--subjects S,...] [--ctx-limit N] [--dump-prompts FILE]\n" \
     "       [--paired-drop UNITS | --baseline] [--no-prefix-cache] [--progress] [--drop UNITS] [--json]"
 
-/* --progress forces the progress line; --json silences it unless DP_PROGRESS says otherwise. */
-static void progress_mode(bool json, bool progress) {
-    if (progress) setenv("DP_PROGRESS", "1", 1);
-    else if (json) setenv("DP_PROGRESS", "0", 0);
-}
-
 static void print_text(const struct dp_mmlu_data *d, const struct dp_mmlu_result *r, const struct dp_mmlu_opts *o,
                        const char *removed, double secs) {
     printf("%-40s %6s %9s\n", "subject", "n", "accuracy");
@@ -99,7 +93,7 @@ int cmd_mmlu(int argc, char **argv) {
         (limit_s && !cli_int("mmlu", "--limit", limit_s, 1, 1L << 30, &limit)) ||
         (ctx_s && !cli_int("mmlu", "--ctx-limit", ctx_s, 8, 1 << 20, &ctx_limit)))
         return 2;
-    progress_mode(c.json != NULL, progress != NULL);
+    cli_progress_mode(c.json != NULL, progress != NULL);
     struct cli_io io = {0};
     cli_io_common(&io, &c);
     cli_io_in_dir(&io, "--data", data);
@@ -125,7 +119,7 @@ int cmd_mmlu(int argc, char **argv) {
     struct dp_mmlu_data *d = NULL;
     struct dp_mmlu_result *r = NULL, *rb = NULL;
     struct dp_out out = {0};
-    struct dp_mmlu_opts o = {(int)shots, (int)ctx_limit, !no_cache, NULL};
+    struct dp_mmlu_opts o = {(int)shots, (int)ctx_limit, !no_cache, NULL, cli_progress_lines, NULL};
     double t0 = dp_now();
     dp_status st = dp_mmlu_read(data, subjects, (int)limit, &d);
     if (!st && dump && !(st = dp_out_open(dump, &out))) o.dump = out.f;

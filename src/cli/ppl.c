@@ -11,7 +11,9 @@
 static int ppl_llamacpp(struct cli_model *cm, const char *file, int ctx, struct dp_ppl *r) {
     int *ids = NULL, n = 0;
     dp_status st = dp_corpus_tokens(dp_model_tokenizer(cm->m), file, &ids, &n);
-    if (!st) st = dp_eval_ppl_llamacpp(cm->m, &cm->mask, cm->hooks, cm->pool, ids, n, ctx, r);
+    struct dp_eval_params ep = dp_eval_default_params();
+    ep.progress = cli_progress_lines;
+    if (!st) st = dp_eval_ppl_llamacpp_with(cm->m, &cm->mask, cm->hooks, cm->pool, ids, n, ctx, &ep, r);
     free(ids);
     /* messages name the corpus */
     if (!st) return 0;
@@ -70,7 +72,9 @@ int cmd_ppl(int argc, char **argv) {
     if (paper) {
         dp_status st = dp_corpus_read(file, &corpus);
         if (!st) st = dp_chunks_paper(dp_model_tokenizer(cm.m), corpus, lo, hi, (int)ctx, (int)max_seqs, &ch);
-        if (!st) st = dp_eval_ppl_paper(cm.m, &cm.mask, cm.hooks, cm.pool, ch, &r);
+        struct dp_eval_params ep = dp_eval_default_params();
+        ep.progress = cli_progress_lines;
+        if (!st) st = dp_eval_ppl_paper_with(cm.m, &cm.mask, cm.hooks, cm.pool, ch, &ep, &r);
         if (st) rc = cli_error("ppl", 1, "%s", dp_last_error());
     } else {
         rc = ppl_llamacpp(&cm, file, (int)ctx, &r);

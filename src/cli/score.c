@@ -239,7 +239,7 @@ int cmd_score(int argc, char **argv) {
     o.mmlu_limit = (int)mlimit;
     o.hooks = cm.hooks;
     o.n_threads = cm.n_threads;
-    o.progress = cli_progress;
+    o.progress = cli_progress_lines;
     struct dp_score_result *s = NULL;
     dp_status st = dp_score_run(cm.m, &cm.mask, cm.pool, &o, &s);
     if (st) rc = cli_error("score", 1, "%s", dp_last_error());
