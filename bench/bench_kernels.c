@@ -29,7 +29,6 @@
  */
 #include "kernels.h"
 
-#include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +63,10 @@ static float rndf(void) {
     return (float)((int32_t)(rng >> 16) % 65536) / 65536.0f;
 }
 
-/* ---- --peak: the machine's f32 FMA rate and read bandwidth ---- */
+/* ---- --peak: the machine's f32 FMA rate and read bandwidth (x86-64 with AVX-512 only) ---- */
+
+#if defined(__x86_64__)
+#include <immintrin.h>
 
 struct peak_job {
     long iters;
@@ -149,6 +151,13 @@ static int peak(const long *threads, int n_threads) {
     free(buf);
     return 0;
 }
+#else
+static int peak(const long *threads, int n_threads) {
+    (void)threads, (void)n_threads;
+    fprintf(stderr, "bench_kernels: --peak needs AVX-512 (x86-64)\n");
+    return 2;
+}
+#endif
 
 int main(int argc, char **argv) {
     long threads[8] = {1, 2}, toks[8] = {1, 512}, outs[8] = {4096, 14336}, n_in = 4096;

@@ -295,9 +295,19 @@ static _Atomic(const struct dp_kernel_ops *) current;
 const struct dp_kernel_ops *dp_kernels_scalar(void) { return &scalar_ops; }
 
 /*
+ * The SIMD sets are x86-64 code (kernels_avx2.c, kernels_avx512.c, built
+ * there only); elsewhere there are none and every path takes the scalar set.
+ */
+#if !defined(__x86_64__)
+const struct dp_kernel_ops *dp_kernels_avx2(void) { return NULL; }
+const struct dp_kernel_ops *dp_kernels_avx512(void) { return NULL; }
+#endif
+
+/*
  * The environment picks the set: DP_SCALAR=1 (any value but "" and "0") the
  * scalar one; else DP_KERNELS=scalar|avx2|avx512 that set when the CPU has
- * it (to run the AVX2 set on an AVX-512 machine); else the widest present.
+ * it (to run the AVX2 set on an AVX-512 machine); else the widest present
+ * (off x86-64: always the scalar one).
  */
 const struct dp_kernel_ops *dp_kernels_best(void) {
     const char *force = getenv("DP_SCALAR");

@@ -1,7 +1,9 @@
 /*
  * kernels_avx512: AVX-512 (F, BW, VL, DQ) + F16C variants of the kernel set,
  * bit-identical to the scalar reference (see kernels.h for the two orders).
- * Used only when the CPU reports the extensions.
+ * Used only when the CPU reports the extensions. The q8-mode kernels also
+ * need AVX-512 VNNI: they alone are compiled for it (a target pragma around
+ * their section) and are in the set only when the CPU reports it.
  *
  * One zmm register holds the sixteen lanes of the dot order, so vecdot is a
  * straight walk along the rows: 32 weights at a time are dequantized in
@@ -689,6 +691,19 @@ static void gemm_avx512(const float *P, const float *Xp, int nr_b, int64_t kc, i
 }
 
 /* ---- the q8 mode: integer dot products with vpdpbusd (AVX-512 VNNI) ---- */
+
+/*
+ * Everything from here to the end of the q8-mode kernels is compiled for
+ * AVX-512 VNNI on top of the file's flags (vpdpbusd, vpdpwssd), and runs only
+ * from avx512_ops, which dp_kernels_avx512 hands out when the CPU reports
+ * VNNI; the rest of the file needs none of it.
+ */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512vnni")
+#endif
 
 /*
  * A block of 32 columns of 16 rows becomes eight registers of unsigned
@@ -1423,6 +1438,12 @@ KQ_TYPED(DP_TYPE_Q4_K, q4_k)
 KQ_TYPED(DP_TYPE_Q5_K, q5_k)
 KQ_TYPED(DP_TYPE_Q6_K, q6_k)
 KQ_TYPED(DP_TYPE_IQ4_XS, iq4_xs)
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
 
 /* roundf: to the nearest integer, halves away from zero (t finite, |t| < 2^23). */
 INLINE __m512 round_away(__m512 t) {

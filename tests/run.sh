@@ -3,12 +3,15 @@
 # line "N passed, N failed" (and before it "N skipped" for checks its build
 # cannot run). Sum them and print the total as the last line.
 # Usage: tests/run.sh BUILD_DIR TEST_BINARIES...
+# RUNNER: a command the test programs run under (make test-aarch64: qemu-user);
+# CLI=0: the test programs alone, no tests/cli_*.sh.
 build=$1; shift
 total_pass=0; total_fail=0; total_skip=0; broken=0
 log=$(mktemp); trap 'rm -f "$log"' EXIT
-for t in "$@" tests/cli_*.sh; do
+scripts=tests/cli_*.sh; [ "${CLI:-1}" = 0 ] && scripts=
+for t in "$@" $scripts; do
     [ -e "$t" ] || continue
-    case $t in *.sh) cmd="sh $t $build" ;; *) cmd="$t" ;; esac
+    case $t in *.sh) cmd="sh $t $build" ;; *) cmd="${RUNNER:+$RUNNER }$t" ;; esac
     start=$(date +%s)
     $cmd >"$log" 2>&1; rc=$?
     last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)

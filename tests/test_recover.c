@@ -451,6 +451,7 @@ static void constant_fixture(struct dp_pool *pool) {
 
 /* ---- closed form, files, determinism ---- */
 
+#ifndef DP_NO_LAPACKE /* the explained-variance check serves the closed-form fits alone */
 struct ev_acc {
     const struct dp_recovery *r;
     int in_slot, out_slot;
@@ -497,6 +498,7 @@ static double measured_ev(const struct dp_model *m, const struct dp_recovery *r,
     free(a.delta);
     return 1 - a.sse / sst;
 }
+#endif
 
 static struct dp_recovery *fit(const struct dp_model *m, const char *units, const char *kind,
                                const struct dp_chunks *ch, const struct dp_recover_opts *o, struct dp_pool *pool) {
