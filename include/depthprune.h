@@ -943,7 +943,11 @@ dp_status dp_session_new_with(const struct dp_model *m, const struct dp_session_
  * scheme, mode, recovery) asked, each step with perplexity, MMLU, KV bytes
  * and parameter count; written as JSON after every step (out_path), and
  * continued from that file when rerun with the same arguments. Units come
- * from scores files (`depthprune score` output).
+ * from scores files (`depthprune score` output). With `draft` (the speedup
+ * objective) each step is also scored as a draft of the full model for
+ * self-speculative decoding, as dp_draft_search scores its plans: argmax
+ * agreement with the full model on calib, the best draft length and the
+ * expected speed-up; each run marks its step of the largest speed-up.
  */
 struct dp_sweep;
 
@@ -969,6 +973,9 @@ struct dp_sweep_params {
     const char *protect;            /* units never removed ("b0,a4"), NULL: none */
     const char *base;               /* units removed in every step (NULL: none) */
     const char *out_path;           /* JSON rewritten after every step; resumed from (NULL: none) */
+    bool draft;                     /* the speedup objective: every step as a draft, measured on calib */
+    int draft_k_max;                /* draft lengths 1..draft_k_max (0: 8; at most DP_DRAFT_MAX_LEN) */
+    bool draft_timed;               /* draft costs from timed passes (default false: weight bytes, deterministic) */
     /* What the steps depend on, recorded under "args" and compared on resume (NULL: key/value pairs
      * built from these params). */
     const char *const *arg_keys, *const *arg_values;
@@ -1002,6 +1009,7 @@ struct dp_sweep_run_info {
     bool has_budget, budget_met;
     int budget_step;
     const char *budget_bound, *budget_why;
+    int draft_best_step;            /* the step of the largest expected speed-up (first on ties), -1: not measured */
 };
 /* One step of a run: the removed units and what was measured (NAN / 0 when not evaluated). */
 struct dp_sweep_step_info {
@@ -1010,6 +1018,10 @@ struct dp_sweep_step_info {
     double mmlu_acc, mmlu_stderr;   /* percent */
     int mmlu_n;
     int64_t kv_bytes_per_token, n_params;
+    /* as a draft of the full model (the speedup objective; NAN and 0 otherwise), as struct dp_draft_plan */
+    double draft_accept, c_bytes, c_draft;
+    int draft_len;
+    double tokens_per_verify, speedup;
 };
 int dp_sweep_n_runs(const struct dp_sweep *s);
 /* DP_ERR_ARG when run or step is out of range. */

@@ -26,7 +26,7 @@ dp_status dp_draft_search(const struct dp_model *m, struct dp_pool *pool, const 
     if (p->k_max < 1 || p->k_max > DP_SPEC_MAX_LEN || p->max_removed < 1)
         return dp_fail(DP_ERR_ARG, "draft search: k_max must be in 1..%d and max_removed at least 1", DP_SPEC_MAX_LEN);
     const struct dp_config *cf = dp_model_config(m);
-    struct dp_spec_search_opts o = {.max_removed = p->max_removed, .k_max = p->k_max, .timed = p->timed, .time_reps = 15};
+    struct dp_spec_search_opts o = {.max_removed = p->max_removed, .k_max = p->k_max, .timed = p->timed, .time_reps = DP_SPEC_TIME_REPS};
     if (p->schemes && strcmp(p->schemes, "all")) {
         enum dp_scheme sc;
         if (dp_scheme_parse(p->schemes, &sc)) return DP_ERR_ARG;
@@ -34,7 +34,7 @@ dp_status dp_draft_search(const struct dp_model *m, struct dp_pool *pool, const 
     } else {
         o.schemes = (1u << DP_N_SCHEMES) - 1;
     }
-    o.time_pos = cf->n_ctx_train < 2 * 128 ? cf->n_ctx_train / 2 : 128;
+    o.time_pos = dp_spec_time_pos(m);
     struct dp_chunks *ch = NULL;
     dp_status st = dp_api_chunks(m, &p->calib, cf->n_ctx_train < 256 ? cf->n_ctx_train : 256, 16, "calibration corpus", &ch);
     if (st) return st;

@@ -275,6 +275,11 @@ static void build_args(const struct dp_model *m, const struct dp_sweep_params *p
     arg(in, "mmlu", p->mmlu_dir ? buf : "");
     arg(in, "protect", p->protect ? p->protect : "");
     if (p->base && *p->base) arg(in, "base", p->base);
+    if (p->draft) {
+        snprintf(buf, sizeof buf, "speedup cost %s k-max %d", p->draft_timed ? "time" : "bytes",
+                 p->draft_k_max ? p->draft_k_max : 8);
+        arg(in, "draft", buf);
+    }
 }
 
 /* Budget, protected units, base plan. */
@@ -314,6 +319,8 @@ dp_status dp_sweep_evaluate(const struct dp_model *m, struct dp_pool *pool, cons
     if (!st && fitted && !p->calib.path) st = dp_fail(DP_ERR_ARG, "recovery %s is fitted on calibration data: give a calibration corpus", p->recover);
     if (!st && p->iterative && calib_needed && !p->calib.path)
         st = dp_fail(DP_ERR_ARG, "iterative runs re-score on calibration data: give a calibration corpus");
+    if (!st && p->draft && !p->calib.path)
+        st = dp_fail(DP_ERR_ARG, "the speedup objective measures drafts on calibration data: give a calibration corpus");
     if (!st) st = read_inputs(m, p, in);
     if (!st) st = dp_api_recover_opts(&p->recover_params, &in->rlog, &in->ropts);
     if (!st) {
@@ -327,6 +334,7 @@ dp_status dp_sweep_evaluate(const struct dp_model *m, struct dp_pool *pool, cons
             .recover = in->recovers, .n_recover = in->n_recovers, .recover_opts = &in->ropts,
             .protect = p->protect ? &in->protect : NULL, .base = in->base, .n_base = in->n_base, .budget = in->budget,
             .args = in->args, .n_args = in->n_args, .out_path = p->out_path,
+            .draft = p->draft, .draft_timed = p->draft_timed, .draft_k_max = p->draft_k_max ? p->draft_k_max : 8,
             .warnings = in->warning_ptrs, .n_warnings = in->n_warnings,
             .log = p->log ? dp_api_log_line : NULL, .log_ctx = &in->log,
             .progress = p->progress, .progress_user = p->progress_user};
@@ -347,7 +355,8 @@ dp_status dp_sweep_get_run(const struct dp_sweep *s, int r, struct dp_sweep_run_
         .metric = run->metric, .scheme = dp_scheme_name(run->scheme), .recover = run->recover,
         .iterative = run->iterative, .oracle = run->oracle, .span = dp_metric_is_span(run->metric), .note = run->note,
         .n_steps = run->n_steps, .has_budget = run->has_budget, .budget_met = run->budget.met,
-        .budget_step = run->budget.step, .budget_bound = run->budget.bound, .budget_why = run->budget.why};
+        .budget_step = run->budget.step, .budget_bound = run->budget.bound, .budget_why = run->budget.why,
+        .draft_best_step = run->draft_best};
     return DP_OK;
 }
 
@@ -357,7 +366,10 @@ dp_status dp_sweep_get_step(const struct dp_sweep *s, int r, int k, struct dp_sw
     const struct dp_sweep_step *st = &s->runs[r].steps[k];
     *out = (struct dp_sweep_step_info){.n_removed = st->n_removed, .ppl = st->ppl, .ppl_seq = st->ppl_seq,
                                        .mmlu_acc = st->mmlu_acc, .mmlu_stderr = st->mmlu_stderr, .mmlu_n = st->mmlu_n,
-                                       .kv_bytes_per_token = st->kv_bytes_per_token, .n_params = st->n_params};
+                                       .kv_bytes_per_token = st->kv_bytes_per_token, .n_params = st->n_params,
+                                       .draft_accept = st->draft_accept, .c_bytes = st->draft_c_bytes,
+                                       .c_draft = st->draft_c_draft, .draft_len = st->draft_len,
+                                       .tokens_per_verify = st->draft_tokens_per_verify, .speedup = st->draft_speedup};
     return DP_OK;
 }
 

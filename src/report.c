@@ -383,8 +383,10 @@ dp_status dp_report_sweep_csv(const struct dp_sweep *s, const char *path) {
     if (st) return st;
     FILE *f = o.f;
     fputs("metric,scheme,mode,recover,oracle,n_removed,removed,ppl,ppl_seq,mmlu_accuracy,mmlu_stderr,mmlu_n,"
-          "kv_bytes_per_token,kv_fraction,n_params,params_fraction,budget_step\n",
+          "kv_bytes_per_token,kv_fraction,n_params,params_fraction,budget_step",
           f);
+    /* the speedup objective's columns come last, and only with it */
+    fputs(s->has_draft ? ",draft_accept,c_bytes,c_draft,draft_len,tokens_per_verify,speedup,draft_best\n" : "\n", f);
     for (int r = 0; r < s->n_runs; r++) {
         const struct dp_sweep_run *run = &s->runs[r];
         for (int k = 0; k < run->n_steps; k++) {
@@ -404,7 +406,17 @@ dp_status dp_report_sweep_csv(const struct dp_sweep *s, const char *path) {
             csv_num(f, s->kv_full ? (double)st2->kv_bytes_per_token / (double)s->kv_full : NAN);
             fprintf(f, ",%lld", (long long)st2->n_params);
             csv_num(f, s->params_full ? (double)st2->n_params / (double)s->params_full : NAN);
-            fprintf(f, ",%d\n", run->has_budget && run->budget.step == k ? 1 : 0);
+            fprintf(f, ",%d", run->has_budget && run->budget.step == k ? 1 : 0);
+            if (s->has_draft) {
+                csv_num(f, st2->draft_accept);
+                csv_num(f, st2->draft_c_bytes);
+                csv_num(f, st2->draft_c_draft);
+                fprintf(f, ",%d", st2->draft_len);
+                csv_num(f, st2->draft_tokens_per_verify);
+                csv_num(f, st2->draft_speedup);
+                fprintf(f, ",%d", run->draft_best == k ? 1 : 0);
+            }
+            fputc('\n', f);
         }
     }
     return dp_out_commit(&o);

@@ -337,6 +337,63 @@ dp_status dp_spec_time_step(const struct dp_model *m, struct dp_pool *pool, cons
     return st;
 }
 
+/* ---- measuring a draft against the full model ---- */
+
+int dp_spec_time_pos(const struct dp_model *m) {
+    int n = m->cfg.n_ctx_train;
+    return n < 2 * 128 ? n / 2 : 128;
+}
+
+dp_status dp_spec_yardstick_init(struct dp_spec_yardstick *y, const struct dp_model *m, struct dp_pool *pool,
+                                 const struct dp_chunks *ch, int k_max, bool timed, int time_pos, int time_reps) {
+    memset(y, 0, sizeof *y);
+    if (k_max < 1 || k_max > DP_SPEC_MAX_LEN) return dp_fail(DP_ERR_ARG, "draft lengths 1..%d", k_max);
+    *y = (struct dp_spec_yardstick){.ch = ch, .k_max = k_max, .timed = timed, .time_pos = time_pos, .time_reps = time_reps};
+    struct dp_mask full;
+    dp_mask_all(m, &full);
+    y->full_bytes = (double)dp_spec_step_bytes(m, &full);
+    for (int k = 0; k <= k_max; k++) y->c_verify[k] = 1;
+    if (!(y->ref = dp_malloc((size_t)ch->n_seqs * ch->ctx * sizeof *y->ref))) return dp_fail(DP_ERR_NOMEM, "out of memory");
+    dp_status st = dp_spec_reference(m, pool, &full, NULL, ch, y->ref);
+    if (!st && timed) {
+        st = dp_spec_time_step(m, pool, &full, NULL, time_pos, 1, time_reps, &y->t_full);
+        for (int k = 1; !st && k <= k_max; k++) {
+            double t;
+            st = dp_spec_time_step(m, pool, &full, NULL, time_pos, k + 1, time_reps, &t);
+            y->c_verify[k] = t / y->t_full;
+        }
+    }
+    if (st) dp_spec_yardstick_free(y);
+    return st;
+}
+
+void dp_spec_yardstick_free(struct dp_spec_yardstick *y) {
+    free(y->ref);
+    y->ref = NULL;
+}
+
+dp_status dp_spec_cost(const struct dp_spec_yardstick *y, const struct dp_model *m, struct dp_pool *pool,
+                       const struct dp_mask *mask, const struct dp_hooks *hooks, double agree, struct dp_spec_plan *out) {
+    out->agree = agree;
+    out->c_bytes = out->c_draft = (double)dp_spec_step_bytes(m, mask) / y->full_bytes;
+    if (y->timed) {
+        double t;
+        dp_status st = dp_spec_time_step(m, pool, mask, hooks, y->time_pos, 1, y->time_reps, &t);
+        if (st) return st;
+        out->c_draft = t / y->t_full;
+    }
+    out->best_len = dp_spec_best_len(agree, y->k_max, out->c_draft, y->c_verify, &out->speedup);
+    out->tokens_per_verify = dp_spec_tokens_per_verify(agree, out->best_len);
+    return DP_OK;
+}
+
+dp_status dp_spec_measure(const struct dp_spec_yardstick *y, const struct dp_model *m, struct dp_pool *pool,
+                          const struct dp_mask *mask, const struct dp_hooks *hooks, struct dp_spec_plan *out) {
+    double a;
+    dp_status st = dp_spec_agreement(m, pool, mask, hooks, y->ch, y->ref, &a, NULL, NULL);
+    return st ? st : dp_spec_cost(y, m, pool, mask, hooks, a, out);
+}
+
 /* ---- the draft search ---- */
 
 static dp_status plan_mask(const struct dp_model *m, const struct dp_unit *units, int n, struct dp_mask *mask) {
@@ -352,22 +409,10 @@ dp_status dp_spec_search(const struct dp_model *m, struct dp_pool *pool, const s
     int L = m->cfg.n_layers, k_max = o->k_max;
     if (k_max < 1 || k_max > DP_SPEC_MAX_LEN) return dp_fail(DP_ERR_ARG, "draft lengths 1..%d", k_max);
     if (o->max_removed < 1) return dp_fail(DP_ERR_ARG, "plans of 1..%d units", o->max_removed);
-    struct dp_mask full;
-    dp_mask_all(m, &full);
-    int *ref = dp_malloc((size_t)ch->n_seqs * ch->ctx * sizeof *ref);
-    if (!ref) return dp_fail(DP_ERR_NOMEM, "out of memory");
-    dp_status st = dp_spec_reference(m, pool, &full, NULL, ch, ref);
-    double t_full = 0;
-    for (int k = 0; k <= k_max; k++) c_verify[k] = 1;
-    if (!st && o->timed) {
-        st = dp_spec_time_step(m, pool, &full, NULL, o->time_pos, 1, o->time_reps, &t_full);
-        for (int k = 1; !st && k <= k_max; k++) {
-            double t;
-            st = dp_spec_time_step(m, pool, &full, NULL, o->time_pos, k + 1, o->time_reps, &t);
-            c_verify[k] = t / t_full;
-        }
-    }
-    double full_bytes = (double)dp_spec_step_bytes(m, &full);
+    struct dp_spec_yardstick y;
+    dp_status st = dp_spec_yardstick_init(&y, m, pool, ch, k_max, o->timed, o->time_pos, o->time_reps);
+    if (st) return st;
+    memcpy(c_verify, y.c_verify, (size_t)(k_max + 1) * sizeof *c_verify);
     struct dp_unit all[2 * DP_MAX_LAYERS], chosen[2 * DP_MAX_LAYERS];
     for (int sc = 0; !st && sc < DP_N_SCHEMES; sc++) {
         if (!(o->schemes & (1u << sc))) continue;
@@ -375,17 +420,17 @@ dp_status dp_spec_search(const struct dp_model *m, struct dp_pool *pool, const s
         bool used[2 * DP_MAX_LAYERS] = {0};
         for (int n = 1; !st && n <= o->max_removed && n <= n_all - (sc == DP_SCHEME_BLOCK || sc == DP_SCHEME_BOTH); n++) {
             int best = -1;
-            double best_sp = -1, best_a = 0, best_c = 0;
+            double best_sp = -1, best_a = 0;
             for (int u = 0; !st && u < n_all; u++) {
                 if (used[u]) continue;
                 chosen[n - 1] = all[u];
                 struct dp_mask mask;
                 plan_mask(m, chosen, n, &mask);
-                double a, c = (double)dp_spec_step_bytes(m, &mask) / full_bytes;
-                st = dp_spec_agreement(m, pool, &mask, NULL, ch, ref, &a, NULL, NULL);
+                double a, c = (double)dp_spec_step_bytes(m, &mask) / y.full_bytes;
+                st = dp_spec_agreement(m, pool, &mask, NULL, ch, y.ref, &a, NULL, NULL);
                 double sp;
                 if (!st) dp_spec_best_len(a, k_max, c, NULL, &sp);
-                if (!st && sp > best_sp) best = u, best_sp = sp, best_a = a, best_c = c;
+                if (!st && sp > best_sp) best = u, best_sp = sp, best_a = a;
             }
             if (st || best < 0) break;
             used[best] = true;
@@ -401,19 +446,11 @@ dp_status dp_spec_search(const struct dp_model *m, struct dp_pool *pool, const s
                 size_t len = strlen(p->units);
                 snprintf(p->units + len, sizeof p->units - len, "%s%s", i ? "," : "", name);
             }
-            p->agree = best_a;
-            p->c_bytes = p->c_draft = best_c;
-            if (o->timed) {
-                struct dp_mask mask;
-                plan_mask(m, chosen, n, &mask);
-                double t;
-                st = dp_spec_time_step(m, pool, &mask, NULL, o->time_pos, 1, o->time_reps, &t);
-                p->c_draft = t / t_full;
-            }
-            p->best_len = dp_spec_best_len(p->agree, k_max, p->c_draft, c_verify, &p->speedup);
-            p->tokens_per_verify = dp_spec_tokens_per_verify(p->agree, p->best_len);
+            struct dp_mask mask;
+            plan_mask(m, chosen, n, &mask);
+            st = dp_spec_cost(&y, m, pool, &mask, NULL, best_a, p);
         }
     }
-    free(ref);
+    dp_spec_yardstick_free(&y);
     return st;
 }

@@ -113,6 +113,54 @@ dp_status dp_spec_agreement(const struct dp_model *m, struct dp_pool *pool, cons
 dp_status dp_spec_time_step(const struct dp_model *m, struct dp_pool *pool, const struct dp_mask *mask,
                             const struct dp_hooks *hooks, int pos0, int n_tok, int reps, double *seconds);
 
+/* ---- measuring a draft against the full model ---- */
+
+/*
+ * What a draft is measured against (prune --draft, sweep --objective
+ * speedup): the full model's teacher-forced argmax on the chunks, the
+ * weight bytes of its decode step and, when timed, the time of that step
+ * and the costs of verifying k+1 tokens.
+ */
+struct dp_spec_yardstick {
+    const struct dp_chunks *ch;           /* borrowed: the calibration sequences */
+    int *ref;                             /* (n_seqs * ctx) the full model's argmax */
+    int k_max;                            /* draft lengths 1..k_max */
+    bool timed;                           /* costs from timed passes (else weight bytes, verification 1) */
+    int time_pos, time_reps;              /* timing: cached positions before the timed pass, passes per median */
+    double full_bytes;                    /* dp_spec_step_bytes of the full model */
+    double t_full;                        /* timed: seconds of one decode step of the full model */
+    double c_verify[DP_SPEC_MAX_LEN + 1]; /* verifying k+1 tokens over one decode step (all 1 untimed) */
+};
+
+/* Timed passes per median of a cost (prune --draft, sweep --cost time). */
+#define DP_SPEC_TIME_REPS 15
+/* The cached positions before a timed pass for model m: 128, or half the context when that is shorter. */
+int dp_spec_time_pos(const struct dp_model *m);
+
+/*
+ * Fill *y for model m on ch (borrowed; must outlive y): the reference pass
+ * and, with `timed`, the full model's timings. Fails on bad lengths or
+ * when out of memory (y holds nothing to free then). Free with
+ * dp_spec_yardstick_free.
+ */
+dp_status dp_spec_yardstick_init(struct dp_spec_yardstick *y, const struct dp_model *m, struct dp_pool *pool,
+                                 const struct dp_chunks *ch, int k_max, bool timed, int time_pos, int time_reps);
+void dp_spec_yardstick_free(struct dp_spec_yardstick *y);
+
+/*
+ * A draft's expected gain: the draft is model m under `mask` (and hooks,
+ * may be NULL) with teacher-forced agreement `agree` with y's reference.
+ * Fills out's agree, c_bytes, c_draft (timed, or c_bytes), best_len,
+ * tokens_per_verify and speedup (at best_len, with y's c_verify); the
+ * other fields are left as they are. Only timing can fail.
+ */
+struct dp_spec_plan;
+dp_status dp_spec_cost(const struct dp_spec_yardstick *y, const struct dp_model *m, struct dp_pool *pool,
+                       const struct dp_mask *mask, const struct dp_hooks *hooks, double agree, struct dp_spec_plan *out);
+/* dp_spec_agreement on y's chunks and reference, then dp_spec_cost. */
+dp_status dp_spec_measure(const struct dp_spec_yardstick *y, const struct dp_model *m, struct dp_pool *pool,
+                          const struct dp_mask *mask, const struct dp_hooks *hooks, struct dp_spec_plan *out);
+
 /* ---- choosing a draft: prune --draft ---- */
 
 /* One draft plan of the search with its expected speed-up. */

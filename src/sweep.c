@@ -15,6 +15,14 @@
  * Iterative runs re-score the units left after each removal with the metric
  * library (src/metrics.h) on the calibration chunks, under the pruned and
  * recovered model; the first unit comes from the scores file.
+ *
+ * The speedup objective measures every step, as it is evaluated, as a draft
+ * of the full model (src/spec.h): one teacher-forced pass of the full model
+ * over the calibration chunks at the start gives the reference argmax (and,
+ * timed, the step costs), then each step costs one pass under its mask and
+ * recovery, memoised with the rest of its evaluation. Costs and acceptance
+ * come from dp_spec_measure, the same function prune --draft scores its
+ * plans with.
  */
 #include "sweep.h"
 
@@ -111,8 +119,8 @@ static void write_units(struct dp_json *j, const char *key, const struct dp_unit
     dp_json_end(j);
 }
 
-/* One step in the DESIGN.md layout: NaN perplexity becomes null, MMLU null when not evaluated. */
-static void write_step(struct dp_json *j, const struct dp_sweep_step *s) {
+/* One step in the DESIGN.md layout: NaN perplexity becomes null, MMLU null when not evaluated; draft fields with `draft`. */
+static void write_step(struct dp_json *j, const struct dp_sweep_step *s, bool draft) {
     dp_json_begin_obj(j, NULL);
     write_units(j, "removed", s->removed, s->n_removed);
     dp_json_num(j, "ppl", s->ppl);
@@ -128,6 +136,14 @@ static void write_step(struct dp_json *j, const struct dp_sweep_step *s) {
     }
     dp_json_int(j, "kv_bytes_per_token", s->kv_bytes_per_token);
     dp_json_int(j, "n_params", s->n_params);
+    if (draft) {
+        dp_json_num(j, "draft_accept", s->draft_accept);
+        dp_json_num(j, "c_bytes", s->draft_c_bytes);
+        dp_json_num(j, "c_draft", s->draft_c_draft);
+        dp_json_int(j, "draft_len", s->draft_len);
+        dp_json_num(j, "tokens_per_verify", s->draft_tokens_per_verify);
+        dp_json_num(j, "speedup", s->draft_speedup);
+    }
     dp_json_end(j);
 }
 
@@ -140,7 +156,7 @@ static void write_budget(struct dp_json *j, const char *key, const struct dp_bud
     dp_json_end(j);
 }
 
-static void write_run(struct dp_json *j, const struct dp_sweep_run *r) {
+static void write_run(struct dp_json *j, const struct dp_sweep_run *r, bool draft) {
     dp_json_begin_obj(j, NULL);
     dp_json_str(j, "metric", r->metric);
     dp_json_str(j, "scheme", dp_scheme_name(r->scheme));
@@ -149,7 +165,7 @@ static void write_run(struct dp_json *j, const struct dp_sweep_run *r) {
     dp_json_bool(j, "oracle", r->oracle);
     if (r->note[0]) dp_json_str(j, "note", r->note);
     dp_json_begin_arr(j, "steps");
-    for (int k = 0; k < r->n_steps; k++) write_step(j, &r->steps[k]);
+    for (int k = 0; k < r->n_steps; k++) write_step(j, &r->steps[k], draft);
     dp_json_end(j);
     if (r->has_budget && r->budget.step < r->n_steps) {
         const struct dp_budget_result *b = &r->budget;
@@ -159,6 +175,16 @@ static void write_run(struct dp_json *j, const struct dp_sweep_run *r) {
         dp_json_str(j, "bound", b->bound);
         dp_json_bool(j, "met", b->met);
         dp_json_str(j, "why", b->why);
+        dp_json_end(j);
+    }
+    if (draft && r->draft_best >= 0 && r->draft_best < r->n_steps) {
+        const struct dp_sweep_step *b = &r->steps[r->draft_best];
+        dp_json_begin_obj(j, "draft_best");
+        dp_json_int(j, "step", r->draft_best);
+        write_units(j, "removed", b->removed, b->n_removed);
+        dp_json_num(j, "draft_accept", b->draft_accept);
+        dp_json_int(j, "draft_len", b->draft_len);
+        dp_json_num(j, "speedup", b->draft_speedup);
         dp_json_end(j);
     }
     dp_json_end(j);
@@ -187,11 +213,31 @@ dp_status dp_sweep_save(const struct dp_sweep *s, const char *path) {
     for (int i = 0; i < s->n_warnings; i++) dp_json_str(&j, NULL, s->warnings[i]);
     dp_json_end(&j);
     dp_json_begin_arr(&j, "runs");
-    for (int r = 0; r < s->n_runs; r++) write_run(&j, &s->runs[r]);
+    for (int r = 0; r < s->n_runs; r++) write_run(&j, &s->runs[r], s->has_draft);
     dp_json_end(&j);
+    if (s->has_draft) {
+        dp_json_begin_obj(&j, "draft");
+        dp_json_str(&j, "cost", s->draft_timed ? "time" : "bytes");
+        dp_json_int(&j, "k_max", s->draft_k_max);
+        dp_json_begin_arr(&j, "c_verify");
+        for (int k = 0; k <= s->draft_k_max; k++) dp_json_num(&j, NULL, s->draft_c_verify[k]);
+        dp_json_end(&j);
+        dp_json_int(&j, "n_seqs", s->draft_n_seqs);
+        dp_json_int(&j, "ctx", s->draft_ctx);
+        dp_json_end(&j);
+    }
     dp_json_end(&j);
     fputc('\n', o.f);
     return dp_out_commit(&o);
+}
+
+/* The step of a run with the largest expected speed-up as a draft (the first on ties; -1 when none measured). */
+static void update_draft_best(struct dp_sweep_run *run) {
+    run->draft_best = -1;
+    for (int k = 0; k < run->n_steps; k++) {
+        double v = run->steps[k].draft_speedup;
+        if (isfinite(v) && (run->draft_best < 0 || v > run->steps[run->draft_best].draft_speedup)) run->draft_best = k;
+    }
 }
 
 /* ---- reading ---- */
@@ -251,8 +297,15 @@ static dp_status load_run(const struct dp_jv *v, const char *path, int index, st
         }
         step.kv_bytes_per_token = (int64_t)dp_json_get_num(s, "kv_bytes_per_token", 0);
         step.n_params = (int64_t)dp_json_get_num(s, "n_params", 0);
+        step.draft_accept = num_or_nan(s, "draft_accept");
+        step.draft_c_bytes = num_or_nan(s, "c_bytes");
+        step.draft_c_draft = num_or_nan(s, "c_draft");
+        step.draft_len = (int)dp_json_get_num(s, "draft_len", 0);
+        step.draft_tokens_per_verify = num_or_nan(s, "tokens_per_verify");
+        step.draft_speedup = num_or_nan(s, "speedup");
         if ((st = push_step(r, &step))) return st;
     }
+    update_draft_best(r);
     const struct dp_jv *b = dp_json_get(v, "budget");
     if (b && b->type == DP_JOBJ) {
         r->has_budget = true;
@@ -297,6 +350,20 @@ static dp_status load_tree(const struct dp_jv *root, const char *path, struct dp
         s->budget.target_params = dp_json_get_num(b, "target_params", 0);
         s->budget.max_ppl_ratio = dp_json_get_num(b, "max_ppl_ratio", 0);
         s->budget.max_mmlu_drop = num_or_nan(b, "max_mmlu_drop");
+    }
+    const struct dp_jv *d = dp_json_get(root, "draft");
+    if (d && d->type == DP_JOBJ) {
+        const struct dp_jv *cv = dp_json_get(d, "c_verify");
+        s->has_draft = true;
+        s->draft_timed = !strcmp(dp_json_get_str(d, "cost", "bytes"), "time");
+        s->draft_k_max = (int)dp_json_get_num(d, "k_max", 0);
+        s->draft_n_seqs = (int)dp_json_get_num(d, "n_seqs", 0);
+        s->draft_ctx = (int)dp_json_get_num(d, "ctx", 0);
+        if (s->draft_k_max < 1 || s->draft_k_max > DP_SPEC_MAX_LEN || !cv || cv->type != DP_JARR ||
+            cv->n != s->draft_k_max + 1)
+            return dp_fail(DP_ERR_FORMAT, "%s: \"draft\" needs \"k_max\" in 1..%d and k_max + 1 \"c_verify\" costs", path,
+                           DP_SPEC_MAX_LEN);
+        for (int k = 0; k < cv->n; k++) s->draft_c_verify[k] = cv->items[k].type == DP_JNUM ? cv->items[k].num : NAN;
     }
     const struct dp_jv *w = dp_json_get(root, "warnings");
     for (int i = 0; w && w->type == DP_JARR && i < w->n; i++)
@@ -365,6 +432,8 @@ struct memo {
     char *key;
     double ppl, ppl_seq, mmlu_acc, mmlu_stderr;
     int mmlu_n;
+    double draft_accept, draft_c_bytes, draft_c_draft, draft_tokens_per_verify, draft_speedup;
+    int draft_len;
 };
 
 struct engine {
@@ -375,6 +444,8 @@ struct engine {
     int n_evals;          /* evaluations computed (not memoised) */
     struct dp_unit *tmp;  /* (2 * DP_MAX_LAYERS) */
     struct dp_mask base;  /* the model with the base plan's units removed (cfg->base) */
+    bool draft;           /* the speedup objective: steps measured against y */
+    struct dp_spec_yardstick y;
 };
 
 /* A progress line for people (through cfg->log). */
@@ -443,7 +514,9 @@ static dp_status memo_add(struct engine *e, char *key, const struct dp_sweep_ste
         e->memo = m;
         e->cap_memo = cap;
     }
-    e->memo[e->n_memo++] = (struct memo){key, s->ppl, s->ppl_seq, s->mmlu_acc, s->mmlu_stderr, s->mmlu_n};
+    e->memo[e->n_memo++] = (struct memo){key, s->ppl, s->ppl_seq, s->mmlu_acc, s->mmlu_stderr, s->mmlu_n,
+                                         s->draft_accept, s->draft_c_bytes, s->draft_c_draft,
+                                         s->draft_tokens_per_verify, s->draft_speedup, s->draft_len};
     return DP_OK;
 }
 
@@ -488,6 +561,8 @@ static dp_status eval_step(struct engine *e, const char *recover, const struct d
     step->kv_bytes_per_token = ms.kv_bytes_per_token;
     step->n_params = ms.n_params;
     step->ppl = step->ppl_seq = step->mmlu_acc = step->mmlu_stderr = NAN;
+    step->draft_accept = step->draft_c_bytes = step->draft_c_draft = step->draft_tokens_per_verify = NAN;
+    step->draft_speedup = NAN;
     char *key = memo_key(e, recover, u, n, c->model->cfg.n_layers);
     if (!key) return dp_fail(DP_ERR_NOMEM, "out of memory");
     const struct memo *hit = memo_find(e, key);
@@ -499,6 +574,12 @@ static dp_status eval_step(struct engine *e, const char *recover, const struct d
         step->mmlu_acc = hit->mmlu_acc;
         step->mmlu_stderr = hit->mmlu_stderr;
         step->mmlu_n = hit->mmlu_n;
+        step->draft_accept = hit->draft_accept;
+        step->draft_c_bytes = hit->draft_c_bytes;
+        step->draft_c_draft = hit->draft_c_draft;
+        step->draft_len = hit->draft_len;
+        step->draft_tokens_per_verify = hit->draft_tokens_per_verify;
+        step->draft_speedup = hit->draft_speedup;
         return DP_OK;
     }
     struct dp_recovery *rec = NULL;
@@ -524,6 +605,18 @@ static dp_status eval_step(struct engine *e, const char *recover, const struct d
             step->mmlu_acc = r10(acc);
             step->mmlu_stderr = r10(se);
             step->mmlu_n = nq;
+        }
+    }
+    if (!st && e->draft) {
+        struct dp_spec_plan d;
+        st = dp_spec_measure(&e->y, c->model, c->pool, &mask, hk, &d);
+        if (!st) {
+            step->draft_accept = r10(d.agree);
+            step->draft_c_bytes = r10(d.c_bytes);
+            step->draft_c_draft = r10(d.c_draft);
+            step->draft_len = d.best_len;
+            step->draft_tokens_per_verify = r10(d.tokens_per_verify);
+            step->draft_speedup = r10(d.speedup);
         }
     }
     dp_recovery_free(rec);
@@ -627,12 +720,16 @@ static dp_status add_step(struct engine *e, struct dp_sweep_run *run, const stru
     if (!st) st = push_step(run, &step);
     if (!st) st = update_budget(e, run);
     if (st) return st;
-    char removed[256], mm[64] = "";
+    update_draft_best(run);
+    char removed[256], mm[64] = "", dr[128] = "";
     units_text(u, n, removed, sizeof removed);
     if (step.mmlu_n) snprintf(mm, sizeof mm, "  mmlu %.2f%%", step.mmlu_acc);
-    say(e, "[run %d/%d] %s %s %s %s: %d removed%s%s:  ppl %.4g%s  (%s, %.2f s)", run_index + 1, e->sw->n_runs,
+    if (e->draft)
+        snprintf(dr, sizeof dr, "  draft_accept %.4f draft_len %d speedup %.3f%s", step.draft_accept, step.draft_len,
+                 step.draft_speedup, run->draft_best == run->n_steps - 1 ? " (best so far)" : "");
+    say(e, "[run %d/%d] %s %s %s %s: %d removed%s%s:  ppl %.4g%s%s  (%s, %.2f s)", run_index + 1, e->sw->n_runs,
           run->metric, dp_scheme_name(run->scheme), mode_name(run->iterative), run->recover, n, n ? " " : "", removed,
-          step.ppl, mm, computed ? "evaluated" : "known", dp_now() - t0);
+          step.ppl, mm, dr, computed ? "evaluated" : "known", dp_now() - t0);
     st = save(e);
     int64_t done = 0;
     for (int r = 0; r < e->sw->n_runs; r++) done += e->sw->runs[r].n_steps;
@@ -746,6 +843,10 @@ static dp_status check_config(const struct dp_sweep_config *c) {
         if (method != DP_RECOVER_NONE && !c->calib)
             return dp_fail(DP_ERR_ARG, "recovery %s is fitted on calibration data: give --calib CORPUS", c->recover[i]);
     }
+    if (c->draft && !c->calib)
+        return dp_fail(DP_ERR_ARG, "the speedup objective measures drafts on calibration data: give --calib CORPUS");
+    if (c->draft && (c->draft_k_max < 1 || c->draft_k_max > DP_SPEC_MAX_LEN))
+        return dp_fail(DP_ERR_ARG, "draft lengths 1..%d: %d is outside", DP_SPEC_MAX_LEN, c->draft_k_max);
     if (c->budget.max_ppl_ratio > 0 && !c->ppl_chunks && !c->ppl_ids)
         return dp_fail(DP_ERR_ARG, "--max-ppl-ratio needs perplexity: give --ppl CORPUS");
     if (!isnan(c->budget.max_mmlu_drop) && !c->mmlu)
@@ -805,6 +906,7 @@ static dp_status plan_runs(struct engine *e) {
                         r->scheme = scheme;
                         r->iterative = mode == 1;
                         r->oracle = dp_metric_is_oracle(metric);
+                        r->draft_best = -1;
                     }
                     continue;
                 }
@@ -816,6 +918,25 @@ static dp_status plan_runs(struct engine *e) {
     }
     if (s->n_runs == 0)
         return dp_fail(DP_ERR_ARG, "no run is possible: the scores cover none of the metrics and schemes asked");
+    return DP_OK;
+}
+
+/* The speedup objective: the full model's reference argmax on the calibration chunks (and timings). */
+static dp_status draft_start(struct engine *e) {
+    const struct dp_sweep_config *c = e->cfg;
+    struct dp_sweep *s = e->sw;
+    say(e, "drafts: the full model's argmax on %d x %d calibration tokens%s", c->calib->n_seqs, c->calib->ctx,
+        c->draft_timed ? ", timing its decode steps" : "");
+    dp_status st = dp_spec_yardstick_init(&e->y, c->model, c->pool, c->calib, c->draft_k_max, c->draft_timed,
+                                          dp_spec_time_pos(c->model), DP_SPEC_TIME_REPS);
+    if (st) return st;
+    e->draft = true;
+    s->has_draft = true;
+    s->draft_timed = c->draft_timed;
+    s->draft_k_max = c->draft_k_max;
+    s->draft_n_seqs = c->calib->n_seqs;
+    s->draft_ctx = c->calib->ctx;
+    for (int k = 0; k <= c->draft_k_max; k++) s->draft_c_verify[k] = r10(e->y.c_verify[k]);
     return DP_OK;
 }
 
@@ -907,6 +1028,7 @@ dp_status dp_sweep_run(const struct dp_sweep_config *cfg, struct dp_sweep **out)
     for (int i = 0; !st && i < cfg->n_warnings; i++) st = push_warning(s, cfg->warnings[i]);
     if (!st) st = plan_runs(&e);
     if (!st) st = resume(&e);
+    if (!st && cfg->draft) st = draft_start(&e);
     for (int r = 0; r < s->n_runs && !st; r++) {
         struct dp_sweep_run *run = &s->runs[r];
         if (run->iterative) {
@@ -917,8 +1039,19 @@ dp_status dp_sweep_run(const struct dp_sweep_config *cfg, struct dp_sweep **out)
             st = run_oneshot(&e, run, r);
         }
         if (!st && run->n_steps) st = update_budget(&e, run);
+        update_draft_best(run);
+        if (!st && e.draft && run->draft_best >= 0) {
+            const struct dp_sweep_step *b = &run->steps[run->draft_best];
+            char removed[256];
+            units_text(b->removed, b->n_removed, removed, sizeof removed);
+            say(&e, "[run %d/%d] %s %s %s %s: best draft step %d (%s): draft_accept %.4f draft_len %d speedup %.3f",
+                r + 1, s->n_runs, run->metric, dp_scheme_name(run->scheme), mode_name(run->iterative), run->recover,
+                run->draft_best, b->n_removed ? removed : "nothing removed", b->draft_accept, b->draft_len,
+                b->draft_speedup);
+        }
     }
     if (!st) st = save(&e);
+    if (e.draft) dp_spec_yardstick_free(&e.y);
     for (int i = 0; i < e.n_memo; i++) free(e.memo[i].key);
     free(e.memo);
     free(e.tmp);

@@ -11,7 +11,12 @@
  * removes the best span of n blocks; iterated, it removes the best single
  * block of the pruned model each time. Each step records perplexity (paper
  * or llama.cpp protocol), MMLU accuracy when asked, the KV cache bytes per
- * token and the parameter count.
+ * token and the parameter count. With the speedup objective (cfg->draft)
+ * each step is also measured as a draft of the full model for
+ * self-speculative decoding (src/spec.h): teacher-forced argmax agreement
+ * with the full model on the calibration chunks, the best draft length and
+ * the expected speed-up (costs by weight bytes, or timed), and each run
+ * marks its step of the largest expected speed-up.
  *
  * Evaluations are memoised by what they evaluate (the removed set and the
  * recovery), so the unpruned model is evaluated once for all runs and
@@ -25,8 +30,14 @@
  *    "runs": [{"metric","scheme","iterative","recover","oracle","note",
  *              "steps": [{"removed": ["b2"], "ppl", "ppl_seq",
  *                         "mmlu": {"accuracy","stderr","n"} or null,
- *                         "kv_bytes_per_token", "n_params"}, ...],
- *              "budget": {"step","removed","bound","met","why"} (with a budget)}]}
+ *                         "kv_bytes_per_token", "n_params",
+ *                         with the speedup objective: "draft_accept", "c_bytes", "c_draft",
+ *                         "draft_len", "tokens_per_verify", "speedup"}, ...],
+ *              "budget": {"step","removed","bound","met","why"} (with a budget),
+ *              "draft_best": {"step","removed","draft_accept","draft_len","speedup"}
+ *                            (with the speedup objective)}],
+ *    "draft": {"cost": "bytes"|"time", "k_max", "c_verify": [...], "n_seqs", "ctx"}
+ *             (with the speedup objective only)}
  * It is rewritten atomically after every step; a sweep started with an
  * output path that already holds a sweep with the same "args" continues
  * from the steps written there (a different "args" is an error naming the
@@ -42,6 +53,7 @@
 #include "plan.h"
 #include "prune.h"
 #include "recover.h"
+#include "spec.h"
 
 struct dp_sweep_step {
     int n_removed;
@@ -50,6 +62,11 @@ struct dp_sweep_step {
     double mmlu_acc, mmlu_stderr; /* percent */
     int mmlu_n;                   /* 0 when MMLU is not evaluated */
     int64_t kv_bytes_per_token, n_params;
+    /* as a draft of the full model (the speedup objective; NAN and 0 otherwise) */
+    double draft_accept;          /* teacher-forced argmax agreement with the full model */
+    double draft_c_bytes, draft_c_draft;  /* a draft step over a full one: by weight bytes; as used */
+    int draft_len;                /* the draft length of the largest expected speed-up */
+    double draft_tokens_per_verify, draft_speedup;  /* expected, at draft_len */
 };
 
 struct dp_sweep_run {
@@ -63,6 +80,7 @@ struct dp_sweep_run {
     struct dp_sweep_step *steps;
     bool has_budget;
     struct dp_budget_result budget;
+    int draft_best;               /* the step of the largest expected speed-up (first on ties), -1: none */
 };
 
 /* An argument a sweep's steps depend on (stored under "args", checked on resume). */
@@ -83,6 +101,10 @@ struct dp_sweep {
     char **warnings;
     int n_runs;
     struct dp_sweep_run *runs;
+    /* the speedup objective: steps measured as drafts */
+    bool has_draft, draft_timed;
+    int draft_k_max, draft_n_seqs, draft_ctx;
+    double draft_c_verify[DP_SPEC_MAX_LEN + 1];   /* verifying k+1 tokens, in decode steps */
 };
 
 /* An MMLU evaluation of the model under a mask (+ hooks): accuracy and its standard error in percent, n questions. */
@@ -115,7 +137,11 @@ struct dp_sweep_config {
     int n_schemes;
     bool oneshot, iterative;                 /* modes to run (at least one) */
     int max_units;                           /* at most this many removed (0: all) */
-    const struct dp_chunks *calib;           /* iterative re-scoring and recovery fits (NULL: none) */
+    const struct dp_chunks *calib;           /* iterative re-scoring, recovery fits, drafts (NULL: none) */
+    /* The speedup objective: every step also measured as a draft of the full model on calib
+     * (src/spec.h) with draft lengths 1..draft_k_max, costs by weight bytes or timed. */
+    bool draft, draft_timed;
+    int draft_k_max;
     const struct dp_chunks *ppl_chunks;      /* perplexity by the paper protocol, or */
     const int *ppl_ids;                      /* the whole text for the llamacpp protocol */
     int n_ppl_ids, ppl_ctx;

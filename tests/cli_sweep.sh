@@ -4,7 +4,8 @@
 # sublayer), resuming an interrupted sweep to the same bytes, valid XML
 # figures, a self-contained HTML report, plans saved by a sweep equal to
 # --drop of the same units (and to the sweep's own numbers), iterative runs
-# with a real metric, recoveries, overlap and oracle warnings, bad input.
+# with a real metric, recoveries, overlap and oracle warnings, bad input;
+# --objective speedup against prune --draft's numbers for the same units.
 . tests/lib.sh
 M=$S/models/stories260K/stories260K.gguf
 D=$S/data/tinystories/valid-first1000.txt
@@ -291,5 +292,60 @@ $DP score -m $M -f $D --docs 0:5 --ctx 32 --metric angular -o "$TMP/ang.json" >/
 fails "span metric from a base plan" sweep -m $M --scores "$TMP/ang.json" --metric angular --drop b2 $EV -o "$TMP/x.json"
 grep -q "cannot start from a base plan" "$TMP/err" && ok || bad "span + base message: $(cat "$TMP/err")"
 fails "base plan against --protect" sweep -m $M --scores $SC --metric m --drop b2 --protect b2 $EV -o "$TMP/x.json"
+
+# --objective speedup: each step as a draft of the full model, the same numbers as prune --draft's plans of the
+# same units (a scores file written in the draft search's own order), step 0 accepts everything, the best step
+# marked; the same bytes for 1 and 2 threads; bad flags
+CAL="--calib $D --calib-docs 0:40 --calib-ctx 64 --calib-max-seqs 8"
+$DP prune -m $M --draft --scheme attn --count 3 --cost bytes $CAL -o "$TMP/draft.gguf" --json >"$TMP/draft.out" 2>/dev/null
+eq "$?" 0 "prune --draft exit"
+python3 -c "
+import json
+plans = json.load(open('$TMP/draft.out'))['draft']['plans']
+order = plans[-1]['removed'].split(',')
+rest = [u for u in ['a0', 'a1', 'a2', 'a3', 'a4'] if u not in order]
+units = [{'unit': u, 'metric': 'd', 'influence': i + 1} for i, u in enumerate(order + rest)]
+json.dump({'units': units}, open('$TMP/dorder.json', 'w'))
+" || bad "a scores file in the draft search's order"
+for t in 1 2; do
+    $DP sweep -m $M --scores "$TMP/dorder.json" --scheme attn --max 3 --objective speedup $CAL $EV \
+        -o "$TMP/sp$t.json" --csv "$TMP/sp$t.csv" -t $t >"$TMP/sp$t.txt" 2>"$TMP/sp$t.err"
+    eq "$?" 0 "sweep --objective speedup -t $t"
+done
+py "sweep --objective speedup = prune --draft" "
+import json
+plans = json.load(open('$TMP/draft.out'))['draft']['plans']
+s = json.load(open('$TMP/sp2.json'))
+assert s['draft']['cost'] == 'bytes' and s['draft']['k_max'] == 8 and s['draft']['c_verify'] == [1] * 9, s['draft']
+assert s['draft']['n_seqs'] == 8 and s['draft']['ctx'] == 64, s['draft']
+steps = s['runs'][0]['steps']
+assert len(steps) == 4 and len(plans) == 3
+for st in steps:
+    assert set(st) == {'removed', 'ppl', 'ppl_seq', 'mmlu', 'kv_bytes_per_token', 'n_params', 'draft_accept', 'c_bytes',
+                       'c_draft', 'draft_len', 'tokens_per_verify', 'speedup'}, set(st)
+assert steps[0]['removed'] == [] and steps[0]['draft_accept'] == 1 and steps[0]['speedup'] == 1 and steps[0]['c_bytes'] == 1
+for st, p in zip(steps[1:], plans):
+    assert ','.join(st['removed']) == p['removed'], (st['removed'], p['removed'])
+    for k in ('draft_accept', 'c_bytes', 'c_draft', 'tokens_per_verify', 'speedup'):
+        assert abs(st[k] - p[k]) <= 1e-9 * abs(p[k]), (k, st[k], p[k])
+    assert st['draft_len'] == p['draft_len'] and 0 < st['draft_accept'] < 1, (st, p)
+b = s['runs'][0]['draft_best']
+best = max(range(4), key=lambda k: (steps[k]['speedup'], -k))
+assert b['step'] == best and b['removed'] == steps[best]['removed'] and b['speedup'] == steps[best]['speedup'], b
+print('ok')
+"
+cmp -s "$TMP/sp1.json" "$TMP/sp2.json" && ok || bad "sweep --objective speedup: 1 and 2 threads differ"
+cmp -s "$TMP/sp1.csv" "$TMP/sp2.csv" && ok || bad "sweep --objective speedup CSV: 1 and 2 threads differ"
+head -1 "$TMP/sp2.csv" | grep -q ',budget_step,draft_accept,c_bytes,c_draft,draft_len,tokens_per_verify,speedup,draft_best$' && ok ||
+    bad "speedup CSV header: $(head -1 "$TMP/sp2.csv")"
+eq "$(awk -F, 'NR > 1 { n += $NF } END { print n }' "$TMP/sp2.csv")" 1 "one CSV row marked draft_best"
+eq "$(grep -c 'draft_accept .* draft_len .* speedup' "$TMP/sp2.err")" 5 "stderr: a draft line per step and the best"
+grep -q "best draft (\*): step" "$TMP/sp2.txt" && ok || bad "text output marks the best draft: $(cat "$TMP/sp2.txt")"
+fails "bad --objective" sweep -m $M --scores "$TMP/dorder.json" --objective fastest $CAL -o "$TMP/x.json"
+fails "--objective speedup without calib" sweep -m $M --scores "$TMP/dorder.json" --objective speedup -o "$TMP/x.json"
+fails "--cost without speedup" sweep -m $M --scores "$TMP/dorder.json" --cost bytes $EV -o "$TMP/x.json"
+fails "bad --cost" sweep -m $M --scores "$TMP/dorder.json" --objective speedup --cost wall $CAL -o "$TMP/x.json"
+fails "bad --draft-len-max" sweep -m $M --scores "$TMP/dorder.json" --objective speedup --draft-len-max 99 $CAL -o "$TMP/x.json"
+fails "speedup sweep resumed without it" sweep -m $M --scores "$TMP/dorder.json" --scheme attn --max 3 $EV -o "$TMP/sp2.json"
 
 finish

@@ -14,7 +14,17 @@
  *    tokens, so the prefill takes the gemm order) prompt;
  *  - the cost model: tokens per verification against hand-computed values
  *    of (1 - a^(K+1)) / (1 - a), and the best draft length;
- *  - teacher-forced agreement is 1 for the full model as its own draft.
+ *  - teacher-forced agreement is 1 for the full model as its own draft;
+ *  - sampled speculative decoding on stories260K, end to end: over 10,000
+ *    seeds per K, the first three tokens dp_spec_generate yields (temperature 1,
+ *    draft: a2,a4 removed, K = 1 and 2) follow the full model's distribution
+ *    p(t1) p(t2 | t1) p(t3 | t1, t2), computed here by plain forward passes
+ *    and a softmax of this file. Chi-square over the likeliest triples plus
+ *    an "other" bin, at significance 1e-4 (the critical value from the
+ *    Wilson-Hilferty approximation, z = 3.719); a decoder that accepts every
+ *    drafted token (so emits the draft's distribution), takes the bonus
+ *    token from the wrong row or checks a second drafted token against the
+ *    first one's draft distribution fails it (tests/mutants.txt).
  */
 #include "harness.h"
 
@@ -218,9 +228,138 @@ static void test_greedy(void) {
     dp_model_close(m);
 }
 
+/* softmax(logits / temp) in double, written independently of spec.c */
+static void softmax_ref(const float *lg, int n, double temp, double *p) {
+    double mx = lg[0], sum = 0;
+    for (int i = 1; i < n; i++) mx = lg[i] > mx ? lg[i] : mx;
+    for (int i = 0; i < n; i++) sum += (p[i] = exp(((double)lg[i] - mx) / temp));
+    for (int i = 0; i < n; i++) p[i] /= sum;
+}
+
+/* The upper 1e-4 quantile of chi-square with df degrees of freedom (Wilson-Hilferty). */
+static double chi2_crit_1e4(int df) {
+    double z = 3.719016, h = 2.0 / (9.0 * df), c = 1 - h + z * sqrt(h);
+    return df * c * c * c;
+}
+
+struct first3 {
+    int n, t[3];
+};
+
+static bool take3(void *ctx, int id) {
+    struct first3 *f = ctx;
+    f->t[f->n++] = id;
+    return f->n < 3;
+}
+
+enum { SAMPLES = 10000, MAX_BINS = 40 }; /* samples per draft length; bins expect >= 10 each */
+
+struct bin {
+    int t[3];
+    double p;
+};
+
+static int cmp_bin(const void *a, const void *b) {
+    double x = ((const struct bin *)a)->p, y = ((const struct bin *)b)->p;
+    return (x < y) - (x > y);
+}
+
+static void test_sampled(void) {
+    struct dp_model *m;
+    if (dp_model_open(test_shared("models/stories260K/stories260K.gguf"), NULL, &m)) {
+        CHECK_MSG(0, "%s", dp_last_error());
+        return;
+    }
+    struct dp_pool *pool = dp_pool_new(1); /* one thread: thousands of tiny passes */
+    const double temp = 1.0;
+    int V = dp_model_config(m)->n_vocab, ids[64], n_prompt;
+    const char *prompt = "Lily";
+    dp_tokenize(dp_model_tokenizer(m), prompt, strlen(prompt), DP_TOKENIZE_BOS, ids, 64, &n_prompt);
+    /* the exact distribution: p1 after the prompt, p2 after each t1, p3 after the likeliest (t1, t2) */
+    float *lg = malloc((size_t)V * sizeof *lg);
+    double *p1 = malloc((size_t)V * sizeof *p1), *pp = malloc((size_t)V * V * sizeof *pp), *p3 = malloc((size_t)V * sizeof *p3);
+    struct bin *pairs = malloc((size_t)V * V * sizeof *pairs), bins[MAX_BINS + 1];
+    struct dp_session *s;
+    CHECK(lg && p1 && pp && p3 && pairs && !dp_session_new(m, NULL, n_prompt + 4, &s));
+    dp_session_forward(s, pool, ids, n_prompt, lg, DP_LOGITS_LAST);
+    softmax_ref(lg, V, temp, p1);
+    for (int a = 0; a < V; a++) {
+        dp_session_rewind(s, n_prompt);
+        dp_session_forward(s, pool, &a, 1, lg, DP_LOGITS_LAST);
+        softmax_ref(lg, V, temp, pp + (size_t)a * V);
+        for (int b = 0; b < V; b++) pairs[(size_t)a * V + b] = (struct bin){{a, b, -1}, p1[a] * pp[(size_t)a * V + b]};
+    }
+    qsort(pairs, (size_t)V * V, sizeof *pairs, cmp_bin);
+    int n_bins = 0;
+    for (int i = 0; i < 24 && pairs[i].p * SAMPLES >= 10; i++) { /* triples of the 24 likeliest pairs */
+        int two[2] = {pairs[i].t[0], pairs[i].t[1]};
+        dp_session_rewind(s, n_prompt);
+        dp_session_forward(s, pool, two, 2, lg, DP_LOGITS_LAST);
+        softmax_ref(lg, V, temp, p3);
+        for (int c = 0; c < V; c++) {
+            struct bin b = {{two[0], two[1], c}, pairs[i].p * p3[c]};
+            if (b.p * SAMPLES < 10) continue;
+            if (n_bins < MAX_BINS) bins[n_bins++] = b;
+            else if (b.p > bins[MAX_BINS - 1].p) bins[MAX_BINS - 1] = b;
+            qsort(bins, (size_t)n_bins, sizeof *bins, cmp_bin);
+        }
+    }
+    double rest = 1;
+    for (int i = 0; i < n_bins; i++) rest -= bins[i].p;
+    CHECK_MSG(n_bins >= 10 && rest * SAMPLES >= 10, "%d bins, other %.3g", n_bins, rest);
+    dp_session_free(s);
+    /* sampling: fresh sessions per seed; K = 1 observes the bonus token, K = 2 a second drafted one */
+    struct dp_mask dm;
+    dp_mask_all(m, &dm);
+    dp_mask_drop(&dm, "a2,a4");
+    struct dp_session *vs, *ds;
+    CHECK(!dp_session_new(m, NULL, n_prompt + 4, &vs) && !dp_session_new(m, &dm, n_prompt + 4, &ds));
+    for (int K = 1; K <= 2; K++) {
+        long count[MAX_BINS + 1] = {0}, accepted = 0, drafted = 0;
+        for (int seed = 1; seed <= SAMPLES; seed++) {
+            dp_session_reset(vs);
+            dp_session_reset(ds);
+            struct dp_spec_opts o = {.draft_len = K, .temp = temp, .seed = (uint64_t)(seed + K * SAMPLES), .eos = -1};
+            struct dp_spec_stats st;
+            struct first3 f = {0};
+            if (dp_spec_generate(vs, ds, pool, ids, n_prompt, 4, &o, take3, &f, &st) || f.n != 3) {
+                CHECK_MSG(0, "seed %d: %d tokens: %s", seed, f.n, dp_last_error());
+                break;
+            }
+            accepted += st.n_accepted;
+            drafted += st.n_drafted;
+            int k = 0;
+            while (k < n_bins && memcmp(bins[k].t, f.t, sizeof f.t)) k++;
+            count[k]++;
+        }
+        double chi2 = 0;
+        for (int k = 0; k <= n_bins; k++) {
+            double e = SAMPLES * (k < n_bins ? bins[k].p : rest);
+            chi2 += (count[k] - e) * (count[k] - e) / e;
+        }
+        double crit = chi2_crit_1e4(n_bins);
+        CHECK_MSG(chi2 < crit, "K = %d: sampled tokens: chi-square %.1f >= %.1f (df %d, p = 1e-4)", K, chi2, crit, n_bins);
+        /* both branches of the rule were taken: some drafts accepted, some rejected */
+        CHECK_MSG(accepted > drafted / 10 && accepted < drafted * 9 / 10, "K = %d: %ld of %ld drafted tokens accepted", K,
+                  accepted, drafted);
+        fprintf(stderr, "sampled, K = %d: %d bins + other (p %.3f), chi-square %.1f (critical %.1f), %ld of %ld drafts accepted\n",
+                K, n_bins, rest, chi2, crit, accepted, drafted);
+    }
+    dp_session_free(vs);
+    dp_session_free(ds);
+    free(lg);
+    free(p1);
+    free(pp);
+    free(p3);
+    free(pairs);
+    dp_pool_free(pool);
+    dp_model_close(m);
+}
+
 int main(void) {
     test_rule();
     test_costs();
     test_greedy();
+    test_sampled();
     return TEST_END();
 }

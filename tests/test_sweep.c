@@ -12,6 +12,12 @@
  * - A sweep written, cut short (steps removed from the file as an interrupted
  *   run leaves it) and resumed gives the same bytes, one-shot and iterative;
  *   a file of other arguments is refused.
+ * - The speedup objective (cfg.draft): every step's draft acceptance equals
+ *   src/spec.h's teacher-forced agreement of that step's mask computed here
+ *   directly (and its best length and speed-up dp_spec_measure's), step 0
+ *   (nothing removed) accepts everything, the best step is the largest
+ *   speed-up, the file resumes to the same bytes and reads back, one thread
+ *   and two give the same bytes, and bad settings are refused.
  */
 #include "harness.h"
 
@@ -141,7 +147,9 @@ static void make_run(struct dp_sweep_run *r, struct dp_sweep_step *steps, struct
     memset(r, 0, sizeof *r);
     for (int k = 0; k < n; k++) {
         units[k] = (struct dp_unit){'b', k};
-        steps[k] = (struct dp_sweep_step){k, units, ppl[k], ppl[k], acc[k], 1, 100, 100 - 10 * k, 100 - 10 * k};
+        steps[k] = (struct dp_sweep_step){.n_removed = k, .removed = units, .ppl = ppl[k], .ppl_seq = ppl[k],
+                                          .mmlu_acc = acc[k], .mmlu_stderr = 1, .mmlu_n = 100,
+                                          .kv_bytes_per_token = 100 - 10 * k, .n_params = 100 - 10 * k};
     }
     r->steps = steps;
     r->n_steps = n;
@@ -365,6 +373,101 @@ static void test_resume(struct fixture *fx, bool iterative) {
     }
 }
 
+static void test_draft(struct fixture *fx) {
+    const char *metric = "loo_loss";
+    enum dp_scheme scheme = DP_SCHEME_ATTN;
+    struct dp_sweep_config c;
+    base_config(fx, &c, &metric, &scheme);
+    c.calib = fx->calib;
+    c.ppl_chunks = fx->eval;
+    c.max_units = 3;
+    c.draft = true;
+    c.draft_k_max = 8;
+    const char *full = tmp("draft.json"), *cut = tmp("draft_cut.json"), *one = tmp("draft_t1.json");
+    unlink(full);
+    unlink(cut);
+    unlink(one);
+    c.out_path = full;
+    struct dp_sweep *s;
+    CHECK_MSG(dp_sweep_run(&c, &s) == DP_OK, "%s", dp_last_error());
+    if (!s) return;
+    CHECK(s->has_draft && !s->draft_timed && s->draft_k_max == 8);
+    CHECK_EQ_INT(s->n_runs, 1);
+    const struct dp_sweep_run *r = &s->runs[0];
+    CHECK_EQ_INT(r->n_steps, 4);
+    /* the same numbers computed directly: the full model's argmax, then each step's mask */
+    struct dp_mask full_mask;
+    dp_mask_all(fx->m, &full_mask);
+    int *ref = malloc((size_t)fx->calib->n_seqs * fx->calib->ctx * sizeof *ref);
+    CHECK(ref && !dp_spec_reference(fx->m, fx->pool, &full_mask, NULL, fx->calib, ref));
+    struct dp_spec_yardstick y;
+    CHECK(!dp_spec_yardstick_init(&y, fx->m, fx->pool, fx->calib, 8, false, 0, 0));
+    int best = 0;
+    for (int k = 0; k < r->n_steps && ref; k++) {
+        const struct dp_sweep_step *st = &r->steps[k];
+        struct dp_mask mask;
+        dp_mask_all(fx->m, &mask);
+        for (int i = 0; i < st->n_removed; i++) dp_unit_remove(&mask, st->removed[i]);
+        double a;
+        CHECK(!dp_spec_agreement(fx->m, fx->pool, &mask, NULL, fx->calib, ref, &a, NULL, NULL));
+        CHECK_CLOSE(st->draft_accept, a, 0, 1e-9); /* the file keeps 10 digits */
+        struct dp_spec_plan d;
+        CHECK(!dp_spec_measure(&y, fx->m, fx->pool, &mask, NULL, &d));
+        CHECK_EQ_INT(st->draft_len, d.best_len);
+        CHECK_CLOSE(st->draft_speedup, d.speedup, 0, 1e-9);
+        CHECK_CLOSE(st->draft_c_bytes, d.c_bytes, 0, 1e-9);
+        CHECK_CLOSE(st->draft_tokens_per_verify, d.tokens_per_verify, 0, 1e-9);
+        CHECK(k == 0 ? a == 1 : a < 1);
+        if (st->draft_speedup > r->steps[best].draft_speedup) best = k;
+    }
+    CHECK_EQ_INT(r->draft_best, best);
+    CHECK(r->steps[0].draft_c_bytes == 1 && r->steps[0].draft_len == 1 && r->steps[0].draft_speedup == 1);
+    CHECK(r->steps[1].draft_c_bytes < 1 && isfinite(r->steps[1].ppl)); /* the rest of the step as without drafts */
+    dp_spec_yardstick_free(&y);
+    free(ref);
+    /* resumed after a cut, the same bytes; read back and written, the same bytes */
+    s->runs[0].n_steps = 2;
+    CHECK(dp_sweep_save(s, cut) == DP_OK);
+    s->runs[0].n_steps = 4;
+    dp_sweep_free(s);
+    c.out_path = cut;
+    CHECK_MSG(dp_sweep_run(&c, &s) == DP_OK, "resume: %s", dp_last_error());
+    dp_sweep_free(s);
+    char *a = read_all(full), *b = read_all(cut);
+    CHECK_MSG(a && b && !strcmp(a, b), "resumed draft sweep differs (%s vs %s)", full, cut);
+    CHECK(a && strstr(a, "\"draft_best\"") && strstr(a, "\"draft_accept\""));
+    free(b);
+    struct dp_sweep *l;
+    CHECK(dp_sweep_load(full, &l) == DP_OK);
+    if (l) {
+        CHECK(l->has_draft && l->runs[0].draft_best == best);
+        CHECK(dp_sweep_save(l, tmp("draft_again.json")) == DP_OK);
+        b = read_all(tmp("draft_again.json"));
+        CHECK(a && b && !strcmp(a, b));
+        free(b);
+        dp_sweep_free(l);
+    }
+    /* one thread: the same bytes */
+    struct dp_pool *p1 = dp_pool_new(1);
+    c.pool = p1;
+    c.out_path = one;
+    CHECK(dp_sweep_run(&c, &s) == DP_OK);
+    dp_sweep_free(s);
+    b = read_all(one);
+    CHECK_MSG(a && b && !strcmp(a, b), "1 and 2 threads differ (%s vs %s)", one, full);
+    free(a);
+    free(b);
+    dp_pool_free(p1);
+    c.pool = fx->pool;
+    /* bad settings */
+    c.out_path = NULL;
+    c.draft_k_max = DP_SPEC_MAX_LEN + 1;
+    CHECK(dp_sweep_run(&c, &s) == DP_ERR_ARG);
+    c.draft_k_max = 8;
+    c.calib = NULL;
+    CHECK(dp_sweep_run(&c, &s) == DP_ERR_ARG && strstr(dp_last_error(), "calib"));
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dp_test_sweep.%d", (int)getpid());
     char cmd[512];
@@ -377,6 +480,7 @@ int main(void) {
         test_budget_stories(&fx);
         test_resume(&fx, false);
         test_resume(&fx, true);
+        test_draft(&fx);
     } else {
         CHECK_MSG(false, "stories260K fixture: %s", dp_last_error());
     }

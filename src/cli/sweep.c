@@ -7,8 +7,13 @@
  * continues), a CSV, an SVG figure, and with a budget (--target-kv,
  * --target-params, --max-ppl-ratio, --max-mmlu-drop) the step each run stops
  * at; --save-plans DIR writes each run's plan (the budget's step, or every
- * unit of the run). A client of the public header alone: this file parses
- * and checks the flags, the library does the rest.
+ * unit of the run). With --objective speedup every step is also scored as
+ * a draft of the full model for self-speculative decoding (as prune --draft
+ * scores its plans: argmax agreement on --calib, best draft length up to
+ * --draft-len-max, expected speed-up with costs by weight bytes or, with
+ * --cost time, timed) and each run marks its best step. A client of the
+ * public header alone: this file parses and checks the flags, the library
+ * does the rest.
  */
 #include "cli.h"
 
@@ -25,6 +30,7 @@ struct opts {
     const char *ppl, *ppl_docs, *ctx, *max_seqs, *protocol;
     const char *mmlu, *mmlu_limit, *mmlu_shots, *mmlu_subjects, *mmlu_ctx;
     const char *target_kv, *target_params, *max_ppl_ratio, *max_mmlu_drop, *protect;
+    const char *cost, *draft_len_max;
 };
 
 static double now(void) {
@@ -71,6 +77,28 @@ static int file_id(const char *path, char *buf, size_t cap) {
     return 0;
 }
 
+/*
+ * --objective: a comma list of the trained recoveries' objective (ce or kl)
+ * and "speedup" (every step also scored as a draft); *rec gets "ce", "kl" or
+ * NULL (not given).
+ */
+static int parse_objective(const char *list, const char **rec, bool *speedup) {
+    *rec = NULL;
+    *speedup = false;
+    if (!list) return 0;
+    char buf[256];
+    const char *items[8];
+    snprintf(buf, sizeof buf, "%s", list);
+    int n = split(buf, items, 8);
+    if (n == 0) return cli_error(CMD, 2, "--objective must be ce, kl or speedup (a comma list), not '%s'", list);
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(items[i], "speedup")) *speedup = true;
+        else if (!*rec && (!strcmp(items[i], "ce") || !strcmp(items[i], "kl"))) *rec = !strcmp(items[i], "kl") ? "kl" : "ce";
+        else return cli_error(CMD, 2, "--objective must be ce, kl or speedup (a comma list), not '%s'", list);
+    }
+    return 0;
+}
+
 /* The recovery options of the common flags (--recover-stats, --ridge, the trained kinds' settings). */
 static int recover_opts(const struct cli_common *c, struct dp_recovery_params *o) {
     *o = dp_recovery_default_params();
@@ -81,9 +109,10 @@ static int recover_opts(const struct cli_common *c, struct dp_recovery_params *o
     if (c->recover_init && strcmp(c->recover_init, "zero") && strcmp(c->recover_init, "mean"))
         return cli_error(CMD, 2, "--recover-init must be zero or mean, not '%s'", c->recover_init);
     o->init_mean = c->recover_init && !strcmp(c->recover_init, "mean");
-    if (c->objective && strcmp(c->objective, "ce") && strcmp(c->objective, "kl"))
-        return cli_error(CMD, 2, "--objective must be ce or kl, not '%s'", c->objective);
-    o->objective_kl = c->objective && !strcmp(c->objective, "kl");
+    const char *rec_objective;
+    bool speedup;
+    if (parse_objective(c->objective, &rec_objective, &speedup)) return 2;
+    o->objective_kl = rec_objective && !strcmp(rec_objective, "kl");
     if ((c->ridge && !cli_double(CMD, "--ridge", c->ridge, 0, 1e6, &o->ridge)) ||
         (c->lr && !cli_double(CMD, "--lr", c->lr, 1e-12, 1e3, &o->lr)))
         return 2;
@@ -130,8 +159,15 @@ static void print_text(const struct dp_sweep *s, double secs) {
             printf("  %s", u);
             if (isfinite(st.ppl)) printf(" %.4g", st.ppl);
             if (st.mmlu_n) printf(" %.1f%%", st.mmlu_acc);
+            if (isfinite(st.speedup)) printf(" x%.3f%s", st.speedup, k == run.draft_best_step ? "*" : "");
         }
         printf("\n");
+        if (run.draft_best_step >= 0) {
+            struct dp_sweep_step_info st;
+            dp_sweep_get_step(s, r, run.draft_best_step, &st);
+            printf("  best draft (*): step %d, draft_accept %.4f, draft_len %d, expected speed-up x%.3f\n",
+                   run.draft_best_step, st.draft_accept, st.draft_len, st.speedup);
+        }
         if (run.note[0]) printf("  note: %s\n", run.note);
         if (run.has_budget)
             printf("  budget: step %d, bound %s%s: %s\n", run.budget_step, run.budget_bound,
@@ -182,6 +218,38 @@ static int print_json(const struct opts *o, const struct dp_sweep *s, double sec
         cli_json_end(j);
     }
     cli_json_end(j);
+    bool any_draft = false;
+    for (int r = 0; r < n_runs; r++) {
+        struct dp_sweep_run_info run;
+        dp_sweep_get_run(s, r, &run);
+        any_draft |= run.draft_best_step >= 0;
+    }
+    if (any_draft) cli_json_begin_arr(j, "drafts"); /* the speedup objective: each run's best draft */
+    for (int r = 0; r < n_runs && any_draft; r++) {
+        struct dp_sweep_run_info run;
+        dp_sweep_get_run(s, r, &run);
+        if (run.draft_best_step < 0) continue;
+        struct dp_sweep_step_info st;
+        dp_sweep_get_step(s, r, run.draft_best_step, &st);
+        cli_json_begin_obj(j, NULL);
+        cli_json_str(j, "metric", run.metric);
+        cli_json_str(j, "scheme", run.scheme);
+        cli_json_bool(j, "iterative", run.iterative);
+        cli_json_str(j, "recover", run.recover);
+        cli_json_int(j, "step", run.draft_best_step);
+        cli_json_begin_arr(j, "removed");
+        for (int i = 0; i < st.n_removed; i++) {
+            char u[16];
+            dp_sweep_step_unit(s, r, run.draft_best_step, i, u);
+            cli_json_str(j, NULL, u);
+        }
+        cli_json_end(j);
+        cli_json_num(j, "draft_accept", st.draft_accept);
+        cli_json_int(j, "draft_len", st.draft_len);
+        cli_json_num(j, "speedup", st.speedup);
+        cli_json_end(j);
+    }
+    if (any_draft) cli_json_end(j);
     cli_json_begin_arr(j, "warnings");
     for (int i = 0; i < dp_sweep_n_warnings(s); i++) cli_json_str(j, NULL, dp_sweep_warning(s, i));
     cli_json_end(j);
@@ -197,7 +265,8 @@ static int print_json(const struct opts *o, const struct dp_sweep *s, double sec
 #define SYNOPSIS                                                                                                       \
     "-m MODEL --scores FILE[,FILE] -o OUT.json [--metric LIST] [--scheme LIST] [--max K] [--iterative --calib CORPUS] " \
     "[--ppl CORPUS --ppl-docs A:B] [--mmlu DIR --mmlu-limit N] [--recover KIND[,KIND]] [--svg FILE] [--csv FILE] "      \
-    "[--target-kv F] [--target-params F] [--max-ppl-ratio R] [--max-mmlu-drop P] [--protect UNITS] [--save-plans DIR] [--drop UNITS | --plan FILE]"
+    "[--target-kv F] [--target-params F] [--max-ppl-ratio R] [--max-mmlu-drop P] [--protect UNITS] [--save-plans DIR] [--drop UNITS | --plan FILE] "    \
+    "[--objective speedup --calib CORPUS [--cost bytes|time] [--draft-len-max K]]"
 
 struct setup {
     const char *metrics[64], *schemes[8], *recovers[16];
@@ -206,6 +275,9 @@ struct setup {
     long max, ctx, max_seqs, calib_ctx, calib_max_seqs, mmlu_limit, mmlu_shots, mmlu_ctx;
     double target_kv, target_params, max_ppl_ratio, max_mmlu_drop;
     bool paper;
+    bool speedup, timed;            /* --objective speedup; --cost time */
+    long draft_len_max;
+    const char *rec_objective;      /* ce, kl or NULL */
 };
 
 /* Parse the lists and numbers (no model needed). */
@@ -248,6 +320,17 @@ static int parse_setup(struct opts *o, struct setup *su) {
         (o->max_mmlu_drop && !cli_double(CMD, "--max-mmlu-drop", o->max_mmlu_drop, 0, 100, &su->max_mmlu_drop)))
         return 2;
     if (!o->mmlu_shots) su->mmlu_shots = 5;
+    if (parse_objective(o->c.objective, &su->rec_objective, &su->speedup)) return 2;
+    su->draft_len_max = 8;
+    if (o->draft_len_max && !cli_int(CMD, "--draft-len-max", o->draft_len_max, 1, DP_DRAFT_MAX_LEN, &su->draft_len_max))
+        return 2;
+    if (o->cost && strcmp(o->cost, "time") && strcmp(o->cost, "bytes"))
+        return cli_error(CMD, 2, "--cost must be bytes or time, not '%s'", o->cost);
+    su->timed = o->cost && !strcmp(o->cost, "time");
+    if (!su->speedup && (o->cost || o->draft_len_max))
+        return cli_error(CMD, 2, "--cost and --draft-len-max go with --objective speedup");
+    if (su->speedup && !o->c.calib)
+        return cli_error(CMD, 2, "--objective speedup measures draft acceptance on calibration text: give --calib CORPUS");
     su->paper = !strcmp(o->protocol, "paper");
     if (!su->paper && strcmp(o->protocol, "llamacpp"))
         return cli_error(CMD, 2, "--protocol must be paper or llamacpp, not '%s'", o->protocol);
@@ -267,8 +350,8 @@ static int parse_setup(struct opts *o, struct setup *su) {
     bool fitted = false;
     for (int i = 0; i < su->n_recovers; i++) fitted |= strcmp(su->recovers[i], "none") != 0;
     if (fitted && !o->c.calib) return cli_error(CMD, 2, "--recover %s is fitted on calibration data: give --calib CORPUS", o->c.recover);
-    if (o->c.calib && !o->iterative && !fitted)
-        return cli_error(CMD, 2, "--calib is used by --iterative and --recover only");
+    if (o->c.calib && !o->iterative && !fitted && !su->speedup)
+        return cli_error(CMD, 2, "--calib is used by --iterative, --recover and --objective speedup only");
     return 0;
 }
 
@@ -309,7 +392,7 @@ static void build_args(const struct opts *o, const struct setup *su, const char 
     arg(a, "recover", o->c.recover ? o->c.recover : "none");
     snprintf(buf, sizeof buf, "%s docs %s ctx %ld max-seqs %ld stats %s ridge %s objective %s steps %s lr %s batch %s seed %s init %s",
              o->c.calib ? o->c.calib : "", o->c.calib_docs ? o->c.calib_docs : "all", su->calib_ctx, su->calib_max_seqs,
-             o->c.recover_stats ? o->c.recover_stats : "full", o->c.ridge ? o->c.ridge : "-", o->c.objective ? o->c.objective : "-",
+             o->c.recover_stats ? o->c.recover_stats : "full", o->c.ridge ? o->c.ridge : "-", su->rec_objective ? su->rec_objective : "-",
              o->c.steps ? o->c.steps : "-", o->c.lr ? o->c.lr : "-", o->c.batch ? o->c.batch : "-", o->c.seed ? o->c.seed : "-",
              o->c.recover_init ? o->c.recover_init : "-");
     arg(a, "calib", o->c.calib ? buf : "");
@@ -320,6 +403,10 @@ static void build_args(const struct opts *o, const struct setup *su, const char 
              su->mmlu_shots, o->mmlu_subjects ? o->mmlu_subjects : "all", su->mmlu_ctx);
     arg(a, "mmlu", o->mmlu ? buf : "");
     arg(a, "protect", o->protect ? o->protect : "");
+    if (su->speedup) {
+        snprintf(buf, sizeof buf, "speedup cost %s k-max %ld", su->timed ? "time" : "bytes", su->draft_len_max);
+        arg(a, "draft", buf);
+    }
 }
 
 int cmd_sweep(int argc, char **argv) {
@@ -353,6 +440,8 @@ int cmd_sweep(int argc, char **argv) {
         {"--svg", NULL, false, &o.svg, "SVG figure"},
         {"--csv", NULL, false, &o.csv, "CSV, one row per step"},
         {"--save-plans", NULL, false, &o.save_plans, "folder: one plan per run (the budget's step)"},
+        {"--cost", NULL, false, &o.cost, "--objective speedup: draft costs by bytes (default: weight bytes) or time"},
+        {"--draft-len-max", NULL, false, &o.draft_len_max, "--objective speedup: largest draft length considered (default 8)"},
         CLI_END};
     const char *pos[1];
     int n_pos, rc = cli_parse(CMD, argc, argv, opts, pos, 0, &n_pos);
@@ -437,6 +526,9 @@ int cmd_sweep(int argc, char **argv) {
     p.protect = o.protect;
     p.base = n_base ? base_list : NULL;
     p.out_path = o.out;
+    p.draft = su.speedup;
+    p.draft_timed = su.timed;
+    p.draft_k_max = (int)su.draft_len_max;
     p.arg_keys = a.keys;
     p.arg_values = a.vals;
     p.n_args = a.n;
