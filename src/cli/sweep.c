@@ -177,6 +177,26 @@ static void print_text(const struct dp_sweep *s, double secs) {
     printf("%d runs in %.1f s\n", n_runs, secs);
 }
 
+/* A run's identity and one of its steps with the units it removes, into the open object; the step's info. */
+static struct dp_sweep_step_info json_run_step(struct cli_json *j, const struct dp_sweep *s, int r,
+                                               const struct dp_sweep_run_info *run, int step) {
+    cli_json_str(j, "metric", run->metric);
+    cli_json_str(j, "scheme", run->scheme);
+    cli_json_bool(j, "iterative", run->iterative);
+    cli_json_str(j, "recover", run->recover);
+    cli_json_int(j, "step", step);
+    cli_json_begin_arr(j, "removed");
+    struct dp_sweep_step_info st;
+    dp_sweep_get_step(s, r, step, &st);
+    for (int i = 0; i < st.n_removed; i++) {
+        char u[16];
+        dp_sweep_step_unit(s, r, step, i, u);
+        cli_json_str(j, NULL, u);
+    }
+    cli_json_end(j);
+    return st;
+}
+
 static int print_json(const struct opts *o, const struct dp_sweep *s, double secs) {
     struct cli_json *j = cli_json_new(stdout);
     if (!j) return cli_error(CMD, 1, "out of memory");
@@ -199,20 +219,7 @@ static int print_json(const struct opts *o, const struct dp_sweep *s, double sec
         dp_sweep_get_run(s, r, &run);
         if (!run.has_budget) continue;
         cli_json_begin_obj(j, NULL);
-        cli_json_str(j, "metric", run.metric);
-        cli_json_str(j, "scheme", run.scheme);
-        cli_json_bool(j, "iterative", run.iterative);
-        cli_json_str(j, "recover", run.recover);
-        cli_json_int(j, "step", run.budget_step);
-        cli_json_begin_arr(j, "removed");
-        struct dp_sweep_step_info st;
-        dp_sweep_get_step(s, r, run.budget_step, &st);
-        for (int i = 0; i < st.n_removed; i++) {
-            char u[16];
-            dp_sweep_step_unit(s, r, run.budget_step, i, u);
-            cli_json_str(j, NULL, u);
-        }
-        cli_json_end(j);
+        json_run_step(j, s, r, &run, run.budget_step);
         cli_json_str(j, "bound", run.budget_bound);
         cli_json_bool(j, "met", run.budget_met);
         cli_json_end(j);
@@ -229,21 +236,8 @@ static int print_json(const struct opts *o, const struct dp_sweep *s, double sec
         struct dp_sweep_run_info run;
         dp_sweep_get_run(s, r, &run);
         if (run.draft_best_step < 0) continue;
-        struct dp_sweep_step_info st;
-        dp_sweep_get_step(s, r, run.draft_best_step, &st);
         cli_json_begin_obj(j, NULL);
-        cli_json_str(j, "metric", run.metric);
-        cli_json_str(j, "scheme", run.scheme);
-        cli_json_bool(j, "iterative", run.iterative);
-        cli_json_str(j, "recover", run.recover);
-        cli_json_int(j, "step", run.draft_best_step);
-        cli_json_begin_arr(j, "removed");
-        for (int i = 0; i < st.n_removed; i++) {
-            char u[16];
-            dp_sweep_step_unit(s, r, run.draft_best_step, i, u);
-            cli_json_str(j, NULL, u);
-        }
-        cli_json_end(j);
+        struct dp_sweep_step_info st = json_run_step(j, s, r, &run, run.draft_best_step);
         cli_json_num(j, "draft_accept", st.draft_accept);
         cli_json_int(j, "draft_len", st.draft_len);
         cli_json_num(j, "speedup", st.speedup);
