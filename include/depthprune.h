@@ -642,6 +642,8 @@ struct dp_mmlu_opts {
     dp_progress_fn progress;   /* stage "mmlu": questions done of all; NULL: silent */
     void *progress_user;
 };
+/* The research's protocol for model m: 5 shots, ctx_limit min(2048, m's trained context), prefix cache on. */
+struct dp_mmlu_opts dp_mmlu_default_opts(const struct dp_model *m);
 struct dp_mmlu_subject_result {
     int n, n_correct;
 };
@@ -676,6 +678,8 @@ struct dp_mc_opts {
     dp_progress_fn progress;   /* stage: the task's name ("piqa"), items done of all; NULL: silent */
     void *progress_user;
 };
+/* For model m: ctx_limit min(2048, m's trained context), prefix cache on, silent. */
+struct dp_mc_opts dp_mc_default_opts(const struct dp_model *m);
 struct dp_mc_result {
     int n, n_correct, n_correct_norm, n_truncated;
     int64_t tokens_evaluated, tokens_naive;
@@ -719,6 +723,8 @@ struct dp_spec_opts {
     int eos;              /* stop at this token (not emitted); -1: never */
     const struct dp_hooks *verify_hooks, *draft_hooks;  /* replacements of removed units, or NULL */
 };
+/* Greedy, auto draft length, no end token (eos -1), seed 1, no hooks. */
+struct dp_spec_opts dp_spec_default_opts(void);
 struct dp_spec_stats {
     int64_t n_generated;   /* tokens emitted */
     int64_t n_verify;      /* verifier passes after the prompt (plain decoding: one per token) */

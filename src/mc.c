@@ -95,6 +95,12 @@ static dp_status item(struct run *w, enum dp_task task, const struct dp_mc_item 
     return DP_OK;
 }
 
+struct dp_mc_opts dp_mc_default_opts(const struct dp_model *m) {
+    int ctx = dp_model_config(m)->n_ctx_train;
+    struct dp_mc_opts o = {.ctx_limit = ctx < 2048 ? ctx : 2048, .prefix_cache = true};
+    return o;
+}
+
 dp_status dp_mc_eval(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
                      struct dp_pool *pool, const struct dp_mc_set *set, const struct dp_mc_opts *opts,
                      struct dp_mc_result **out) {

@@ -165,6 +165,12 @@ static dp_status question(struct run *w, const struct dp_mmlu_subject *s, int q,
     return DP_OK;
 }
 
+struct dp_mmlu_opts dp_mmlu_default_opts(const struct dp_model *m) {
+    int ctx = dp_model_config(m)->n_ctx_train;
+    struct dp_mmlu_opts o = {.shots = 5, .ctx_limit = ctx < 2048 ? ctx : 2048, .prefix_cache = true};
+    return o;
+}
+
 dp_status dp_mmlu_eval(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
                        struct dp_pool *pool, const struct dp_mmlu_data *data, const struct dp_mmlu_opts *opts,
                        struct dp_mmlu_result **out) {

@@ -193,6 +193,11 @@ static int auto_len(const struct dp_spec_opts *o, const struct dp_spec_stats *st
     return dp_spec_best_len(a, k_max, o->draft_cost > 0 ? o->draft_cost : 0.5, NULL, NULL);
 }
 
+struct dp_spec_opts dp_spec_default_opts(void) {
+    struct dp_spec_opts o = {.seed = 1, .eos = -1};
+    return o;
+}
+
 dp_status dp_spec_generate(struct dp_session *verify, struct dp_session *draft, struct dp_pool *pool,
                            const int *prompt, int n_prompt, int n_new, const struct dp_spec_opts *o,
                            dp_spec_emit_fn emit, void *ctx, struct dp_spec_stats *stats) {

@@ -348,6 +348,17 @@ static void test_progress_tasks(const struct dp_model *m, struct dp_pool *pool, 
     CHECK(rec == NULL);
 }
 
+/* The default options of the evaluation and generation steps: the documented protocol values. */
+static void test_default_opts(const struct dp_model *m) {
+    int want_ctx = dp_model_config(m)->n_ctx_train < 2048 ? dp_model_config(m)->n_ctx_train : 2048;
+    struct dp_mmlu_opts mo = dp_mmlu_default_opts(m);
+    CHECK(mo.shots == 5 && mo.ctx_limit == want_ctx && mo.prefix_cache && !mo.dump && !mo.progress);
+    struct dp_mc_opts co = dp_mc_default_opts(m);
+    CHECK(co.ctx_limit == want_ctx && co.prefix_cache && !co.progress);
+    struct dp_spec_opts so = dp_spec_default_opts();
+    CHECK(so.draft_len == 0 && so.temp == 0 && so.seed == 1 && so.eos == -1 && !so.verify_hooks && !so.draft_hooks);
+}
+
 int main(void) {
     struct dp_model *m = NULL;
     if (dp_model_open(test_shared("models/stories260K/stories260K.gguf"), NULL, &m) != DP_OK) {
@@ -358,6 +369,7 @@ int main(void) {
     struct dp_mask all;
     dp_mask_all(m, &all);
     test_meta(m);
+    test_default_opts(m);
     test_ppl(m, pool, &all);
     test_score_plan(m, pool, &all);
     test_bench(m, pool, &all);

@@ -103,8 +103,9 @@ static int generate_spec(const struct cli_common *c, struct cli_model *cm, const
     out.ids = malloc(((size_t)n_new + 1) * sizeof *out.ids);
     base.ids = malloc(((size_t)n_new + 1) * sizeof *base.ids);
     double c_draft = (double)dp_spec_step_bytes(cm->m, &d.mask) / (double)dp_spec_step_bytes(cm->m, &cm->mask);
-    struct dp_spec_opts o = {.draft_len = (int)k, .draft_cost = c_draft, .temp = temp, .seed = (uint64_t)seed,
-                             .eos = dp_tokenizer_eos(t), .verify_hooks = cm->hooks, .draft_hooks = d.hooks};
+    struct dp_spec_opts o = dp_spec_default_opts();
+    o.draft_len = (int)k, o.draft_cost = c_draft, o.temp = temp, o.seed = (uint64_t)seed;
+    o.eos = dp_tokenizer_eos(t), o.verify_hooks = cm->hooks, o.draft_hooks = d.hooks;
     struct dp_spec_stats st, bst = {0};
     dp_status s = rc ? DP_OK : !out.ids || !base.ids ? DP_ERR_NOMEM : DP_OK;
     if (!rc && !s) s = dp_session_new(cm->m, &cm->mask, n_ctx, &vs);

@@ -72,7 +72,8 @@ int cmd_mc(int argc, char **argv) {
     }
     struct dp_mc_set *set = NULL;
     struct dp_mc_result *r = NULL, *rb = NULL;
-    struct dp_mc_opts o = {(int)ctx_limit, !no_cache, cli_progress_lines, NULL};
+    struct dp_mc_opts o = dp_mc_default_opts(cm.m);
+    o.ctx_limit = (int)ctx_limit, o.prefix_cache = !no_cache, o.progress = cli_progress_lines;
     double t0 = dp_now();
     dp_status st = dp_mc_read(task, data, labels, (int)limit, &set);
     if (!st) st = dp_mc_eval(cm.m, &cm.mask, cm.hooks, cm.pool, set, &o, &r);

@@ -119,7 +119,8 @@ int cmd_mmlu(int argc, char **argv) {
     struct dp_mmlu_data *d = NULL;
     struct dp_mmlu_result *r = NULL, *rb = NULL;
     struct dp_out out = {0};
-    struct dp_mmlu_opts o = {(int)shots, (int)ctx_limit, !no_cache, NULL, cli_progress_lines, NULL};
+    struct dp_mmlu_opts o = dp_mmlu_default_opts(cm.m);
+    o.shots = (int)shots, o.ctx_limit = (int)ctx_limit, o.prefix_cache = !no_cache, o.progress = cli_progress_lines;
     double t0 = dp_now();
     dp_status st = dp_mmlu_read(data, subjects, (int)limit, &d);
     if (!st && dump && !(st = dp_out_open(dump, &out))) o.dump = out.f;
