@@ -430,10 +430,7 @@ dp_status dp_sweep_mmlu_eval(void *ctx, const struct dp_model *m, const struct d
 
 struct memo {
     char *key;
-    double ppl, ppl_seq, mmlu_acc, mmlu_stderr;
-    int mmlu_n;
-    double draft_accept, draft_c_bytes, draft_c_draft, draft_tokens_per_verify, draft_speedup;
-    int draft_len;
+    struct dp_sweep_step res;   /* the evaluation's results (its units and model statistics are not used) */
 };
 
 struct engine {
@@ -514,9 +511,7 @@ static dp_status memo_add(struct engine *e, char *key, const struct dp_sweep_ste
         e->memo = m;
         e->cap_memo = cap;
     }
-    e->memo[e->n_memo++] = (struct memo){key, s->ppl, s->ppl_seq, s->mmlu_acc, s->mmlu_stderr, s->mmlu_n,
-                                         s->draft_accept, s->draft_c_bytes, s->draft_c_draft,
-                                         s->draft_tokens_per_verify, s->draft_speedup, s->draft_len};
+    e->memo[e->n_memo++] = (struct memo){key, *s};
     return DP_OK;
 }
 
@@ -569,17 +564,12 @@ static dp_status eval_step(struct engine *e, const char *recover, const struct d
     *computed = !hit;
     if (hit) {
         free(key);
-        step->ppl = hit->ppl;
-        step->ppl_seq = hit->ppl_seq;
-        step->mmlu_acc = hit->mmlu_acc;
-        step->mmlu_stderr = hit->mmlu_stderr;
-        step->mmlu_n = hit->mmlu_n;
-        step->draft_accept = hit->draft_accept;
-        step->draft_c_bytes = hit->draft_c_bytes;
-        step->draft_c_draft = hit->draft_c_draft;
-        step->draft_len = hit->draft_len;
-        step->draft_tokens_per_verify = hit->draft_tokens_per_verify;
-        step->draft_speedup = hit->draft_speedup;
+        struct dp_sweep_step here = *step; /* this step's units and model statistics */
+        *step = hit->res;
+        step->n_removed = here.n_removed;
+        step->removed = here.removed;
+        step->kv_bytes_per_token = here.kv_bytes_per_token;
+        step->n_params = here.n_params;
         return DP_OK;
     }
     struct dp_recovery *rec = NULL;

@@ -62,7 +62,8 @@ int cmd_mc(int argc, char **argv) {
         return cli_error("mc", 2, "--paired-drop: %s", dp_last_error());
     }
     const struct dp_config *cf = dp_model_config(cm.m);
-    if (!ctx_limit) ctx_limit = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048;
+    struct dp_mc_opts o = dp_mc_default_opts(cm.m); /* the protocol's defaults for this model */
+    if (!ctx_limit) ctx_limit = o.ctx_limit;
     else if (ctx_limit > cf->n_ctx_train)
         fprintf(stderr, "depthprune mc: warning: --ctx-limit %ld exceeds the model's trained context %d\n", ctx_limit,
                 cf->n_ctx_train);
@@ -72,7 +73,6 @@ int cmd_mc(int argc, char **argv) {
     }
     struct dp_mc_set *set = NULL;
     struct dp_mc_result *r = NULL, *rb = NULL;
-    struct dp_mc_opts o = dp_mc_default_opts(cm.m);
     o.ctx_limit = (int)ctx_limit, o.prefix_cache = !no_cache, o.progress = cli_progress_lines;
     double t0 = dp_now();
     dp_status st = dp_mc_read(task, data, labels, (int)limit, &set);

@@ -108,7 +108,8 @@ int cmd_mmlu(int argc, char **argv) {
         return cli_error("mmlu", 2, "--paired-drop: %s", dp_last_error());
     }
     const struct dp_config *cf = dp_model_config(cm.m);
-    if (!ctx_limit) ctx_limit = cf->n_ctx_train < 2048 ? cf->n_ctx_train : 2048;
+    struct dp_mmlu_opts o = dp_mmlu_default_opts(cm.m); /* the protocol's defaults for this model */
+    if (!ctx_limit) ctx_limit = o.ctx_limit;
     else if (ctx_limit > cf->n_ctx_train)
         fprintf(stderr, "depthprune mmlu: warning: --ctx-limit %ld exceeds the model's trained context %d\n", ctx_limit,
                 cf->n_ctx_train);
@@ -119,7 +120,6 @@ int cmd_mmlu(int argc, char **argv) {
     struct dp_mmlu_data *d = NULL;
     struct dp_mmlu_result *r = NULL, *rb = NULL;
     struct dp_out out = {0};
-    struct dp_mmlu_opts o = dp_mmlu_default_opts(cm.m);
     o.shots = (int)shots, o.ctx_limit = (int)ctx_limit, o.prefix_cache = !no_cache, o.progress = cli_progress_lines;
     double t0 = dp_now();
     dp_status st = dp_mmlu_read(data, subjects, (int)limit, &d);
