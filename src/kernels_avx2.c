@@ -1087,8 +1087,76 @@ INLINE void kq_tile(uint32_t type, int R, int T, const struct kq_panel *P, int r
         if (r0 + i % R < nr) Y[(i / R) * ldy + r0 + i % R] = yv[i];
 }
 
+/*
+ * One token (decode): eight rows at a time straight from the file's blocks,
+ * without the panel. Per row and block the codes of each 32 elements meet
+ * the token's 32 codes (vpmaddubsw, exact as in kq_tile) and their two
+ * scales (vpmaddwd), the offset or mins take their vpmaddwd on sum16, and
+ * hsum8 gives the same exact integers as kq_tile(R = 8, T = 1); the f32 tail
+ * is its fma (or two) per block, in block order.
+ */
+INLINE void kq_one(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, float *Y) {
+    int64_t n = A->n_in, nb = n / 256;
+    size_t bb = (size_t)dp_quants_block_bytes(type);
+    for (int g0 = 0; g0 < n_rows; g0 += 8) {
+        int nr = n_rows - g0 < 8 ? n_rows - g0 : 8;
+        const uint8_t *rows[8], *next = (const uint8_t *)W + (size_t)(g0 + 8) * rb;
+        for (int i = 0; i < 8; i++) rows[i] = (const uint8_t *)W + (size_t)(g0 + (i < nr ? i : nr - 1)) * rb;
+        __m256 y = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            /* the next eight rows (contiguous) swept into the cache in step */
+            const uint8_t *pf = next + (size_t)b * 8 * bb;
+            for (size_t c = 0; c < 8 * bb; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
+            const int8_t *xq = A->q + b * 256;
+            __m256i s16 = kq_mins(type) || kq_off(type) ? sums16(A->sum16 + b * 16) : _mm256_setzero_si256();
+            __m256i I[8], Mv[8];
+            float dw[8], dm[8];
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++) {
+                const uint8_t *p = rows[r] + (size_t)b * bb;
+                __m256i S, M;
+                kq_scales(type, p, &S, &M);
+                __m256i lo = _mm256_permute4x64_epi64(S, 0x44), hi = _mm256_permute4x64_epi64(S, 0xEE);
+                __m256i a = _mm256_setzero_si256();
+#pragma GCC unroll 8
+                for (int c = 0; c < 8; c++) {
+                    __m256i w = kq_codes(type, p, c), x = _mm256_loadu_si256((const __m256i *)(xq + 32 * c));
+                    __m256i wa = w;
+                    if (type == DP_TYPE_IQ4_XS) {
+                        wa = _mm256_abs_epi8(w);
+                        x = _mm256_sign_epi8(x, w);
+                    }
+                    __m256i sc = _mm256_shuffle_epi8(c < 4 ? lo : hi, _mm256_loadu_si256((const __m256i *)kq_pick[c % 4]));
+                    a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(wa, x), sc));
+                }
+                if (kq_mins(type)) Mv[r] = _mm256_madd_epi16(s16, M);
+                else if (kq_off(type))
+                    a = _mm256_add_epi32(
+                        a, _mm256_madd_epi16(s16, _mm256_sub_epi16(_mm256_setzero_si256(),
+                                                                   _mm256_mullo_epi16(S, _mm256_set1_epi16((short)kq_off(type))))));
+                I[r] = a;
+                dw[r] = kq_d(type, p);
+                dm[r] = kq_dmin(type, p);
+            }
+            __m256 dx = _mm256_set1_ps(A->d[b]);
+            y = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(dw), dx), _mm256_cvtepi32_ps(hsum8(I)), y);
+            if (kq_mins(type)) {
+                __m256 f = _mm256_xor_ps(_mm256_mul_ps(_mm256_loadu_ps(dm), dx), _mm256_set1_ps(-0.0f));
+                y = _mm256_fmadd_ps(f, _mm256_cvtepi32_ps(hsum8(Mv)), y);
+            }
+        }
+        float yv[8];
+        _mm256_storeu_ps(yv, y);
+        for (int i = 0; i < nr; i++) Y[g0 + i] = yv[i];
+    }
+}
+
 INLINE void vecdot_q8_k(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, int n_tok,
                         float *Y, int64_t ldy) {
+    if (n_tok == 1) {
+        kq_one(type, W, rb, n_rows, A, Y);
+        return;
+    }
     int64_t nb = A->n_in / 256;
     size_t bb = (size_t)dp_quants_block_bytes(type);
     struct kq_panel P;
