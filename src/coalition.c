@@ -13,6 +13,7 @@
 #include "coalition.h"
 
 #include "eval.h"
+#include "profile.h"
 #include "rng.h"
 
 #include <math.h>
@@ -200,6 +201,7 @@ static double mean_ce(const float *logits, const int *ids, int ctx, int V) {
 
 /* Mean over positions 0..ctx-2 of the L2 distance between two logit rows. */
 static double mean_dist(const float *a, const float *b, int ctx, int V) {
+    double t0 = dp_profile_begin();
     double s = 0;
     for (int t = 0; t + 1 < ctx; t++) {
         double d2 = 0;
@@ -210,6 +212,7 @@ static double mean_dist(const float *a, const float *b, int ctx, int V) {
         }
         s += sqrt(d2);
     }
+    dp_profile_end(t0, DP_PROF_LOSS, 3.0 * (ctx - 1) * (double)V, 0);
     return s / (ctx - 1);
 }
 

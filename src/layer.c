@@ -17,6 +17,7 @@
  */
 #include "layer.h"
 
+#include "profile.h"
 #include "types.h"
 
 #include <math.h>
@@ -35,8 +36,10 @@ void dp_layer_rmsnorm(float *out, const float *x, const float *w, int n, int dim
 
 void dp_layer_rmsnorm_w(float *out, const float *x, const struct dp_weight *w, int n, int dim, float eps,
                         float *wbuf) {
+    double t0 = dp_profile_begin();
     dp_dequant_row(w->type, w->data, wbuf, dim);
     dp_layer_rmsnorm(out, x, wbuf, n, dim, eps);
+    dp_profile_end(t0, DP_PROF_NORM, 4.0 * n * dim, 0);
 }
 
 void dp_layer_add_bias(float *y, const struct dp_weight *b, int n, int width, float *wbuf) {
@@ -47,6 +50,7 @@ void dp_layer_add_bias(float *y, const struct dp_weight *b, int n, int width, fl
 }
 
 void dp_layer_rope(float *v, int n, int n_heads, const struct dp_model *m, int layer, int pos0, float sign) {
+    double t0 = dp_profile_begin();
     const struct dp_config *c = &m->cfg;
     const float *ff = m->rope_factors;
     float theta_scale = powf(m->layers[layer].rope_base, -2.0f / (float)c->n_rot);
@@ -65,6 +69,7 @@ void dp_layer_rope(float *v, int n, int n_heads, const struct dp_model *m, int l
             }
         }
     }
+    dp_profile_end(t0, DP_PROF_ROPE, 6.0 * n * n_heads * c->n_rot / 2, 0);
 }
 
 bool dp_layer_kv_columns(const struct dp_model *m, int l) {
@@ -164,6 +169,16 @@ static void post_norm(float *delta, const struct dp_weight *w, int n, int dim, f
     dp_layer_rmsnorm_w(delta, delta, w, n, dim, eps, wbuf);
 }
 
+/* FLOPs of the scores and weighted values of nq queries at positions p0.. (2 per multiply-add, windows honoured). */
+static double attn_flops(const struct dp_layer *L, int hd, int nq, int p0) {
+    double keys = 0;
+    for (int t = 0; t < nq; t++) {
+        int64_t p = p0 + t;
+        keys += L->window && p >= L->window ? L->window : (double)(p + 1);
+    }
+    return 4.0 * L->shape.n_head * hd * keys;
+}
+
 void dp_layer_attention(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x, int n,
                         int from, int pos, const struct dp_attn_io *io) {
     const struct dp_config *c = &m->cfg;
@@ -193,7 +208,9 @@ void dp_layer_attention(const struct dp_model *m, int l, struct dp_pool *pool, e
     dp_layer_rope(io->q, nq, L->shape.n_head, m, l, pos + from, 1.0f);
     struct attn_job job = {m, io, l, nq, pos + from};
     double work = (double)nq * qd * (pos + from + nq); /* a small job stays on the caller: same bits */
+    double t0 = dp_profile_begin();
     dp_pool_run(work < DP_MATMUL_MIN_PARALLEL ? NULL : pool, attn_worker, &job);   /* att (nq, qd) */
+    dp_profile_end(t0, DP_PROF_ATTENTION, attn_flops(L, hd, nq, pos + from), 0);
     dp_matmul(pool, act, L->wo.data, L->wo.type, qd, dim, io->att, nq, io->delta); /* delta (nq, dim) */
     dp_layer_add_bias(io->delta, &L->bo, nq, dim, wbuf);
     post_norm(io->delta, &L->attn_post_norm, nq, dim, c->norm_eps, wbuf);
@@ -214,15 +231,17 @@ static float gelu(float x, bool table) {
 }
 
 void dp_layer_glu(const struct dp_model *m, enum dp_act act, const float *gate, const float *up, float *h, size_t n) {
+    double t0 = dp_profile_begin();
     if (m->family.act == DP_FFN_GELU_TANH) {
         bool table = act == DP_ACT_Q8;
         for (size_t i = 0; i < n; i++) h[i] = gelu(gate[i], table) * up[i];
-        return;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            float g = gate[i];
+            h[i] = g / (1.0f + expf(-g)) * up[i];                            /* SwiGLU */
+        }
     }
-    for (size_t i = 0; i < n; i++) {
-        float g = gate[i];
-        h[i] = g / (1.0f + expf(-g)) * up[i];                                /* SwiGLU */
-    }
+    dp_profile_end(t0, DP_PROF_GLU, 4.0 * (double)n, 0);
 }
 
 void dp_layer_ffn(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x, int n,
@@ -242,6 +261,7 @@ void dp_layer_ffn(const struct dp_model *m, int l, struct dp_pool *pool, enum dp
 }
 
 void dp_layer_embed(const struct dp_model *m, const int *ids, int n, float *x) {
+    double t0 = dp_profile_begin();
     int dim = m->cfg.n_embd;
     size_t erow = dp_type_row_bytes(m->tok_embd.type, dim);
     for (int t = 0; t < n; t++) {
@@ -250,14 +270,18 @@ void dp_layer_embed(const struct dp_model *m, const int *ids, int n, float *x) {
         if (m->family.embd_scale != 1.0f)
             for (int i = 0; i < dim; i++) r[i] *= m->family.embd_scale;
     }
+    dp_profile_end(t0, DP_PROF_EMBED, 0, (double)n * erow);
 }
 
 void dp_layer_head(const struct dp_model *m, struct dp_pool *pool, enum dp_act act, const float *x, int n, float *xn,
                    float *logits, float *wbuf) {
     const struct dp_config *c = &m->cfg;
+    double t0 = dp_profile_begin();
     dp_layer_rmsnorm_w(xn, x, &m->output_norm, n, c->n_embd, c->norm_eps, wbuf);
     dp_matmul(pool, act, m->output.data, m->output.type, c->n_embd, c->n_vocab, xn, n, logits);
     float cap = m->family.final_softcap;
     if (cap > 0)
         for (size_t i = 0; i < (size_t)n * c->n_vocab; i++) logits[i] = cap * tanhf(logits[i] / cap);
+    dp_profile_end(t0, DP_PROF_HEAD, 2.0 * c->n_embd * (double)c->n_vocab * n,
+                   (double)dp_type_row_bytes(m->output.type, c->n_embd) * c->n_vocab);
 }

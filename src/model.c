@@ -29,6 +29,7 @@
 #include "model.h"
 
 #include "layer.h"
+#include "profile.h"
 
 #include <errno.h>
 #include <math.h>
@@ -822,6 +823,12 @@ static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const
     bool observed = hooks && hooks->observe;
     int keep_from = observed || mode == DP_LOGITS_ALL ? 0 : mode == DP_LOGITS_LAST && last_batch ? n - 1 : n;
     int rows = n, row0 = 0; /* rows of s->x still computed: positions s->pos+row0 .. */
+    if (atomic_load_explicit(&dp_profile_on, memory_order_relaxed)) {
+        int64_t run = 0;
+        for (int l = start / 2; l < c->n_layers; l++)
+            run += (2 * l >= start && s->mask.attn[l] && m->layers[l].has_attn) + (s->mask.ffn[l] && m->layers[l].has_ffn);
+        dp_profile_tokens(n, run * n);
+    }
     for (int l = start / 2; l < c->n_layers; l++) {
         bool a = s->mask.attn[l] && m->layers[l].has_attn, f = s->mask.ffn[l] && m->layers[l].has_ffn;
         int from = l == c->n_layers - 1 ? keep_from : 0;
