@@ -494,6 +494,8 @@ struct dp_score_params {
     double checkpoint_every;   /* seconds between checkpoints (default 60; 0: at every sequence) */
     int64_t stop_after_passes; /* tests: fail with DP_ERR_IO after this many passes (0: never) */
     enum dp_score_parallel parallel;
+    int seq_batch;             /* leave-one-out with passes split over the pool: sequences per weight pass
+                                  (1..16, default 1); the results are the same bits for any value */
     const char *mmlu_dir;      /* mmlu_shapley: the MMLU folder (dev/, test/) */
     int mmlu_limit;            /* questions per subject (0: all) */
     int mmlu_draws;            /* random subnetworks per question (default 10) */
