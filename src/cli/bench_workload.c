@@ -129,7 +129,7 @@ int cli_bench_workload(int argc, char **argv) {
         }
         free(tmp);
     }
-    if (job_rc) return cli_error("bench", job_rc, "the %s job failed (exit %d): no timing", work_s, job_rc);
+    if (job_rc) return job_rc; /* the job said why, on stderr */
     double ops_s = 0, mm_s = 0, mm_flops = 0;
     for (int op = 0; op < DP_PROF_N; op++) {
         ops_s += p.seconds[op];
