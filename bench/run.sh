@@ -12,6 +12,9 @@
 # figures fill the last two columns; without it they read "-".
 # Models are written once to bench/out/ (about 9.5 GB). Results: a table on
 # stdout and bench/out/results.jsonl.
+# Then the real workload (bench/workload.sh: leave-one-out and MMLU timed whole,
+# with the per-op profile, on the 7B-shaped Q4_0 and Q8_0 files and stories260K;
+# BENCH_WORKLOAD=0 skips it, WL_* variables size it).
 #   BENCH_TYPES="Q8_0 Q4_K_M" BENCH_REPS=5 LLAMA_CPP_BIN=... sh bench/run.sh
 set -e
 cd "$(dirname "$0")/.."
@@ -55,3 +58,6 @@ for ty in $TYPES; do
     case $ty in F32|F16|BF16) ;; *) for t in $THREADS; do row "7B-shape $ty --act q8" "$f" "$t" q8; done ;; esac
 done
 for t in $THREADS; do row "stories260K" "$S/models/stories260K/stories260K.gguf" "$t"; done
+if [ "${BENCH_WORKLOAD:-1}" != 0 ]; then
+    for ty in ${WL_TYPES:-Q4_0 Q8_0}; do WL_TYPE=$ty sh bench/workload.sh; done
+fi

@@ -494,6 +494,8 @@ struct dp_score_params {
     double checkpoint_every;   /* seconds between checkpoints (default 60; 0: at every sequence) */
     int64_t stop_after_passes; /* tests: fail with DP_ERR_IO after this many passes (0: never) */
     enum dp_score_parallel parallel;
+    int seq_batch;             /* leave-one-out with passes split over the pool: sequences per weight pass
+                                  (1..16, default 1); the results are the same bits for any value */
     const char *mmlu_dir;      /* mmlu_shapley: the MMLU folder (dev/, test/) */
     int mmlu_limit;            /* questions per subject (0: all) */
     int mmlu_draws;            /* random subnetworks per question (default 10) */
@@ -776,6 +778,62 @@ dp_status dp_bench_run(const struct dp_model *m, const struct dp_mask *mask, str
                        const struct dp_bench_params *p, struct dp_bench_result *out);
 /* The kernel set picked at start-up ("scalar", "avx2", "avx512"). */
 const char *dp_kernels_name(void);
+
+/*
+ * Per-op profile of whatever runs between dp_profile_start and
+ * dp_profile_stop (bench --workload): the wall time, FLOPs and weight bytes
+ * of each op, summed over its calls. Matrix products are split by regime:
+ * the exact mode's gemm order (DP_GEMM_MIN_TOK tokens or more) and dot order
+ * (short batches, decode), and the q8 mode by batch size. An op called inside
+ * another (the head's product) is charged to the outer one. Profiling
+ * changes no result; while off it costs one atomic load per op.
+ */
+enum dp_profile_op {
+    DP_PROF_GEMM,          /* exact mode, >= 64 tokens (gemm order) */
+    DP_PROF_DOT_SHORT,     /* exact mode, 16..63 tokens (dot order) */
+    DP_PROF_DOT_DECODE,    /* exact mode, < 16 tokens (dot order) */
+    DP_PROF_Q8_LONG,       /* q8 mode, >= 129 tokens */
+    DP_PROF_Q8_SHORT,      /* q8 mode, 16..128 tokens */
+    DP_PROF_Q8_DECODE,     /* q8 mode, < 16 tokens */
+    DP_PROF_ATTENTION,     /* scores, softmax and weighted values (not the projections) */
+    DP_PROF_HEAD,          /* output norm + output matrix + soft-cap */
+    DP_PROF_NORM,          /* RMSNorms of the sublayers */
+    DP_PROF_ROPE,
+    DP_PROF_GLU,           /* the gated activation */
+    DP_PROF_EMBED,
+    DP_PROF_LOSS,          /* log-softmax, cross-entropy and logit distances of the scorers */
+    DP_PROF_N
+};
+struct dp_profile {
+    double seconds[DP_PROF_N];   /* thread-seconds (ops run by several threads at once add up) */
+    double flops[DP_PROF_N];     /* multiply-adds count 2 */
+    double bytes[DP_PROF_N];     /* weight bytes read (matrix products) */
+    int64_t calls[DP_PROF_N];
+    int64_t tokens;              /* tokens fed through the forward pass (a pass from sublayer k counts its tokens) */
+    int64_t token_sublayers;     /* tokens times the sublayers actually run for them */
+    double wall;                 /* seconds from dp_profile_start to dp_profile_stop */
+};
+/* Zero the counters and start profiling (process-wide). */
+void dp_profile_start(void);
+/* Stop and read the counters into *out. */
+void dp_profile_stop(struct dp_profile *out);
+/* A short name of an op ("gemm", "q8 short", "attention", ...), NULL out of range. */
+const char *dp_profile_op_name(int op);
+
+/*
+ * Peaks of this machine measured by small loops (`seconds` long, on
+ * `threads` threads at once), in 1e9 per second:
+ *  DP_PEAK_FMA     f32 FMA FLOPs with the widest vectors of the kernel set in use
+ *                  (8 lanes AVX2, 16 AVX-512; 1 scalar);
+ *  DP_PEAK_INT8    int8 multiply-adds x2 with the instructions the q8 kernels use
+ *                  (AVX2 vpmaddubsw + vpmaddwd + vpaddd; AVX-512 VNNI vpdpbusd);
+ *                  0 when the set has no q8 kernels;
+ *  DP_PEAK_READ    memory read bandwidth, GB/s (a 256 MiB buffer).
+ */
+enum dp_peak_kind { DP_PEAK_FMA, DP_PEAK_INT8, DP_PEAK_READ };
+double dp_peak_measure(enum dp_peak_kind kind, int threads, double seconds);
+/* Which instructions DP_PEAK_INT8 / DP_PEAK_FMA use under the kernel set in use ("avx2 vpmaddubsw", ...). */
+const char *dp_peak_name(enum dp_peak_kind kind);
 
 /* ---- tokenizer ------------------------------------------------------------- */
 

@@ -66,6 +66,7 @@ static void to_opts(const struct dp_model *m, const struct dp_score_params *p, s
     o->checkpoint_every = p->checkpoint_every;
     o->stop_after_passes = p->stop_after_passes;
     o->parallel = p->parallel;
+    o->seq_batch = p->seq_batch;
     o->mmlu_opts.seed = p->seed;
     o->mmlu_opts.draws = p->mmlu_draws;
     o->mmlu_opts.shots = p->mmlu_shots;

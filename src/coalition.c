@@ -13,6 +13,7 @@
 #include "coalition.h"
 
 #include "eval.h"
+#include "profile.h"
 #include "rng.h"
 
 #include <math.h>
@@ -200,6 +201,7 @@ static double mean_ce(const float *logits, const int *ids, int ctx, int V) {
 
 /* Mean over positions 0..ctx-2 of the L2 distance between two logit rows. */
 static double mean_dist(const float *a, const float *b, int ctx, int V) {
+    double t0 = dp_profile_begin();
     double s = 0;
     for (int t = 0; t + 1 < ctx; t++) {
         double d2 = 0;
@@ -210,6 +212,7 @@ static double mean_dist(const float *a, const float *b, int ctx, int V) {
         }
         s += sqrt(d2);
     }
+    dp_profile_end(t0, DP_PROF_LOSS, 3.0 * (ctx - 1) * (double)V, 0);
     return s / (ctx - 1);
 }
 
@@ -277,6 +280,87 @@ dp_status dp_coalition_eval_list(struct dp_evaluator *ev, const uint8_t *kept, c
         int64_t c = order[j];
         dp_status st = ev_coalition(ev, kept + c * ev->g->n_mu, &ce[c], &dist[c]);
         if (st) return st;
+    }
+    return DP_OK;
+}
+
+/* ---- several sequences in lockstep: one weight pass per coalition for all ---- */
+
+/* run_pass for evaluators evs[0..B) on their own sequences, in one batched forward pass. */
+static dp_status run_pass_multi(struct dp_evaluator *const *evs, int B, const uint8_t *kept, int start, bool base) {
+    const struct dp_game *g = evs[0]->g;
+    struct dp_mask mask;
+    dp_coalition_mask(g, kept, &mask);
+    struct dp_session *ss[DP_MULTI_MAX] = {NULL};
+    struct dp_coalition_hooks hc[DP_MULTI_MAX];
+    struct dp_hooks h[DP_MULTI_MAX];
+    const struct dp_hooks *hp[DP_MULTI_MAX];
+    const int *ids[DP_MULTI_MAX];
+    float *lg[DP_MULTI_MAX];
+    dp_status st = DP_OK;
+    for (int i = 0; !st && i < B; i++) {
+        struct dp_evaluator *ev = evs[i];
+        st = dp_session_new(ev->m, &mask, ev->ctx, &ss[i]);
+        ev->start = start;
+        hc[i] = (struct dp_coalition_hooks){ev->user, snap, ev};
+        h[i] = (struct dp_hooks){.ctx = &hc[i], .observe = ev->reuse ? dp_coalition_hook_observe : NULL,
+                                 .replace = dp_coalition_hook_replace, .start_unit = start,
+                                 .start_x = start ? ev->stack + (size_t)start * ev->ctx * ev->dim : NULL};
+        hp[i] = &h[i];
+        ids[i] = ev->ids;
+        lg[i] = base ? ev->full : ev->logits;
+    }
+    if (!st) st = dp_session_forward_multi(ss, B, evs[0]->pool, ids, evs[0]->ctx, lg, hp);
+    for (int i = 0; i < B; i++) {
+        dp_session_free(ss[i]);
+        evs[i]->cost.passes++;
+        evs[i]->cost.unit_evals += dp_coalition_count_kept(kept, start, g->n_mu);
+        evs[i]->cost.naive_unit_evals += dp_coalition_count_kept(kept, 0, g->n_mu);
+    }
+    return st;
+}
+
+dp_status dp_coalition_eval_base_multi(struct dp_evaluator *const *evs, int B, const int *const *ids) {
+    if (B == 1) return dp_coalition_eval_base(evs[0], ids[0]);
+    for (int i = 0; i < B; i++) evs[i]->ids = ids[i];
+    dp_status st = run_pass_multi(evs, B, evs[0]->g->base, 0, true);
+    for (int i = 0; !st && i < B; i++) {
+        struct dp_evaluator *ev = evs[i];
+        memcpy(ev->path, ev->g->base, (size_t)ev->g->n_mu);
+        ev->full_ce = ev->path_ce = mean_ce(ev->full, ev->ids, ev->ctx, ev->V);
+        ev->path_dist = 0;
+    }
+    return st;
+}
+
+dp_status dp_coalition_eval_list_multi(struct dp_evaluator *const *evs, int B, const uint8_t *kept,
+                                       const int64_t *order, int64_t C, double *const *ce, double *const *dist) {
+    if (B == 1) return dp_coalition_eval_list(evs[0], kept, order, C, ce[0], dist[0]);
+    const struct dp_game *g = evs[0]->g;
+    struct dp_evaluator *ev0 = evs[0];
+    for (int64_t j = 0; j < C; j++) {
+        int64_t c = order[j];
+        const uint8_t *kc = kept + c * g->n_mu;
+        /* the decisions of ev_coalition depend on the path alone, the same for every sequence in lockstep */
+        if (!memcmp(kc, g->base, (size_t)g->n_mu)) {
+            for (int i = 0; i < B; i++) ce[i][c] = evs[i]->full_ce, dist[i][c] = 0;
+            continue;
+        }
+        int k = 0;
+        while (k < g->n_mu && kc[k] == ev0->path[k]) k++;
+        if (k == g->n_mu) {
+            for (int i = 0; i < B; i++) ce[i][c] = evs[i]->path_ce, dist[i][c] = evs[i]->path_dist;
+            continue;
+        }
+        for (int i = 1; i < B; i++) DP_ASSERT(!memcmp(evs[i]->path, ev0->path, (size_t)g->n_mu));
+        dp_status st = run_pass_multi(evs, B, kc, ev0->reuse ? k : 0, false);
+        if (st) return st;
+        for (int i = 0; i < B; i++) {
+            struct dp_evaluator *ev = evs[i];
+            memcpy(ev->path, kc, (size_t)g->n_mu);
+            ce[i][c] = ev->path_ce = mean_ce(ev->logits, ev->ids, ev->ctx, ev->V);
+            dist[i][c] = ev->path_dist = mean_dist(ev->full, ev->logits, ev->ctx, ev->V);
+        }
     }
     return DP_OK;
 }

@@ -113,4 +113,15 @@ dp_status dp_coalition_sort(const uint8_t *kept, int n_mu, int64_t C, int64_t *o
 dp_status dp_coalition_eval_list(struct dp_evaluator *ev, const uint8_t *kept, const int64_t *order, int64_t C,
                                  double *ce, double *dist);
 
+/*
+ * The same for B evaluators (at most DP_MULTI_MAX) on B sequences in
+ * lockstep, one weight pass per coalition for all (dp_session_forward_multi):
+ * every evaluator gets exactly the bits it gets alone. The evaluators share
+ * the model, game, ctx, reuse and pool (evs[0]'s); ce[i], dist[i] are
+ * evaluator i's arrays.
+ */
+dp_status dp_coalition_eval_base_multi(struct dp_evaluator *const *evs, int B, const int *const *ids);
+dp_status dp_coalition_eval_list_multi(struct dp_evaluator *const *evs, int B, const uint8_t *kept,
+                                       const int64_t *order, int64_t C, double *const *ce, double *const *dist);
+
 #endif

@@ -6,17 +6,22 @@
  */
 #include "eval.h"
 
+#include "profile.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 double dp_log_softmax_at(const float *logits, int n_vocab, int target) {
+    double t0 = dp_profile_begin();
     float mx = logits[0];
     for (int i = 1; i < n_vocab; i++)
         if (logits[i] > mx) mx = logits[i];
     double sum = 0;
     for (int i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - mx);
-    return (double)logits[target] - mx - log(sum);
+    double r = (double)logits[target] - mx - log(sum);
+    dp_profile_end(t0, DP_PROF_LOSS, 3.0 * n_vocab, 0);
+    return r;
 }
 
 struct dp_eval_params dp_eval_default_params(void) {

@@ -25,7 +25,9 @@
  * the same bits.
  */
 #include "kernels.h"
+
 #include "kernels_attend.h"
+#include "profile.h"
 
 #include <float.h>
 #include <math.h>
@@ -581,8 +583,31 @@ static void matmul_q8(struct dp_pool *pool, const void *W, uint32_t type, int64_
     dp_pool_run(pool, q8_worker, &j);
 }
 
+static void matmul(struct dp_pool *pool, enum dp_act act, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
+                   const float *X, int n_tok, float *Y, int seg_tok);
+
+/* The profile's regime of a product (see enum dp_profile_op): the exact mode's by its order. */
+static int matmul_regime(enum dp_act act, uint32_t type, int n_tok, int seg_tok) {
+    if (act == DP_ACT_Q8 && dp_quants_act_kind(type) != DP_ACT_KIND_NONE)
+        return n_tok >= 129 ? DP_PROF_Q8_LONG : n_tok >= 16 ? DP_PROF_Q8_SHORT : DP_PROF_Q8_DECODE;
+    return seg_tok >= DP_GEMM_MIN_TOK ? DP_PROF_GEMM : n_tok >= 16 ? DP_PROF_DOT_SHORT : DP_PROF_DOT_DECODE;
+}
+
+void dp_matmul_seg(struct dp_pool *pool, enum dp_act act, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
+                   const float *X, int n_tok, float *Y, int seg_tok) {
+    double t0 = dp_profile_begin();
+    matmul(pool, act, W, type, n_in, n_out, X, n_tok, Y, seg_tok);
+    dp_profile_end(t0, matmul_regime(act, type, n_tok, seg_tok), 2.0 * (double)n_in * (double)n_out * n_tok,
+                   (double)dp_type_row_bytes(type, n_in) * (double)n_out);
+}
+
 void dp_matmul(struct dp_pool *pool, enum dp_act act, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
                const float *X, int n_tok, float *Y) {
+    dp_matmul_seg(pool, act, W, type, n_in, n_out, X, n_tok, Y, n_tok);
+}
+
+static void matmul(struct dp_pool *pool, enum dp_act act, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
+                   const float *X, int n_tok, float *Y, int seg_tok) {
     DP_ASSERT(dp_kernels_supported(type));
     /* a tiny product costs less than waking a thread: the caller runs it (same bits for any split) */
     if ((double)n_in * (double)n_out * n_tok < DP_MATMUL_MIN_PARALLEL) pool = NULL;
@@ -592,7 +617,7 @@ void dp_matmul(struct dp_pool *pool, enum dp_act act, const void *W, uint32_t ty
     }
     const struct dp_kernel_ops *k = dp_kernels();
     struct matmul_job j = {k, W, type, n_in, n_out, dp_type_row_bytes(type, n_in), X, n_tok, Y, NULL, 0};
-    if (n_tok < DP_GEMM_MIN_TOK) {
+    if (seg_tok < DP_GEMM_MIN_TOK) { /* the order of seg_tok rows, whatever n_tok is */
         dp_pool_run(pool, decode_worker, &j);
         return;
     }

@@ -166,6 +166,13 @@ const struct dp_kernel_ops *dp_kernels_q8(uint32_t type);
 #define DP_MATMUL_MIN_PARALLEL 131072.0 /* multiply-adds below which dp_matmul stays on the caller */
 void dp_matmul(struct dp_pool *pool, enum dp_act act, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
                const float *X, int n_tok, float *Y);
+/*
+ * The same product in the order dp_matmul takes for seg_tok tokens, for a
+ * batch of segments (several sequences) that each ran alone as seg_tok
+ * tokens: every row gets the bits it has there, one weight pass serves all.
+ */
+void dp_matmul_seg(struct dp_pool *pool, enum dp_act act, const void *W, uint32_t type, int64_t n_in, int64_t n_out,
+                   const float *X, int n_tok, float *Y, int seg_tok);
 
 /* SIMD sets (NULL when the CPU or the build lacks them). */
 const struct dp_kernel_ops *dp_kernels_avx2(void);

@@ -17,6 +17,7 @@
  */
 #include "layer.h"
 
+#include "profile.h"
 #include "types.h"
 
 #include <math.h>
@@ -35,8 +36,10 @@ void dp_layer_rmsnorm(float *out, const float *x, const float *w, int n, int dim
 
 void dp_layer_rmsnorm_w(float *out, const float *x, const struct dp_weight *w, int n, int dim, float eps,
                         float *wbuf) {
+    double t0 = dp_profile_begin();
     dp_dequant_row(w->type, w->data, wbuf, dim);
     dp_layer_rmsnorm(out, x, wbuf, n, dim, eps);
+    dp_profile_end(t0, DP_PROF_NORM, 4.0 * n * dim, 0);
 }
 
 void dp_layer_add_bias(float *y, const struct dp_weight *b, int n, int width, float *wbuf) {
@@ -47,6 +50,7 @@ void dp_layer_add_bias(float *y, const struct dp_weight *b, int n, int width, fl
 }
 
 void dp_layer_rope(float *v, int n, int n_heads, const struct dp_model *m, int layer, int pos0, float sign) {
+    double t0 = dp_profile_begin();
     const struct dp_config *c = &m->cfg;
     const float *ff = m->rope_factors;
     float theta_scale = powf(m->layers[layer].rope_base, -2.0f / (float)c->n_rot);
@@ -65,6 +69,7 @@ void dp_layer_rope(float *v, int n, int n_heads, const struct dp_model *m, int l
             }
         }
     }
+    dp_profile_end(t0, DP_PROF_ROPE, 6.0 * n * n_heads * c->n_rot / 2, 0);
 }
 
 bool dp_layer_kv_columns(const struct dp_model *m, int l) {
@@ -164,39 +169,72 @@ static void post_norm(float *delta, const struct dp_weight *w, int n, int dim, f
     dp_layer_rmsnorm_w(delta, delta, w, n, dim, eps, wbuf);
 }
 
+/* FLOPs of the scores and weighted values of nq queries at positions p0.. (2 per multiply-add, windows honoured). */
+static double attn_flops(const struct dp_layer *L, int hd, int nq, int p0) {
+    double keys = 0;
+    for (int t = 0; t < nq; t++) {
+        int64_t p = p0 + t;
+        keys += L->window && p >= L->window ? L->window : (double)(p + 1);
+    }
+    return 4.0 * L->shape.n_head * hd * keys;
+}
+
 void dp_layer_attention(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x, int n,
                         int from, int pos, const struct dp_attn_io *io) {
+    dp_layer_attention_seg(m, l, pool, act, x, 1, n, from, pos, io);
+}
+
+/*
+ * The recipe of the attention sublayer over n_seg segments of n rows (one
+ * sequence each, all at positions pos..): norms, biases and products run on
+ * all rows at once (row by row, products in the order of n rows), RoPE, the
+ * cache and the scores per segment, so every row has the bits of its
+ * segment run alone.
+ */
+void dp_layer_attention_seg(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x,
+                            int n_seg, int n, int from, int pos, const struct dp_attn_io *io) {
     const struct dp_config *c = &m->cfg;
     const struct dp_layer *L = &m->layers[l];
-    int dim = c->n_embd, hd = c->head_dim, nq = n - from;
+    int dim = c->n_embd, hd = c->head_dim, nq = n - from, rows = n_seg * n, qrows = n_seg * nq;
     int qd = L->shape.n_head * hd, kvd = L->shape.n_head_kv * hd;
-    float *wbuf = io->wbuf;
-    const float *xq = io->xn + (size_t)from * dim;                           /* normed rows with outputs */
-    dp_layer_rmsnorm_w(io->xn, x, &L->attn_norm, n, dim, c->norm_eps, wbuf);
+    DP_ASSERT(n_seg == 1 || from == 0);
+    float *wbuf = io[0].wbuf;
+    const float *xq = io[0].xn + (size_t)from * dim;                        /* normed rows with outputs */
+    dp_layer_rmsnorm_w(io[0].xn, x, &L->attn_norm, rows, dim, c->norm_eps, wbuf);
     if (!kvd) { /* linear attention (deci): no keys, no values, no cache */
-        if (nq) dp_matmul(pool, act, L->wo.data, L->wo.type, dim, dim, xq, nq, io->delta); /* delta (nq, dim) */
+        if (nq) dp_matmul_seg(pool, act, L->wo.data, L->wo.type, dim, dim, xq, qrows, io[0].delta, nq); /* delta (nq, dim) */
         return;
     }
-    dp_matmul(pool, act, L->wk.data, L->wk.type, dim, kvd, io->xn, n, io->k);    /* k (n, kvd) */
-    dp_matmul(pool, act, L->wv.data, L->wv.type, dim, kvd, io->xn, n, io->v);    /* v (n, kvd) */
-    dp_layer_add_bias(io->k, &L->bk, n, kvd, wbuf);
-    dp_layer_add_bias(io->v, &L->bv, n, kvd, wbuf);
-    head_norm(io->k, &L->k_norm, n, L->shape.n_head_kv, hd, c->norm_eps, wbuf);
-    dp_layer_rope(io->k, n, L->shape.n_head_kv, m, l, pos, 1.0f);
+    dp_matmul_seg(pool, act, L->wk.data, L->wk.type, dim, kvd, io[0].xn, rows, io[0].k, n);    /* k (n, kvd) */
+    dp_matmul_seg(pool, act, L->wv.data, L->wv.type, dim, kvd, io[0].xn, rows, io[0].v, n);    /* v (n, kvd) */
+    dp_layer_add_bias(io[0].k, &L->bk, rows, kvd, wbuf);
+    dp_layer_add_bias(io[0].v, &L->bv, rows, kvd, wbuf);
+    head_norm(io[0].k, &L->k_norm, rows, L->shape.n_head_kv, hd, c->norm_eps, wbuf);
     bool columns = dp_layer_kv_columns(m, l);
-    cache_store(io, io->k_cache, io->k, n, L->shape.n_head_kv, hd, pos, columns);
-    cache_store(io, io->v_cache, io->v, n, L->shape.n_head_kv, hd, pos, false);
+    for (int sg = 0; sg < n_seg; sg++) {
+        float *k = io[0].k + (size_t)sg * n * kvd;
+        dp_layer_rope(k, n, L->shape.n_head_kv, m, l, pos, 1.0f);
+        cache_store(&io[sg], io[sg].k_cache, k, n, L->shape.n_head_kv, hd, pos, columns);
+        cache_store(&io[sg], io[sg].v_cache, io[0].v + (size_t)sg * n * kvd, n, L->shape.n_head_kv, hd, pos, false);
+    }
     if (!nq) return;
-    dp_matmul(pool, act, L->wq.data, L->wq.type, dim, qd, xq, nq, io->q);        /* q (nq, qd) */
-    dp_layer_add_bias(io->q, &L->bq, nq, qd, wbuf);
-    head_norm(io->q, &L->q_norm, nq, L->shape.n_head, hd, c->norm_eps, wbuf);
-    dp_layer_rope(io->q, nq, L->shape.n_head, m, l, pos + from, 1.0f);
-    struct attn_job job = {m, io, l, nq, pos + from};
-    double work = (double)nq * qd * (pos + from + nq); /* a small job stays on the caller: same bits */
-    dp_pool_run(work < DP_MATMUL_MIN_PARALLEL ? NULL : pool, attn_worker, &job);   /* att (nq, qd) */
-    dp_matmul(pool, act, L->wo.data, L->wo.type, qd, dim, io->att, nq, io->delta); /* delta (nq, dim) */
-    dp_layer_add_bias(io->delta, &L->bo, nq, dim, wbuf);
-    post_norm(io->delta, &L->attn_post_norm, nq, dim, c->norm_eps, wbuf);
+    dp_matmul_seg(pool, act, L->wq.data, L->wq.type, dim, qd, xq, qrows, io[0].q, nq);        /* q (nq, qd) */
+    dp_layer_add_bias(io[0].q, &L->bq, qrows, qd, wbuf);
+    head_norm(io[0].q, &L->q_norm, qrows, L->shape.n_head, hd, c->norm_eps, wbuf);
+    for (int sg = 0; sg < n_seg; sg++) {
+        dp_layer_rope(io[0].q + (size_t)sg * nq * qd, nq, L->shape.n_head, m, l, pos + from, 1.0f);
+        struct dp_attn_io seg = io[sg];
+        seg.q = io[0].q + (size_t)sg * nq * qd;
+        seg.att = io[0].att + (size_t)sg * nq * qd;
+        struct attn_job job = {m, &seg, l, nq, pos + from};
+        double work = (double)nq * qd * (pos + from + nq); /* a small job stays on the caller: same bits */
+        double t0 = dp_profile_begin();
+        dp_pool_run(work < DP_MATMUL_MIN_PARALLEL ? NULL : pool, attn_worker, &job);   /* att (nq, qd) */
+        dp_profile_end(t0, DP_PROF_ATTENTION, attn_flops(L, hd, nq, pos + from), 0);
+    }
+    dp_matmul_seg(pool, act, L->wo.data, L->wo.type, qd, dim, io[0].att, qrows, io[0].delta, nq); /* delta (nq, dim) */
+    dp_layer_add_bias(io[0].delta, &L->bo, qrows, dim, wbuf);
+    post_norm(io[0].delta, &L->attn_post_norm, qrows, dim, c->norm_eps, wbuf);
 }
 
 /*
@@ -214,34 +252,42 @@ static float gelu(float x, bool table) {
 }
 
 void dp_layer_glu(const struct dp_model *m, enum dp_act act, const float *gate, const float *up, float *h, size_t n) {
+    double t0 = dp_profile_begin();
     if (m->family.act == DP_FFN_GELU_TANH) {
         bool table = act == DP_ACT_Q8;
         for (size_t i = 0; i < n; i++) h[i] = gelu(gate[i], table) * up[i];
-        return;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            float g = gate[i];
+            h[i] = g / (1.0f + expf(-g)) * up[i];                            /* SwiGLU */
+        }
     }
-    for (size_t i = 0; i < n; i++) {
-        float g = gate[i];
-        h[i] = g / (1.0f + expf(-g)) * up[i];                                /* SwiGLU */
-    }
+    dp_profile_end(t0, DP_PROF_GLU, 4.0 * (double)n, 0);
 }
 
 void dp_layer_ffn(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x, int n,
                   float *xn, float *gate, float *up, float *h, float *delta, float *wbuf) {
+    dp_layer_ffn_seg(m, l, pool, act, x, n, n, xn, gate, up, h, delta, wbuf);
+}
+
+void dp_layer_ffn_seg(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x, int n,
+                      int seg, float *xn, float *gate, float *up, float *h, float *delta, float *wbuf) {
     const struct dp_config *c = &m->cfg;
     const struct dp_layer *L = &m->layers[l];
     int dim = c->n_embd, ff = L->shape.n_ff;
     dp_layer_rmsnorm_w(xn, x, &L->ffn_norm, n, dim, c->norm_eps, wbuf);
-    dp_matmul(pool, act, L->w_gate.data, L->w_gate.type, dim, ff, xn, n, gate); /* (n, ff) */
-    dp_matmul(pool, act, L->w_up.data, L->w_up.type, dim, ff, xn, n, up);       /* (n, ff) */
+    dp_matmul_seg(pool, act, L->w_gate.data, L->w_gate.type, dim, ff, xn, n, gate, seg); /* (n, ff) */
+    dp_matmul_seg(pool, act, L->w_up.data, L->w_up.type, dim, ff, xn, n, up, seg);       /* (n, ff) */
     dp_layer_add_bias(gate, &L->b_gate, n, ff, wbuf);
     dp_layer_add_bias(up, &L->b_up, n, ff, wbuf);
     dp_layer_glu(m, act, gate, up, h, (size_t)n * ff);
-    dp_matmul(pool, act, L->w_down.data, L->w_down.type, ff, dim, h, n, delta); /* (n, dim) */
+    dp_matmul_seg(pool, act, L->w_down.data, L->w_down.type, ff, dim, h, n, delta, seg); /* (n, dim) */
     dp_layer_add_bias(delta, &L->b_down, n, dim, wbuf);
     post_norm(delta, &L->ffn_post_norm, n, dim, c->norm_eps, wbuf);
 }
 
 void dp_layer_embed(const struct dp_model *m, const int *ids, int n, float *x) {
+    double t0 = dp_profile_begin();
     int dim = m->cfg.n_embd;
     size_t erow = dp_type_row_bytes(m->tok_embd.type, dim);
     for (int t = 0; t < n; t++) {
@@ -250,14 +296,23 @@ void dp_layer_embed(const struct dp_model *m, const int *ids, int n, float *x) {
         if (m->family.embd_scale != 1.0f)
             for (int i = 0; i < dim; i++) r[i] *= m->family.embd_scale;
     }
+    dp_profile_end(t0, DP_PROF_EMBED, 0, (double)n * erow);
 }
 
 void dp_layer_head(const struct dp_model *m, struct dp_pool *pool, enum dp_act act, const float *x, int n, float *xn,
                    float *logits, float *wbuf) {
+    dp_layer_head_seg(m, pool, act, x, n, n, xn, logits, wbuf);
+}
+
+void dp_layer_head_seg(const struct dp_model *m, struct dp_pool *pool, enum dp_act act, const float *x, int n, int seg,
+                       float *xn, float *logits, float *wbuf) {
     const struct dp_config *c = &m->cfg;
+    double t0 = dp_profile_begin();
     dp_layer_rmsnorm_w(xn, x, &m->output_norm, n, c->n_embd, c->norm_eps, wbuf);
-    dp_matmul(pool, act, m->output.data, m->output.type, c->n_embd, c->n_vocab, xn, n, logits);
+    dp_matmul_seg(pool, act, m->output.data, m->output.type, c->n_embd, c->n_vocab, xn, n, logits, seg);
     float cap = m->family.final_softcap;
     if (cap > 0)
         for (size_t i = 0; i < (size_t)n * c->n_vocab; i++) logits[i] = cap * tanhf(logits[i] / cap);
+    dp_profile_end(t0, DP_PROF_HEAD, 2.0 * c->n_embd * (double)c->n_vocab * n,
+                   (double)dp_type_row_bytes(m->output.type, c->n_embd) * c->n_vocab);
 }

@@ -64,6 +64,14 @@ bool dp_layer_kv_columns(const struct dp_model *m, int l);
  */
 void dp_layer_attention(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x, int n,
                         int from, int pos, const struct dp_attn_io *io);
+/*
+ * The same for n_seg sequences of n rows each (x: (n_seg * n, dim)), all at
+ * positions pos.., in one weight pass: io[s] holds sequence s's caches (and
+ * scores); the row buffers of io[0] hold all n_seg * n rows. Every row gets
+ * the bits of its sequence run alone. from must be 0 when n_seg > 1.
+ */
+void dp_layer_attention_seg(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x,
+                            int n_seg, int n, int from, int pos, const struct dp_attn_io *io);
 
 /*
  * The FFN sublayer of layer l for rows x (n, dim): xn the normed input,
@@ -72,6 +80,9 @@ void dp_layer_attention(const struct dp_model *m, int l, struct dp_pool *pool, e
  */
 void dp_layer_ffn(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x, int n,
                   float *xn, float *gate, float *up, float *h, float *delta, float *wbuf);
+/* The same for n rows made of segments of seg rows (products in the order of seg rows). */
+void dp_layer_ffn_seg(const struct dp_model *m, int l, struct dp_pool *pool, enum dp_act act, const float *x, int n,
+                      int seg, float *xn, float *gate, float *up, float *h, float *delta, float *wbuf);
 
 /* The gated activation of the model's FFN, elementwise: h = act(gate) * up (GELU through llama.cpp's FP16 table in the q8 mode). */
 void dp_layer_glu(const struct dp_model *m, enum dp_act act, const float *gate, const float *up, float *h, size_t n);
@@ -82,5 +93,8 @@ void dp_layer_embed(const struct dp_model *m, const int *ids, int n, float *x);
 /* Logits (n, n_vocab) of rows x (n, dim): output norm into xn, output matrix, final soft-cap. */
 void dp_layer_head(const struct dp_model *m, struct dp_pool *pool, enum dp_act act, const float *x, int n, float *xn,
                    float *logits, float *wbuf);
+/* The same for n rows made of segments of seg rows. */
+void dp_layer_head_seg(const struct dp_model *m, struct dp_pool *pool, enum dp_act act, const float *x, int n, int seg,
+                       float *xn, float *logits, float *wbuf);
 
 #endif

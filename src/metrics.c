@@ -91,6 +91,34 @@ static void seq_worker(void *ctx, int ith, int nth) {
     if (w->st) snprintf(w->err, sizeof w->err, "%s", dp_last_error());
 }
 
+dp_status dp_metrics_for_batches(struct run *r, int fam, size_t width, seq_fn fn, batch_fn batch, reduce_fn reduce,
+                                 const char *what) {
+    int B = r->n_batch, N = r->ch->n_seqs;
+    if (B <= 1 || !batch) return dp_metrics_for_sequences(r, fam, width, fn, reduce, what);
+    double *buf = dp_malloc((size_t)B * (width ? width : 1) * sizeof *buf);
+    double *outs[DP_MULTI_MAX];
+    dp_status st = buf ? DP_OK : DP_ERR_NOMEM;
+    for (int i = 0; i < B; i++) outs[i] = buf + (size_t)i * width;
+    for (int q0 = r->next_seq; !st && q0 < N; q0 += B) {
+        int nq = N - q0 < B ? N - q0 : B;
+        st = batch(r, q0, nq, outs);
+        for (int i = 0; i < B; i++) {
+            struct dp_cost *c = &r->w[i].ev.cost;
+            r->fam[fam].passes += c->passes;
+            r->fam[fam].unit_evals += c->unit_evals;
+            r->fam[fam].naive_unit_evals += c->naive_unit_evals;
+            memset(c, 0, sizeof *c);
+        }
+        if (st) break;
+        for (int i = 0; i < nq; i++) reduce(r, q0 + i, outs[i]);
+        r->next_seq = q0 + nq;
+        st = dp_metrics_checkpoint_round(r);
+        if (!st && !dp_progress_step(r->o->progress, r->o->progress_user, what, r->next_seq, N)) st = DP_ERR_CANCELLED;
+    }
+    free(buf);
+    return st;
+}
+
 dp_status dp_metrics_for_sequences(struct run *r, int fam, size_t width, seq_fn fn, reduce_fn reduce, const char *what) {
     int P = r->n_workers, N = r->ch->n_seqs;
     double *buf = dp_malloc((size_t)P * (width ? width : 1) * sizeof *buf);
@@ -253,6 +281,8 @@ static dp_status check_opts(const struct dp_model *m, const struct dp_game *g, c
     if (o->span < 0 || o->span > g->n_present)
         return dp_fail(DP_ERR_ARG, "span %d is out of range (1..%d blocks)", o->span, g->n_present);
     if (ch->ctx < 2) return dp_fail(DP_ERR_ARG, "context %d is too small", ch->ctx);
+    if (o->seq_batch < 0 || o->seq_batch > DP_MULTI_MAX)
+        return dp_fail(DP_ERR_ARG, "sequences per weight pass must be in [1, %d], not %d", DP_MULTI_MAX, o->seq_batch);
     bool banzhaf = o->want[DP_METRIC_BANZHAF_LOSS] || o->want[DP_METRIC_BANZHAF_LOGIT];
     bool shapley = o->want[DP_METRIC_SHAPLEY_LOSS] || o->want[DP_METRIC_SHAPLEY_LOGIT];
     if (banzhaf && (o->banzhaf_subsets < 1 || o->banzhaf_subsets > 1 << 20))
@@ -367,14 +397,21 @@ static dp_status setup_workers(struct run *r, bool adaptive) {
         if (r->o->max_mem > 0 && wb > 0 && (int64_t)P * wb > r->o->max_mem) P = (int)(r->o->max_mem / wb);
         if (P < 1) P = 1;
     }
+    /* several sequences per weight pass: leave-one-out with one worker whose passes use the pool */
+    int B = P == 1 && want_family(r->o, FAM_LOO) && r->o->seq_batch > 1 ? r->o->seq_batch : 1;
+    if (B > r->ch->n_seqs) B = r->ch->n_seqs > 0 ? r->ch->n_seqs : 1;
+    if (B > 1 && r->o->max_mem > 0 && wb > 0 && (int64_t)B * wb > r->o->max_mem)
+        B = (int)(r->o->max_mem / wb) > 1 ? (int)(r->o->max_mem / wb) : 1;
     r->n_workers = P;
+    r->n_batch = B;
     r->res->workers = P;
+    if (B > P) P = B;
     r->w = dp_calloc((size_t)P, sizeof *r->w);
     if (!r->w) return DP_ERR_NOMEM;
     int n_su = g->n_mu + g->L, k = r->o->banzhaf_subsets;
     for (int i = 0; i < P; i++) {
         struct worker *w = &r->w[i];
-        w->ev = (struct dp_evaluator){.m = r->m, .pool = P == 1 ? r->pool : NULL, .user = r->hooks, .g = g,
+        w->ev = (struct dp_evaluator){.m = r->m, .pool = r->n_workers == 1 ? r->pool : NULL, .user = r->hooks, .g = g,
                                    .ctx = r->ch->ctx, .dim = c->n_embd, .V = c->n_vocab, .reuse = !r->o->no_reuse};
         w->perm = dp_malloc((size_t)g->n * sizeof *w->perm);
         w->set = dp_malloc((size_t)g->nw * 8);
@@ -405,7 +442,8 @@ static dp_status setup_workers(struct run *r, bool adaptive) {
 }
 
 static void free_workers(struct run *r) {
-    for (int i = 0; r->w && i < r->n_workers; i++) {
+    int n = r->n_batch > r->n_workers ? r->n_batch : r->n_workers;
+    for (int i = 0; r->w && i < n; i++) {
         struct worker *w = &r->w[i];
         free(w->ev.stack);
         free(w->ev.full);

@@ -101,6 +101,7 @@ struct dp_score_opts {
     double checkpoint_every;   /* seconds between checkpoints (default 60; 0: at every sequence) */
     int64_t stop_after_passes; /* tests: fail with DP_ERR_IO after this many passes (0: never) */
     enum dp_score_parallel parallel; /* depthprune.h */
+    int seq_batch;             /* leave-one-out: sequences per weight pass with one worker (1..DP_MULTI_MAX; 0: 1) */
     const struct dp_mmlu_data *mmlu;       /* questions of mmlu_shapley (an oracle on the test set) */
     struct dp_mmlu_shapley_opts mmlu_opts; /* its progress fields are set from the two below */
     /* Progress and cancellation (NULL: silent), on the calling thread: per family, stage "static

@@ -19,6 +19,24 @@ static dp_status loo_seq(struct run *r, struct worker *w, int q, double *out) {
     return st;
 }
 
+/* Sequences q0..q0+nq-1 in lockstep, one weight pass per coalition for all. */
+static dp_status loo_batch(struct run *r, int q0, int nq, double *const *outs) {
+    int64_t n = r->list_n;
+    struct dp_evaluator *evs[DP_MULTI_MAX] = {NULL};
+    const int *ids[DP_MULTI_MAX] = {NULL};
+    double *ce[DP_MULTI_MAX] = {NULL}, *dist[DP_MULTI_MAX] = {NULL};
+    for (int i = 0; i < nq; i++) {
+        evs[i] = &r->w[i].ev;
+        ids[i] = seq_ids(r, q0 + i);
+        ce[i] = outs[i];
+        dist[i] = outs[i] + n;
+    }
+    dp_status st = dp_coalition_eval_base_multi(evs, nq, ids);
+    if (!st) st = dp_coalition_eval_list_multi(evs, nq, r->list_kept, r->list_order, n, ce, dist);
+    for (int i = 0; i < nq; i++) outs[i][2 * n] = evs[i]->full_ce;
+    return st;
+}
+
 static void loo_reduce(struct run *r, int q, const double *out) {
     (void)q;
     int n = r->g.n;
@@ -44,7 +62,7 @@ dp_status dp_metrics_loo_run(struct run *r) {
     r->list_order = order;
     r->list_n = n;
     double t0 = dp_now(), c0 = dp_cpu_now();
-    if (!st) st = dp_metrics_for_sequences(r, FAM_LOO, 2 * (size_t)n + 1, loo_seq, loo_reduce, "leave-one-out");
+    if (!st) st = dp_metrics_for_batches(r, FAM_LOO, 2 * (size_t)n + 1, loo_seq, loo_batch, loo_reduce, "leave-one-out");
     free(kept);
     free(order);
     free(set);

@@ -55,7 +55,8 @@ struct run {
     struct dp_scores *res;
     char *key;
     int n_workers;
-    struct worker *w;
+    int n_batch;                     /* sequences per weight pass of the one worker (>1: w holds n_batch evaluators) */
+    struct worker *w;                /* (max(n_workers, n_batch)) */
     /* the coalition list of the family being run (shared, read-only in workers) */
     const uint8_t *list_kept;        /* (list_n, n_mu) */
     const int64_t *list_order;       /* (list_n) evaluation order */
@@ -99,6 +100,8 @@ static inline const int *seq_ids(const struct run *r, int q) { return r->ch->ids
 typedef dp_status (*seq_fn)(struct run *r, struct worker *w, int q, double *out);
 /* Add sequence q's results into the run's accumulators (called in sequence order). */
 typedef void (*reduce_fn)(struct run *r, int q, const double *out);
+/* Evaluate sequences q0..q0+nq-1 together on workers 0..nq-1 (nq <= n_batch), sequence i's results into outs[i]. */
+typedef dp_status (*batch_fn)(struct run *r, int q0, int nq, double *const *outs);
 
 /*
  * Every sequence from r->next_seq on, `width` doubles each, in rounds of one
@@ -106,6 +109,12 @@ typedef void (*reduce_fn)(struct run *r, int q, const double *out);
  * a checkpoint is written when due (dp_metrics_checkpoint_round).
  */
 dp_status dp_metrics_for_sequences(struct run *r, int fam, size_t width, seq_fn fn, reduce_fn reduce, const char *what);
+/*
+ * The same with n_batch sequences per round evaluated by `batch` (when
+ * n_batch > 1; else as dp_metrics_for_sequences with fn).
+ */
+dp_status dp_metrics_for_batches(struct run *r, int fam, size_t width, seq_fn fn, batch_fn batch, reduce_fn reduce,
+                                 const char *what);
 
 /* A family is complete (it started at wall time t0, CPU time c0): the next one starts at sequence 0. */
 dp_status dp_metrics_family_done(struct run *r, int fam, double t0, double c0);

@@ -29,6 +29,7 @@
 #include "model.h"
 
 #include "layer.h"
+#include "profile.h"
 
 #include <errno.h>
 #include <math.h>
@@ -791,14 +792,18 @@ int dp_session_pos(const struct dp_session *s) { return s->pos; }
  * Residual add of a sublayer's output (or of a removed unit's replacement),
  * with the observer seeing input and output.
  */
-static void residual(struct dp_session *s, int unit, bool kept, int n, int pos0, const struct dp_hooks *hooks) {
-    int dim = s->m->cfg.n_embd;
+static void residual_rows(float *x, float *x_in, float *delta, int dim, int unit, bool kept, int n, int pos0,
+                          const struct dp_hooks *hooks) {
     size_t len = (size_t)n * dim;
-    if (hooks && hooks->observe) memcpy(s->x_in, s->x, len * sizeof(float));
-    if (!kept && hooks && hooks->replace) kept = hooks->replace(hooks->ctx, unit, s->x, s->delta, n, dim, pos0);
+    if (hooks && hooks->observe) memcpy(x_in, x, len * sizeof(float));
+    if (!kept && hooks && hooks->replace) kept = hooks->replace(hooks->ctx, unit, x, delta, n, dim, pos0);
     if (kept)
-        for (size_t i = 0; i < len; i++) s->x[i] += s->delta[i];
-    if (hooks && hooks->observe) hooks->observe(hooks->ctx, unit, s->x_in, s->x, n, dim, pos0);
+        for (size_t i = 0; i < len; i++) x[i] += delta[i];
+    if (hooks && hooks->observe) hooks->observe(hooks->ctx, unit, x_in, x, n, dim, pos0);
+}
+
+static void residual(struct dp_session *s, int unit, bool kept, int n, int pos0, const struct dp_hooks *hooks) {
+    residual_rows(s->x, s->x_in, s->delta, s->m->cfg.n_embd, unit, kept, n, pos0, hooks);
 }
 
 static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const int *tokens, const float *start_x,
@@ -822,6 +827,12 @@ static dp_status forward_batch(struct dp_session *s, struct dp_pool *pool, const
     bool observed = hooks && hooks->observe;
     int keep_from = observed || mode == DP_LOGITS_ALL ? 0 : mode == DP_LOGITS_LAST && last_batch ? n - 1 : n;
     int rows = n, row0 = 0; /* rows of s->x still computed: positions s->pos+row0 .. */
+    if (atomic_load_explicit(&dp_profile_on, memory_order_relaxed)) {
+        int64_t run = 0;
+        for (int l = start / 2; l < c->n_layers; l++)
+            run += (2 * l >= start && s->mask.attn[l] && m->layers[l].has_attn) + (s->mask.ffn[l] && m->layers[l].has_ffn);
+        dp_profile_tokens(n, run * n);
+    }
     for (int l = start / 2; l < c->n_layers; l++) {
         bool a = s->mask.attn[l] && m->layers[l].has_attn, f = s->mask.ffn[l] && m->layers[l].has_ffn;
         int from = l == c->n_layers - 1 ? keep_from : 0;
@@ -879,4 +890,128 @@ dp_status dp_session_forward_hooked(struct dp_session *s, struct dp_pool *pool, 
 dp_status dp_session_forward(struct dp_session *s, struct dp_pool *pool, const int *tokens, int n, float *logits,
                              enum dp_logits_mode mode) {
     return dp_session_forward_hooked(s, pool, tokens, n, logits, mode, s->has_hooks ? &s->hooks : NULL);
+}
+
+/* ---- several sequences in one weight pass ---- */
+
+/* Row buffers of a batch of n_seg sequences of up to MAX_BATCH tokens. */
+struct multi_scratch {
+    float *x, *x_in, *xb, *q, *k, *v, *att, *gate, *up, *delta, *logits;
+};
+
+static void multi_scratch_free(struct multi_scratch *b) {
+    float *bufs[] = {b->x, b->x_in, b->xb, b->q, b->k, b->v, b->att, b->gate, b->up, b->delta, b->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+}
+
+static dp_status multi_scratch_new(const struct dp_model *m, int n_seg, int b, struct multi_scratch *out) {
+    const struct dp_config *c = &m->cfg;
+    memset(out, 0, sizeof *out);
+    size_t B = (size_t)n_seg * b, qd = (size_t)m->max_head * c->head_dim, kvd = (size_t)m->max_head_kv * c->head_dim;
+    float **bufs[] = {&out->x, &out->x_in, &out->xb, &out->q, &out->k, &out->v, &out->att, &out->gate, &out->up,
+                      &out->delta, &out->logits};
+    size_t sizes[] = {B * c->n_embd, B * c->n_embd, B * c->n_embd, B * qd, B * kvd, B * kvd, B * qd,
+                      B * m->max_ff, B * m->max_ff, B * c->n_embd, B * c->n_vocab};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        if (!(*bufs[i] = dp_malloc((sizes[i] ? sizes[i] : 1) * sizeof(float)))) {
+            multi_scratch_free(out);
+            return dp_fail(DP_ERR_NOMEM, "out of memory for a batch of %d sequences", n_seg);
+        }
+    return DP_OK;
+}
+
+/* One batch of n tokens (<= MAX_BATCH) of every sequence: the recipe of forward_batch, all logits. */
+static void forward_multi_batch(struct dp_session *const *ss, int n_seg, struct dp_pool *pool,
+                                const int *const *tokens, const float *const *start_x, int n, float *const *logits,
+                                const struct dp_hooks *const *hooks, const struct multi_scratch *b) {
+    struct dp_session *s0 = ss[0];
+    const struct dp_model *m = s0->m;
+    const struct dp_config *c = &m->cfg;
+    int dim = c->n_embd, rows = n_seg * n, pos = s0->pos;
+    int start = hooks[0] ? hooks[0]->start_unit : 0;
+    for (int sg = 0; sg < n_seg; sg++) {
+        float *x = b->x + (size_t)sg * n * dim;
+        if (start_x[sg]) memcpy(x, start_x[sg], (size_t)n * dim * sizeof(float));
+        else dp_layer_embed(m, tokens[sg], n, x);
+    }
+    if (atomic_load_explicit(&dp_profile_on, memory_order_relaxed)) {
+        int64_t run = 0;
+        for (int l = start / 2; l < c->n_layers; l++)
+            run += (2 * l >= start && s0->mask.attn[l] && m->layers[l].has_attn) + (s0->mask.ffn[l] && m->layers[l].has_ffn);
+        dp_profile_tokens((int64_t)rows, run * rows);
+    }
+    struct dp_attn_io io[DP_MULTI_MAX];
+    for (int l = start / 2; l < c->n_layers; l++) {
+        bool a = s0->mask.attn[l] && m->layers[l].has_attn, f = s0->mask.ffn[l] && m->layers[l].has_ffn;
+        if (2 * l >= start && a) {
+            for (int sg = 0; sg < n_seg; sg++) {
+                struct dp_session *s = ss[sg];
+                io[sg] = (struct dp_attn_io){b->xb, b->q, b->k, b->v, s->k_cache[l], s->v_cache[l], s->kv_rows[l],
+                                             s->kv_ring[l], b->att, s->scores, s->n_ctx, s->scores_threads, b->delta,
+                                             s0->wvec};
+            }
+            dp_layer_attention_seg(m, l, pool, s0->act, b->x, n_seg, n, 0, pos, io);
+        }
+        for (int sg = 0; sg < n_seg && 2 * l >= start; sg++) {
+            size_t o = (size_t)sg * n * dim;
+            residual_rows(b->x + o, b->x_in + o, b->delta + o, dim, 2 * l, a, n, pos, hooks[sg]);
+        }
+        if (f) dp_layer_ffn_seg(m, l, pool, s0->act, b->x, rows, n, b->xb, b->gate, b->up, b->gate, b->delta, s0->wvec);
+        for (int sg = 0; sg < n_seg; sg++) {
+            size_t o = (size_t)sg * n * dim;
+            residual_rows(b->x + o, b->x_in + o, b->delta + o, dim, 2 * l + 1, f, n, pos, hooks[sg]);
+        }
+    }
+    dp_layer_head_seg(m, pool, s0->act, b->x, rows, n, b->xb, b->logits, s0->wvec);
+    for (int sg = 0; sg < n_seg; sg++) {
+        memcpy(logits[sg], b->logits + (size_t)sg * n * c->n_vocab, (size_t)n * c->n_vocab * sizeof(float));
+        ss[sg]->pos += n;
+        if (ss[sg]->pos > ss[sg]->pos_hi) ss[sg]->pos_hi = ss[sg]->pos;
+    }
+}
+
+dp_status dp_session_forward_multi(struct dp_session *const *ss, int n_seg, struct dp_pool *pool,
+                                   const int *const *tokens, int n, float *const *logits,
+                                   const struct dp_hooks *const *hooks) {
+    if (n_seg < 1 || n_seg > DP_MULTI_MAX) return dp_fail(DP_ERR_ARG, "a batch of %d sequences (1..%d)", n_seg, DP_MULTI_MAX);
+    const struct dp_model *m = ss[0]->m;
+    const struct dp_config *c = &m->cfg;
+    if (n < 1) return dp_fail(DP_ERR_ARG, "forward pass of %d tokens", n);
+    int start = hooks[0] ? hooks[0]->start_unit : 0;
+    for (int sg = 0; sg < n_seg; sg++) {
+        const struct dp_session *s = ss[sg];
+        int st_sg = hooks[sg] ? hooks[sg]->start_unit : 0;
+        if (s->m != m || s->pos != ss[0]->pos || s->act != ss[0]->act || memcmp(&s->mask, &ss[0]->mask, sizeof s->mask) ||
+            st_sg != start)
+            return dp_fail(DP_ERR_ARG, "the sequences of a batch need one model, mask, mode, position and start unit");
+        if (start < 0 || start > 2 * c->n_layers || (start > 0) != (hooks[sg] && hooks[sg]->start_x != NULL))
+            return dp_fail(DP_ERR_ARG, "start unit %d needs a residual stream", start);
+        if (n > s->n_ctx - s->pos)
+            return dp_fail(DP_ERR_ARG, "%d tokens do not fit: %d of %d context positions are used", n, s->pos, s->n_ctx);
+        for (int l = 0; l < c->n_layers; l++)
+            if (s->kv_ring[l] && s->pos_hi - s->pos > MAX_BATCH)
+                return dp_fail(DP_ERR_ARG, "the session went back %d positions; block %d's sliding-window cache keeps %d",
+                               s->pos_hi - s->pos, l, MAX_BATCH);
+        for (int t = 0; !start && t < n; t++)
+            if (tokens[sg][t] < 0 || tokens[sg][t] >= c->n_vocab)
+                return dp_fail(DP_ERR_ARG, "token id %d is outside the vocabulary (%d tokens)", tokens[sg][t], c->n_vocab);
+    }
+    struct multi_scratch b;
+    dp_status st = multi_scratch_new(m, n_seg, n < MAX_BATCH ? n : MAX_BATCH, &b);
+    if (st) return st;
+    const int *tk[DP_MULTI_MAX];
+    const float *sx[DP_MULTI_MAX];
+    float *lg[DP_MULTI_MAX];
+    for (int done = 0; done < n;) {
+        int nb = n - done < MAX_BATCH ? n - done : MAX_BATCH; /* the batches forward_hooked cuts */
+        for (int sg = 0; sg < n_seg; sg++) {
+            tk[sg] = tokens[sg] ? tokens[sg] + done : NULL;
+            sx[sg] = start ? hooks[sg]->start_x + (size_t)done * c->n_embd : NULL;
+            lg[sg] = logits[sg] + (size_t)done * c->n_vocab;
+        }
+        forward_multi_batch(ss, n_seg, pool, tk, sx, nb, lg, hooks, &b);
+        done += nb;
+    }
+    multi_scratch_free(&b);
+    return DP_OK;
 }

@@ -122,4 +122,20 @@ dp_status dp_session_forward_hooked(struct dp_session *s, struct dp_pool *pool, 
                                     int n, float *logits, enum dp_logits_mode mode,
                                     const struct dp_hooks *hooks);
 
+/*
+ * Several sequences in one weight pass: n_seg sessions (one model, mask,
+ * activation mode and position, at most DP_MULTI_MAX) each run n tokens of
+ * their own (tokens[s], or hooks[s]->start_x from unit hooks[s]->start_unit,
+ * the same unit for all) into logits[s] (n, n_vocab: every position).
+ * Products serve all sequences at once in the order of one sequence's
+ * batches, attention and the caches stay per sequence, hooks[s] (may be
+ * NULL) sees sequence s only: every sequence gets exactly the bits of
+ * dp_session_forward_hooked on it alone (DP_LOGITS_ALL). Fails on
+ * mismatched sessions or a full context.
+ */
+#define DP_MULTI_MAX 16
+dp_status dp_session_forward_multi(struct dp_session *const *ss, int n_seg, struct dp_pool *pool,
+                                   const int *const *tokens, int n, float *const *logits,
+                                   const struct dp_hooks *const *hooks);
+
 #endif

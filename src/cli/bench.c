@@ -4,7 +4,8 @@
  * token's logits only; decode of N tokens one at a time from an empty cache.
  * Each is repeated --reps times and the median reported, with the achieved
  * GFLOP/s (prefill) and weight GB/s (decode) and the peak resident memory.
- * The activation mode (--act) is reported with the kernels.
+ * The activation mode (--act) is reported with the kernels. With
+ * --workload, a whole command is timed instead (bench_workload.c).
  */
 #include "cli.h"
 
@@ -12,6 +13,8 @@
 #include <string.h>
 
 int cmd_bench(int argc, char **argv) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--workload") || !strncmp(argv[i], "--workload=", 11)) return cli_bench_workload(argc, argv);
     struct cli_common c = {0};
     const char *pre_s = NULL, *dec_s = NULL, *reps_s = NULL;
     const struct cli_opt opts[] = {
@@ -22,7 +25,7 @@ int cmd_bench(int argc, char **argv) {
         CLI_END};
     const char *pos[1];
     int n_pos, rc = cli_parse("bench", argc, argv, opts, pos, 0, &n_pos);
-    if (rc) return rc == 2 && !c.model ? cli_usage("bench", "-m MODEL [--prefill N] [--decode N] [--reps R] [-t T] [--json]", opts) : rc;
+    if (rc) return rc == 2 && !c.model ? cli_usage("bench", "-m MODEL [--prefill N] [--decode N] [--reps R] [-t T] [--json]\n       | --workload score|mmlu|sweep|ppl|mc|compare [--peak-seconds S] [--out FILE] [--json] -- ARGS...", opts) : rc;
     long n_pre = 512, n_dec = 64, reps = 3;
     if ((pre_s && !cli_int("bench", "--prefill", pre_s, 0, 1 << 20, &n_pre)) ||
         (dec_s && !cli_int("bench", "--decode", dec_s, 0, 1 << 20, &n_dec)) ||

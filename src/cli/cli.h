@@ -235,6 +235,8 @@ int cmd_generate(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* bench --workload (bench_workload.c): time a whole command with the per-op profile. */
+int cli_bench_workload(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_mmlu(int argc, char **argv);

@@ -66,7 +66,7 @@ int cmd_score(int argc, char **argv) {
     const char *file = NULL, *metric = NULL, *unit = "block", *ctx_s = NULL, *docs = NULL, *max_seqs_s = NULL,
                *samples_s = NULL, *subsets_s = NULL, *tol_s = NULL, *span_s = NULL, *out_path = NULL,
                *csv_path = NULL, *exact = NULL, *ckpt = NULL, *ckpt_every_s = NULL,
-               *no_reuse = NULL, *min_pairs_s = NULL, *mmlu = NULL, *mmlu_limit = NULL, *iterative = NULL, *parallel = "auto", *mmlu_draws = NULL,
+               *no_reuse = NULL, *seq_batch_s = NULL, *min_pairs_s = NULL, *mmlu = NULL, *mmlu_limit = NULL, *iterative = NULL, *parallel = "auto", *mmlu_draws = NULL,
                *mmlu_shots = NULL, *mmlu_ctx = NULL, *estimator = NULL;
     const struct cli_opt opts[] = {
         CLI_COMMON_OPTS(c),
@@ -90,6 +90,7 @@ int cmd_score(int argc, char **argv) {
         {"--checkpoint-every", NULL, false, &ckpt_every_s, "seconds between checkpoints (default 60)"},
         {"--no-reuse", NULL, true, &no_reuse, "run every pass from the embedding (checks prefix reuse)"},
         {"--parallel", NULL, false, &parallel, "auto (default), seqs (a sequence per thread) or matmul"},
+        {"--seq-batch", NULL, false, &seq_batch_s, "leave-one-out: sequences per weight pass when passes split over threads (1-16, default 1; same results)"},
         {"--mmlu", NULL, false, &mmlu, "mmlu_shapley: MMLU folder (dev/, test/)"},
         {"--mmlu-limit", NULL, false, &mmlu_limit, "mmlu_shapley: questions per subject (default all)"},
         {"--mmlu-draws", NULL, false, &mmlu_draws, "mmlu_shapley: random subnetworks per question (default 10)"},
@@ -169,6 +170,11 @@ int cmd_score(int argc, char **argv) {
     o.mmlu_draws = (int)mdraws;
     o.mmlu_shots = (int)mshots;
     o.no_reuse = no_reuse != NULL;
+    if (seq_batch_s) {
+        long sb;
+        if (!cli_int("score", "--seq-batch", seq_batch_s, 1, 16, &sb)) return 2;
+        o.seq_batch = (int)sb;
+    }
     o.checkpoint_every = every;
     if (!strcmp(parallel, "auto")) o.parallel = DP_SCORE_PAR_AUTO;
     else if (!strcmp(parallel, "seqs")) o.parallel = DP_SCORE_PAR_SEQS;
