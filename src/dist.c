@@ -1,0 +1,261 @@
+/*
+ * dist: ranks, shares and collectives (see dist.h). With DP_MPI (make MPI=1)
+ * over MPI_COMM_WORLD, else a single rank.
+ *
+ * MPI is used from the thread that called dp_dist_init only
+ * (MPI_THREAD_FUNNELED): pool workers never shard. The collectives are
+ * blocking; a rank that stops calling them (an error, a crash) is handled by
+ * the job's end: dp_dist_finish aborts the job on a failed rank, and
+ * mpirun ends every rank when one dies.
+ */
+#include "dist.h"
+
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef DP_MPI
+#include <mpi.h>
+#endif
+
+static int g_rank = 0, g_size = 1;
+static bool g_started;
+static pthread_t g_main;
+static int64_t g_sent, g_received, g_collectives;
+
+int dp_dist_rank(void) { return g_rank; }
+int dp_dist_size(void) { return g_size; }
+
+bool dp_dist_mpi(void) {
+#ifdef DP_MPI
+    return true;
+#else
+    return false;
+#endif
+}
+
+dp_status dp_dist_init(int *argc, char ***argv) {
+    if (g_started) return DP_OK;
+    g_started = true;
+    g_main = pthread_self();
+#ifdef DP_MPI
+    int provided = 0;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return dp_fail(DP_ERR_IO, "MPI_Init_thread failed");
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    if (g_size > DP_DIST_MAX_RANKS) return dp_fail(DP_ERR_ARG, "%d ranks: at most %d are supported", g_size, DP_DIST_MAX_RANKS);
+    /* rank 0 alone writes results: the others' stdout goes nowhere (their stderr stays, for errors) */
+    if (g_rank > 0 && !freopen("/dev/null", "w", stdout)) return dp_fail(DP_ERR_IO, "rank %d: cannot silence stdout", g_rank);
+#else
+    (void)argc;
+    (void)argv;
+#endif
+    return DP_OK;
+}
+
+int dp_dist_finish(int rc) {
+    if (!g_started) return rc;
+    g_started = false;
+#ifdef DP_MPI
+    fflush(stdout);
+    fflush(stderr);
+    if (rc != 0 && g_size > 1) {
+        /* the others may be waiting in a collective for this rank: end the whole job now */
+        fprintf(stderr, "depthprune: rank %d of %d failed (exit status %d, message above); stopping every rank\n", g_rank,
+                g_size, rc);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, rc);
+    }
+    MPI_Finalize();
+#endif
+    return rc;
+}
+
+bool dp_dist_active(void) {
+    return g_size > 1 && g_started && pthread_equal(pthread_self(), g_main) && !dp_pool_inside();
+}
+
+int dp_dist_bounds(int64_t n, const double *cost, int64_t *bounds) {
+    if (!dp_dist_active()) {
+        bounds[0] = 0;
+        bounds[1] = n;
+        return 1;
+    }
+    int R = g_size;
+    bounds[0] = 0;
+    bounds[R] = n;
+    if (!cost) {
+        for (int r = 1; r < R; r++) {
+            int64_t lo, hi;
+            dp_pool_split(n, r, R, &lo, &hi);
+            bounds[r] = lo;
+        }
+        return R;
+    }
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) total += cost[i] > 0 ? cost[i] : 0;
+    /* rank r starts at the first item whose preceding cost reaches r/R of the total */
+    double acc = 0;
+    int64_t i = 0;
+    for (int r = 1; r < R; r++) {
+        double target = total * r / R;
+        while (i < n && acc + 0.5 * (cost[i] > 0 ? cost[i] : 0) < target) {
+            acc += cost[i] > 0 ? cost[i] : 0;
+            i++;
+        }
+        bounds[r] = i;
+    }
+    return R;
+}
+
+void dp_dist_mine(const int64_t *bounds, int64_t *lo, int64_t *hi) {
+    int r = dp_dist_active() ? g_rank : 0;
+    *lo = bounds[r];
+    *hi = bounds[r + 1];
+}
+
+int64_t dp_dist_progress(const int64_t *bounds, int64_t upto) {
+    if (!dp_dist_active()) return upto;
+    int64_t lo, hi, n = bounds[g_size];
+    dp_dist_mine(bounds, &lo, &hi);
+    if (hi <= lo) return n;
+    return (upto - lo) * n / (hi - lo);
+}
+
+void dp_dist_traffic(int64_t *sent, int64_t *received, int64_t *collectives) {
+    *sent = g_sent;
+    *received = g_received;
+    *collectives = g_collectives;
+}
+
+#ifdef DP_MPI
+
+/* Counts and displacements in doubles fit an int: a share above 2^31 doubles (16 GiB) is refused. */
+static int as_int(int64_t v) {
+    DP_ASSERT(v >= 0 && v <= 0x7fffffff);
+    return (int)v;
+}
+
+void dp_dist_allgather(double *buf, size_t width, const int64_t *bounds) {
+    if (!dp_dist_active() || !width) return;
+    int R = g_size;
+    int *counts = dp_malloc((size_t)R * sizeof *counts), *displs = dp_malloc((size_t)R * sizeof *displs);
+    DP_ASSERT(counts && displs);
+    for (int r = 0; r < R; r++) {
+        counts[r] = as_int((bounds[r + 1] - bounds[r]) * (int64_t)width);
+        displs[r] = as_int(bounds[r] * (int64_t)width);
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_DOUBLE, MPI_COMM_WORLD);
+    g_sent += (int64_t)counts[g_rank] * 8;
+    g_received += ((bounds[R] - bounds[0]) * (int64_t)width - counts[g_rank]) * 8;
+    g_collectives++;
+    free(counts);
+    free(displs);
+}
+
+void dp_dist_sum_i64(int64_t *v, int n) {
+    if (!dp_dist_active() || n <= 0) return;
+    MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+    g_sent += (int64_t)n * 8;
+    g_received += (int64_t)n * 8;
+    g_collectives++;
+}
+
+static void bcast(void *p, int64_t n) {
+    char *c = p;
+    while (n > 0) {
+        int k = n > (1 << 30) ? 1 << 30 : (int)n;
+        MPI_Bcast(c, k, MPI_BYTE, 0, MPI_COMM_WORLD);
+        if (g_rank == 0) g_sent += k;
+        else g_received += k;
+        c += k;
+        n -= k;
+    }
+    g_collectives++;
+}
+
+dp_status dp_dist_same(const char *what, const char *digest) {
+    if (!dp_dist_active()) return DP_OK;
+    char mine[128] = {0}, first[128] = {0};
+    snprintf(mine, sizeof mine, "%s", digest);
+    memcpy(first, mine, sizeof first);
+    bcast(first, sizeof first);
+    if (strcmp(first, mine))
+        return dp_fail(DP_ERR_ARG, "rank %d: %s differs from rank 0's (%.16s... here, %.16s... on rank 0)", g_rank, what,
+                       mine, first);
+    return DP_OK;
+}
+
+#else
+
+void dp_dist_allgather(double *buf, size_t width, const int64_t *bounds) {
+    (void)buf;
+    (void)width;
+    (void)bounds;
+}
+
+void dp_dist_sum_i64(int64_t *v, int n) {
+    (void)v;
+    (void)n;
+}
+
+dp_status dp_dist_same(const char *what, const char *digest) {
+    (void)what;
+    (void)digest;
+    return DP_OK;
+}
+
+#endif
+
+dp_status dp_dist_read_file(const char *path, char **out, size_t *len, bool *exists) {
+    *out = NULL;
+    *len = 0;
+    *exists = false;
+    if (!dp_dist_active()) {
+        struct stat sb;
+        if (stat(path, &sb) != 0) return DP_OK;
+        *exists = true;
+        return dp_read_file(path, out, len);
+    }
+#ifdef DP_MPI
+    /* rank 0 reads; then (status, exists, length, message) and the bytes go to every rank */
+    int64_t hdr[3] = {0, 0, 0};
+    char msg[1024] = {0};
+    char *buf = NULL;
+    size_t n = 0;
+    if (g_rank == 0) {
+        struct stat sb;
+        if (stat(path, &sb) == 0) {
+            hdr[1] = 1;
+            dp_status st = dp_read_file(path, &buf, &n);
+            hdr[0] = st;
+            if (st) snprintf(msg, sizeof msg, "%s", dp_last_error());
+            hdr[2] = (int64_t)n;
+        }
+    }
+    bcast(hdr, sizeof hdr);
+    bcast(msg, sizeof msg);
+    if (hdr[0]) {
+        free(buf);
+        return dp_fail((dp_status)hdr[0], "%s", msg);
+    }
+    *exists = hdr[1] != 0;
+    if (!*exists) return DP_OK;
+    if (g_rank > 0) {
+        buf = dp_malloc((size_t)hdr[2] + 1);
+        if (!buf) return dp_fail(DP_ERR_NOMEM, "rank %d: out of memory for %s (%lld bytes)", g_rank, path, (long long)hdr[2]);
+    }
+    bcast(buf, hdr[2]);
+    buf[hdr[2]] = 0;
+    *out = buf;
+    *len = (size_t)hdr[2];
+    return DP_OK;
+#else
+    return DP_OK;
+#endif
+}
