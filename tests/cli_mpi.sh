@@ -1,0 +1,110 @@
+#!/bin/sh
+# cli_mpi: the MPI build (./depthprune-mpi, make MPI=1) under mpirun -np 2 and
+# -np 3 against one plain process: every command's JSON, with every double
+# written exactly (DP_JSON_DIGITS=17) and the wall-clock fields removed, must
+# be identical (README "Running on several machines"); a checkpointed score
+# interrupted under 2 ranks and resumed under 3 gives the uninterrupted
+# result; and the failures end the whole job within seconds with a message
+# naming the rank: another model file on one rank, a missing one, a rank
+# killed mid-run. Skipped (counted) when the build has no MPI (Open MPI
+# missing or make MPI=0).
+. tests/lib.sh
+M=$S/models/stories260K/stories260K.gguf
+C=$S/data/tinystories/valid-first1000.txt
+T=$S/reference/tiny_text.txt
+D=$S/data
+MPIDP=./depthprune-mpi
+if [ "${MPI_TESTS:-1}" = 0 ] || [ ! -x $MPIDP ] || ! command -v mpirun >/dev/null 2>&1; then
+    skip "MPI tests: no ./depthprune-mpi or mpirun (tools/setup.sh installs Open MPI; make MPI=1 builds it)"
+    finish; exit
+fi
+export DP_JSON_DIGITS=17 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Open MPI on a shared 2-core machine: no binding, oversubscription allowed, no network probing
+export OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
+RUN="mpirun --oversubscribe --bind-to none"
+# the JSON without its wall-clock and CPU-time fields (the only ones that differ between runs)
+clean() { sed -e 's/"\(seconds\|cpu_seconds\|elapsed\|wall_seconds\)":[-0-9.e+]*/"\1":0/g'; }
+
+# same NAME ARGS...: ARGS' JSON from one process, then from 2 and 3 ranks (1 thread each; 2 ranks x 2 threads once)
+same() {
+    name=$1; shift
+    $DP "$@" --json 2>"$TMP/e1" | clean >"$TMP/one.json" || { bad "$name: plain run: $(head -c 300 "$TMP/e1")"; return; }
+    [ -s "$TMP/one.json" ] || { bad "$name: plain run wrote no JSON"; return; }
+    for np in 2 3; do
+        $RUN -np $np $MPIDP "$@" --json 2>"$TMP/e$np" | clean >"$TMP/np$np.json"
+        if cmp -s "$TMP/one.json" "$TMP/np$np.json"; then ok
+        else bad "$name: -np $np differs from one process: $(diff "$TMP/one.json" "$TMP/np$np.json" | head -c 400) $(head -c 300 "$TMP/e$np")"; fi
+    done
+}
+
+same "ppl paper" ppl -m $M -f $C --docs 0:20 --ctx 64 --max-seqs 13 -t 1
+same "ppl llamacpp" ppl -m $M -f $T --ctx 64 --protocol llamacpp -t 1
+same "ppl with --drop" ppl -m $M -f $C --docs 0:20 --ctx 64 --max-seqs 7 --drop b1,a3 -t 1
+same "score all families" score -m $M -f $C --docs 0:40 --ctx 64 --max-seqs 7 --metric all --samples 16 -t 1
+same "score sublayer loo+shapley" score -m $M -f $C --docs 0:40 --ctx 32 --max-seqs 5 --unit sublayer \
+    --metric loo_loss,shapley_loss --samples 12 -t 1
+same "mmlu" mmlu -m $M --data $D/mmlu --limit 3 --subjects abstract_algebra,anatomy,astronomy,college_biology -t 1
+same "mmlu 0-shot" mmlu -m $M --data $D/mmlu --limit 4 --shots 0 --subjects anatomy,astronomy -t 1
+same "mc hellaswag" mc -m $M --task hellaswag --data $D/hellaswag/hellaswag_val_full.txt --limit 10 -t 1
+same "mc piqa" mc -m $M --task piqa --data $D/piqa/valid.jsonl --limit 10 -t 1
+same "compare" compare -m $M --drop b3 -f $T --ctx 64 -t 1
+
+# threads per rank do not matter either: 2 ranks x 2 threads
+$DP ppl -m $M -f $C --docs 0:20 --ctx 64 --max-seqs 9 -t 1 --json | clean >"$TMP/t1.json"
+$RUN -np 2 $MPIDP ppl -m $M -f $C --docs 0:20 --ctx 64 --max-seqs 9 -t 2 --json 2>/dev/null | clean >"$TMP/t2.json"
+cmp -s "$TMP/t1.json" "$TMP/t2.json" && ok || bad "ppl: 2 ranks x 2 threads differ from 1 process x 1 thread"
+
+# rank 0 alone writes: an output file written once, atomically, and no temporary left behind
+$RUN -np 3 $MPIDP score -m $M -f $C --docs 0:40 --ctx 64 --max-seqs 6 --metric loo_loss -t 1 -o "$TMP/o3.json" \
+    >/dev/null 2>"$TMP/err" || bad "score -o under 3 ranks: $(head -c 300 "$TMP/err")"
+$DP score -m $M -f $C --docs 0:40 --ctx 64 --max-seqs 6 --metric loo_loss -t 1 -o "$TMP/o1.json" >/dev/null 2>&1
+clean <"$TMP/o3.json" >"$TMP/o3c.json"; clean <"$TMP/o1.json" >"$TMP/o1c.json"
+cmp -s "$TMP/o1c.json" "$TMP/o3c.json" && ok || bad "score -o: the file of 3 ranks differs from one process's"
+eq "$(ls "$TMP" | grep -c '\.tmp\.')" "0" "no temporary output left behind"
+
+# checkpoint and resume: stopped under 2 ranks, resumed under 3 ranks = one uninterrupted process
+SA="-m $M -f $C --docs 0:40 --ctx 64 --max-seqs 7 --metric loo_loss,banzhaf_loss,shapley_loss --samples 12 -t 1"
+$DP score $SA -o "$TMP/full.json" >/dev/null 2>&1
+DP_SCORE_STOP_AFTER=40 $RUN -np 2 $MPIDP score $SA -o "$TMP/r.json" >/dev/null 2>"$TMP/err"
+[ -s "$TMP/r.json.ckpt" ] && ok || bad "no checkpoint after the interrupted 2-rank run: $(head -c 300 "$TMP/err")"
+$RUN -np 3 $MPIDP score $SA -o "$TMP/r.json" >/dev/null 2>"$TMP/err" || bad "resume under 3 ranks: $(head -c 300 "$TMP/err")"
+grep -q '"resumed":true' "$TMP/r.json" && ok || bad "the 3-rank run did not resume"
+sed 's/"resumed":[a-z]*//' "$TMP/r.json" | clean >"$TMP/rc.json"; sed 's/"resumed":[a-z]*//' "$TMP/full.json" | clean >"$TMP/fc.json"
+cmp -s "$TMP/fc.json" "$TMP/rc.json" && ok || bad "resumed under 3 ranks differs from uninterrupted: $(diff "$TMP/fc.json" "$TMP/rc.json" | head -c 300)"
+
+# failures: the whole job ends, non-zero, within seconds, naming the rank and the cause
+# fails_mpi WHAT PATTERN SECONDS CMD...: CMD exits non-zero within SECONDS, stderr matching PATTERN
+fails_mpi() {
+    what=$1; pat=$2; lim=$3; shift 3
+    t0=$(date +%s)
+    timeout 120 "$@" >/dev/null 2>"$TMP/ferr"; rc=$?
+    t=$(( $(date +%s) - t0 ))
+    if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $t -le "$lim" ] && grep -q -- "$pat" "$TMP/ferr"; then ok
+    else bad "$what: exit $rc after ${t}s; stderr: $(grep -v '^ *$' "$TMP/ferr" | head -c 400)"; fi
+}
+$DP synth -o "$TMP/other.gguf" --dim 64 --ff 128 --heads 4 --kv-heads 2 --layers 5 --seed 3 2>/dev/null || bad "synth"
+# rank 1 maps another file under the model path it was given (a different copy on its machine)
+cat >"$TMP/rank_model.sh" <<EOF
+#!/bin/sh
+m=$M
+[ "\$OMPI_COMM_WORLD_RANK" = "\$1" ] && m=\$2
+shift 2
+exec $MPIDP "\$@" -m "\$m"
+EOF
+chmod +x "$TMP/rank_model.sh"
+fails_mpi "another model file on rank 1" "rank 1: the model file .* differs from rank 0's" 30 \
+    $RUN -np 2 "$TMP/rank_model.sh" 1 "$TMP/other.gguf" ppl -f $C --docs 0:20 --ctx 64 -t 1
+fails_mpi "a missing model file on rank 2" "rank 2: .*$TMP/nothere.gguf" 30 \
+    $RUN -np 3 "$TMP/rank_model.sh" 2 "$TMP/nothere.gguf" ppl -f $C --docs 0:20 --ctx 64 -t 1
+# rank 1 killed (as the OOM killer does) in the middle of a run of about a minute: all end within seconds
+cat >"$TMP/rank_kill.sh" <<EOF
+#!/bin/sh
+if [ "\$OMPI_COMM_WORLD_RANK" = 1 ]; then $MPIDP "\$@" & p=\$!; sleep 3; kill -9 \$p; wait \$p; exit \$?; fi
+exec $MPIDP "\$@"
+EOF
+chmod +x "$TMP/rank_kill.sh"
+fails_mpi "rank 1 killed" "rank 1" 25 $RUN -np 2 "$TMP/rank_kill.sh" mmlu -m $M --data $D/mmlu --limit 10 -t 1
+# usage errors on every rank: one message each, no hang
+fails_mpi "a bad option under 2 ranks" "rank 0: --ctx" 30 $RUN -np 2 $MPIDP ppl -m $M -f $C --ctx x
+
+finish
