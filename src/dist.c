@@ -26,6 +26,9 @@ static int g_rank = 0, g_size = 1;
 static bool g_started;
 static pthread_t g_main;
 static int64_t g_sent, g_received, g_collectives;
+static FILE *g_err; /* rank > 0: the stderr the job shows */
+
+FILE *dp_dist_errors(void) { return g_err ? g_err : stderr; }
 
 int dp_dist_rank(void) { return g_rank; }
 int dp_dist_size(void) { return g_size; }
@@ -49,8 +52,17 @@ dp_status dp_dist_init(int *argc, char ***argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     if (g_size > DP_DIST_MAX_RANKS) return dp_fail(DP_ERR_ARG, "%d ranks: at most %d are supported", g_size, DP_DIST_MAX_RANKS);
-    /* rank 0 alone writes results: the others' stdout goes nowhere (their stderr stays, for errors) */
-    if (g_rank > 0 && !freopen("/dev/null", "w", stdout)) return dp_fail(DP_ERR_IO, "rank %d: cannot silence stdout", g_rank);
+    /*
+     * rank 0 alone writes results and reports: the others' stdout and stderr
+     * go nowhere, their errors to dp_dist_errors (the original stderr)
+     */
+    if (g_rank > 0) {
+        int fd = dup(2);
+        g_err = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!g_err || !freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            return dp_fail(DP_ERR_IO, "rank %d: cannot silence stdout and stderr", g_rank);
+        setvbuf(g_err, NULL, _IOLBF, 0);
+    }
 #else
     (void)argc;
     (void)argv;
@@ -66,9 +78,9 @@ int dp_dist_finish(int rc) {
     fflush(stderr);
     if (rc != 0 && g_size > 1) {
         /* the others may be waiting in a collective for this rank: end the whole job now */
-        fprintf(stderr, "depthprune: rank %d of %d failed (exit status %d, message above); stopping every rank\n", g_rank,
-                g_size, rc);
-        fflush(stderr);
+        fprintf(dp_dist_errors(), "depthprune: rank %d of %d failed (exit status %d, message above); stopping every rank\n",
+                g_rank, g_size, rc);
+        fflush(dp_dist_errors());
         MPI_Abort(MPI_COMM_WORLD, rc);
     }
     MPI_Finalize();

@@ -38,9 +38,9 @@ int cli_error(const char *cmd, int code, const char *fmt, ...) {
     dp_escape(raw, strlen(raw), line, sizeof line);
     /* several ranks: name the one that failed, unless the message already does */
     if (dp_dist_size() > 1 && strncmp(raw, "rank ", 5))
-        fprintf(stderr, "depthprune %s: rank %d: %s\n", cmd, dp_dist_rank(), line);
+        fprintf(dp_dist_errors(), "depthprune %s: rank %d: %s\n", cmd, dp_dist_rank(), line);
     else
-        fprintf(stderr, "depthprune %s: %s\n", cmd, line);
+        fprintf(dp_dist_errors(), "depthprune %s: %s\n", cmd, line);
     return code;
 }
 

@@ -53,7 +53,7 @@ static int run(int argc, char **argv) {
 /* The MPI build runs this on every rank (dp_dist_init); a rank that fails ends the whole job (dp_dist_finish). */
 int main(int argc, char **argv) {
     if (dp_dist_init(&argc, &argv)) {
-        fprintf(stderr, "depthprune: %s\n", dp_last_error());
+        fprintf(dp_dist_errors(), "depthprune: %s\n", dp_last_error());
         return dp_dist_finish(1);
     }
     return dp_dist_finish(run(argc, argv));
