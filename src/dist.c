@@ -170,6 +170,40 @@ void dp_dist_allgather(double *buf, size_t width, const int64_t *bounds) {
     free(displs);
 }
 
+dp_status dp_dist_allgather_bytes(const void *mine, size_t n_mine, void **all, size_t *sizes) {
+    *all = NULL;
+    if (!dp_dist_active()) {
+        sizes[0] = n_mine;
+        *all = dp_malloc(n_mine ? n_mine : 1);
+        if (!*all) return dp_fail(DP_ERR_NOMEM, "out of memory for %zu bytes", n_mine);
+        if (n_mine) memcpy(*all, mine, n_mine);
+        return DP_OK;
+    }
+    int R = g_size;
+    int64_t me = (int64_t)n_mine, *n = dp_malloc((size_t)R * sizeof *n);
+    int *counts = dp_malloc((size_t)R * sizeof *counts), *displs = dp_malloc((size_t)R * sizeof *displs);
+    DP_ASSERT(n && counts && displs);
+    MPI_Allgather(&me, 1, MPI_INT64_T, n, 1, MPI_INT64_T, MPI_COMM_WORLD);
+    int64_t total = 0;
+    for (int r = 0; r < R; r++) {
+        sizes[r] = (size_t)n[r];
+        counts[r] = as_int(n[r]);
+        displs[r] = as_int(total);
+        total += n[r];
+    }
+    char *buf = dp_malloc((size_t)total + 1);
+    if (!buf) return dp_fail(DP_ERR_NOMEM, "rank %d: out of memory for %lld gathered bytes", g_rank, (long long)total);
+    MPI_Allgatherv(mine, counts[g_rank], MPI_BYTE, buf, counts, displs, MPI_BYTE, MPI_COMM_WORLD);
+    g_sent += me + 8;
+    g_received += total - me + 8 * (R - 1);
+    g_collectives += 2;
+    free(n);
+    free(counts);
+    free(displs);
+    *all = buf;
+    return DP_OK;
+}
+
 void dp_dist_sum_i64(int64_t *v, int n) {
     if (!dp_dist_active() || n <= 0) return;
     MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
@@ -214,6 +248,14 @@ void dp_dist_allgather(double *buf, size_t width, const int64_t *bounds) {
 void dp_dist_sum_i64(int64_t *v, int n) {
     (void)v;
     (void)n;
+}
+
+dp_status dp_dist_allgather_bytes(const void *mine, size_t n_mine, void **all, size_t *sizes) {
+    sizes[0] = n_mine;
+    *all = dp_malloc(n_mine ? n_mine : 1);
+    if (!*all) return dp_fail(DP_ERR_NOMEM, "out of memory for %zu bytes", n_mine);
+    if (n_mine) memcpy(*all, mine, n_mine);
+    return DP_OK;
 }
 
 dp_status dp_dist_same(const char *what, const char *digest) {

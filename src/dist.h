@@ -64,6 +64,12 @@ int64_t dp_dist_progress(const int64_t *bounds, int64_t upto);
  * active.
  */
 void dp_dist_allgather(double *buf, size_t width, const int64_t *bounds);
+/*
+ * Every rank's n_mine bytes, concatenated in rank order, into *all (a heap
+ * buffer the caller frees; sizes[r]: rank r's count, sizes has a slot per
+ * rank). Inactive: a copy of mine, one size.
+ */
+dp_status dp_dist_allgather_bytes(const void *mine, size_t n_mine, void **all, size_t *sizes);
 /* Element-wise sums of n int64 over the ranks, into v (exact; a no-op unless active). */
 void dp_dist_sum_i64(int64_t *v, int n);
 

@@ -49,6 +49,38 @@ same "mc hellaswag" mc -m $M --task hellaswag --data $D/hellaswag/hellaswag_val_
 same "mc piqa" mc -m $M --task piqa --data $D/piqa/valid.jsonl --limit 10 -t 1
 same "compare" compare -m $M --drop b3 -f $T --ctx 64 -t 1
 
+# recovery statistics (full and sequential): the JSON and the fitted recovery file, byte for byte
+for rs in "mean full" "lowrank:4 full" "lowrank:3 sequential"; do
+    set -- $rs
+    R="-m $M -f $C --docs 0:20 --ctx 64 --max-seqs 5 --drop f3,a2,b1 --recover $1 --calib $C --calib-docs 30:60 --calib-max-seqs 7 --recover-stats $2 -t 1"
+    same "ppl --recover $1 ($2 statistics)" ppl $R
+    $DP ppl $R --save-plan "$TMP/p1.json" >/dev/null 2>&1
+    $RUN -np 3 $MPIDP ppl $R --save-plan "$TMP/p3.json" >/dev/null 2>&1
+    cmp -s "$TMP/p1.recover.gguf" "$TMP/p3.recover.gguf" && ok || bad "recovery $1 ($2) fitted under 3 ranks differs from one process's"
+done
+
+# sweep (every step's perplexity and MMLU) and prune's budget: JSON and the pruned GGUF
+cat >"$TMP/blocks.json" <<'EOF'
+{"units": [{"unit": "b0", "metric": "m", "influence": 9}, {"unit": "b1", "metric": "m", "influence": 5},
+ {"unit": "b2", "metric": "m", "influence": 1}, {"unit": "b3", "metric": "m", "influence": 3},
+ {"unit": "b4", "metric": "m", "influence": 2}]}
+EOF
+EV="--ppl $C --ppl-docs 500:540 --ctx 64 --max-seqs 6"
+$DP sweep -m $M --scores "$TMP/blocks.json" --metric m $EV --mmlu $D/mmlu --mmlu-limit 1 --max 2 -o "$TMP/w1.json" -t 1 \
+    >/dev/null 2>"$TMP/err" || bad "sweep: $(head -c 300 "$TMP/err")"
+for np in 2 3; do
+    $RUN -np $np $MPIDP sweep -m $M --scores "$TMP/blocks.json" --metric m $EV --mmlu $D/mmlu --mmlu-limit 1 --max 2 \
+        -o "$TMP/w$np.json" -t 1 >/dev/null 2>"$TMP/err" || bad "sweep -np $np: $(head -c 300 "$TMP/err")"
+    clean <"$TMP/w1.json" >"$TMP/w1c.json"; clean <"$TMP/w$np.json" >"$TMP/wc.json"
+    cmp -s "$TMP/w1c.json" "$TMP/wc.json" && ok || bad "sweep -np $np differs: $(diff "$TMP/w1c.json" "$TMP/wc.json" | head -c 300)"
+done
+$DP prune -m $M --scores "$TMP/blocks.json" --metric m --max-ppl-ratio 2.5 $EV -o "$TMP/x1.gguf" --json -t 1 2>/dev/null |
+    sed 's/x1\.gguf/X/' | clean >"$TMP/x1.json"
+$RUN -np 3 $MPIDP prune -m $M --scores "$TMP/blocks.json" --metric m --max-ppl-ratio 2.5 $EV -o "$TMP/x3.gguf" --json -t 1 \
+    2>"$TMP/err" | sed 's/x3\.gguf/X/' | clean >"$TMP/x3.json"
+cmp -s "$TMP/x1.json" "$TMP/x3.json" && ok || bad "prune budget -np 3: $(diff "$TMP/x1.json" "$TMP/x3.json" | head -c 300) $(head -c 200 "$TMP/err")"
+cmp -s "$TMP/x1.gguf" "$TMP/x3.gguf" && ok || bad "prune budget -np 3: the GGUF differs"
+
 # threads per rank do not matter either: 2 ranks x 2 threads
 $DP ppl -m $M -f $C --docs 0:20 --ctx 64 --max-seqs 9 -t 1 --json | clean >"$TMP/t1.json"
 $RUN -np 2 $MPIDP ppl -m $M -f $C --docs 0:20 --ctx 64 --max-seqs 9 -t 2 --json 2>/dev/null | clean >"$TMP/t2.json"
