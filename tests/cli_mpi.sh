@@ -66,10 +66,10 @@ cat >"$TMP/blocks.json" <<'EOF'
  {"unit": "b4", "metric": "m", "influence": 2}]}
 EOF
 EV="--ppl $C --ppl-docs 500:540 --ctx 64 --max-seqs 6"
-$DP sweep -m $M --scores "$TMP/blocks.json" --metric m $EV --mmlu $D/mmlu --mmlu-limit 1 --max 2 -o "$TMP/w1.json" -t 1 \
+$DP sweep -m $M --scores "$TMP/blocks.json" --metric m $EV --mmlu $D/mmlu --mmlu-limit 2 --mmlu-subjects anatomy,astronomy,virology --max 2 -o "$TMP/w1.json" -t 1 \
     >/dev/null 2>"$TMP/err" || bad "sweep: $(head -c 300 "$TMP/err")"
 for np in 2 3; do
-    $RUN -np $np $MPIDP sweep -m $M --scores "$TMP/blocks.json" --metric m $EV --mmlu $D/mmlu --mmlu-limit 1 --max 2 \
+    $RUN -np $np $MPIDP sweep -m $M --scores "$TMP/blocks.json" --metric m $EV --mmlu $D/mmlu --mmlu-limit 2 --mmlu-subjects anatomy,astronomy,virology --max 2 \
         -o "$TMP/w$np.json" -t 1 >/dev/null 2>"$TMP/err" || bad "sweep -np $np: $(head -c 300 "$TMP/err")"
     clean <"$TMP/w1.json" >"$TMP/w1c.json"; clean <"$TMP/w$np.json" >"$TMP/wc.json"
     cmp -s "$TMP/w1c.json" "$TMP/wc.json" && ok || bad "sweep -np $np differs: $(diff "$TMP/w1c.json" "$TMP/wc.json" | head -c 300)"
