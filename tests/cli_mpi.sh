@@ -81,6 +81,12 @@ $RUN -np 3 $MPIDP prune -m $M --scores "$TMP/blocks.json" --metric m --max-ppl-r
 cmp -s "$TMP/x1.json" "$TMP/x3.json" && ok || bad "prune budget -np 3: $(diff "$TMP/x1.json" "$TMP/x3.json" | head -c 300) $(head -c 200 "$TMP/err")"
 cmp -s "$TMP/x1.gguf" "$TMP/x3.gguf" && ok || bad "prune budget -np 3: the GGUF differs"
 
+# compare against a llama.cpp base-logits file, and --save-base (every rank runs every chunk; rank 0 writes)
+$DP compare -m $M -f $T --ctx 64 --save-base "$TMP/b1.kld" -t 1 >/dev/null 2>&1
+$RUN -np 2 $MPIDP compare -m $M -f $T --ctx 64 --save-base "$TMP/b2.kld" -t 1 >/dev/null 2>&1
+cmp -s "$TMP/b1.kld" "$TMP/b2.kld" && ok || bad "compare --save-base under 2 ranks wrote another file"
+same "compare --kld-base" compare -m $M --drop b3 --kld-base "$TMP/b1.kld" -t 1
+
 # threads per rank do not matter either: 2 ranks x 2 threads
 $DP ppl -m $M -f $C --docs 0:20 --ctx 64 --max-seqs 9 -t 1 --json | clean >"$TMP/t1.json"
 $RUN -np 2 $MPIDP ppl -m $M -f $C --docs 0:20 --ctx 64 --max-seqs 9 -t 2 --json 2>/dev/null | clean >"$TMP/t2.json"
