@@ -92,13 +92,7 @@ bool dp_dist_active(void) {
     return g_size > 1 && g_started && pthread_equal(pthread_self(), g_main) && !dp_pool_inside();
 }
 
-int dp_dist_bounds(int64_t n, const double *cost, int64_t *bounds) {
-    if (!dp_dist_active()) {
-        bounds[0] = 0;
-        bounds[1] = n;
-        return 1;
-    }
-    int R = g_size;
+void dp_dist_split(int64_t n, const double *cost, int R, int64_t *bounds) {
     bounds[0] = 0;
     bounds[R] = n;
     if (!cost) {
@@ -107,11 +101,11 @@ int dp_dist_bounds(int64_t n, const double *cost, int64_t *bounds) {
             dp_pool_split(n, r, R, &lo, &hi);
             bounds[r] = lo;
         }
-        return R;
+        return;
     }
     double total = 0;
     for (int64_t i = 0; i < n; i++) total += cost[i] > 0 ? cost[i] : 0;
-    /* rank r starts at the first item whose preceding cost reaches r/R of the total */
+    /* rank r starts at the first item whose midpoint lies past r/R of the total cost */
     double acc = 0;
     int64_t i = 0;
     for (int r = 1; r < R; r++) {
@@ -122,7 +116,16 @@ int dp_dist_bounds(int64_t n, const double *cost, int64_t *bounds) {
         }
         bounds[r] = i;
     }
-    return R;
+}
+
+int dp_dist_bounds(int64_t n, const double *cost, int64_t *bounds) {
+    if (!dp_dist_active()) {
+        bounds[0] = 0;
+        bounds[1] = n;
+        return 1;
+    }
+    dp_dist_split(n, cost, g_size, bounds);
+    return g_size;
 }
 
 void dp_dist_mine(const int64_t *bounds, int64_t *lo, int64_t *hi) {

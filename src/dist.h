@@ -47,6 +47,8 @@ bool dp_dist_active(void);
  * Returns the number of shares (the ranks when active, else 1).
  */
 int dp_dist_bounds(int64_t n, const double *cost, int64_t *bounds);
+/* The split itself, for R shares (bounds: R + 1 entries): what dp_dist_bounds uses with the ranks. */
+void dp_dist_split(int64_t n, const double *cost, int R, int64_t *bounds);
 /* This rank's share [*lo, *hi) of bounds (from dp_dist_bounds). */
 void dp_dist_mine(const int64_t *bounds, int64_t *lo, int64_t *hi);
 
