@@ -324,6 +324,8 @@ int dp_dist_rank(void);
 int dp_dist_size(void);
 bool dp_dist_mpi(void);
 dp_status dp_dist_same(const char *what, const char *digest);
+/* dp_dist_same for a file's size and SHA-256 (of its first and last 4 MiB when above 64 MiB); "absent" when unreadable. */
+dp_status dp_dist_same_file(const char *what, const char *path);
 void dp_dist_traffic(int64_t *sent, int64_t *received, int64_t *collectives);
 FILE *dp_dist_errors(void);
 

@@ -11,6 +11,7 @@
 #include "dist.h"
 
 #include "pool.h"
+#include "sha256.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -23,6 +24,9 @@
 #endif
 
 static int g_rank = 0, g_size = 1;
+#ifdef DP_MPI
+static double g_t0, g_cpu0, g_wait; /* DP_DIST_STATS: wall and CPU time since dp_dist_init, time in collectives */
+#endif
 static bool g_started;
 static pthread_t g_main;
 static int64_t g_sent, g_received, g_collectives;
@@ -46,6 +50,8 @@ dp_status dp_dist_init(int *argc, char ***argv) {
     g_started = true;
     g_main = pthread_self();
 #ifdef DP_MPI
+    g_t0 = dp_now();
+    g_cpu0 = dp_cpu_now();
     int provided = 0;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
         return dp_fail(DP_ERR_IO, "MPI_Init_thread failed");
@@ -83,6 +89,12 @@ int dp_dist_finish(int rc) {
         fflush(dp_dist_errors());
         MPI_Abort(MPI_COMM_WORLD, rc);
     }
+    if (getenv("DP_DIST_STATS") && g_size > 1) /* the communication volume of the run, per rank */
+        fprintf(dp_dist_errors(),
+                "depthprune: rank %d: %lld collectives, %lld bytes sent, %lld bytes received; %.2f s wall, %.2f s CPU, "
+                "%.2f s in collectives\n",
+                g_rank, (long long)g_collectives, (long long)g_sent, (long long)g_received, dp_now() - g_t0,
+                dp_cpu_now() - g_cpu0, g_wait);
     MPI_Finalize();
 #endif
     return rc;
@@ -165,7 +177,9 @@ void dp_dist_allgather(double *buf, size_t width, const int64_t *bounds) {
         counts[r] = as_int((bounds[r + 1] - bounds[r]) * (int64_t)width);
         displs[r] = as_int(bounds[r] * (int64_t)width);
     }
+    double t = dp_now();
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_DOUBLE, MPI_COMM_WORLD);
+    g_wait += dp_now() - t;
     g_sent += (int64_t)counts[g_rank] * 8;
     g_received += ((bounds[R] - bounds[0]) * (int64_t)width - counts[g_rank]) * 8;
     g_collectives++;
@@ -186,6 +200,7 @@ dp_status dp_dist_allgather_bytes(const void *mine, size_t n_mine, void **all, s
     int64_t me = (int64_t)n_mine, *n = dp_malloc((size_t)R * sizeof *n);
     int *counts = dp_malloc((size_t)R * sizeof *counts), *displs = dp_malloc((size_t)R * sizeof *displs);
     DP_ASSERT(n && counts && displs);
+    double t = dp_now();
     MPI_Allgather(&me, 1, MPI_INT64_T, n, 1, MPI_INT64_T, MPI_COMM_WORLD);
     int64_t total = 0;
     for (int r = 0; r < R; r++) {
@@ -197,6 +212,7 @@ dp_status dp_dist_allgather_bytes(const void *mine, size_t n_mine, void **all, s
     char *buf = dp_malloc((size_t)total + 1);
     if (!buf) return dp_fail(DP_ERR_NOMEM, "rank %d: out of memory for %lld gathered bytes", g_rank, (long long)total);
     MPI_Allgatherv(mine, counts[g_rank], MPI_BYTE, buf, counts, displs, MPI_BYTE, MPI_COMM_WORLD);
+    g_wait += dp_now() - t;
     g_sent += me + 8;
     g_received += total - me + 8 * (R - 1);
     g_collectives += 2;
@@ -209,7 +225,9 @@ dp_status dp_dist_allgather_bytes(const void *mine, size_t n_mine, void **all, s
 
 void dp_dist_sum_i64(int64_t *v, int n) {
     if (!dp_dist_active() || n <= 0) return;
+    double t = dp_now();
     MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+    g_wait += dp_now() - t;
     g_sent += (int64_t)n * 8;
     g_received += (int64_t)n * 8;
     g_collectives++;
@@ -219,7 +237,9 @@ static void bcast(void *p, int64_t n) {
     char *c = p;
     while (n > 0) {
         int k = n > (1 << 30) ? 1 << 30 : (int)n;
+        double t = dp_now();
         MPI_Bcast(c, k, MPI_BYTE, 0, MPI_COMM_WORLD);
+        g_wait += dp_now() - t;
         if (g_rank == 0) g_sent += k;
         else g_received += k;
         c += k;
@@ -268,6 +288,48 @@ dp_status dp_dist_same(const char *what, const char *digest) {
 }
 
 #endif
+
+/* size + SHA-256 of the file (of its first and last 4 MiB when larger than 64 MiB); "absent" when it cannot be read */
+static void file_digest(const char *path, char *out, size_t cap) {
+    snprintf(out, cap, "absent");
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return;
+    }
+    const int64_t big = (int64_t)64 << 20, part = (int64_t)4 << 20;
+    int64_t size = (int64_t)sb.st_size;
+    struct dp_sha256 h;
+    dp_sha256_init(&h);
+    char buf[65536];
+    bool ok = true;
+    for (int pass = 0; pass < (size > big ? 2 : 1) && ok; pass++) {
+        int64_t from = size > big && pass ? size - part : 0, n = size > big ? part : size;
+        ok = fseeko(f, (off_t)from, SEEK_SET) == 0;
+        while (ok && n > 0) {
+            size_t k = fread(buf, 1, n < (int64_t)sizeof buf ? (size_t)n : sizeof buf, f);
+            if (!k) ok = false;
+            dp_sha256_update(&h, buf, k);
+            n -= (int64_t)k;
+        }
+    }
+    fclose(f);
+    if (!ok) return;
+    uint8_t d[32];
+    dp_sha256_final(&h, d);
+    int w = snprintf(out, cap, "%lld ", (long long)size);
+    for (int i = 0; i < 32 && w + 2 < (int)cap; i++, w += 2) snprintf(out + w, cap - (size_t)w, "%02x", d[i]);
+}
+
+dp_status dp_dist_same_file(const char *what, const char *path) {
+    if (!dp_dist_active()) return DP_OK;
+    char digest[128], label[1200];
+    file_digest(path, digest, sizeof digest);
+    snprintf(label, sizeof label, "%s %s (size and SHA-256)", what, path);
+    return dp_dist_same(label, digest);
+}
 
 dp_status dp_dist_read_file(const char *path, char **out, size_t *len, bool *exists) {
     *out = NULL;

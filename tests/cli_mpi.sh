@@ -121,19 +121,23 @@ fails_mpi() {
     else bad "$what: exit $rc after ${t}s; stderr: $(grep -v '^ *$' "$TMP/ferr" | head -c 400)"; fi
 }
 $DP synth -o "$TMP/other.gguf" --dim 64 --ff 128 --heads 4 --kv-heads 2 --layers 5 --seed 3 2>/dev/null || bad "synth"
-# rank 1 maps another file under the model path it was given (a different copy on its machine)
-cat >"$TMP/rank_model.sh" <<EOF
+cp $M "$TMP/m.gguf"
+# rank_arg.sh RANK OPT FILE OTHER ARGS...: ARGS with OPT FILE, but OPT OTHER on rank RANK (another copy on its machine)
+cat >"$TMP/rank_arg.sh" <<EOF
 #!/bin/sh
-m=$M
-[ "\$OMPI_COMM_WORLD_RANK" = "\$1" ] && m=\$2
-shift 2
-exec $MPIDP "\$@" -m "\$m"
+r=\$1; opt=\$2; f=\$3
+[ "\$OMPI_COMM_WORLD_RANK" = "\$r" ] && f=\$4
+shift 4
+exec $MPIDP "\$@" "\$opt" "\$f"
 EOF
-chmod +x "$TMP/rank_model.sh"
-fails_mpi "another model file on rank 1" "rank 1: the model file .* differs from rank 0's" 30 \
-    $RUN -np 2 "$TMP/rank_model.sh" 1 "$TMP/other.gguf" ppl -f $C --docs 0:20 --ctx 64 -t 1
+chmod +x "$TMP/rank_arg.sh"
+fails_mpi "another model file on rank 1" "rank 1: -m .* (size and SHA-256) differs from rank 0's" 30 \
+    $RUN -np 2 "$TMP/rank_arg.sh" 1 -m "$TMP/m.gguf" "$TMP/other.gguf" ppl -f $C --docs 0:20 --ctx 64 -t 1
 fails_mpi "a missing model file on rank 2" "rank 2: .*$TMP/nothere.gguf" 30 \
-    $RUN -np 3 "$TMP/rank_model.sh" 2 "$TMP/nothere.gguf" ppl -f $C --docs 0:20 --ctx 64 -t 1
+    $RUN -np 3 "$TMP/rank_arg.sh" 2 -m $M "$TMP/nothere.gguf" ppl -f $C --docs 0:20 --ctx 64 -t 1
+head -c 20000 $C >"$TMP/c2.txt"; head -c 20001 $C >"$TMP/c1.txt"
+fails_mpi "another corpus on rank 1" "rank 1: -f $TMP/c2.txt (size and SHA-256) differs from rank 0's" 30 \
+    $RUN -np 2 "$TMP/rank_arg.sh" 1 -f "$TMP/c1.txt" "$TMP/c2.txt" ppl -m $M --ctx 64 -t 1
 # rank 1 killed (as the OOM killer does) in the middle of a run of about a minute: all end within seconds
 cat >"$TMP/rank_kill.sh" <<EOF
 #!/bin/sh

@@ -283,6 +283,9 @@ int cli_io_check(const char *cmd, struct cli_io *io) {
         char a[4200];
         io_name(in, in->path, a, sizeof a);
         if (kind) rc = cli_error(cmd, 1, "%s: not a regular file (%s)", a, kind);
+        /* several ranks: every input the same on every machine before any work */
+        else if (!in->out && !in->dir && dp_dist_size() > 1 && dp_dist_same_file(in->opt[0] ? in->opt : "the input", in->path))
+            rc = cli_error(cmd, 1, "%s", dp_last_error());
     }
     for (int o = 0; !rc && o < io->n; o++) {
         const struct cli_io_file *out = &io->f[o];
