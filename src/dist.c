@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef DP_MPI
@@ -87,6 +88,15 @@ int dp_dist_finish(int rc) {
         fprintf(dp_dist_errors(), "depthprune: rank %d of %d failed (exit status %d, message above); stopping every rank\n",
                 g_rank, g_size, rc);
         fflush(dp_dist_errors());
+        /*
+         * When every rank fails at once (an interrupted run, bad input), rank 0
+         * may still be writing (a checkpoint, its message): the others give it
+         * two seconds to abort the job itself before they do.
+         */
+        if (g_rank > 0) {
+            struct timespec ts = {2, 0};
+            nanosleep(&ts, NULL);
+        }
         MPI_Abort(MPI_COMM_WORLD, rc);
     }
     if (getenv("DP_DIST_STATS") && g_size > 1) /* the communication volume of the run, per rank */
