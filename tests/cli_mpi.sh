@@ -92,6 +92,12 @@ $DP ppl -m $M -f $C --docs 0:20 --ctx 64 --max-seqs 9 -t 1 --json | clean >"$TMP
 $RUN -np 2 $MPIDP ppl -m $M -f $C --docs 0:20 --ctx 64 --max-seqs 9 -t 2 --json 2>/dev/null | clean >"$TMP/t2.json"
 cmp -s "$TMP/t1.json" "$TMP/t2.json" && ok || bad "ppl: 2 ranks x 2 threads differ from 1 process x 1 thread"
 
+# score with 2 workers per rank (rounds of 2 x ranks sequences) = one process with 2 threads
+SA2="-m $M -f $C --docs 0:40 --ctx 64 --max-seqs 7 --metric all --samples 16 -t 2 --json"
+$DP score $SA2 | clean >"$TMP/s1.json"
+$RUN -np 3 $MPIDP score $SA2 2>/dev/null | clean >"$TMP/s3.json"
+cmp -s "$TMP/s1.json" "$TMP/s3.json" && ok || bad "score: 3 ranks x 2 threads differ from 1 process x 2 threads"
+
 # rank 0 alone writes: an output file written once, atomically, and no temporary left behind
 $RUN -np 3 $MPIDP score -m $M -f $C --docs 0:40 --ctx 64 --max-seqs 6 --metric loo_loss -t 1 -o "$TMP/o3.json" \
     >/dev/null 2>"$TMP/err" || bad "score -o under 3 ranks: $(head -c 300 "$TMP/err")"
