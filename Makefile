@@ -45,6 +45,24 @@ $(warning LAPACKE/OpenBLAS not found: building without closed-form lowrank:R rec
 endif
 endif
 
+# MPI=1: also ./depthprune-mpi, the MPI build (README "Running on several machines"): the
+# objects of the plain build with src/dist.c compiled against Open MPI (found through mpicc;
+# Debian: openmpi-bin libopenmpi-dev, which tools/setup.sh installs). Only src/dist.c sees
+# mpi.h, so ./depthprune stays the same program. `make test` runs the MPI tests
+# (tests/mpi.sh) whenever mpicc and mpirun are there (MPI=0: never).
+MPI ?= auto
+MPICC_OK := $(if $(filter 0,$(MPI)),,$(shell command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 && \
+               mpicc --showme:compile >/dev/null 2>&1 && echo yes))
+ifeq ($(MPI),1)
+ifneq ($(MPICC_OK),yes)
+$(error MPI=1: mpicc/mpirun (Open MPI) not found; install them with: apt-get install openmpi-bin libopenmpi-dev (or run tools/setup.sh))
+endif
+endif
+ifeq ($(MPICC_OK),yes)
+MPI_CFLAGS := $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile))
+MPI_LIBS   := $(shell mpicc --showme:link)
+endif
+
 SIMD_AVX2   = -mavx2 -mfma -mf16c
 # (the VNNI code of kernels_avx512.c asks for its extension itself, see there)
 SIMD_AVX512 = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq
@@ -72,12 +90,20 @@ FUZZ_REPLAY  = $(FUZZ_TARGETS:%=$(BUILD)/fuzz-replay/fuzz_%)
 FUZZ ?= $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, long n){(void)d;(void)n;return 0;}\n' | \
           clang -x c - -fsanitize=fuzzer -o /dev/null 2>/dev/null && echo 1 || echo 0)
 
-.PHONY: all test test-aarch64 mutants asan tsan bench fuzz clean
+.PHONY: all test test-mpi test-aarch64 mutants asan tsan bench fuzz clean
 
 # Tests that use the public header alone: compiled with -Iinclude only.
 $(BUILD)/tests/test_api_workflow: private INC = -Iinclude
 
-all: depthprune
+all: depthprune $(if $(filter 1,$(MPI)),depthprune-mpi)
+
+# The MPI build: the library's objects but src/dist.o, and dist.c compiled with DP_MPI.
+depthprune-mpi: $(CLI_OBJ) $(filter-out $(BUILD)/src/dist.o,$(LIB_OBJ)) $(BUILD)/mpi/dist.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
+
+$(BUILD)/mpi/dist.o: src/dist.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DDP_MPI $(MPI_CFLAGS) -c -o $@ $<
 
 depthprune: $(CLI_OBJ) $(BUILD)/libdepthprune.a
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libdepthprune.a $(LDLIBS)
@@ -120,8 +146,12 @@ $(BUILD)/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ tests/fuzz/replay.c $< $(BUILD)/libdepthprune.a $(LDLIBS)
 
-test: depthprune $(TESTS) $(BUILD)/docs/example $(FUZZ_REPLAY) $(if $(filter 1,$(FUZZ)),fuzz)
-	@FUZZ=$(FUZZ) sh tests/run.sh $(BUILD) $(TESTS)
+test: depthprune $(TESTS) $(BUILD)/docs/example $(FUZZ_REPLAY) $(if $(filter 1,$(FUZZ)),fuzz) $(if $(filter yes,$(MPICC_OK)),depthprune-mpi)
+	@FUZZ=$(FUZZ) MPI_TESTS=$(if $(filter yes,$(MPICC_OK)),1,0) sh tests/run.sh $(BUILD) $(TESTS)
+
+# The MPI tests alone (tests/mpi.sh: every command's JSON under mpirun -np 2 and 3 against one process).
+test-mpi: depthprune depthprune-mpi
+	@sh tests/mpi.sh
 
 # aarch64: a cross build in build-aarch64 (the scalar set alone, no LAPACKE) whose CLI links
 # and whose C tests of AARCH64_TESTS run under qemu-user: the subset that takes about three
@@ -149,13 +179,14 @@ mutants: depthprune $(TESTS)
 	@sh tools/mutants.sh $(BUILD) $(MUTANTS)
 
 # The sanitizer builds link ./depthprune too (the CLI tests run it); it is removed afterwards so
-# that the next plain `make` links the normal binary again.
+# that the next plain `make` links the normal binary again. They leave the MPI build out (MPI=0:
+# Open MPI's own allocations are not this project's to sanitize).
 asan:
-	$(MAKE) BUILD=build-asan FUZZ=0 OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	$(MAKE) BUILD=build-asan FUZZ=0 MPI=0 OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	    LDLIBS="-lm -lpthread -fsanitize=address,undefined" test; rc=$$?; rm -f depthprune; exit $$rc
 
 tsan:
-	$(MAKE) BUILD=build-tsan FUZZ=0 OPT="-O1 -fsanitize=thread" LDLIBS="-lm -lpthread -fsanitize=thread" test; \
+	$(MAKE) BUILD=build-tsan FUZZ=0 MPI=0 OPT="-O1 -fsanitize=thread" LDLIBS="-lm -lpthread -fsanitize=thread" test; \
 	    rc=$$?; rm -f depthprune; exit $$rc
 
 bench: depthprune
@@ -175,7 +206,7 @@ fuzz:
 	@echo "     (targets: $(FUZZ_TARGETS); the GGUF seeds are in tests/fuzz/corpus)"
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz build-aarch64 depthprune
+	rm -rf build build-asan build-tsan build-fuzz build-aarch64 depthprune depthprune-mpi
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

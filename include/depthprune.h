@@ -296,6 +296,39 @@ void dp_json_null(struct dp_json *j, const char *key);
 void dp_json_str(struct dp_json *j, const char *key, const char *s);
 void dp_json_strn(struct dp_json *j, const char *key, const char *s, size_t n);
 
+/* ---- several processes (MPI) ---------------------------------------------- */
+
+/*
+ * The MPI build (make MPI=1, ./depthprune-mpi) runs one program as several
+ * ranks (mpirun -np N): the library's loops over independent items
+ * (sequences, chunks, questions) give each rank a share and gather the
+ * results in item order, so every number equals a single process's, bit for
+ * bit. In the plain build there is one rank and these are no-ops.
+ *
+ * dp_dist_init, first thing in main: starts MPI (rank > 0: stdout and
+ * stderr go to /dev/null; rank 0 alone writes results, and atomic outputs
+ * of other ranks are discarded). dp_dist_finish(rc), last: returns rc; a rank that ends
+ * with rc != 0 aborts the whole job (every rank stops within seconds) after
+ * saying so on stderr. dp_dist_mpi: built with MPI.
+ * dp_dist_same: every rank passes a digest (a text of at most 127 bytes) of
+ * something that must be the same everywhere (the model file); a rank whose
+ * digest differs from rank 0's fails, naming itself and `what`.
+ * dp_dist_traffic: the bytes this rank sent and received in collectives and
+ * how many there were. dp_dist_errors: where a rank writes its errors (rank 0:
+ * stderr; the others' stderr is /dev/null, so that warnings, logs and
+ * progress appear once, and errors go to the stream mpirun shows).
+ */
+dp_status dp_dist_init(int *argc, char ***argv);
+int dp_dist_finish(int rc);
+int dp_dist_rank(void);
+int dp_dist_size(void);
+bool dp_dist_mpi(void);
+dp_status dp_dist_same(const char *what, const char *digest);
+/* dp_dist_same for a file's size and SHA-256 (of its first and last 4 MiB when above 64 MiB); "absent" when unreadable. */
+dp_status dp_dist_same_file(const char *what, const char *path);
+void dp_dist_traffic(int64_t *sent, int64_t *received, int64_t *collectives);
+FILE *dp_dist_errors(void);
+
 /* ---- memory planning ------------------------------------------------------ */
 
 /*

@@ -98,6 +98,12 @@ dp_status dp_export_file(const char *src, const char *dst, const struct dp_expor
     struct dp_export_info info;
     bool written = false;
     if (!st && !dp_progress_step(p->progress, p->progress_user, "export", 0, 2)) st = DP_ERR_CANCELLED;
+    if (!st && dp_dist_rank() > 0) { /* several ranks (dist.h): rank 0 alone writes and verifies the file */
+        free(tmp);
+        dp_model_close(m);
+        if (out) *out = res;
+        return DP_OK;
+    }
     if (!st) st = dp_export(m, &mask, p->recovery, &o, tmp, &info);
     written = !st;
     if (!st && !dp_progress_step(p->progress, p->progress_user, "export", 1, 2)) st = DP_ERR_CANCELLED;

@@ -221,6 +221,8 @@ dp_status dp_out_open(const char *path, struct dp_out *out) {
         return dp_fail(DP_ERR_NOMEM, "out of memory");
     }
     snprintf(out->tmp, n, "%s.tmp.%d", path, (int)getpid());
+    /* ranks other than 0 compute the same bytes; rank 0 alone writes them (dist.h) */
+    if (dp_dist_rank() > 0) snprintf(out->tmp, n, "/dev/null");
     out->f = fopen(out->tmp, "wb");
     if (!out->f) {
         dp_status st = dp_fail(DP_ERR_IO, "%s: cannot create: %s", out->tmp, strerror(errno));
@@ -237,7 +239,9 @@ dp_status dp_out_commit(struct dp_out *out) {
     bool bad = ferror(out->f) != 0;
     if (fclose(out->f) != 0) bad = true;
     out->f = NULL;
-    if (bad) {
+    if (dp_dist_rank() > 0) {
+        /* nothing to put in place */
+    } else if (bad) {
         st = dp_fail(DP_ERR_IO, "%s: write error (disk full?)", out->tmp);
         remove(out->tmp);
     } else if (rename(out->tmp, out->path) != 0) {
@@ -253,7 +257,7 @@ dp_status dp_out_commit(struct dp_out *out) {
 void dp_out_abort(struct dp_out *out) {
     if (!out || !out->tmp) return;
     if (out->f) fclose(out->f);
-    remove(out->tmp);
+    if (dp_dist_rank() == 0) remove(out->tmp);
     free(out->path);
     free(out->tmp);
     memset(out, 0, sizeof *out);

@@ -7,6 +7,7 @@
 #include "eval.h"
 
 #include "profile.h"
+#include "dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -53,21 +54,36 @@ dp_status dp_eval_ppl_paper_with(const struct dp_model *m, const struct dp_mask 
         dp_session_free(s);
         return DP_ERR_NOMEM;
     }
-    double total = 0, seq_sum = 0;
-    for (int q = 0; q < ch->n_seqs && !st; q++) {
+    /* per-sequence cross-entropies, this rank's share computed here (dist.h), then summed in order */
+    int64_t bounds[DP_DIST_MAX_BOUNDS], lo, hi;
+    dp_dist_bounds(ch->n_seqs, NULL, bounds);
+    dp_dist_mine(bounds, &lo, &hi);
+    double *ce_seq = dp_calloc((size_t)ch->n_seqs + 1, sizeof *ce_seq);
+    if (!ce_seq) st = DP_ERR_NOMEM;
+    for (int64_t q = lo; q < hi && !st; q++) {
         const int *ids = ch->ids + (size_t)q * ctx;
         dp_session_reset(s);
         st = dp_session_forward_hooked(s, pool, ids, ctx, logits, DP_LOGITS_ALL, hooks);
         if (st) break;
         double ce = 0;
         for (int t = 0; t + 1 < ctx; t++) ce -= dp_log_softmax_at(logits + (size_t)t * V, V, ids[t + 1]);
-        total += ce;
-        seq_sum += exp(ce / (ctx - 1));
-        if (!dp_progress_step(ep.progress, ep.progress_user, "perplexity", q + 1, ch->n_seqs)) st = DP_ERR_CANCELLED;
+        ce_seq[q] = ce;
+        if (!dp_progress_step(ep.progress, ep.progress_user, "perplexity", dp_dist_progress(bounds, q + 1), ch->n_seqs))
+            st = DP_ERR_CANCELLED;
     }
     free(logits);
     dp_session_free(s);
-    if (st) return st;
+    if (st) {
+        free(ce_seq);
+        return st;
+    }
+    dp_dist_allgather(ce_seq, 1, bounds);
+    double total = 0, seq_sum = 0;
+    for (int q = 0; q < ch->n_seqs; q++) {
+        total += ce_seq[q];
+        seq_sum += exp(ce_seq[q] / (ctx - 1));
+    }
+    free(ce_seq);
     out->n_seqs = ch->n_seqs;
     out->n_tokens = (int64_t)ch->n_seqs * (ctx - 1);
     out->nll = total / (double)out->n_tokens;
@@ -92,25 +108,40 @@ dp_status dp_eval_ppl_llamacpp_with(const struct dp_model *m, const struct dp_ma
     float *logits = dp_malloc((size_t)ctx * V * sizeof *logits);
     int *chunk = dp_malloc((size_t)ctx * sizeof *chunk);
     if (!logits || !chunk) st = DP_ERR_NOMEM;
-    double nll = 0, nll2 = 0;
-    int64_t count = 0;
-    for (int c = 0; c < n_chunks && !st; c++) {
+    /* per-position NLLs of every chunk (n_chunks x n_pos), this rank's chunks here (dist.h), then summed in order */
+    int n_pos = ctx - 1 - first;
+    int64_t bounds[DP_DIST_MAX_BOUNDS], lo, hi;
+    dp_dist_bounds(n_chunks, NULL, bounds);
+    dp_dist_mine(bounds, &lo, &hi);
+    double *v_pos = st ? NULL : dp_calloc((size_t)n_chunks * n_pos + 1, sizeof *v_pos);
+    if (!st && !v_pos) st = DP_ERR_NOMEM;
+    for (int64_t c = lo; c < hi && !st; c++) {
         memcpy(chunk, ids + (size_t)c * ctx, (size_t)ctx * sizeof *chunk);
         if (dp_tokenizer_adds_bos(m->tok)) chunk[0] = dp_tokenizer_bos(m->tok); /* as llama-perplexity: only when the vocabulary adds BOS */
         dp_session_reset(s);
         st = dp_session_forward_hooked(s, pool, chunk, ctx, logits, DP_LOGITS_ALL, hooks);
-        for (int t = first; t < ctx - 1 && !st; t++) {
-            double v = -dp_log_softmax_at(logits + (size_t)t * V, V, chunk[t + 1]);
-            nll += v;
-            nll2 += v * v;
-            count++;
-        }
-        if (!st && !dp_progress_step(ep.progress, ep.progress_user, "perplexity", c + 1, n_chunks)) st = DP_ERR_CANCELLED;
+        for (int t = first; t < ctx - 1 && !st; t++)
+            v_pos[(size_t)c * n_pos + (t - first)] = -dp_log_softmax_at(logits + (size_t)t * V, V, chunk[t + 1]);
+        if (!st && !dp_progress_step(ep.progress, ep.progress_user, "perplexity", dp_dist_progress(bounds, c + 1), n_chunks))
+            st = DP_ERR_CANCELLED;
     }
     free(logits);
     free(chunk);
     dp_session_free(s);
-    if (st) return st;
+    if (st) {
+        free(v_pos);
+        return st;
+    }
+    dp_dist_allgather(v_pos, (size_t)n_pos, bounds);
+    double nll = 0, nll2 = 0;
+    int64_t count = 0;
+    for (int64_t i = 0; i < (int64_t)n_chunks * n_pos; i++) {
+        double v = v_pos[i];
+        nll += v;
+        nll2 += v * v;
+        count++;
+    }
+    free(v_pos);
     out->n_seqs = n_chunks;
     out->n_tokens = count;
     out->nll = nll / count;

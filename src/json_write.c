@@ -4,13 +4,17 @@
  * says which closer comes next and whether a comma is due; strings are
  * escaped as JSON requires (control bytes as \u00XX, other bytes as they
  * are, so UTF-8 passes through); non-finite numbers are written as null and
- * finite ones with 10 significant digits (readers of sweeps rely on that).
+ * finite ones with 10 significant digits (readers of sweeps rely on that;
+ * DP_JSON_DIGITS=17 writes every double exactly, for tests that compare
+ * runs bit for bit, such as tests/mpi.sh).
  */
 #include "json_write.h"
 
 #include "base.h"
 
 #include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 void dp_json_init(struct dp_json *j, FILE *f) {
@@ -69,9 +73,22 @@ void dp_json_end(struct dp_json *j) {
     if (j->depth == 0) fputc('\n', j->f);
 }
 
+/* 10, or DP_JSON_DIGITS (1..17) when set */
+static int num_digits(void) {
+    static atomic_int digits; /* 0: not read yet; every thread computes the same value */
+    int d = atomic_load_explicit(&digits, memory_order_relaxed);
+    if (!d) {
+        const char *e = getenv("DP_JSON_DIGITS");
+        d = e ? atoi(e) : 10;
+        if (d < 1 || d > 17) d = 10;
+        atomic_store_explicit(&digits, d, memory_order_relaxed);
+    }
+    return d;
+}
+
 void dp_json_num(struct dp_json *j, const char *key, double v) {
     json_key(j, key);
-    if (isfinite(v)) fprintf(j->f, "%.10g", v);
+    if (isfinite(v)) fprintf(j->f, "%.*g", num_digits(), v);
     else fputs("null", j->f);
 }
 

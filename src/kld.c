@@ -9,6 +9,8 @@
  */
 #include "kld.h"
 
+#include "dist.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,26 +65,42 @@ static double row_lse(const float *l, int V, int *argmax) {
     return (double)l[im] + log(s);
 }
 
-/* Exact statistics of one position: base row b, candidate row q (or NULL), target tok. */
-static void position_exact(const float *b, const float *q, int V, int tok, struct acc *a) {
-    int ib, iq;
-    double lb = row_lse(b, V, &ib);
-    a->nll_b += lb - b[tok];
-    if (!q) {
+/*
+ * The statistics of one position, v[4]: KL divergence, base NLL, candidate
+ * NLL, top-1 agreement (0/1); computed per position (on any rank, dist.h)
+ * and added in position order (acc_add).
+ */
+enum { POS_KL, POS_NLL_B, POS_NLL_Q, POS_SAME, POS_N };
+
+static void acc_add(struct acc *a, const double *v, bool have_cand) {
+    a->nll_b += v[POS_NLL_B];
+    if (!have_cand) {
         a->n++;
         return;
     }
+    a->nll_q += v[POS_NLL_Q];
+    a->kld[a->n++] = v[POS_KL];
+    a->sum += v[POS_KL];
+    a->sum2 += v[POS_KL] * v[POS_KL];
+    a->same += v[POS_SAME] != 0;
+}
+
+/* Exact statistics of one position: base row b, candidate row q (or NULL), target tok. */
+static void position_exact(const float *b, const float *q, int V, int tok, double *v) {
+    int ib, iq;
+    double lb = row_lse(b, V, &ib);
+    v[POS_NLL_B] = lb - b[tok];
+    v[POS_KL] = v[POS_NLL_Q] = v[POS_SAME] = 0;
+    if (!q) return;
     double lq = row_lse(q, V, &iq), kl = 0;
     for (int i = 0; i < V; i++) {
         double pb = (double)b[i] - lb;
         kl += exp(pb) * (pb - ((double)q[i] - lq));
     }
     if (kl < 0) kl = 0; /* rounding of a zero divergence */
-    a->nll_q += lq - q[tok];
-    a->kld[a->n++] = kl;
-    a->sum += kl;
-    a->sum2 += kl * kl;
-    a->same += ib == iq;
+    v[POS_NLL_Q] = lq - q[tok];
+    v[POS_KL] = kl;
+    v[POS_SAME] = ib == iq;
 }
 
 /* llama.cpp's 16-bit log-probabilities of one row (nv = 2*((V+1)/2) + 4 values). */
@@ -106,8 +124,8 @@ static void quantize_row(const float *l, int V, uint16_t *out) {
     }
 }
 
-/* Statistics of one position against a 16-bit base row, as llama.cpp computes them. */
-static void position_q16(const uint16_t *row, const float *q, int V, int tok, struct acc *a) {
+/* Statistics of one position against a 16-bit base row, as llama.cpp computes them (v as position_exact's). */
+static void position_q16(const uint16_t *row, const float *q, int V, int tok, double *v) {
     float scale, min_log_prob;
     memcpy(&scale, row, sizeof scale);
     memcpy(&min_log_prob, row + 2, sizeof min_log_prob);
@@ -123,12 +141,10 @@ static void position_q16(const uint16_t *row, const float *q, int V, int tok, st
         }
         if (pb > -16) kl += exp(pb) * (pb - ((double)q[i] - lq));
     }
-    a->nll_b -= (double)(scale * b[tok] + min_log_prob);
-    a->nll_q += lq - q[tok];
-    a->kld[a->n++] = kl;
-    a->sum += kl;
-    a->sum2 += kl * kl;
-    a->same += ib == iq;
+    v[POS_NLL_B] = -(double)(scale * b[tok] + min_log_prob);
+    v[POS_NLL_Q] = lq - q[tok];
+    v[POS_KL] = kl;
+    v[POS_SAME] = ib == iq;
 }
 
 /* Run one chunk (first token already BOS) and return logits of positions first..ctx-2 in rows. */
@@ -188,21 +204,38 @@ dp_status dp_kld_eval_with(const struct dp_kld_model *base, const struct dp_kld_
         fwrite(hdr, sizeof *hdr, 2, f.f);
         fwrite(ids, sizeof *ids, (size_t)n_chunks * ctx, f.f);
     }
-    for (int c = 0; c < n_chunks && !st; c++) {
+    /*
+     * Per-position statistics of every chunk, this rank's chunks here (dist.h;
+     * with --save-base every rank runs every chunk: rank 0 writes them all),
+     * then added in position order.
+     */
+    int64_t bounds[DP_DIST_MAX_BOUNDS] = {0, n_chunks}, lo = 0, hi = n_chunks;
+    if (!save_base) {
+        dp_dist_bounds(n_chunks, NULL, bounds);
+        dp_dist_mine(bounds, &lo, &hi);
+    }
+    double *v = st ? NULL : dp_malloc(((size_t)n_chunks * rows * POS_N + 1) * sizeof *v);
+    if (!st && !v) st = DP_ERR_NOMEM;
+    for (int64_t c = lo; c < hi && !st; c++) {
         memcpy(chunk, ids + (size_t)c * ctx, (size_t)ctx * sizeof *chunk);
         chunk[0] = dp_tokenizer_bos(dp_model_tokenizer(base->m));
         st = chunk_rows(sb, pool, base->hooks, chunk, ctx, lb);
         if (!st && cand) st = chunk_rows(sq, pool, cand->hooks, chunk, ctx, lq);
         for (int r = 0; r < rows && !st; r++) {
             const float *b = lb + (size_t)r * V;
-            position_exact(b, cand ? lq + (size_t)r * V : NULL, V, chunk[first + r + 1], &a);
+            position_exact(b, cand ? lq + (size_t)r * V : NULL, V, chunk[first + r + 1],
+                           v + ((size_t)c * rows + r) * POS_N);
             if (save_base) quantize_row(b, V, q16 + (size_t)r * nv);
         }
         if (!st && save_base && fwrite(q16, sizeof *q16, (size_t)rows * nv, f.f) != (size_t)rows * nv)
             st = dp_fail(DP_ERR_IO, "%s: write failed", save_base);
-        if (!st && !dp_progress_step(ep.progress, ep.progress_user, "kl divergence", c + 1, n_chunks))
+        if (!st && !dp_progress_step(ep.progress, ep.progress_user, "kl divergence",
+                                     save_base ? c + 1 : dp_dist_progress(bounds, c + 1), n_chunks))
             st = DP_ERR_CANCELLED;
     }
+    if (!st && !save_base) dp_dist_allgather(v, (size_t)rows * POS_N, bounds);
+    for (int64_t i = 0; !st && i < (int64_t)n_chunks * rows; i++) acc_add(&a, v + (size_t)i * POS_N, cand != NULL);
+    free(v);
     if (save_base && f.f) {
         if (st) dp_out_abort(&f);
         else st = dp_out_commit(&f);
@@ -270,19 +303,29 @@ dp_status dp_kld_eval_file_with(const char *base_path, const struct dp_kld_model
     }
     if (!st) st = dp_session_new(cand->m, cand->mask, (int)ctx, &s);
     const uint8_t *qdata = map.data + 20 + 4 * n_tok;
-    for (int64_t c = 0; c < n_chunks && !st; c++) {
+    /* per-position statistics, this rank's chunks here (dist.h), then added in position order */
+    int64_t bounds[DP_DIST_MAX_BOUNDS], lo, hi;
+    dp_dist_bounds(n_chunks, NULL, bounds);
+    dp_dist_mine(bounds, &lo, &hi);
+    double *v = st ? NULL : dp_malloc(((size_t)n_chunks * rows * POS_N + 1) * sizeof *v);
+    if (!st && !v) st = dp_fail(DP_ERR_NOMEM, "out of memory comparing with %s", base_path);
+    for (int64_t c = lo; c < hi && !st; c++) {
         int *chunk = ids + c * ctx;
         int keep = chunk[0];
         chunk[0] = dp_tokenizer_bos(dp_model_tokenizer(cand->m));
         st = chunk_rows(s, pool, cand->hooks, chunk, (int)ctx, lq);
         for (int64_t r = 0; r < rows && !st; r++) {
             memcpy(row, qdata + ((size_t)(c * rows + r) * nv) * 2, (size_t)nv * 2);
-            position_q16(row, lq + (size_t)r * V, V, chunk[first + r + 1], &a);
+            position_q16(row, lq + (size_t)r * V, V, chunk[first + r + 1], v + ((size_t)c * rows + r) * POS_N);
         }
         chunk[0] = keep;
-        if (!st && !dp_progress_step(ep.progress, ep.progress_user, "kl divergence", c + 1, n_chunks))
+        if (!st && !dp_progress_step(ep.progress, ep.progress_user, "kl divergence", dp_dist_progress(bounds, c + 1),
+                                     n_chunks))
             st = DP_ERR_CANCELLED;
     }
+    if (!st) dp_dist_allgather(v, (size_t)rows * POS_N, bounds);
+    for (int64_t i = 0; !st && i < n_chunks * rows; i++) acc_add(&a, v + (size_t)i * POS_N, true);
+    free(v);
     if (!st) {
         out->ctx = (int)ctx;
         out->n_chunks = (int)n_chunks;

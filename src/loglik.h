@@ -70,6 +70,19 @@ int dp_loglik_lcp(const int *a, int na, const int *b, int nb);
 const struct dp_loglik_stats *dp_loglik_stats(const struct dp_loglik *l);
 
 /*
+ * Sharding a run of groups over ranks (dist.h): a rank whose share starts at
+ * group g feeds groups 0..g-1 dry (dp_loglik_dry true: the cache's ids and
+ * the summation order of each cached row are tracked, nothing is computed,
+ * scored (sums 0) or counted), then dp_loglik_prime computes the cache
+ * those groups leave, row by row in the order a single process used, so
+ * group g and the rest give a single process's bits and counts.
+ * dp_loglik_stats_sum adds the ranks' counts (a collective).
+ */
+void dp_loglik_dry(struct dp_loglik *l, bool dry);
+dp_status dp_loglik_prime(struct dp_loglik *l);
+void dp_loglik_stats_sum(struct dp_loglik *l);
+
+/*
  * Tokenize len bytes of text with BOS into *buf (a heap array of *cap ids,
  * grown as needed; may start NULL/0); *n receives the count.
  */

@@ -4,6 +4,8 @@
  */
 #include "mc.h"
 
+#include "dist.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,21 +115,58 @@ dp_status dp_mc_eval(const struct dp_model *m, const struct dp_mask *mask, const
     struct run w = {.tok = dp_model_tokenizer(m), .o = opts};
     dp_status st = r->correct && r->correct_norm ? DP_OK : DP_ERR_NOMEM;
     if (!st) st = dp_loglik_new(m, mask, hooks, pool, opts->ctx_limit, opts->prefix_cache, &w.ll);
-    for (int i = 0; i < set->n_items && !st; i++) {
+    /*
+     * With ranks (dist.h) each runs a block of items of about equal text,
+     * after feeding the items before it dry (loglik.h), so that its prefix
+     * cache and counts are a single process's. Per item: pred, pred_norm, cut.
+     */
+    int n = set->n_items;
+    int64_t bounds[DP_DIST_MAX_BOUNDS], lo = 0, hi = n;
+    double *res = st ? NULL : dp_calloc((size_t)n * 3 + 1, sizeof *res), *cost = NULL;
+    if (!st && !res) st = DP_ERR_NOMEM;
+    if (!st && dp_dist_active()) {
+        cost = dp_malloc(((size_t)n + 1) * sizeof *cost);
+        if (!cost) st = DP_ERR_NOMEM;
+        for (int i = 0; !st && i < n; i++) {
+            cost[i] = 0;
+            for (int c = 0; c < set->items[i].n_choices; c++)
+                cost[i] += (double)(strlen(set->items[i].context[c]) + strlen(set->items[i].cont[c]));
+        }
+    }
+    if (!st) {
+        dp_dist_bounds(n, cost, bounds);
+        dp_dist_mine(bounds, &lo, &hi);
+    }
+    free(cost);
+    for (int i = opts->prefix_cache ? 0 : (int)lo; i < hi && !st; i++) {
         const struct dp_mc_item *it = &set->items[i];
+        if (i == lo) st = dp_loglik_prime(w.ll);
+        else if (i < lo) dp_loglik_dry(w.ll, true);
         bool trunc = false;
         int pred = -1, pred_norm = -1;
-        st = item(&w, set->task, it, i, &trunc, &pred, &pred_norm);
-        if (st) break;
-        r->correct[i] = pred == it->label;
-        r->correct_norm[i] = pred_norm == it->label;
-        r->n_correct += r->correct[i];
-        r->n_correct_norm += r->correct_norm[i];
-        r->n_truncated += trunc;
-        r->n++;
-        if (!dp_progress_step(opts->progress, opts->progress_user, dp_task_name(set->task), r->n, set->n_items))
+        if (!st) st = item(&w, set->task, it, i, &trunc, &pred, &pred_norm);
+        if (st || i < lo) continue;
+        res[3 * i] = pred;
+        res[3 * i + 1] = pred_norm;
+        res[3 * i + 2] = trunc;
+        if (!dp_progress_step(opts->progress, opts->progress_user, dp_task_name(set->task), dp_dist_progress(bounds, i + 1),
+                              n))
             st = DP_ERR_CANCELLED;
     }
+    if (!st) {
+        dp_dist_allgather(res, 3, bounds);
+        dp_loglik_stats_sum(w.ll);
+    }
+    for (int i = 0; i < n && !st; i++) {
+        const struct dp_mc_item *it = &set->items[i];
+        r->correct[i] = (int)res[3 * i] == it->label;
+        r->correct_norm[i] = (int)res[3 * i + 1] == it->label;
+        r->n_correct += r->correct[i];
+        r->n_correct_norm += r->correct_norm[i];
+        r->n_truncated += res[3 * i + 2] != 0;
+        r->n++;
+    }
+    free(res);
     if (w.ll) {
         r->tokens_evaluated = dp_loglik_stats(w.ll)->tokens_evaluated;
         r->tokens_naive = dp_loglik_stats(w.ll)->tokens_naive;

@@ -14,6 +14,7 @@
  */
 #include "metrics_run.h"
 
+#include "dist.h"
 #include "rng.h"
 #include "shapley.h"
 
@@ -120,24 +121,36 @@ dp_status dp_metrics_for_batches(struct run *r, int fam, size_t width, seq_fn fn
 }
 
 dp_status dp_metrics_for_sequences(struct run *r, int fam, size_t width, seq_fn fn, reduce_fn reduce, const char *what) {
+    /* with ranks (dist.h), a round is one sequence per worker of every rank: rank k runs the k-th block of P */
     int P = r->n_workers, N = r->ch->n_seqs;
-    double *buf = dp_malloc((size_t)P * (width ? width : 1) * sizeof *buf);
+    int R = dp_dist_active() ? dp_dist_size() : 1, me = R > 1 ? dp_dist_rank() : 0;
+    double *buf = dp_malloc((size_t)P * R * (width ? width : 1) * sizeof *buf);
     dp_status st = buf ? DP_OK : DP_ERR_NOMEM;
-    for (int q0 = r->next_seq; !st && q0 < N; q0 += P) {
-        struct seq_job job = {r, fn, q0, N - q0 < P ? N - q0 : P, width, buf};
-        if (P == 1) seq_worker(&job, 0, 1);
-        else dp_pool_run(r->pool, seq_worker, &job);
+    for (int q0 = r->next_seq; !st && q0 < N; q0 += P * R) {
+        int n_round = N - q0 < P * R ? N - q0 : P * R;
+        int64_t bounds[DP_DIST_MAX_BOUNDS];
+        for (int k = 0; k <= R; k++) bounds[k] = k * P < n_round ? k * P : n_round;
+        int lo = (int)bounds[me], hi = (int)bounds[me + 1];
+        struct seq_job job = {r, fn, q0 + lo, hi - lo, width, buf + (size_t)lo * width};
+        if (P == 1 && job.nq > 0) seq_worker(&job, 0, 1);
+        else if (job.nq > 0) dp_pool_run(r->pool, seq_worker, &job);
+        int64_t cost[3] = {0, 0, 0};
         for (int i = 0; i < P; i++) {
             struct dp_cost *c = &r->w[i].ev.cost;
-            r->fam[fam].passes += c->passes;
-            r->fam[fam].unit_evals += c->unit_evals;
-            r->fam[fam].naive_unit_evals += c->naive_unit_evals;
+            cost[0] += c->passes;
+            cost[1] += c->unit_evals;
+            cost[2] += c->naive_unit_evals;
             memset(c, 0, sizeof *c);
             if (!st && i < job.nq && r->w[i].st) st = dp_fail(r->w[i].st, "%s", r->w[i].err);
         }
         if (st) break;
-        for (int i = 0; i < job.nq; i++) reduce(r, q0 + i, buf + (size_t)i * width);
-        r->next_seq = q0 + job.nq;
+        dp_dist_sum_i64(cost, 3);
+        r->fam[fam].passes += cost[0];
+        r->fam[fam].unit_evals += cost[1];
+        r->fam[fam].naive_unit_evals += cost[2];
+        dp_dist_allgather(buf, width, bounds);
+        for (int i = 0; i < n_round; i++) reduce(r, q0 + i, buf + (size_t)i * width);
+        r->next_seq = q0 + n_round;
         st = dp_metrics_checkpoint_round(r);
         if (!st && !dp_progress_step(r->o->progress, r->o->progress_user, what, r->next_seq, N)) st = DP_ERR_CANCELLED;
     }

@@ -14,6 +14,8 @@
  */
 #include "metrics_run.h"
 
+#include "dist.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -80,12 +82,12 @@ static bool skip(struct cursor *c, size_t n) {
 dp_status dp_metrics_checkpoint_read(struct run *r) {
     const char *path = r->o->checkpoint;
     if (!path) return DP_OK;
-    struct stat sb;
-    if (stat(path, &sb) != 0) return DP_OK; /* no checkpoint yet (dp_read_file refuses a FIFO or a device) */
+    /* rank 0's file, on every rank (dist.h); none yet: a fresh run (dp_read_file refuses a FIFO or a device) */
     char *buf;
     size_t len;
-    dp_status st = dp_read_file(path, &buf, &len);
-    if (st) return st;
+    bool exists;
+    dp_status st = dp_dist_read_file(path, &buf, &len, &exists);
+    if (st || !exists) return st;
     struct cursor c = {buf, buf + len};
     char magic[8];
     uint64_t klen = 0, nacc = 0, ne = 0;

@@ -8,6 +8,8 @@
  */
 #include "mmlu.h"
 
+#include "dist.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,8 +119,8 @@ static void dump_prompt(FILE *f, const char *subject, int index, int shots, cons
     dp_json_end(&j);
 }
 
-/* One question: fills *pred; counts truncation and shots in r. */
-static dp_status question(struct run *w, const struct dp_mmlu_subject *s, int q, struct dp_mmlu_result *r, int *pred) {
+/* One question: fills *pred, the shots kept (*shots) and whether the prompt was cut (*cut). */
+static dp_status question(struct run *w, const struct dp_mmlu_subject *s, int q, int *pred, int *shots, bool *cut) {
     int kmax = w->o->shots < s->n_dev ? w->o->shots : s->n_dev, k = kmax;
     dp_status st;
     for (;; k--) {
@@ -129,8 +131,8 @@ static dp_status question(struct run *w, const struct dp_mmlu_subject *s, int q,
         if (w->np <= w->o->ctx_limit || k == 0) break;
     }
     int drop = w->np > w->o->ctx_limit ? w->np - w->o->ctx_limit : 0;
-    r->shots_used[k]++;
-    if (drop) r->n_truncated++;
+    *shots = k;
+    *cut = drop > 0;
     if (w->o->dump) dump_prompt(w->o->dump, s->name, q, k, &w->prompt, s->test[q].answer);
     struct dp_loglik_seq seqs[4];
     for (int c = 0; c < 4; c++) {
@@ -171,6 +173,18 @@ struct dp_mmlu_opts dp_mmlu_default_opts(const struct dp_model *m) {
     return o;
 }
 
+/* The text of question q (and, for a subject's first, its shots): a deterministic estimate of its cost. */
+static double question_bytes(const struct dp_mmlu_subject *s, int q) {
+    const struct dp_mmlu_row *t = &s->test[q];
+    double b = (double)strlen(t->question);
+    for (int c = 0; c < 4; c++) b += (double)strlen(t->choices[c]);
+    for (int i = 0; q == 0 && i < s->n_dev; i++) {
+        b += (double)strlen(s->dev[i].question);
+        for (int c = 0; c < 4; c++) b += (double)strlen(s->dev[i].choices[c]);
+    }
+    return b;
+}
+
 dp_status dp_mmlu_eval(const struct dp_model *m, const struct dp_mask *mask, const struct dp_hooks *hooks,
                        struct dp_pool *pool, const struct dp_mmlu_data *data, const struct dp_mmlu_opts *opts,
                        struct dp_mmlu_result **out) {
@@ -188,22 +202,66 @@ dp_status dp_mmlu_eval(const struct dp_model *m, const struct dp_mask *mask, con
     /* room for the prompt plus continuation tokens beyond it */
     dp_status st = r->subjects && r->correct && r->pred ? DP_OK : DP_ERR_NOMEM;
     if (!st) st = dp_loglik_new(m, mask, hooks, pool, opts->ctx_limit + 16, opts->prefix_cache, &w.ll);
-    for (int si = 0; si < data->n_subjects && !st; si++) {
+    /*
+     * Questions are items 0..n_test-1, subject by subject; with ranks
+     * (dist.h) each runs a block of about equal text, after feeding the
+     * questions before it dry (loglik.h), so that its prefix cache and
+     * counts are a single process's. Per question: letter, shots, cut.
+     */
+    int n = data->n_test;
+    int64_t bounds[DP_DIST_MAX_BOUNDS], lo = 0, hi = n;
+    double *item = dp_calloc((size_t)n * 3 + 1, sizeof *item), *cost = NULL;
+    if (!st && !item) st = DP_ERR_NOMEM;
+    if (!st && dp_dist_active()) {
+        cost = dp_malloc(((size_t)n + 1) * sizeof *cost);
+        if (!cost) st = DP_ERR_NOMEM;
+        for (int si = 0, g = 0; !st && si < data->n_subjects; si++)
+            for (int q = 0; q < data->subjects[si].n_test; q++) cost[g++] = question_bytes(&data->subjects[si], q);
+    }
+    if (!st) {
+        dp_dist_bounds(n, cost, bounds);
+        dp_dist_mine(bounds, &lo, &hi);
+    }
+    free(cost);
+    /* rank 0 (the writer) also builds the prompts of the others' questions, dry, when they are dumped */
+    int64_t end = opts->dump && dp_dist_rank() == 0 ? n : hi;
+    for (int si = 0, g = 0; si < data->n_subjects && !st; si++) {
         const struct dp_mmlu_subject *s = &data->subjects[si];
-        for (int q = 0; q < s->n_test && !st; q++) {
-            int pred = -1;
-            st = question(&w, s, q, r, &pred);
-            if (st) break;
+        for (int q = 0; q < s->n_test && !st && g < end; q++, g++) {
+            bool run = g >= lo && g < hi;
+            if (!run && g < lo && !opts->prefix_cache && !opts->dump) continue;
+            if (g == lo && run) st = dp_loglik_prime(w.ll);
+            else if (!run) dp_loglik_dry(w.ll, true);
+            int pred = -1, shots = 0;
+            bool cut = false;
+            if (!st) st = question(&w, s, q, &pred, &shots, &cut);
+            if (st || !run) continue;
+            item[3 * g] = pred;
+            item[3 * g + 1] = shots;
+            item[3 * g + 2] = cut;
+            if (!dp_progress_step(opts->progress, opts->progress_user, "mmlu", dp_dist_progress(bounds, g + 1), n))
+                st = DP_ERR_CANCELLED;
+        }
+    }
+    if (!st) {
+        dp_dist_allgather(item, 3, bounds);
+        dp_loglik_stats_sum(w.ll);
+    }
+    for (int si = 0, g = 0; si < data->n_subjects && !st; si++) {
+        const struct dp_mmlu_subject *s = &data->subjects[si];
+        for (int q = 0; q < s->n_test; q++, g++) {
+            int pred = (int)item[3 * g];
             bool ok = pred == s->test[q].answer;
+            r->shots_used[(int)item[3 * g + 1]]++;
+            r->n_truncated += item[3 * g + 2] != 0;
             r->pred[r->n] = pred;
             r->correct[r->n++] = ok;
             r->n_correct += ok;
             r->subjects[si].n++;
             r->subjects[si].n_correct += ok;
-            if (!dp_progress_step(opts->progress, opts->progress_user, "mmlu", r->n, data->n_test))
-                st = DP_ERR_CANCELLED;
         }
     }
+    free(item);
     if (w.ll) {
         r->tokens_evaluated = dp_loglik_stats(w.ll)->tokens_evaluated;
         r->tokens_naive = dp_loglik_stats(w.ll)->tokens_naive;

@@ -677,7 +677,7 @@ void dp_model_stats(const struct dp_model *m, const struct dp_mask *mask, struct
 
 /* ---- sessions ---- */
 
-#define MAX_BATCH 256
+#define MAX_BATCH DP_SESSION_MAX_BATCH
 
 struct dp_session {
     const struct dp_model *m;

@@ -16,6 +16,9 @@
 #include "kernels.h"
 #include "tokenizer.h"
 
+/* A forward pass runs its tokens in batches of at most this many (the last one shorter). */
+#define DP_SESSION_MAX_BATCH 256
+
 /* A matrix or vector in the mapping: n_out rows of n_in elements in `type`. */
 struct dp_weight {
     const void *data;     /* NULL when the tensor is absent */

@@ -14,6 +14,11 @@
 
 #define SPIN_ITERS 20000
 
+/* Set on a worker for its life and on the caller while it runs a job (dp_pool_inside). */
+static _Thread_local bool inside;
+
+bool dp_pool_inside(void) { return inside; }
+
 struct dp_pool {
     int n_threads;
     pthread_t *threads;
@@ -36,6 +41,7 @@ static void *worker_main(void *p) {
     struct dp_pool *pool = arg->pool;
     int ith = arg->ith;
     free(arg);
+    inside = true;
     unsigned seen = 0;
     for (;;) {
         unsigned gen;
@@ -105,8 +111,11 @@ void dp_pool_free(struct dp_pool *pool) {
 int dp_pool_threads(const struct dp_pool *pool) { return pool ? pool->n_threads : 1; }
 
 void dp_pool_run(struct dp_pool *pool, dp_pool_fn fn, void *ctx) {
+    bool was = inside;
+    inside = true;
     if (!pool || pool->n_threads == 1) {
         fn(ctx, 0, 1);
+        inside = was;
         return;
     }
     pool->fn = fn;
@@ -125,6 +134,7 @@ void dp_pool_run(struct dp_pool *pool, dp_pool_fn fn, void *ctx) {
         while (atomic_load(&pool->pending) > 0) pthread_cond_wait(&pool->done, &pool->mu);
         pthread_mutex_unlock(&pool->mu);
     }
+    inside = was;
 }
 
 void dp_pool_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {

@@ -17,6 +17,8 @@
 typedef void (*dp_pool_fn)(void *ctx, int ith, int nth);
 /* Run fn on every thread of the pool (pool may be NULL: run on the caller alone). */
 void dp_pool_run(struct dp_pool *pool, dp_pool_fn fn, void *ctx);
+/* True on a pool worker, and on a caller while it runs its share of a job (dist.h shards only outside). */
+bool dp_pool_inside(void);
 /* The share [*lo, *hi) of n items for thread ith of nth (contiguous, sizes differ by at most 1). */
 void dp_pool_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi);
 

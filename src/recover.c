@@ -34,6 +34,7 @@
  * fitted on the model with units 0..k-1 removed and replaced by their fitted
  * recoveries.
  */
+#include "dist.h"
 #include "recover.h"
 
 #include "backward.h"
@@ -354,6 +355,7 @@ struct stats_pass {
     struct dp_pool *pool;
     double *zs, *ts;                  /* (cap, dim) shifted rows of the current batch */
     float *z;                         /* (cap, dim) */
+    float *replay;                    /* (2, cap, dim) with ranks: a logged call's x and y */
 };
 
 struct cross_job {
@@ -460,6 +462,109 @@ static dp_status ustats_init(struct ustats *s, const struct dp_unit_recovery *u,
 }
 
 /*
+ * With ranks (dist.h) a pass runs in rounds of one sequence per rank: each
+ * rank's forward pass logs what the observer is shown (unit, rows, x, y),
+ * the logs are gathered, and every rank replays them into its statistics in
+ * sequence order: the same sums, in the same order, as one process.
+ */
+struct obs_log {
+    struct stats_pass *p;
+    char *buf;
+    size_t n, cap;
+    bool oom;
+};
+
+struct obs_head {
+    int32_t unit, n, pos0, pad;
+};
+
+static void log_put(struct obs_log *l, const void *src, size_t n) {
+    if (l->oom) return;
+    if (l->n + n > l->cap) {
+        size_t want = (l->n + n) * 2;
+        char *b = realloc(l->buf, want);
+        if (!b) {
+            l->oom = true;
+            return;
+        }
+        l->buf = b;
+        l->cap = want;
+    }
+    memcpy(l->buf + l->n, src, n);
+    l->n += n;
+}
+
+static void log_observe(void *ctx, int unit, const float *x, const float *y, int n, int dim, int pos0) {
+    struct obs_log *l = ctx;
+    bool used = false;
+    for (int i = 0; i < l->p->n_s; i++) used |= unit == l->p->s[i].in_slot || unit == l->p->s[i].out_slot;
+    if (!used) return;
+    struct obs_head h = {unit, n, pos0, 0};
+    log_put(l, &h, sizeof h);
+    log_put(l, x, (size_t)n * dim * sizeof *x);
+    log_put(l, y, (size_t)n * dim * sizeof *y);
+}
+
+static bool log_replace(void *ctx, int unit, const float *x, float *delta, int n, int dim, int pos0) {
+    struct obs_log *l = ctx;
+    return stats_replace(l->p, unit, x, delta, n, dim, pos0);
+}
+
+/* Replay a gathered log of n bytes into the statistics (stats_observe, in the logged order). */
+static void log_replay(struct stats_pass *p, const char *b, size_t n) {
+    size_t at = 0;
+    while (at < n) {
+        struct obs_head h;
+        memcpy(&h, b + at, sizeof h);
+        at += sizeof h;
+        size_t rows = (size_t)h.n * p->dim * sizeof(float);
+        DP_ASSERT(at + 2 * rows <= n && h.n <= p->cap);
+        /* the log's rows may be unaligned for float: copy them out */
+        float *x = p->replay, *y = p->replay + (size_t)h.n * p->dim;
+        memcpy(x, b + at, rows);
+        memcpy(y, b + at + rows, rows);
+        at += 2 * rows;
+        stats_observe(p, h.unit, x, y, h.n, p->dim, h.pos0);
+    }
+}
+
+/* Every sequence, one per rank per round (dist.h), logged and replayed in sequence order. */
+static dp_status stats_sharded(struct stats_pass *p, struct dp_session *sess, const struct dp_chunks *calib,
+                               const struct dp_recover_opts *o, struct dp_pool *pool) {
+    int R = dp_dist_size(), me = dp_dist_rank();
+    struct obs_log l = {.p = p};
+    struct dp_hooks h = {.ctx = &l, .observe = log_observe, .replace = log_replace};
+    size_t *sizes = dp_malloc((size_t)R * sizeof *sizes);
+    p->replay = dp_malloc((size_t)2 * p->cap * p->dim * sizeof(float));
+    dp_status st = sizes && p->replay ? DP_OK : DP_ERR_NOMEM;
+    for (int q0 = 0; q0 < calib->n_seqs && !st; q0 += R) {
+        l.n = 0;
+        if (q0 + me < calib->n_seqs) {
+            dp_session_reset(sess);
+            st = dp_session_forward_hooked(sess, pool, calib->ids + (size_t)(q0 + me) * calib->ctx, calib->ctx, NULL,
+                                           DP_LOGITS_NONE, &h);
+            if (!st && l.oom) st = dp_fail(DP_ERR_NOMEM, "rank %d: out of memory for the recovery statistics' log", me);
+        }
+        void *all = NULL;
+        if (!st) st = dp_dist_allgather_bytes(l.buf, l.n, &all, sizes);
+        size_t at = 0;
+        for (int r = 0; r < R && !st; r++) {
+            log_replay(p, (const char *)all + at, sizes[r]);
+            at += sizes[r];
+        }
+        free(all);
+        int done = q0 + R < calib->n_seqs ? q0 + R : calib->n_seqs;
+        if (!st && !dp_progress_step(o->progress, o->progress_user, "recovery statistics", done, calib->n_seqs))
+            st = DP_ERR_CANCELLED;
+    }
+    free(l.buf);
+    free(sizes);
+    free(p->replay);
+    p->replay = NULL;
+    return st;
+}
+
+/*
  * One pass over the calibration chunks under `mask` with replacements `active`
  * (or none), gathering the statistics of units[0..n) of r.
  */
@@ -480,7 +585,8 @@ static dp_status stats_run(const struct dp_model *m, const struct dp_mask *mask,
     struct dp_session *sess = NULL;
     if (!st) st = dp_session_new(m, mask, calib->ctx, &sess);
     struct dp_hooks h = {.ctx = &p, .observe = stats_observe, .replace = stats_replace};
-    for (int q = 0; q < calib->n_seqs && !st; q++) {
+    if (!st && dp_dist_active()) st = stats_sharded(&p, sess, calib, o, pool);
+    for (int q = 0; !dp_dist_active() && q < calib->n_seqs && !st; q++) {
         dp_session_reset(sess);
         st = dp_session_forward_hooked(sess, pool, calib->ids + (size_t)q * calib->ctx, calib->ctx, NULL,
                                        DP_LOGITS_NONE, &h);

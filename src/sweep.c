@@ -26,6 +26,8 @@
  */
 #include "sweep.h"
 
+#include "dist.h"
+
 #include "eval.h"
 #include "json.h"
 #include "metrics.h"
@@ -377,10 +379,11 @@ static dp_status load_tree(const struct dp_jv *root, const char *path, struct dp
     return DP_OK;
 }
 
-dp_status dp_sweep_load(const char *path, struct dp_sweep **out) {
+/* A sweep from the JSON text of path (len bytes). */
+static dp_status load_text(const char *text, size_t len, const char *path, struct dp_sweep **out) {
     *out = NULL;
     struct dp_jv *root;
-    dp_status st = dp_json_parse_file(path, &root);
+    dp_status st = dp_json_parse(text, len, path, &root);
     if (st) return st;
     struct dp_sweep *s = calloc(1, sizeof *s);
     if (!s) st = dp_fail(DP_ERR_NOMEM, "out of memory");
@@ -392,6 +395,17 @@ dp_status dp_sweep_load(const char *path, struct dp_sweep **out) {
     }
     *out = s;
     return DP_OK;
+}
+
+dp_status dp_sweep_load(const char *path, struct dp_sweep **out) {
+    *out = NULL;
+    char *text;
+    size_t len;
+    dp_status st = dp_read_file(path, &text, &len);
+    if (st) return st;
+    st = load_text(text, len, path, out);
+    free(text);
+    return st;
 }
 
 dp_status dp_sweep_plan(const struct dp_sweep *s, int run, int step, struct dp_plan *out) {
@@ -933,10 +947,16 @@ static dp_status draft_start(struct engine *e) {
 /* Continue from an earlier sweep written to the output path. */
 static dp_status resume(struct engine *e) {
     const struct dp_sweep_config *c = e->cfg;
-    struct stat sb;
-    if (!c->out_path || stat(c->out_path, &sb) != 0) return DP_OK;
-    struct dp_sweep *old;
-    dp_status st = dp_sweep_load(c->out_path, &old);
+    if (!c->out_path) return DP_OK;
+    /* rank 0's file on every rank (dist.h): the ranks resume alike wherever the output lives */
+    char *text;
+    size_t len;
+    bool exists;
+    dp_status st = dp_dist_read_file(c->out_path, &text, &len, &exists);
+    struct dp_sweep *old = NULL;
+    if (!st && !exists) return DP_OK;
+    if (!st) st = load_text(text, len, c->out_path, &old);
+    free(text);
     if (st) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", dp_last_error());

@@ -40,7 +40,7 @@ trap 'rm -rf "$scratch"' EXIT INT TERM
 tree=$scratch/tree
 mkdir -p "$tree"
 # mtimes kept (cp -p), so the copied build is up to date for the copied sources
-for p in Makefile include src tests tools depthprune; do
+for p in Makefile include src tests tools depthprune depthprune-mpi; do
     [ -e "$p" ] && cp -pR "$p" "$tree/"
 done
 cp -pR "$build" "$tree/$build"
@@ -105,7 +105,11 @@ for d in $(ls "$scratch/m" | sort -n); do
         mv "$tree/$file.mut" "$tree/$file"
         targets=
         for t in $tests; do
-            case $t in *.sh) targets="$targets depthprune" ;; *) targets="$targets $build/tests/$t" ;; esac
+            case $t in
+            cli_mpi.sh) targets="$targets depthprune depthprune-mpi" ;; # the MPI build (make MPI=1)
+            *.sh) targets="$targets depthprune" ;;
+            *) targets="$targets $build/tests/$t" ;;
+            esac
         done
         if ! (cd "$tree" && make -s FUZZ=0 BUILD="$build" $targets) >"$log" 2>&1; then
             echo "mutant $k ($name): does not compile"; tail -n 5 "$log"

@@ -10,6 +10,9 @@ command -v python3 >/dev/null 2>&1 || need="$need python3"
 # LAPACKE over OpenBLAS: closed-form low-rank recovery (lowrank:R)
 [ -f /usr/include/lapacke.h ] || need="$need liblapacke-dev"
 { ls /usr/lib/*/libopenblas.so >/dev/null 2>&1 || [ -f /usr/lib/libopenblas.so ]; } || need="$need libopenblas-dev"
+# Open MPI: the MPI build (make MPI=1, ./depthprune-mpi) and its tests (tests/cli_mpi.sh)
+{ command -v mpicc && mpicc --showme:compile; } >/dev/null 2>&1 || need="$need libopenmpi-dev"
+command -v mpirun >/dev/null 2>&1 || need="$need openmpi-bin"
 if [ -n "$need" ]; then
     echo "setup: installing$need" >&2
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

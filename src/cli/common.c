@@ -23,6 +23,8 @@
 static int progress_enabled = -1;
 static double progress_last;
 static char progress_stage[64];
+static double progress_t0;    /* several ranks: when the stage began (for the ETA) */
+static int64_t progress_done; /* and its count then */
 static bool progress_open;
 
 int cli_error(const char *cmd, int code, const char *fmt, ...) {
@@ -33,7 +35,12 @@ int cli_error(const char *cmd, int code, const char *fmt, ...) {
     va_end(ap);
     if (progress_open) cli_progress_end(); /* a step that failed leaves its progress line open */
     /* arguments and file bytes quoted in the message are escaped (dp_escape) */
-    fprintf(stderr, "depthprune %s: %s\n", cmd, dp_escape(raw, strlen(raw), line, sizeof line));
+    dp_escape(raw, strlen(raw), line, sizeof line);
+    /* several ranks: name the one that failed, unless the message already does */
+    if (dp_dist_size() > 1 && strncmp(raw, "rank ", 5))
+        fprintf(dp_dist_errors(), "depthprune %s: rank %d: %s\n", cmd, dp_dist_rank(), line);
+    else
+        fprintf(dp_dist_errors(), "depthprune %s: %s\n", cmd, line);
     return code;
 }
 
@@ -140,12 +147,25 @@ bool cli_progress(const char *stage, int64_t done, int64_t total, void *user) {
     if (strncmp(stage, progress_stage, sizeof progress_stage - 1)) {
         snprintf(progress_stage, sizeof progress_stage, "%s", stage);
         progress_last = 0;
+        progress_t0 = 0;
     }
+    if (dp_dist_rank() > 0) return true; /* rank 0 alone reports */
     double t = dp_now();
+    if (done < progress_done || !progress_t0) {
+        progress_t0 = t;
+        progress_done = done;
+    }
     if (progress_enabled && (done == total || t - progress_last >= 0.2)) {
         progress_last = t;
         progress_open = true;
-        if (total > 0)
+        if (total > 0 && dp_dist_size() > 1) {
+            /* several ranks: with the time left, from the rate since the stage began */
+            double rate = done > progress_done ? (double)(done - progress_done) / (t - progress_t0) : 0;
+            char eta[32] = "";
+            if (rate > 0 && done < total) snprintf(eta, sizeof eta, ", ETA %.0f s", (double)(total - done) / rate);
+            fprintf(stderr, "\r%s: %lld/%lld (%.0f%%%s, %d ranks)   ", stage, (long long)done, (long long)total,
+                    100.0 * (double)done / (double)total, eta, dp_dist_size());
+        } else if (total > 0)
             fprintf(stderr, "\r%s: %lld/%lld (%.0f%%)   ", stage, (long long)done, (long long)total,
                     100.0 * (double)done / (double)total);
         else
@@ -263,6 +283,9 @@ int cli_io_check(const char *cmd, struct cli_io *io) {
         char a[4200];
         io_name(in, in->path, a, sizeof a);
         if (kind) rc = cli_error(cmd, 1, "%s: not a regular file (%s)", a, kind);
+        /* several ranks: every input the same on every machine before any work */
+        else if (!in->out && !in->dir && dp_dist_size() > 1 && dp_dist_same_file(in->opt[0] ? in->opt : "the input", in->path))
+            rc = cli_error(cmd, 1, "%s", dp_last_error());
     }
     for (int o = 0; !rc && o < io->n; o++) {
         const struct cli_io_file *out = &io->f[o];
@@ -367,6 +390,19 @@ int cli_open(const char *cmd, const struct cli_common *c, struct cli_model *out)
     mp.vocab_path = c->vocab;
     if (c->act && dp_kernels_act_parse(c->act, &mp.act)) return cli_error(cmd, 2, "--act: %s", dp_last_error());
     if (dp_model_open_with(c->model, &mp, &out->m)) return cli_error(cmd, 1, "%s", dp_last_error());
+    if (dp_dist_size() > 1) { /* every rank maps its own copy: the same file everywhere, before any work */
+        struct dp_identity id;
+        dp_identity_of(out->m, &id);
+        struct stat sb;
+        char digest[128], what[1200];
+        snprintf(digest, sizeof digest, "%s %lld", id.hash, stat(c->model, &sb) ? -1LL : (long long)sb.st_size);
+        snprintf(what, sizeof what, "the model file %s (model hash and size)", c->model);
+        if (dp_dist_same(what, digest)) {
+            dp_model_close(out->m);
+            out->m = NULL;
+            return cli_error(cmd, 1, "%s", dp_last_error());
+        }
+    }
     dp_mask_all(out->m, &out->mask);
     if (c->drop && dp_mask_drop(&out->mask, c->drop)) {
         cli_close(out);

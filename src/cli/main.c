@@ -34,7 +34,7 @@ static int usage(void) {
     return 2;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     if (argc < 2) return usage();
     if (!strcmp(argv[1], "--version")) {
         printf("depthprune %s\n", DP_VERSION);
@@ -48,4 +48,13 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "depthprune: unknown command '%s'\n", argv[1]);
     return usage();
+}
+
+/* The MPI build runs this on every rank (dp_dist_init); a rank that fails ends the whole job (dp_dist_finish). */
+int main(int argc, char **argv) {
+    if (dp_dist_init(&argc, &argv)) {
+        fprintf(dp_dist_errors(), "depthprune: %s\n", dp_last_error());
+        return dp_dist_finish(1);
+    }
+    return dp_dist_finish(run(argc, argv));
 }

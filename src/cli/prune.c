@@ -352,10 +352,12 @@ int cmd_prune(int argc, char **argv) {
     ep.progress = cli_progress_lines;
     struct dp_export_result info;
     struct dp_model *e = NULL;
-    if (dp_export_file(dp_model_path(cm.m), out, &ep, cm.pool, &info) || dp_model_open(out, NULL, &e)) {
+    if (dp_export_file(dp_model_path(cm.m), out, &ep, cm.pool, &info) ||
+        (dp_dist_rank() == 0 && dp_model_open(out, NULL, &e))) {
         rc = cli_error("prune", 1, "%s", dp_last_error());
         goto done;
     }
+    if (dp_dist_rank() > 0) goto done; /* rank 0 alone wrote the file and reports it (dp_export_file) */
     if (info.n_fallback)
         fprintf(stderr, "depthprune prune: %d new matrices have rows that are not whole blocks of their type; "
                         "written in llama-quantize's fallback type (e.g. Q4_K -> Q5_0)\n", info.n_fallback);

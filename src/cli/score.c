@@ -255,7 +255,7 @@ int cmd_score(int argc, char **argv) {
     if (!rc) {
         if (c.json) dp_score_write_json(stdout, s);
         else dp_score_write_table(stdout, s);
-        if (ckpt_path) remove(ckpt_path);
+        if (ckpt_path && dp_dist_rank() == 0) remove(ckpt_path); /* rank 0 alone: it wrote the outputs */
     }
     dp_score_result_free(s);
     cli_close(&cm);
