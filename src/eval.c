@@ -6,8 +6,8 @@
  */
 #include "eval.h"
 
-#include "profile.h"
 #include "dist.h"
+#include "profile.h"
 
 #include <math.h>
 #include <stdlib.h>
