@@ -492,13 +492,17 @@ static double hyb_se(const struct hybrid *H, int v, int i) {
  * seeded shuffle of each size's base sets, where there are at most 2^20 of
  * them), so the stratum variances carry the finite population correction
  * and a stratum drawn to the end is exact; (3) after a pilot (rounds of one
- * draw per sampled stratum until every stratum has min_pairs draws and every
- * (i, s) two marginals), each batch of 4 draws per sampled stratum goes by
- * Neyman allocation: one draw at a time to the stratum with the largest
- * expected fall of sum_i Var(phi_i) per new coalition, from the current
- * stratum variances (each floored at a quarter of its size's mean, so no
- * stratum starves on a lucky low estimate). The stopping rule is checked
- * after each batch. Every choice depends on the seeded draws only.
+ * draw per sampled stratum until every (i, s) has two marginals), each batch
+ * goes by Neyman allocation: one draw at a time to the stratum with the
+ * largest expected fall of sum_i Var(phi_i) per new coalition, from the
+ * stratum's variance pooled over the units (a stratum's own variance would
+ * tie its sample size to its values and bias its mean), until the standard
+ * errors predicted from those variances are below tol and every (i, s) has
+ * min_pairs marginals (or the batch has as many draws as all before it, at
+ * least 4 per sampled stratum; with tol 0 always the latter). The stopping
+ * rule (every stderr below tol, min_pairs marginals in every sampled (i, s)
+ * or the whole stratum) is checked after each batch. Every choice depends on
+ * the seeded draws only.
  */
 static dp_status est_hybrid(const struct dp_shapley_game *g, const struct dp_shapley_opts *o,
                             struct dp_shapley_result *res) {
@@ -582,9 +586,9 @@ static dp_status est_hybrid(const struct dp_shapley_game *g, const struct dp_sha
             for (int s = 0; s < n; s++) {
                 struct hstratum *h = H.st + s;
                 if (h->exact || hyb_exhausted(h)) continue;
-                bool short_s = h->drawn < o->min_pairs;
+                bool short_s = h->drawn < 2;
                 for (int i = 0; i < n && !short_s; i++)
-                    short_s = H.cnt[(size_t)va * nn + (size_t)i * n + s] < 2 && (uint64_t)H.cnt[(size_t)va * nn + (size_t)i * n + s] < h->Npop;
+                    short_s = H.cnt[(size_t)va * nn + (size_t)i * n + s] < 2;
                 if (!short_s) continue;
                 short_any = true;
                 if (used + coal + h->cost > budget && nb > 0) break;
@@ -609,12 +613,13 @@ static dp_status est_hybrid(const struct dp_shapley_game *g, const struct dp_sha
                         W[x] = w > 0 ? w : 0;
                         pooled += W[x] / n;
                     }
-                    for (int i = 0; i < n; i++) W[(size_t)v * nn + (size_t)i * n + s] = fmax(W[(size_t)v * nn + (size_t)i * n + s], pooled / 4);
+                    for (int i = 0; i < n; i++) W[(size_t)v * nn + (size_t)i * n + s] = pooled;
                 }
             }
             memcpy(plan_c, H.cnt + (size_t)va * nn, nn * sizeof *plan_c);
             for (int s = 0; s < n; s++) drawn_plan[s] = H.st[s].drawn;
             while (nb < cap && used + coal < budget) {
+                int forced = -1;
                 if (o->tol > 0 && nb > 0) { /* predicted standard errors after the planned draws */
                     bool below = true;
                     for (int v = 0; v < 2 && below; v++) {
@@ -630,11 +635,24 @@ static dp_status est_hybrid(const struct dp_shapley_game *g, const struct dp_sha
                             below = sqrt(var) / n < o->tol;
                         }
                     }
-                    if (below) break;
+                    if (below) { /* then the strata still short of min_pairs marginals, fewest first */
+                        int least = -1;
+                        double lc = 0;
+                        for (int s = 0; s < n; s++) {
+                            const struct hstratum *h = H.st + s;
+                            if (h->exact || (h->N <= HYB_PERM_MAX && (uint64_t)drawn_plan[s] >= h->N)) continue;
+                            for (int i = 0; i < n; i++) {
+                                double pc = plan_c[(size_t)i * n + s];
+                                if (pc < o->min_pairs && pc < (double)h->Npop && (least < 0 || pc < lc)) least = s, lc = pc;
+                            }
+                        }
+                        if (least < 0) break;
+                        forced = least;
+                    }
                 }
-                int best = -1;
+                int best = forced;
                 double best_gain = 0;
-                for (int s = 0; s < n; s++) {
+                for (int s = 0; s < n && forced < 0; s++) {
                     struct hstratum *h = H.st + s;
                     if (h->exact || (h->N <= HYB_PERM_MAX && (uint64_t)drawn_plan[s] >= h->N)) continue;
                     double gain = 0, pi = (double)(h->up ? n - s : s + 1) / n;
@@ -708,6 +726,13 @@ static dp_status est_hybrid(const struct dp_shapley_game *g, const struct dp_sha
             if (!active[v]) continue;
             bool below = true;
             for (int i = 0; i < n && below; i++) below = hyb_se(&H, v, i) < o->tol;
+            for (int s = 0; s < n && below; s++) { /* and min_pairs marginals in every sampled (i, s), or all of them */
+                const struct hstratum *h = H.st + s;
+                for (int i = 0; i < n && below && !h->exact; i++) {
+                    double c = H.cnt[(size_t)v * nn + (size_t)i * n + s];
+                    below = c >= o->min_pairs || (h->N <= HYB_PERM_MAX && c >= (double)h->Npop);
+                }
+            }
             if (below) {
                 active[v] = false;
                 res->converged[v] = true;
