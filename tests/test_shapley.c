@@ -27,6 +27,7 @@ struct game {
     double a[80], b[80][80];   /* the game's parameters */
     uint8_t *asked;            /* (2^n) when n <= 20 */
     int64_t distinct, unasked; /* coalitions asked; reads of coalitions never asked */
+    int64_t first;             /* coalitions of the first batch */
 };
 
 /* D(S): a saturating, strongly non-additive loss (like a network losing its sublayers), or additive for n > 20. */
@@ -50,6 +51,7 @@ static double game_d(const struct game *g, const uint64_t *set) {
 static dp_status g_need(void *ctx, const uint64_t *sets, int64_t C) {
     struct game *g = ctx;
     if (!g->asked) return DP_OK;
+    if (!g->first) g->first = C;
     for (int64_t j = 0; j < C; j++) {
         uint64_t c = sets[j];
         if (!g->asked[c]) g->distinct++;
@@ -81,7 +83,7 @@ static void game_init(struct game *g, int n, uint64_t seed) {
 
 static void game_reset(struct game *g) {
     if (g->asked) memset(g->asked, 0, (size_t)1 << g->n);
-    g->distinct = g->unasked = 0;
+    g->distinct = g->unasked = g->first = 0;
 }
 
 /* The definition: phi_i = sum over S without i of |S|! (n-|S|-1)! / n! (D(S) - D(S + i)). */
@@ -148,6 +150,27 @@ static void test_hybrid_exact(void) {
     for (int i = 0; i < 8; i++) {
         CHECK_CLOSE(phi[i], ex[i], 1e-12, 1e-12);
         CHECK_MSG(se[i] == 0, "unit %d: stderr %g after every stratum was drawn", i, se[i]);
+    }
+    free(g.asked);
+}
+
+/*
+ * The whole strata enumerated first, from the edges inwards (s = 1, 8, 2, 7,
+ * 3, 6, 4: sizes s and s + 1), while the coalitions fit in a quarter of the
+ * budget K (n + 1), n = 10. Always sizes 0, 1, 9, 10: 22 coalitions; then
+ * size 2 (67), 8 (112), 3 (232), 7 (352), 4 (562), 6 (772), 5 (1024).
+ * K = 20: quota 55 -> 22; 80: 220 -> 112; 100: 275 -> 232; 200: 550 -> 352;
+ * 372: 1023 -> 772; 373: 1025 -> all 1024.
+ */
+static void test_hybrid_quota(void) {
+    struct game g;
+    game_init(&g, 10, 23);
+    double phi[32], se[32];
+    static const struct { int64_t K, first; } want[] = {{20, 22}, {80, 112}, {100, 232}, {200, 352}, {372, 772}, {373, 1024}};
+    for (int k = 0; k < 6; k++) {
+        run(&g, DP_SHAPLEY_HYBRID, want[k].K, 0, 1, phi, se);
+        CHECK_MSG(g.first == want[k].first, "K %lld: first batch %lld coalitions, expected %lld", (long long)want[k].K,
+                  (long long)g.first, (long long)want[k].first);
     }
     free(g.asked);
 }
@@ -237,6 +260,7 @@ static void test_efficient(void) {
 
 int main(void) {
     test_hybrid_exact();
+    test_hybrid_quota();
     test_hybrid_coverage();
     test_hybrid_stopping();
     test_hybrid_large();
