@@ -269,7 +269,7 @@ static void reach(const char *name, const double *K, const double *cost, const d
             ev = exp(log(cost[g - 1]) + f * (log(cost[g]) - log(cost[g - 1])));
             k = exp(log(K[g - 1]) + f * (log(K[g]) - log(K[g - 1])));
         }
-        if (ev < best) best = ev, best_k = k;
+        if (ev < best * (1 - 1e-9)) best = ev, best_k = k; /* ties (a saturated cost): the first budget */
     }
     if (isfinite(best)) {
         printf("reach0.01\t%s\tmeasured\tsamples=%.0f\tunit_evals=%.0f\n", name, best_k, best);
