@@ -260,7 +260,7 @@ static dp_status make_table(const char *model, const char *calib, const char *do
  */
 static void reach(const char *name, const double *K, const double *cost, const double *rmse, int ng) {
     const double target = 0.01;
-    double best = INFINITY, best_k = 0;
+    double best = INFINITY, best_k = 0, first = INFINITY, first_k = 0;
     for (int g = 0; g < ng; g++) { /* the cheapest budget at or below the target (cost need not grow with K) */
         if (!(rmse[g] <= target)) continue;
         double ev = cost[g], k = K[g];
@@ -270,9 +270,12 @@ static void reach(const char *name, const double *K, const double *cost, const d
             k = exp(log(K[g - 1]) + f * (log(K[g]) - log(K[g - 1])));
         }
         if (ev < best * (1 - 1e-9)) best = ev, best_k = k; /* ties (a saturated cost): the first budget */
+        if (!isfinite(first)) first = ev, first_k = k;
     }
     if (isfinite(best)) {
-        printf("reach0.01\t%s\tmeasured\tsamples=%.0f\tunit_evals=%.0f\n", name, best_k, best);
+        printf("reach0.01\t%s\tmeasured\tsamples=%.0f\tunit_evals=%.0f", name, best_k, best);
+        if (first_k != best_k) printf("\t(first below 0.01 at %.0f samples, %.0f unit evals)", first_k, first);
+        printf("\n");
         return;
     }
     if (ng < 2 || !(rmse[ng - 1] > 0)) {
