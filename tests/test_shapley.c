@@ -141,6 +141,7 @@ static void test_hybrid_exact(void) {
             sum += phi[i];
         }
         CHECK_CLOSE(sum, none - all, 1e-12, 1e-12); /* exact, hence efficient */
+        free(g.asked);
     }
     /* n = 8, budget 900: strata 3 and 4 sampled, drawn to their ends: exact too */
     game_init(&g, 8, 3);
