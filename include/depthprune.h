@@ -488,7 +488,7 @@ const char *dp_metric_name(int metric);
 int dp_metric_parse(const char *s, size_t n);
 /* Whether the metric is a random estimate (it has standard errors). */
 bool dp_metric_random(int metric);
-/* The Shapley estimator named ("auto", "stratified", "kernel", "leverage", "permutation"), or -1. */
+/* The Shapley estimator named ("auto", "hybrid", "stratified", "kernel", "leverage", "permutation"), or -1. */
 int dp_shapley_estimator_parse(const char *name);
 
 enum dp_unit_kind { DP_UNITS_BLOCK = 0, DP_UNITS_SUBLAYER = 1 };

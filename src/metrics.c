@@ -377,11 +377,11 @@ static dp_status make_key(struct run *r, const struct dp_mask *base) {
     for (int k = 0; k < DP_N_METRICS; k++) want[k] = o->want[k] ? '1' : '0';
     want[DP_N_METRICS] = 0;
     r->key = aprintf("%s|model=%s|removed=%s|kind=%d|seqs=%d|ctx=%d|ids=%016llx|want=%s|span=%d|subsets=%d|"
-                     "perms=%d|minpairs=%d|tol=%.17g|exact=%d|allperms=%d|seed=%llu|noreuse=%d|estimator=%d",
+                     "perms=%d|minpairs=%d|tol=%.17g|exact=%d|allperms=%d|seed=%llu|noreuse=%d|estimator=%s",
                      o->checkpoint_key ? o->checkpoint_key : "", dp_model_path(r->m), removed, (int)o->kind,
                      r->ch->n_seqs, r->ch->ctx, (unsigned long long)h, want, o->span, o->banzhaf_subsets,
                      o->shapley_perms, o->shapley_min_pairs, o->shapley_tol, o->shapley_exact, o->shapley_all_perms,
-                     (unsigned long long)o->seed, o->no_reuse, o->shapley_estimator);
+                     (unsigned long long)o->seed, o->no_reuse, dp_shapley_estimator_name(o->shapley_estimator));
     return r->key ? DP_OK : DP_ERR_NOMEM;
 }
 

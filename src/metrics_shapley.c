@@ -168,7 +168,7 @@ static double oracle_d(void *ctx, const uint64_t *set, int value) {
 static dp_status shapley_sampled(struct run *r) {
     const struct dp_score_opts *o = r->o;
     struct dp_shapley_game game = {r->g.n, r->g.nw, r, oracle_need, oracle_d};
-    int est = o->shapley_estimator == DP_SHAPLEY_AUTO ? DP_SHAPLEY_STRATIFIED : o->shapley_estimator;
+    int est = o->shapley_estimator == DP_SHAPLEY_AUTO ? DP_SHAPLEY_HYBRID : o->shapley_estimator;
     struct dp_shapley_opts so = {.estimator = est, .samples = o->shapley_perms,
                                  .min_pairs = o->shapley_min_pairs, .tol = o->shapley_tol, .seed = o->seed,
                                  .all_perms = o->shapley_all_perms};

@@ -58,6 +58,6 @@ static inline double dp_rng_normal(struct dp_rng *r) {
 }
 
 /* Streams of the random metrics. */
-enum { DP_RNG_BANZHAF = 1, DP_RNG_SHAPLEY = 2, DP_RNG_STRATIFIED = 3, DP_RNG_KERNEL = 4, DP_RNG_LEVERAGE = 5 };
+enum { DP_RNG_BANZHAF = 1, DP_RNG_SHAPLEY = 2, DP_RNG_STRATIFIED = 3, DP_RNG_KERNEL = 4, DP_RNG_LEVERAGE = 5, DP_RNG_HYBRID = 6 };
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * shapley: the four Shapley estimators (see shapley.h for the list).
+ * shapley: the five Shapley estimators (see shapley.h for the list).
  *
  * Each estimator works in batches: it draws the coalitions of a batch from
  * its own seeded stream, asks the oracle for all of them at once (so the
@@ -35,7 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const est_names[DP_SHAPLEY_N_EST + 1] = {"permutation", "stratified", "kernel", "leverage", "auto"};
+static const char *const est_names[DP_SHAPLEY_N_EST + 1] = {"permutation", "stratified", "kernel", "leverage", "hybrid", "auto"};
 
 const char *dp_shapley_estimator_name(int e) { return e >= 0 && e <= DP_SHAPLEY_N_EST ? est_names[e] : NULL; }
 
@@ -373,6 +373,429 @@ static dp_status est_stratified(const struct dp_shapley_game *g, const struct dp
     return st;
 }
 
+/* ---- hybrid: whole strata enumerated as the budget allows, the rest sampled with Neyman allocation ---- */
+
+/* C(n, k), saturating at UINT64_MAX (exact up to n = 64, and wherever it fits). */
+static uint64_t binom(int n, int k) {
+    if (k < 0 || k > n) return 0;
+    if (k > n - k) k = n - k;
+    uint64_t c = 1;
+    for (int j = 1; j <= k; j++) {
+        uint64_t m = (uint64_t)(n - k + j), q = c / j, r = c % j;
+        if (q > UINT64_MAX / m / 2) return UINT64_MAX; /* C(n, j) <= C(n, j-1) * m: no longer fits */
+        c = q * m + r * m / j;
+    }
+    return c;
+}
+
+/* The k-subset of rank r in colexicographic order, as bits of set. */
+static void unrank(uint64_t r, int n, int k, uint64_t *set, int nw) {
+    memset(set, 0, (size_t)nw * 8);
+    for (int j = k, x = n - 1; j >= 1; j--) {
+        while (binom(x, j) > r) x--;
+        bit_set(set, x);
+        r -= binom(x, j);
+        x--;
+    }
+}
+
+/* The next k-subset c[0] < ... < c[k-1] of 0..n-1 in lexicographic order; false after the last. */
+static bool next_comb(int *c, int k, int n) {
+    int j = k - 1;
+    while (j >= 0 && c[j] == n - k + j) j--;
+    if (j < 0) return false;
+    c[j]++;
+    for (int l = j + 1; l < k; l++) c[l] = c[l - 1] + 1;
+    return true;
+}
+
+enum { HYB_PERM_MAX = 1 << 20 }; /* strata with more base sets are drawn with replacement */
+
+struct hstratum {
+    bool exact;       /* every coalition of sizes s and s + 1 enumerated */
+    bool up;          /* draws a base set S of size s (else T of size s + 1) */
+    int k;            /* base size */
+    uint64_t N;       /* base sets C(n, k) */
+    uint64_t Npop;    /* stratum population per unit, C(n - 1, s) */
+    int64_t drawn;    /* base sets drawn */
+    uint32_t *perm;   /* lazy shuffle of the base ranks (N <= HYB_PERM_MAX), else NULL */
+    int cost;         /* new coalitions per draw */
+};
+
+struct hybrid {
+    int n, nw;
+    struct hstratum *st;  /* (n) */
+    double *sum, *sq, *cnt; /* (2, n, n) each, by value, unit, stratum */
+};
+
+static bool hyb_exhausted(const struct hstratum *h) { return h->perm ? (uint64_t)h->drawn >= h->N : false; }
+
+/* Draw the next base set of stratum s into set (without replacement where the population is listed). */
+static bool hyb_draw(struct hstratum *h, struct dp_rng *rng, int n, int nw, uint64_t *set, int *p) {
+    if (h->N <= HYB_PERM_MAX) {
+        if (!h->perm) {
+            h->perm = dp_malloc((size_t)h->N * sizeof *h->perm);
+            if (!h->perm) return false;
+            for (uint64_t r = 0; r < h->N; r++) h->perm[r] = (uint32_t)r;
+        }
+        uint64_t d = (uint64_t)h->drawn, j = d + dp_rng_below(rng, h->N - d);
+        uint32_t t = h->perm[d];
+        h->perm[d] = h->perm[j];
+        h->perm[j] = t;
+        unrank(h->perm[d], n, h->k, set, nw);
+    } else {
+        for (int i = 0; i < n; i++) p[i] = i;
+        draw_subset(rng, p, n, h->k);
+        memset(set, 0, (size_t)nw * 8);
+        for (int j = 0; j < h->k; j++) bit_set(set, p[j]);
+    }
+    h->drawn++;
+    return true;
+}
+
+/* Double the capacity of a batch's plan, base sets and coalitions (n + 1 per draw). */
+static dp_status hyb_grow(int **plan, uint64_t **bases, uint64_t **sets, int64_t *cap, int nw, int n) {
+    int64_t c = *cap ? 2 * *cap : 64;
+    int *p = realloc(*plan, (size_t)c * sizeof *p);
+    if (p) *plan = p;
+    uint64_t *b = realloc(*bases, (size_t)c * nw * 8);
+    if (b) *bases = b;
+    uint64_t *x = realloc(*sets, (size_t)c * (n + 1) * nw * 8);
+    if (x) *sets = x;
+    if (!p || !b || !x) return dp_fail(DP_ERR_NOMEM, "out of memory");
+    *cap = c;
+    return DP_OK;
+}
+
+/* Standard error of unit i, value v, over the sampled strata (with the finite population correction). */
+static double hyb_se(const struct hybrid *H, int v, int i) {
+    int n = H->n;
+    size_t nn = (size_t)n * n;
+    double var = 0;
+    for (int s = 0; s < n; s++) {
+        const struct hstratum *h = H->st + s;
+        if (h->exact) continue;
+        size_t x = (size_t)v * nn + (size_t)i * n + s;
+        double c = H->cnt[x];
+        if (c < 2) return INFINITY;
+        double mean = H->sum[x] / c, w = (H->sq[x] - c * mean * mean) / (c - 1), fpc = h->N <= HYB_PERM_MAX ? 1 - c / (double)h->Npop : 1;
+        var += (w > 0 ? w : 0) * (fpc > 0 ? fpc : 0) / c;
+    }
+    return sqrt(var) / n;
+}
+
+/*
+ * Strata (unit i, size s) as in stratified, but: (1) whole strata are
+ * enumerated first, from the edges inwards (s = 0, n-1, 1, n-2, ...: the
+ * cheap and most variable ones), while their coalitions stay within a
+ * quarter of the budget; (2) the others are drawn without replacement (a
+ * seeded shuffle of each size's base sets, where there are at most 2^20 of
+ * them), so the stratum variances carry the finite population correction
+ * and a stratum drawn to the end is exact; (3) after a pilot (rounds of one
+ * draw per sampled stratum until every (i, s) has two marginals), each batch
+ * goes by Neyman allocation: one draw at a time to the stratum with the
+ * largest expected fall of sum_i Var(phi_i) per new coalition, from the
+ * stratum's variance pooled over the units (a stratum's own variance would
+ * tie its sample size to its values and bias its mean), until the standard
+ * errors predicted from those variances are below tol and every (i, s) has
+ * min_pairs marginals (or the batch has as many draws as all before it, at
+ * least 4 per sampled stratum; with tol 0 always the latter). The stopping
+ * rule (every stderr below tol, min_pairs marginals in every sampled (i, s)
+ * or the whole stratum) is checked after each batch. Every choice depends on
+ * the seeded draws only.
+ */
+static dp_status est_hybrid(const struct dp_shapley_game *g, const struct dp_shapley_opts *o,
+                            struct dp_shapley_result *res) {
+    int n = g->n, nw = g->nw;
+    size_t nn = (size_t)n * n;
+    int64_t budget = o->samples * (n + 1);
+    struct hybrid H = {.n = n, .nw = nw};
+    H.st = dp_calloc((size_t)n, sizeof *H.st);
+    H.sum = dp_calloc(6 * nn, sizeof(double));
+    bool *size_enum = dp_calloc((size_t)n + 1, sizeof *size_enum);
+    int *p = dp_malloc((size_t)(n + 1) * sizeof *p), *plan = NULL;
+    uint64_t *tmp = dp_malloc((size_t)nw * 8), *sets = NULL;
+    double *plan_c = dp_malloc(nn * sizeof *plan_c);
+    int64_t *drawn_plan = dp_malloc((size_t)n * sizeof *drawn_plan);
+    dp_status st = H.st && H.sum && size_enum && p && tmp && plan_c && drawn_plan ? DP_OK : DP_ERR_NOMEM;
+    if (st) goto out;
+    H.sq = H.sum + 2 * nn;
+    H.cnt = H.sum + 4 * nn;
+    /* (1) the enumerated strata: sizes 0, 1, n-1, n always; then from the edges inwards */
+    int64_t enum_coal = 0;
+    size_enum[0] = size_enum[n] = true;
+    if (n >= 1) size_enum[1] = size_enum[n - 1] = true;
+    for (int t = 0; t <= n; t++) enum_coal += size_enum[t] ? (int64_t)binom(n, t) : 0; /* n + 1 or 2n + 2 */
+    H.st[0].exact = H.st[n - 1].exact = true;
+    for (int step = 1; step < n - 1; step++) {
+        int s = step & 1 ? step / 2 + 1 : n - 1 - step / 2; /* 1, n-2, 2, n-3, ... */
+        if (H.st[s].exact) continue;
+        double extra = (size_enum[s] ? 0 : (double)binom(n, s)) + (size_enum[s + 1] ? 0 : (double)binom(n, s + 1));
+        if ((double)enum_coal + extra > (double)(budget / 4)) break;
+        enum_coal += (int64_t)extra;
+        size_enum[s] = size_enum[s + 1] = true;
+        H.st[s].exact = true;
+    }
+    int n_sampled = 0;
+    for (int s = 0; s < n; s++) {
+        struct hstratum *h = H.st + s;
+        h->Npop = binom(n - 1, s);
+        if (h->exact) continue;
+        n_sampled++;
+        /* the base on an enumerated size when there is one (its coalitions are known), else the cheaper design */
+        h->up = size_enum[s] ? true : size_enum[s + 1] ? false : 2 * s < n - 1;
+        h->k = h->up ? s : s + 1;
+        h->N = binom(n, h->k);
+        h->cost = (h->up ? n - s : s + 1) + !size_enum[h->k];
+    }
+    sets = dp_malloc((size_t)(enum_coal > 0 ? enum_coal : 1) * nw * 8);
+    if (!sets) {
+        st = DP_ERR_NOMEM;
+        goto out;
+    }
+    int64_t C = 0;
+    for (int t = 0; t <= n; t++) {
+        if (!size_enum[t]) continue;
+        for (int j = 0; j < t; j++) p[j] = j;
+        do {
+            uint64_t *x = sets + (size_t)C++ * nw;
+            memset(x, 0, (size_t)nw * 8);
+            for (int j = 0; j < t; j++) bit_set(x, p[j]);
+        } while (t > 0 && next_comb(p, t, n));
+    }
+    st = g->need(g->ctx, sets, C);
+    int64_t used = C, marg = 0;
+    free(sets);
+    sets = NULL;
+    /* (2, 3) sampled strata in batches */
+    int per_batch = 4 * (n_sampled > 0 ? n_sampled : 1);
+    int64_t plan_cap = 0;
+    uint64_t *bases = NULL;
+    double *W = dp_malloc(2 * nn * sizeof *W);
+    if (!st && !W) st = DP_ERR_NOMEM;
+    if (!st) st = hyb_grow(&plan, &bases, &sets, &plan_cap, nw, n);
+    bool active[2] = {o->want[0], o->want[1]}, pilot = true;
+    struct dp_rng rng = dp_rng_seeded(o->seed, DP_RNG_HYBRID, 0);
+    while (!st && n_sampled > 0 && used < budget && (active[0] || active[1])) {
+        int va = active[0] ? 0 : 1; /* the counts of the first running value kind plan the batch */
+        int nb = 0;
+        int64_t coal = 0;
+        if (pilot) {
+            /* one draw per sampled stratum that is short of its minimum */
+            bool short_any = false;
+            for (int s = 0; s < n; s++) {
+                struct hstratum *h = H.st + s;
+                if (h->exact || hyb_exhausted(h)) continue;
+                bool short_s = h->drawn < 2;
+                for (int i = 0; i < n && !short_s; i++)
+                    short_s = H.cnt[(size_t)va * nn + (size_t)i * n + s] < 2;
+                if (!short_s) continue;
+                short_any = true;
+                if (used + coal + h->cost > budget && nb > 0) break;
+                if (nb == plan_cap && (st = hyb_grow(&plan, &bases, &sets, &plan_cap, nw, n))) break;
+                plan[nb++] = s;
+                coal += h->cost;
+            }
+            if (st) break;
+            if (!short_any) pilot = false;
+        }
+        if (!pilot) {
+            /* Neyman allocation, one draw at a time, up to the draws predicted to reach tol (at most doubling) */
+            int64_t drawn_all = 0;
+            for (int s = 0; s < n; s++) drawn_all += H.st[s].drawn;
+            int64_t cap = drawn_all > per_batch ? drawn_all : per_batch;
+            for (int v = 0; v < 2; v++) {
+                for (int s = 0; s < n; s++) {
+                    double pooled = 0;
+                    for (int i = 0; i < n; i++) {
+                        size_t x = (size_t)v * nn + (size_t)i * n + s;
+                        double c = H.cnt[x], mean = c > 0 ? H.sum[x] / c : 0, w = c > 1 ? (H.sq[x] - c * mean * mean) / (c - 1) : 0;
+                        W[x] = w > 0 ? w : 0;
+                        pooled += W[x] / n;
+                    }
+                    for (int i = 0; i < n; i++) W[(size_t)v * nn + (size_t)i * n + s] = pooled;
+                }
+            }
+            memcpy(plan_c, H.cnt + (size_t)va * nn, nn * sizeof *plan_c);
+            for (int s = 0; s < n; s++) drawn_plan[s] = H.st[s].drawn;
+            while (nb < cap && used + coal < budget) {
+                int forced = -1;
+                if (o->tol > 0 && nb > 0) { /* predicted standard errors after the planned draws */
+                    bool below = true;
+                    for (int v = 0; v < 2 && below; v++) {
+                        if (!active[v]) continue;
+                        for (int i = 0; i < n && below; i++) {
+                            double var = 0;
+                            for (int s = 0; s < n; s++) {
+                                const struct hstratum *h = H.st + s;
+                                if (h->exact) continue;
+                                double pc = plan_c[(size_t)i * n + s], f = 1 / pc - (h->N <= HYB_PERM_MAX ? 1 / (double)h->Npop : 0);
+                                var += W[(size_t)v * nn + (size_t)i * n + s] * (f > 0 ? f : 0);
+                            }
+                            below = sqrt(var) / n < o->tol;
+                        }
+                    }
+                    if (below) { /* then the strata still short of min_pairs marginals, fewest first */
+                        int least = -1;
+                        double lc = 0;
+                        for (int s = 0; s < n; s++) {
+                            const struct hstratum *h = H.st + s;
+                            if (h->exact || (h->N <= HYB_PERM_MAX && (uint64_t)drawn_plan[s] >= h->N)) continue;
+                            for (int i = 0; i < n; i++) {
+                                double pc = plan_c[(size_t)i * n + s];
+                                if (pc < o->min_pairs && pc < (double)h->Npop && (least < 0 || pc < lc)) least = s, lc = pc;
+                            }
+                        }
+                        if (least < 0) break;
+                        forced = least;
+                    }
+                }
+                int best = forced;
+                double best_gain = 0;
+                for (int s = 0; s < n && forced < 0; s++) {
+                    struct hstratum *h = H.st + s;
+                    if (h->exact || (h->N <= HYB_PERM_MAX && (uint64_t)drawn_plan[s] >= h->N)) continue;
+                    double gain = 0, pi = (double)(h->up ? n - s : s + 1) / n;
+                    for (int v = 0; v < 2; v++) {
+                        if (!active[v]) continue;
+                        for (int i = 0; i < n; i++) {
+                            double pc = plan_c[(size_t)i * n + s];
+                            gain += W[(size_t)v * nn + (size_t)i * n + s] * pi * (1 / pc - 1 / (pc + 1));
+                        }
+                    }
+                    gain /= h->cost;
+                    if (best < 0 || gain > best_gain) best = s, best_gain = gain;
+                }
+                if (best < 0) break;
+                if (nb == plan_cap && (st = hyb_grow(&plan, &bases, &sets, &plan_cap, nw, n))) break;
+                plan[nb++] = best;
+                coal += H.st[best].cost;
+                drawn_plan[best]++;
+                double pi = (double)(H.st[best].up ? n - best : best + 1) / n;
+                for (int i = 0; i < n; i++) plan_c[(size_t)i * n + best] += pi;
+            }
+            if (st) break;
+        }
+        if (nb == 0) break;
+        /* the batch's coalitions */
+        C = 0;
+        for (int b = 0; b < nb && !st; b++) {
+            struct hstratum *h = H.st + plan[b];
+            uint64_t *base = bases + (size_t)b * nw;
+            if (!hyb_draw(h, &rng, n, nw, base, p)) {
+                st = DP_ERR_NOMEM;
+                break;
+            }
+            memcpy(sets + (size_t)C++ * nw, base, (size_t)nw * 8);
+            for (int i = 0; i < n; i++) {
+                if (bit_get(base, i) == h->up) continue; /* up: add each outsider; down: remove each member */
+                uint64_t *x = sets + (size_t)C++ * nw;
+                memcpy(x, base, (size_t)nw * 8);
+                if (h->up) bit_set(x, i);
+                else bit_clear(x, i);
+            }
+        }
+        if (!st) st = g->need(g->ctx, sets, C);
+        used += coal;
+        for (int b = 0; !st && b < nb; b++) {
+            int s = plan[b];
+            struct hstratum *h = H.st + s;
+            const uint64_t *base = bases + (size_t)b * nw;
+            memcpy(tmp, base, (size_t)nw * 8);
+            double d0[2] = {0, 0};
+            for (int v = 0; v < 2; v++)
+                if (active[v]) d0[v] = dval(g, tmp, v);
+            for (int i = 0; i < n; i++) {
+                if (bit_get(base, i) == h->up) continue;
+                if (h->up) bit_set(tmp, i);
+                else bit_clear(tmp, i);
+                for (int v = 0; v < 2; v++) {
+                    if (!active[v]) continue;
+                    double d1 = dval(g, tmp, v), m = h->up ? d0[v] - d1 : d1 - d0[v];
+                    size_t x = (size_t)v * nn + (size_t)i * n + s;
+                    H.sum[x] += m;
+                    H.sq[x] += m * m;
+                    H.cnt[x] += 1;
+                }
+                marg++;
+                memcpy(tmp, base, (size_t)nw * 8);
+            }
+        }
+        if (st || pilot || !(o->tol > 0)) continue;
+        for (int v = 0; v < 2; v++) {
+            if (!active[v]) continue;
+            bool below = true;
+            for (int i = 0; i < n && below; i++) below = hyb_se(&H, v, i) < o->tol;
+            for (int s = 0; s < n && below; s++) { /* and min_pairs marginals in every sampled (i, s), or all of them */
+                const struct hstratum *h = H.st + s;
+                for (int i = 0; i < n && below && !h->exact; i++) {
+                    double c = H.cnt[(size_t)v * nn + (size_t)i * n + s];
+                    below = c >= o->min_pairs || (h->N <= HYB_PERM_MAX && c >= (double)h->Npop);
+                }
+            }
+            if (below) {
+                active[v] = false;
+                res->converged[v] = true;
+                res->samples[v] = marg;
+            }
+        }
+    }
+    free(bases);
+    free(W);
+    /* the values: exact strata by enumeration, sampled ones from their means */
+    for (int v = 0; !st && v < 2; v++) {
+        if (!o->want[v]) continue;
+        bool all_exact = true;
+        for (int i = 0; i < n; i++) res->phi[v][i] = 0;
+        for (int s = 0; s < n; s++) {
+            struct hstratum *h = H.st + s;
+            if (!h->exact) {
+                all_exact = all_exact && hyb_exhausted(h);
+                for (int i = 0; i < n; i++) {
+                    size_t x = (size_t)v * nn + (size_t)i * n + s;
+                    res->phi[v][i] += H.cnt[x] > 0 ? H.sum[x] / H.cnt[x] : NAN;
+                }
+                continue;
+            }
+            /* every S of size s: D(S) - D(S + i) for i outside */
+            for (int j = 0; j < s; j++) p[j] = j;
+            double *m = plan_c; /* (n) scratch */
+            for (int i = 0; i < n; i++) m[i] = 0;
+            do {
+                memset(tmp, 0, (size_t)nw * 8);
+                for (int j = 0; j < s; j++) bit_set(tmp, p[j]);
+                double d0 = dval(g, tmp, v);
+                for (int i = 0; i < n; i++) {
+                    if (bit_get(tmp, i)) continue;
+                    bit_set(tmp, i);
+                    m[i] += d0 - dval(g, tmp, v);
+                    bit_clear(tmp, i);
+                }
+            } while (s > 0 && next_comb(p, s, n));
+            for (int i = 0; i < n; i++) res->phi[v][i] += m[i] / (double)h->Npop;
+        }
+        for (int i = 0; i < n; i++) {
+            res->phi[v][i] /= n;
+            res->se[v][i] = hyb_se(&H, v, i);
+        }
+        if (all_exact) res->converged[v] = true;
+        if (active[v]) res->samples[v] = marg;
+        res->pairs[v] = 0;
+    }
+out:
+    for (int s = 0; H.st && s < n; s++) free(H.st[s].perm);
+    free(H.st);
+    free(H.sum);
+    free(size_enum);
+    free(p);
+    free(plan);
+    free(tmp);
+    free(sets);
+    free(plan_c);
+    free(drawn_plan);
+    return st;
+}
+
 /* ---- kernel regression: kernel and leverage ---- */
 
 /* In-place inverse of the symmetric positive definite n x n matrix a by Cholesky; false when not positive definite. */
@@ -679,9 +1102,11 @@ dp_status dp_shapley_estimate(const struct dp_shapley_game *g, const struct dp_s
     }
     switch (o->estimator) {
     case DP_SHAPLEY_PERMUTATION: return est_permutation(g, o, r);
-    case DP_SHAPLEY_STRATIFIED: case DP_SHAPLEY_AUTO: return est_stratified(g, o, r);
+    case DP_SHAPLEY_STRATIFIED: return est_stratified(g, o, r);
     case DP_SHAPLEY_KERNEL: return est_kernel(g, o, r, false);
     case DP_SHAPLEY_LEVERAGE: return est_kernel(g, o, r, true);
+    case DP_SHAPLEY_AUTO: /* the sampler auto falls back to (enumeration is the caller's) */
+    case DP_SHAPLEY_HYBRID: return est_hybrid(g, o, r);
     default: return dp_fail(DP_ERR_ARG, "unknown Shapley estimator %d", o->estimator);
     }
 }

@@ -29,6 +29,14 @@
  *   leverage     Leverage SHAP (Musco & Witter 2024): the same regression
  *                with sizes drawn uniformly (the leverage scores) and every
  *                size sampled, reweighted to the kernel; the same stderr.
+ *   hybrid       stratified by size, with whole strata enumerated first
+ *                from the edges inwards (s = 0, n-1, 1, n-2, ...) while
+ *                they fit in a quarter of the budget, the others drawn
+ *                without replacement (finite population correction; a
+ *                stratum drawn to its end is exact) and allocated by Neyman
+ *                allocation, batches sized to the draws predicted to reach
+ *                tol. With a budget of 4 * 2^n coalitions it enumerates the
+ *                game: exact values, stderr 0. Not efficient unless exact.
  *
  * The kernel estimators are efficient by construction (sum = D(none) - D(all)
  * up to rounding).
@@ -43,12 +51,14 @@ enum dp_shapley_estimator {
     DP_SHAPLEY_STRATIFIED,
     DP_SHAPLEY_KERNEL,
     DP_SHAPLEY_LEVERAGE,
+    DP_SHAPLEY_HYBRID,
     DP_SHAPLEY_N_EST,
     /*
      * auto, the default: exact enumeration when the 2^n coalitions are no more
      * than the sampling budget's samples * (n + 1) coalitions (and n <= 24),
-     * else stratified (docs/shapley-estimators.md: the lowest error per unit
-     * evaluation of the samplers at 10 sublayers).
+     * else hybrid (docs/shapley-estimators.md: the fewest unit evaluations to
+     * a given error of the samplers at 10 sublayers). dp_shapley_estimate
+     * runs hybrid for it; the enumeration is the caller's (metrics_shapley.c).
      */
     DP_SHAPLEY_AUTO = DP_SHAPLEY_N_EST
 };
@@ -74,7 +84,7 @@ struct dp_shapley_opts {
     int estimator;        /* enum dp_shapley_estimator */
     bool want[2];         /* value kinds to estimate */
     int64_t samples;      /* budget: permutations, or (others) samples * (n + 1) sampled coalitions */
-    int min_pairs;        /* no early stop before this many pairs (rounds for stratified) */
+    int min_pairs;        /* no early stop before this many pairs (rounds for stratified, draws per stratum for hybrid) */
     double tol;           /* stop when every stderr is below (0: use the whole budget) */
     uint64_t seed;
     bool all_perms;       /* permutation only: every permutation once */
@@ -82,8 +92,8 @@ struct dp_shapley_opts {
 
 struct dp_shapley_result {
     double *phi[2], *se[2];   /* (n) each, owned by the caller, filled for wanted kinds */
-    int pairs[2];             /* antithetic or complementary pairs used (0: stratified) */
-    int64_t samples[2];       /* permutations, sampled coalitions, or stratified marginals used */
+    int pairs[2];             /* antithetic or complementary pairs used (0: stratified, hybrid) */
+    int64_t samples[2];       /* permutations, sampled coalitions, or stratified/hybrid marginals used */
     bool converged[2];        /* every stderr below tol */
 };
 

@@ -48,7 +48,7 @@ has "$TMP/j1.json" '"metric":"shapley_loss","influence":[-0-9.e]*,"stderr":' "sh
 has "$TMP/j1.json" '"exact":true' "shapley: the default enumerates 5 blocks exactly"
 has "$TMP/j1.json" '"estimator":"exact","samples":0' "shapley: exact named in the JSON"
 # --estimator: the permutation sampler as before; every estimator names itself in the JSON
-for e in permutation stratified kernel leverage; do
+for e in permutation stratified kernel leverage hybrid; do
     $DP score $A --metric shapley_loss --estimator $e --samples 16 --json -t 2 >"$TMP/e.json" 2>"$TMP/err" || bad "--estimator $e: $(cat "$TMP/err")"
     has "$TMP/e.json" "\"estimator\":\"$e\"" "estimator $e in the JSON"
 done

@@ -415,6 +415,7 @@ static void test_estimators(const struct dp_model *m, struct dp_pool *pool, cons
     if (!ex) return;
     for (int est = DP_SHAPLEY_STRATIFIED; est < DP_SHAPLEY_N_EST; est++) {
         const char *name = dp_shapley_estimator_name(est);
+        if (est == DP_SHAPLEY_HYBRID) continue; /* below: 5 blocks are too few strata for its sampling */
         for (uint64_t seed = 1; seed <= 3; seed++) {
             opts_for(&o, DP_UNITS_BLOCK, both, 2);
             o.shapley_estimator = est;
@@ -473,16 +474,62 @@ static void test_estimators(const struct dp_model *m, struct dp_pool *pool, cons
         CHECK_MSG(r && r->shapley[0].converged, "%s: early stop", name);
         dp_scores_free(r);
     }
-    /* the default, auto: exact when 2^n <= samples (n + 1), else stratified */
+    /*
+     * hybrid: 24 samples (144 coalitions, a quarter is 36 >= 32) enumerate the
+     * game up front: the exact values; 12 samples enumerate strata 0 and 4
+     * and sample 1-3 (to their ends for some seeds). Both: the same bits for
+     * 1 and 3 threads and after an interruption inside a batch.
+     */
+    for (int64_t K = 24; K >= 12; K -= 12) {
+        opts_for(&o, DP_UNITS_BLOCK, both, 2);
+        o.shapley_estimator = DP_SHAPLEY_HYBRID;
+        o.shapley_perms = (int)K;
+        o.shapley_tol = 0;
+        struct dp_scores *r = score(m, NULL, pool, ch, &o);
+        if (!r) continue;
+        CHECK(r->shapley[0].estimator == DP_SHAPLEY_HYBRID && !r->shapley[0].exact);
+        for (int v = 0; v < 2; v++)
+            for (int i = 0; i < 5 && K == 24; i++) {
+                CHECK_CLOSE(r->influence[both[v]][i], ex->influence[both[v]][i], 1e-12, 1e-12);
+                CHECK(r->std_err[both[v]][i] == 0 && r->shapley[v].converged);
+            }
+        for (int i = 0; i < 5 && K == 12; i++) CHECK(r->std_err[both[0]][i] > 0 && isfinite(r->influence[both[0]][i]));
+        struct dp_pool *p1 = dp_pool_new(1), *p3 = dp_pool_new(3);
+        struct dp_scores *a = score(m, NULL, p1, ch, &o), *b = score(m, NULL, p3, ch, &o);
+        CHECK_MSG(same_scores(r, a) && same_scores(r, b), "hybrid %lld: threads", (long long)K);
+        dp_scores_free(a);
+        dp_scores_free(b);
+        dp_pool_free(p1);
+        dp_pool_free(p3);
+        const char *ck = tmp_path("hyb.ckpt");
+        remove(ck);
+        o.checkpoint = ck;
+        o.checkpoint_every = 0;
+        o.stop_after_passes = 2 * ch->n_seqs + 3;
+        struct dp_mask mask;
+        dp_mask_all(m, &mask);
+        struct dp_scores *s = NULL;
+        CHECK(dp_metrics_score(m, &mask, NULL, pool, ch, &o, &s) == DP_ERR_IO && !s);
+        o.stop_after_passes = 0;
+        s = score(m, NULL, pool, ch, &o);
+        CHECK_MSG(same_scores(r, s) && s->resumed &&
+                      s->cost[DP_METRIC_SHAPLEY_LOSS].unit_evals == r->cost[DP_METRIC_SHAPLEY_LOSS].unit_evals,
+                  "hybrid %lld: resumed", (long long)K);
+        dp_scores_free(s);
+        remove(ck);
+        o.checkpoint = NULL;
+        dp_scores_free(r);
+    }
+    /* the default, auto: exact when 2^n <= samples (n + 1), else hybrid */
     opts_for(&o, DP_UNITS_BLOCK, both, 2);
     o.shapley_estimator = DP_SHAPLEY_AUTO;
     o.shapley_perms = 6; /* 32 coalitions <= 36 */
     struct dp_scores *au = score(m, NULL, pool, ch, &o);
     CHECK(au && au->shapley[0].exact && same_arr(au->influence[both[0]], ex->influence[both[0]], 5));
     dp_scores_free(au);
-    o.shapley_perms = 5; /* 32 > 30: stratified */
+    o.shapley_perms = 5; /* 32 > 30: hybrid */
     au = score(m, NULL, pool, ch, &o);
-    CHECK(au && !au->shapley[0].exact && au->shapley[0].estimator == DP_SHAPLEY_STRATIFIED);
+    CHECK(au && !au->shapley[0].exact && au->shapley[0].estimator == DP_SHAPLEY_HYBRID);
     dp_scores_free(au);
     dp_score_opts_default(&o);
     CHECK_EQ_INT(o.shapley_estimator, DP_SHAPLEY_AUTO);

@@ -81,7 +81,7 @@ int cmd_score(int argc, char **argv) {
         {"--tol", NULL, false, &tol_s, "shapley: stop when every stderr is below T (default 0.01; 0: never early)"},
         {"--min-pairs", NULL, false, &min_pairs_s, "shapley: pairs (stratified: rounds) before an early stop (default 8)"},
         {"--estimator", NULL, false, &estimator,
-         "shapley: auto (default: exact when 2^n <= K (n+1), else stratified), stratified, kernel, leverage, permutation"},
+         "shapley: auto (default: exact when 2^n <= K (n+1), else hybrid), hybrid, stratified, kernel, leverage, permutation"},
         {"--exact", NULL, true, &exact, "shapley: exact values by enumerating every coalition (<= 24 units)"},
         {"--span", NULL, false, &span_s, "angular: only spans of N blocks (default: every N)"},
         {"-o", "--output", false, &out_path, "scores file (JSON) for sweep and prune"},
@@ -161,7 +161,7 @@ int cmd_score(int argc, char **argv) {
     if (estimator) {
         o.shapley_estimator = dp_shapley_estimator_parse(estimator);
         if (o.shapley_estimator < 0)
-            return cli_error("score", 2, "--estimator must be auto, kernel, permutation, stratified or leverage, not '%s'",
+            return cli_error("score", 2, "--estimator must be auto, hybrid, kernel, permutation, stratified or leverage, not '%s'",
                              estimator);
         if (!o.want[DP_METRIC_SHAPLEY_LOSS] && !o.want[DP_METRIC_SHAPLEY_LOGIT])
             return cli_error("score", 2, "--estimator applies to shapley_loss and shapley_logit");
