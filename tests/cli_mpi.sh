@@ -41,6 +41,8 @@ same "ppl paper" ppl -m $M -f $C --docs 0:20 --ctx 64 --max-seqs 13 -t 1
 same "ppl llamacpp" ppl -m $M -f $T --ctx 64 --protocol llamacpp -t 1
 same "ppl with --drop" ppl -m $M -f $C --docs 0:20 --ctx 64 --max-seqs 7 --drop b1,a3 -t 1
 same "score all families" score -m $M -f $C --docs 0:40 --ctx 64 --max-seqs 7 --metric all --samples 16 -t 1
+same "score sublayer shapley, hybrid estimator" score -m $M -f $C --docs 0:40 --ctx 32 --max-seqs 5 --unit sublayer \
+    --metric shapley_loss --estimator hybrid --samples 12 -t 1
 same "score --seq-batch 3 (several sequences per weight pass)" score -m $M -f $C --docs 0:40 --ctx 32 --max-seqs 7 --unit sublayer \
     --metric loo_loss --seq-batch 3 -t 1
 same "score sublayer loo+shapley" score -m $M -f $C --docs 0:40 --ctx 32 --max-seqs 5 --unit sublayer \
