@@ -1302,100 +1302,19 @@ INLINE void kq_direct(uint32_t type, int T, const uint8_t *const rows[16], __m51
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(Y + t * ldy, mask, y[t]);
 }
 
-/* reduce16x16's tree on int32 lanes (any order gives the same exact sums): lane r = sum of a[r]'s lanes. */
-INLINE __m512i hsum16x16(const __m512i a[16]) {
-#define PS(v) _mm512_castsi512_ps(v)
-#define PI(v) _mm512_castps_si512(v)
-    __m512i b[8], c[4], d[2];
-    for (int m = 0; m < 8; m++)
-        b[m] = _mm512_add_epi32(PI(_mm512_shuffle_f32x4(PS(a[2 * m]), PS(a[2 * m + 1]), 0x44)),
-                                PI(_mm512_shuffle_f32x4(PS(a[2 * m]), PS(a[2 * m + 1]), 0xEE)));
-    for (int m = 0; m < 4; m++)
-        c[m] = _mm512_add_epi32(PI(_mm512_shuffle_f32x4(PS(b[2 * m]), PS(b[2 * m + 1]), 0x88)),
-                                PI(_mm512_shuffle_f32x4(PS(b[2 * m]), PS(b[2 * m + 1]), 0xDD)));
-    for (int m = 0; m < 2; m++)
-        d[m] = _mm512_add_epi32(PI(_mm512_shuffle_ps(PS(c[2 * m]), PS(c[2 * m + 1]), _MM_SHUFFLE(1, 0, 1, 0))),
-                                PI(_mm512_shuffle_ps(PS(c[2 * m]), PS(c[2 * m + 1]), _MM_SHUFFLE(3, 2, 3, 2))));
-    __m512i e = _mm512_add_epi32(PI(_mm512_shuffle_ps(PS(d[0]), PS(d[1]), _MM_SHUFFLE(2, 0, 2, 0))),
-                                 PI(_mm512_shuffle_ps(PS(d[0]), PS(d[1]), _MM_SHUFFLE(3, 1, 3, 1))));
-#undef PS
-#undef PI
-    return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), e);
-}
-
 /*
- * Q6_K against one token (decode), without the transposition: the codes of
- * a row are already in element order (the low nibbles of ql's 64 bytes are
- * elements 0..63 of a half, the high nibbles 64..127, with qh's 32 bytes
- * giving bits 4..5 to both), so each row takes vpmaddubsw (pairs of u*qx,
- * at most 2*63*127 in magnitude: no saturation) and vpdpwssd with its int16
- * sub-block scales, plus -32 sc * sum16 for the offset; the sixteen rows'
- * lane sums are then added by hsum16x16, giving the same exact isc as
- * kq_tile, and the same fma.
+ * Q6_K against one token (decode) takes the AVX2 set's kq_one: eight rows
+ * straight from the file's blocks, the next eight swept into L1 in step.
+ * The 16-row AVX-512 kernel it replaces read 11-15 GB/s from memory and ran
+ * at 0.48-0.63x llama.cpp's decode on an AVX-512 machine (stop 22); kq_one
+ * runs at 1.09-1.12x llama.cpp on an AVX2 EPYC (docs/performance.md). Both
+ * give the scalar set's bits, so the choice changes speed only.
  */
-static void q6k_one(const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, float *Y) {
-    int64_t nb = A->n_in / 256;
-    DP_ASSERT(rb * 15 <= INT32_MAX);
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    const __m512i hsh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1); /* k = 1, 3: qh >> 2 */
-    __m512i sidx[4];
-    for (int c = 0; c < 4; c++) /* word i of chunk c belongs to sub-block 4c + i/8 */
-        sidx[c] = _mm512_add_epi16(_mm512_set1_epi16((short)(4 * c)),
-                                   _mm512_srli_epi16(_mm512_setr_epi32(0x00010000, 0x00030002, 0x00050004, 0x00070006,
-                                                                       0x00090008, 0x000B000A, 0x000D000C, 0x000F000E,
-                                                                       0x00110010, 0x00130012, 0x00150014, 0x00170016,
-                                                                       0x00190018, 0x001B001A, 0x001D001C, 0x001F001E),
-                                                     3));
-    for (int r0 = 0; r0 < n_rows; r0 += 16) {
-        int nr = n_rows - r0 < 16 ? n_rows - r0 : 16;
-        const uint8_t *rows[16], *base = (const uint8_t *)W + (size_t)r0 * rb, *next = base + 16 * rb;
-        int32_t off[16];
-        for (int i = 0; i < 16; i++) {
-            off[i] = (int32_t)((size_t)(i < nr ? i : nr - 1) * rb);
-            rows[i] = base + off[i];
-        }
-        __m512i idx = _mm512_loadu_si512(off);
-        __m512 y = _mm512_setzero_ps();
-        for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *pf = next + b * 16 * 210;
-#pragma GCC unroll 53
-            for (int64_t c = 0; c < 16 * 210; c += 64) _mm_prefetch((const char *)pf + c, _MM_HINT_T0);
-            const int8_t *xq = A->q + b * 256;
-            __m512i x[4], acc[16];
-#pragma GCC unroll 4
-            for (int c = 0; c < 4; c++) x[c] = _mm512_loadu_si512(xq + 64 * c);
-            __m512i s16 = _mm512_loadu_si512(A->sum16 + b * 16);
-#pragma GCC unroll 16
-            for (int i = 0; i < 16; i++) {
-                const uint8_t *p = rows[i] + (size_t)b * 210;
-                __m128i scb = _mm_loadu_si128((const __m128i *)(p + 192));
-                __m512i a = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                             _mm512_slli_epi32(_mm512_mullo_epi32(_mm512_cvtepi8_epi32(scb), s16), 5));
-                __m512i scw = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(scb));
-#pragma GCC unroll 2
-                for (int h = 0; h < 2; h++) {
-                    __m512i L = _mm512_loadu_si512(p + 64 * h);
-                    __m512i T = _mm512_srlv_epi16(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h))), hsh);
-                    __m512i ca = or_and(_mm512_and_si512(L, m4), _mm512_slli_epi16(T, 4), m30);
-                    __m512i cb = or_and(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4), T, m30);
-                    a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(ca, x[2 * h]), _mm512_permutexvar_epi16(sidx[2 * h], scw));
-                    a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(cb, x[2 * h + 1]),
-                                            _mm512_permutexvar_epi16(sidx[2 * h + 1], scw));
-                }
-                acc[i] = a;
-            }
-            __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
-                _mm512_srli_epi32(_mm512_i32gather_epi32(idx, (const void *)(rows[0] + (size_t)b * 210 + 206), 1), 16)));
-            y = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(A->d[b])), _mm512_cvtepi32_ps(hsum16x16(acc)), y);
-        }
-        _mm512_mask_storeu_ps(Y + r0, tail_mask(nr), y);
-    }
-}
-
 INLINE void kq_vecdot(uint32_t type, const void *W, size_t rb, int n_rows, const struct dp_act_q8 *A, int n_tok,
                       float *Y, int64_t ldy) {
-    if (type == DP_TYPE_Q6_K && n_tok == 1) {
-        q6k_one(W, rb, n_rows, A, Y);
+    const struct dp_kernel_ops *avx2 = type == DP_TYPE_Q6_K && n_tok == 1 ? dp_kernels_avx2() : NULL;
+    if (avx2 && avx2->vecdot_q8[type]) {
+        avx2->vecdot_q8[type](W, rb, n_rows, A, n_tok, Y, ldy);
         return;
     }
     int64_t nb = A->n_in / 256;
